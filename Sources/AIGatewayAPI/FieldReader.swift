@@ -1,0 +1,226 @@
+/// One problem in a manifest, located by the path of the field that has to change.
+public struct FieldError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The field path, e.g. `spec.ai.multipool.priorities[1].pool[0].provider`.
+    public var path: String
+    public var message: String
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+}
+
+/// Collects every error found while decoding one object, so a user sees all of them at once.
+final class Diagnostics {
+    var errors: [FieldError] = []
+
+    func add(_ path: String, _ message: String) {
+        errors.append(FieldError(path: path, message: message))
+    }
+}
+
+/// Reads the members of one JSON object, recording errors against field paths and
+/// reporting members that the schema does not know (strict decoding, like a CRD's
+/// structural schema with `fieldValidation=Strict`).
+final class ObjectReader {
+    let path: String
+    let fields: [String: JSONValue]
+    let diagnostics: Diagnostics
+    private var consumed: Set<String> = []
+
+    init?(_ value: JSONValue, path: String, diagnostics: Diagnostics) {
+        guard case .object(let o) = value else {
+            diagnostics.add(path, "must be an object, found \(value.typeName)")
+            return nil
+        }
+        self.path = path
+        self.fields = o
+        self.diagnostics = diagnostics
+    }
+
+    func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func has(_ key: String) -> Bool {
+        if let v = fields[key], v != .null { return true }
+        return false
+    }
+
+    /// Marks a member as known without reading it.
+    func ignore(_ keys: String...) {
+        for k in keys { consumed.insert(k) }
+    }
+
+    func raw(_ key: String, required: Bool = false) -> JSONValue? {
+        consumed.insert(key)
+        guard let v = fields[key], v != .null else {
+            if required { diagnostics.add(childPath(key), "required field is missing") }
+            return nil
+        }
+        return v
+    }
+
+    func string(_ key: String, required: Bool = false, nonEmpty: Bool = true) -> String? {
+        guard let v = raw(key, required: required) else { return nil }
+        guard case .string(let s) = v else {
+            diagnostics.add(childPath(key), "must be a string, found \(v.typeName)")
+            return nil
+        }
+        if nonEmpty && s.isEmpty && required {
+            diagnostics.add(childPath(key), "must not be empty")
+            return nil
+        }
+        return s
+    }
+
+    func enumeration(_ key: String, _ allowed: [String], required: Bool = false) -> String? {
+        guard let s = string(key, required: required) else { return nil }
+        guard allowed.contains(s) else {
+            let list = allowed.map { "\"\($0)\"" }.joined(separator: ", ")
+            diagnostics.add(childPath(key), "unsupported value \"\(s)\": supported values: \(list)")
+            return nil
+        }
+        return s
+    }
+
+    func int(_ key: String, required: Bool = false, range: ClosedRange<Int>? = nil) -> Int? {
+        guard let v = raw(key, required: required) else { return nil }
+        guard let i = v.intValue else {
+            diagnostics.add(childPath(key), "must be an integer, found \(v.typeName)")
+            return nil
+        }
+        if let range, !range.contains(i) {
+            diagnostics.add(childPath(key), "must be between \(range.lowerBound) and \(range.upperBound), found \(i)")
+            return nil
+        }
+        return i
+    }
+
+    func bool(_ key: String) -> Bool? {
+        guard let v = raw(key) else { return nil }
+        guard case .bool(let b) = v else {
+            diagnostics.add(childPath(key), "must be a boolean, found \(v.typeName)")
+            return nil
+        }
+        return b
+    }
+
+    func object(_ key: String, required: Bool = false) -> ObjectReader? {
+        guard let v = raw(key, required: required) else { return nil }
+        return ObjectReader(v, path: childPath(key), diagnostics: diagnostics)
+    }
+
+    /// The elements of an array member with their paths; checks the item count.
+    func array(_ key: String, required: Bool = false, minItems: Int = 0, maxItems: Int = .max) -> [(path: String, value: JSONValue)]? {
+        guard let v = raw(key, required: required) else {
+            if minItems > 0 && !required && fields[key] != nil {
+                diagnostics.add(childPath(key), "must have at least \(minItems) item(s)")
+            }
+            return nil
+        }
+        guard case .array(let a) = v else {
+            diagnostics.add(childPath(key), "must be an array, found \(v.typeName)")
+            return nil
+        }
+        if a.count < minItems {
+            diagnostics.add(childPath(key), "must have at least \(minItems) item(s), found \(a.count)")
+        }
+        if a.count > maxItems {
+            diagnostics.add(childPath(key), "must have at most \(maxItems) item(s), found \(a.count)")
+        }
+        return a.enumerated().map { ("\(childPath(key))[\($0.offset)]", $0.element) }
+    }
+
+    func objects(_ key: String, required: Bool = false, minItems: Int = 0, maxItems: Int = .max) -> [ObjectReader] {
+        (array(key, required: required, minItems: minItems, maxItems: maxItems) ?? []).compactMap {
+            ObjectReader($0.value, path: $0.path, diagnostics: diagnostics)
+        }
+    }
+
+    func strings(_ key: String, maxItems: Int = .max) -> [String] {
+        (array(key, maxItems: maxItems) ?? []).compactMap { item in
+            guard case .string(let s) = item.value else {
+                diagnostics.add(item.path, "must be a string, found \(item.value.typeName)")
+                return nil
+            }
+            return s
+        }
+    }
+
+    func stringMap(_ key: String) -> [String: String] {
+        guard let r = object(key) else { return [:] }
+        var out: [String: String] = [:]
+        for (k, v) in r.fields {
+            r.consumed.insert(k)
+            if case .string(let s) = v { out[k] = s } else if v != .null {
+                diagnostics.add(r.childPath(k), "must be a string, found \(v.typeName)")
+            }
+        }
+        return out
+    }
+
+    func duration(_ key: String) -> GatewayDuration? {
+        guard let s = string(key) else { return nil }
+        guard let d = GatewayDuration(parsing: s) else {
+            diagnostics.add(childPath(key), "invalid duration \"\(s)\": expected a Gateway API duration such as 500ms, 10s, 1m or 1h30m")
+            return nil
+        }
+        return d
+    }
+
+    /// Reports members that were never read: typos and fields this API does not have.
+    func rejectUnknownFields() {
+        for key in fields.keys.sorted() where !consumed.contains(key) {
+            diagnostics.add(childPath(key), "unknown field")
+        }
+    }
+}
+
+/// A Gateway API duration (`^([0-9]{1,5}(h|m|s|ms)){1,4}$`).
+public struct GatewayDuration: Sendable, Hashable, CustomStringConvertible {
+    public var milliseconds: Int64
+
+    public init(milliseconds: Int64) { self.milliseconds = milliseconds }
+
+    public init?(parsing text: String) {
+        var total: Int64 = 0
+        var digits = ""
+        var parts = 0
+        var chars = Array(text)[...]
+        guard !chars.isEmpty else { return nil }
+        while let c = chars.first {
+            if c.isASCII, c.isNumber {
+                digits.append(c)
+                chars = chars.dropFirst()
+                continue
+            }
+            guard !digits.isEmpty, digits.count <= 5, let n = Int64(digits) else { return nil }
+            let unit: Int64
+            if chars.starts(with: ["m", "s"]) {
+                unit = 1
+                chars = chars.dropFirst(2)
+            } else {
+                switch c {
+                case "h": unit = 3_600_000
+                case "m": unit = 60_000
+                case "s": unit = 1000
+                default: return nil
+                }
+                chars = chars.dropFirst()
+            }
+            total += n * unit
+            digits = ""
+            parts += 1
+        }
+        guard digits.isEmpty, parts >= 1, parts <= 4 else { return nil }
+        self.milliseconds = total
+    }
+
+    public var duration: Duration { .milliseconds(milliseconds) }
+
+    public var description: String {
+        if milliseconds % 1000 != 0 { return "\(milliseconds)ms" }
+        return "\(milliseconds / 1000)s"
+    }
+}

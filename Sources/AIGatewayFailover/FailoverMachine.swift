@@ -1,0 +1,303 @@
+import AIGatewayRouting
+
+/// Knobs of one request's failover, from the route and the Backend.
+public struct FailoverPolicy: Sendable, Hashable {
+    /// Same-entry retries after a 5xx (in `retryCodes`) or a connection failure.
+    public var sameEntryRetries: Int
+    public var retryCodes: Set<Int>
+    /// Base of the jittered exponential backoff between same-entry retries.
+    public var backoff: Duration
+    /// Same-entry retries after a 429 that gave no hint of how long to wait.
+    public var rateLimitRetries: Int
+    /// The request's deadline: nothing is attempted or waited for past it.
+    public var deadline: Instant
+
+    public init(sameEntryRetries: Int = 1, retryCodes: Set<Int> = RetryPolicy.defaultCodes, backoff: Duration = .milliseconds(100), rateLimitRetries: Int = 2, deadline: Instant) {
+        self.sameEntryRetries = sameEntryRetries
+        self.retryCodes = retryCodes
+        self.backoff = backoff
+        self.rateLimitRetries = rateLimitRetries
+        self.deadline = deadline
+    }
+}
+
+/// Why a request failed after every candidate, and what to answer.
+public struct FailoverFailure: Sendable, Hashable {
+    public var status: Int
+    /// OpenAI error `type` / `code`.
+    public var code: String
+    public var message: String
+    /// For 503s caused by provider cool-downs: when to come back.
+    public var retryAfter: Duration?
+}
+
+/// One candidate of the request: an entry of the Backend in the order it will be tried.
+public struct FailoverCandidate: Sendable, Hashable {
+    public var id: String
+    public var backend: String
+    public var model: String
+    public var priority: Int
+    /// Why it cannot be tried at all, if so.
+    public var problem: String?
+
+    public init(id: String, backend: String, model: String, priority: Int, problem: String?) {
+        self.id = id
+        self.backend = backend
+        self.model = model
+        self.priority = priority
+        self.problem = problem
+    }
+
+    public init(_ e: CompiledEntry) {
+        self.init(id: e.id, backend: e.backend.description, model: e.model, priority: e.priority, problem: e.isUsable ? nil : (e.problem ?? "no credentials"))
+    }
+}
+
+/// The decisions of failover for one request, as a value-type state machine: the I/O shell
+/// performs each action it returns and reports the outcome back. No sockets, no clocks of its
+/// own: time and shared health come in as arguments, randomness from a seeded generator.
+public struct FailoverMachine: Sendable {
+    public enum Action: Sendable, Hashable {
+        /// Send the request to candidate `index` after waiting `delay`.
+        case attempt(index: Int, delay: Duration, isRetry: Bool)
+        /// Return the upstream response just reported, as is (content filter, other 4xx,
+        /// or a context-length error with nowhere left to go).
+        case returnUpstreamResponse
+        /// Everything failed: answer with this error.
+        case fail(FailoverFailure)
+        /// The last attempt succeeded.
+        case done
+    }
+
+    /// One line of the attempt trail.
+    public struct Record: Sendable, Hashable {
+        public var index: Int
+        public var outcome: AttemptOutcome
+    }
+
+    enum CandidateState: Sendable, Hashable {
+        case pending
+        case finished
+        /// Asked to wait (429) until then; may be retried if nothing else is left.
+        case waiting(until: Instant)
+    }
+
+    public let candidates: [FailoverCandidate]
+    public let policy: FailoverPolicy
+    public private(set) var records: [Record] = []
+    private var states: [CandidateState]
+    private var retries: [Int]
+    private var rateLimitRetries: [Int]
+    private var current: Int?
+    private var attemptedAny = false
+    private var rng: SplitMix64
+
+    /// - Parameters:
+    ///   - levels: priority levels in order, each already rotated for round robin.
+    public init(levels: [[FailoverCandidate]], policy: FailoverPolicy, seed: UInt64) {
+        self.candidates = levels.flatMap { $0 }
+        self.policy = policy
+        self.states = Array(repeating: .pending, count: candidates.count)
+        self.retries = Array(repeating: 0, count: candidates.count)
+        self.rateLimitRetries = Array(repeating: 0, count: candidates.count)
+        self.rng = SplitMix64(seed: seed)
+    }
+
+    /// The first action of the request.
+    public mutating func start(now: Instant, health: some HealthOracle) -> Action {
+        nextCandidate(now: now, health: health)
+    }
+
+    /// Reports the outcome of the attempt last asked for and returns what to do next.
+    public mutating func record(_ outcome: AttemptOutcome, now: Instant, health: some HealthOracle) -> Action {
+        guard let c = current else { return .fail(summary(now: now)) }
+        records.append(Record(index: c, outcome: outcome))
+        switch outcome {
+        case .success:
+            current = nil
+            return .done
+        case .contentFiltered, .clientError:
+            // The request itself is at fault; no other model would answer differently.
+            current = nil
+            return .returnUpstreamResponse
+        case .contextLengthExceeded:
+            states[c] = .finished
+            let next = nextCandidate(now: now, health: health)
+            if case .fail = next { return .returnUpstreamResponse }
+            return next
+        case .connectFailed, .truncated:
+            return retryOrMoveOn(c, now: now, health: health)
+        case .serverError(let status):
+            if policy.retryCodes.contains(status) { return retryOrMoveOn(c, now: now, health: health) }
+            states[c] = .finished
+            return nextCandidate(now: now, health: health)
+        case .rateLimited(let after):
+            if let after {
+                // Never sooner than asked; other candidates first.
+                states[c] = .waiting(until: now + after)
+                return nextCandidate(now: now, health: health)
+            }
+            if rateLimitRetries[c] < policy.rateLimitRetries, health.withdrawRetry(backend: candidates[c].backend) {
+                rateLimitRetries[c] += 1
+                let delay = backoff(attempt: rateLimitRetries[c], base: max(policy.backoff, .milliseconds(200)))
+                if now + delay < policy.deadline {
+                    return .attempt(index: c, delay: delay, isRetry: true)
+                }
+            }
+            states[c] = .finished
+            return nextCandidate(now: now, health: health)
+        case .firstByteTimeout, .firstTokenTimeout, .attemptTimeout, .misconfigured, .unusable, .ejected:
+            // Silent, stalled or misconfigured: retrying the same entry would only wait again.
+            states[c] = .finished
+            return nextCandidate(now: now, health: health)
+        }
+    }
+
+    /// After a stream was cut once tokens reached the client: the candidate to continue on, if any
+    /// is available now (no waiting: the client is mid-answer).
+    public mutating func continuationCandidate(now: Instant, health: some HealthOracle) -> Int? {
+        if let c = current { states[c] = .finished }
+        for i in candidates.indices where states[i] == .pending && candidates[i].problem == nil {
+            guard health.availability(of: candidates[i].id, now: now) == .available || health.availability(of: candidates[i].id, now: now) == .probe else { continue }
+            guard health.admit(candidates[i].id, now: now) else { continue }
+            current = i
+            return i
+        }
+        return nil
+    }
+
+    /// Reports the outcome of a continuation attempt (for the trail only).
+    public mutating func recordContinuation(_ outcome: AttemptOutcome) {
+        if let c = current { records.append(Record(index: c, outcome: outcome)) }
+        current = nil
+    }
+
+    private mutating func retryOrMoveOn(_ c: Int, now: Instant, health: some HealthOracle) -> Action {
+        // An entry this very failure ejected is not retried.
+        let stillAvailable = health.availability(of: candidates[c].id, now: now) == .available
+        if stillAvailable, retries[c] < policy.sameEntryRetries, health.withdrawRetry(backend: candidates[c].backend) {
+            retries[c] += 1
+            let delay = backoff(attempt: retries[c], base: policy.backoff)
+            if now + delay < policy.deadline {
+                return .attempt(index: c, delay: delay, isRetry: true)
+            }
+        }
+        states[c] = .finished
+        return nextCandidate(now: now, health: health)
+    }
+
+    /// Full jitter: uniform in [base×2^(n-1)/2, base×2^(n-1)].
+    private mutating func backoff(attempt: Int, base: Duration) -> Duration {
+        let ceiling = base * (1 << min(attempt - 1, 10))
+        let ms = Double(ceiling.components.seconds) * 1000 + Double(ceiling.components.attoseconds) / 1e15
+        let jittered = ms / 2 + rng.nextUnit() * ms / 2
+        return .microseconds(Int64(jittered * 1000))
+    }
+
+    private mutating func nextCandidate(now: Instant, health: some HealthOracle) -> Action {
+        current = nil
+        guard now < policy.deadline else { return .fail(summary(now: now)) }
+        var skippedEjected: [Int] = []
+        for i in candidates.indices where states[i] == .pending {
+            if let problem = candidates[i].problem {
+                states[i] = .finished
+                records.append(Record(index: i, outcome: .unusable(problem)))
+                continue
+            }
+            switch health.availability(of: candidates[i].id, now: now) {
+            case .available, .probe:
+                if health.admit(candidates[i].id, now: now) {
+                    return begin(i)
+                }
+                skippedEjected.append(i)
+            case .ejected:
+                skippedEjected.append(i)
+            case .coolingDown(let until):
+                states[i] = .waiting(until: until)
+            }
+        }
+        for i in skippedEjected {
+            states[i] = .finished
+            records.append(Record(index: i, outcome: .ejected))
+        }
+        // Nothing healthy is left: wait for a provider cool-down if it ends within the deadline.
+        let waiting = candidates.indices.compactMap { i -> (Int, Instant)? in
+            if case .waiting(let until) = states[i] { return (i, until) }
+            return nil
+        }.sorted { $0.1 < $1.1 }
+        if let (i, until) = waiting.first, until < policy.deadline, until - now <= policy.deadline - now {
+            states[i] = .pending
+            current = i
+            attemptedAny = true
+            return .attempt(index: i, delay: max(.zero, until - now), isRetry: records.contains { $0.index == i })
+        }
+        // Every candidate was ejected and none was tried: rather than fail without asking anyone,
+        // try the first one anyway (like Envoy's panic threshold).
+        if !attemptedAny, let first = skippedEjected.first {
+            records.removeAll { $0.index == first && $0.outcome == .ejected }
+            return begin(first)
+        }
+        return .fail(summary(now: now))
+    }
+
+    private mutating func begin(_ i: Int) -> Action {
+        current = i
+        attemptedAny = true
+        states[i] = .pending
+        return .attempt(index: i, delay: .zero, isRetry: false)
+    }
+
+    /// The final error: 504 when time ran out, 503 when every candidate was throttled, ejected
+    /// or unusable, 502 otherwise.
+    public func summary(now: Instant) -> FailoverFailure {
+        let tried = records.filter {
+            switch $0.outcome {
+            case .unusable, .ejected: false
+            default: true
+            }
+        }
+        let trail = records.map { "\(candidates[$0.index].model): \($0.outcome.label)" }.joined(separator: ", ")
+        let detail = trail.isEmpty ? "no model could be tried" : "attempts: \(trail)"
+        if now >= policy.deadline {
+            return FailoverFailure(status: 504, code: "gateway_timeout", message: "The request deadline passed before any model answered (\(detail)).", retryAfter: nil)
+        }
+        let waits = candidates.indices.compactMap { i -> Instant? in
+            if case .waiting(let until) = states[i] { return until }
+            return nil
+        }
+        let allTimeouts = !tried.isEmpty && tried.allSatisfy {
+            switch $0.outcome {
+            case .firstByteTimeout, .firstTokenTimeout, .attemptTimeout: true
+            default: false
+            }
+        }
+        if allTimeouts {
+            return FailoverFailure(status: 504, code: "upstream_timeout", message: "Every model timed out (\(detail)).", retryAfter: nil)
+        }
+        let throttledOnly = tried.allSatisfy { if case .rateLimited = $0.outcome { true } else { false } }
+        if throttledOnly {
+            let retryAfter = waits.min().map { max(.zero, $0 - now) }
+            let what = tried.isEmpty ? "No model is available right now" : "Every model is rate limited"
+            return FailoverFailure(status: 503, code: "service_unavailable", message: "\(what) (\(detail)).", retryAfter: retryAfter)
+        }
+        return FailoverFailure(status: 502, code: "upstream_error", message: "Every model failed (\(detail)).", retryAfter: nil)
+    }
+}
+
+/// A small, fast, seedable generator for jitter.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

@@ -1,0 +1,188 @@
+import AIGatewayRouting
+import Synchronization
+
+public typealias Instant = ContinuousClock.Instant
+
+/// Whether an entry may be tried now, as passive health sees it.
+public enum Availability: Sendable, Hashable {
+    case available
+    /// The ejection ended and nobody is probing: the next attempt is the probe.
+    case probe
+    /// Ejected until then (or a probe is in flight).
+    case ejected(until: Instant)
+    /// The provider asked us to wait until then.
+    case coolingDown(until: Instant)
+}
+
+/// What the failover machine asks of shared health state. `HealthRegistry` is the real one;
+/// tests supply their own.
+public protocol HealthOracle: Sendable {
+    func availability(of entry: String, now: Instant) -> Availability
+    /// Claims the right to send a request to the entry: false if another request took the probe slot.
+    func admit(_ entry: String, now: Instant) -> Bool
+    /// Takes one token from the backend's retry budget; false when exhausted.
+    func withdrawRetry(backend: String) -> Bool
+}
+
+/// A change in an entry's passive health, for logs and metrics.
+public enum HealthEvent: Sendable, Hashable {
+    case ejected(for: Duration)
+    case restored
+}
+
+/// Passive health of every entry, shared by all requests: consecutive failures eject an entry for
+/// a cool-down that doubles on each repeat; when it ends a single live request probes it and a
+/// success restores it. Also holds provider-requested cool-downs (429 `Retry-After`), round-robin
+/// counters and per-backend retry budgets.
+public final class HealthRegistry: HealthOracle {
+    public struct Policy: Sendable, Hashable {
+        public var threshold: Int
+        public var base: Duration
+        public var max: Duration
+
+        public init(threshold: Int = 3, base: Duration = .seconds(5), max: Duration = .seconds(300)) {
+            self.threshold = threshold
+            self.base = base
+            self.max = max
+        }
+
+        init(_ s: BackendSettings) {
+            self.init(threshold: s.ejectionThreshold, base: s.ejectionBase, max: s.ejectionMax)
+        }
+    }
+
+    struct EntryState {
+        var consecutiveFailures = 0
+        var ejections = 0
+        var ejectedUntil: Instant?
+        var probeStarted: Instant?
+        var coolingUntil: Instant?
+    }
+
+    struct Budget {
+        var tokens: Double
+    }
+
+    struct State {
+        var entries: [String: EntryState] = [:]
+        var counters: [String: Int] = [:]
+        var budgets: [String: Budget] = [:]
+    }
+
+    /// Retry budget: each request deposits `retryRatio` tokens, each retry spends one, up to `retryBurst`.
+    public let retryRatio: Double
+    public let retryBurst: Double
+    /// A probe that never reported back frees its slot after this long.
+    public let probeTimeout: Duration
+    private let state = Mutex(State())
+
+    public init(retryRatio: Double = 0.2, retryBurst: Double = 10, probeTimeout: Duration = .seconds(60)) {
+        self.retryRatio = retryRatio
+        self.retryBurst = retryBurst
+        self.probeTimeout = probeTimeout
+    }
+
+    public func availability(of entry: String, now: Instant) -> Availability {
+        state.withLock { s in Self.availability(s.entries[entry], now: now, probeTimeout: probeTimeout) }
+    }
+
+    static func availability(_ e: EntryState?, now: Instant, probeTimeout: Duration) -> Availability {
+        guard let e else { return .available }
+        if let until = e.coolingUntil, until > now { return .coolingDown(until: until) }
+        if let until = e.ejectedUntil {
+            if until > now { return .ejected(until: until) }
+            if let started = e.probeStarted, now - started < probeTimeout { return .ejected(until: started + probeTimeout) }
+            return .probe
+        }
+        return .available
+    }
+
+    public func admit(_ entry: String, now: Instant) -> Bool {
+        state.withLock { s in
+            switch Self.availability(s.entries[entry], now: now, probeTimeout: probeTimeout) {
+            case .available: return true
+            case .probe:
+                s.entries[entry, default: .init()].probeStarted = now
+                return true
+            case .ejected, .coolingDown: return false
+            }
+        }
+    }
+
+    /// Records an attempt's outcome; returns the health change it caused, if any.
+    @discardableResult
+    public func record(_ entry: String, outcome: AttemptOutcome, now: Instant, policy: Policy = .init()) -> HealthEvent? {
+        state.withLock { s in
+            var e = s.entries[entry] ?? EntryState()
+            defer { s.entries[entry] = e }
+            switch outcome {
+            case .success:
+                let wasEjected = e.ejectedUntil != nil
+                e = EntryState()
+                return wasEjected ? .restored : nil
+            case .rateLimited(let after):
+                // Remember the provider's cool-down for later requests; without a hint, a short one.
+                let wait = after ?? .milliseconds(500)
+                let until = now + wait
+                if e.coolingUntil == nil || e.coolingUntil! < until { e.coolingUntil = until }
+                e.probeStarted = nil
+                return nil
+            case _ where outcome.isHealthFailure:
+                e.consecutiveFailures += 1
+                let wasProbe = e.probeStarted != nil
+                e.probeStarted = nil
+                // Already ejected: a late failure of a request that started before says nothing new.
+                if let until = e.ejectedUntil, until > now { return nil }
+                guard wasProbe || e.consecutiveFailures >= policy.threshold else { return nil }
+                // Cool-down doubles with each ejection in a row: base, 2×base, … up to max.
+                let factor = 1 << min(e.ejections, 20)
+                let d = min(policy.base * factor, policy.max)
+                e.ejections += 1
+                e.ejectedUntil = now + d
+                return .ejected(for: d)
+            default:
+                // The request's own fault (content filter, bad request): says nothing of the entry.
+                if e.probeStarted != nil {
+                    e.probeStarted = nil
+                }
+                return nil
+            }
+        }
+    }
+
+    /// Rotates the start of a priority level: each call returns the next offset modulo `count`.
+    public func nextRoundRobin(_ key: String, count: Int) -> Int {
+        guard count > 1 else { return 0 }
+        return state.withLock { s in
+            let n = s.counters[key, default: 0]
+            s.counters[key] = n &+ 1
+            return n % count
+        }
+    }
+
+    /// Called once per request routed to `backend`: feeds its retry budget.
+    public func depositRequest(backend: String) {
+        state.withLock { s in
+            var b = s.budgets[backend] ?? Budget(tokens: retryBurst)
+            b.tokens = min(retryBurst, b.tokens + retryRatio)
+            s.budgets[backend] = b
+        }
+    }
+
+    public func withdrawRetry(backend: String) -> Bool {
+        state.withLock { s in
+            var b = s.budgets[backend] ?? Budget(tokens: retryBurst)
+            defer { s.budgets[backend] = b }
+            guard b.tokens >= 1 else { return false }
+            b.tokens -= 1
+            return true
+        }
+    }
+
+    /// Entries currently ejected, for the admin endpoint and tests.
+    public func ejectedEntries(now: Instant) -> [String] {
+        state.withLock { s in
+            s.entries.filter { if let u = $0.value.ejectedUntil { u > now } else { false } }.map(\.key).sorted()
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import AIGatewayAPI
+
+/// A client's chat request: its original bytes, checked to be one JSON object, with the few
+/// members the gateway reads. Attempts rewrite only what they must (the `model`, the stream's
+/// usage option, a continuation prefill) and copy every other byte the client sent.
+public struct ChatRequest: Sendable {
+    public let bytes: [UInt8]
+    public let value: JSONValue
+    let spans: [String: JSONMemberSpan]
+
+    /// The client's `model`, if it sent one.
+    public var model: String? { value["model"]?.stringValue }
+    /// Whether the client asked for a server-sent-event stream.
+    public var stream: Bool { value["stream"] == .bool(true) }
+    /// Whether the client asked for the usage chunk at the end of a stream.
+    public var clientWantsStreamUsage: Bool { value["stream_options"]?["include_usage"] == .bool(true) }
+
+    public struct Invalid: Error, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(bytes: [UInt8]) throws(Invalid) {
+        let parsed: (value: JSONValue, members: [String: JSONMemberSpan])
+        do {
+            parsed = try JSONParser.parseTopLevel(bytes)
+        } catch {
+            throw Invalid(description: "request body is not valid JSON: \(error.description)")
+        }
+        guard case .object = parsed.value else {
+            throw Invalid(description: "request body must be a JSON object, found \(parsed.value.typeName)")
+        }
+        if let m = parsed.value["model"], m != .null, m.stringValue == nil {
+            throw Invalid(description: "'model' must be a string")
+        }
+        if let s = parsed.value["stream"], s != .null, case .bool = s {} else if parsed.value["stream"] != nil && parsed.value["stream"] != .null {
+            throw Invalid(description: "'stream' must be a boolean")
+        }
+        if let msgs = parsed.value["messages"], msgs.arrayValue == nil {
+            throw Invalid(description: "'messages' must be an array")
+        }
+        self.bytes = bytes
+        self.value = parsed.value
+        self.spans = parsed.members
+    }
+
+    /// The body for one attempt.
+    ///
+    /// - Parameters:
+    ///   - model: the entry's model; replaces (or adds) the client's `model`. Nil keeps the client's.
+    ///   - includeUsage: set `stream_options.include_usage` so the gateway can count tokens.
+    ///   - prefill: assistant text already sent to the client; appended as an assistant message so a
+    ///     model that honours prefill continues the answer.
+    public func body(model: String?, includeUsage: Bool = false, prefill: String? = nil) -> [UInt8] {
+        var edits: [(range: Range<Int>, replacement: String)] = []
+        var additions: [String] = []
+        if let model {
+            if let span = spans["model"] {
+                edits.append((span.value, JSONValue.quoted(model)))
+            } else {
+                additions.append("\"model\":\(JSONValue.quoted(model))")
+            }
+        }
+        if includeUsage && stream && !clientWantsStreamUsage {
+            if let span = spans["stream_options"], case .object(var o) = value["stream_options"] {
+                o["include_usage"] = .bool(true)
+                edits.append((span.value, JSONValue.object(o).canonicalJSON()))
+            } else if spans["stream_options"] != nil {
+                edits.append((spans["stream_options"]!.value, "{\"include_usage\":true}"))
+            } else {
+                additions.append("\"stream_options\":{\"include_usage\":true}")
+            }
+        }
+        if let prefill, let span = spans["messages"], case .array(let msgs) = value["messages"] {
+            // Keep the original message bytes up to the closing bracket, then add the partial answer.
+            var close = span.value.upperBound - 1
+            while close > span.value.lowerBound, bytes[close] != UInt8(ascii: "]") { close -= 1 }
+            var text = String(decoding: bytes[span.value.lowerBound..<close], as: UTF8.self)
+            if !msgs.isEmpty { text += "," }
+            text += "{\"role\":\"assistant\",\"content\":\(JSONValue.quoted(prefill))}]"
+            edits.append((span.value, text))
+        }
+        if edits.isEmpty && additions.isEmpty { return bytes }
+        edits.sort { $0.range.lowerBound < $1.range.lowerBound }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 64)
+        var cursor = 0
+        // Additions go right after the opening brace.
+        if !additions.isEmpty, let brace = bytes.firstIndex(of: UInt8(ascii: "{")) {
+            out.append(contentsOf: bytes[...brace])
+            cursor = brace + 1
+            out.append(contentsOf: Array(additions.joined(separator: ",").utf8))
+            if !value.objectValue!.isEmpty { out.append(UInt8(ascii: ",")) }
+        }
+        for edit in edits {
+            out.append(contentsOf: bytes[cursor..<edit.range.lowerBound])
+            out.append(contentsOf: Array(edit.replacement.utf8))
+            cursor = edit.range.upperBound
+        }
+        out.append(contentsOf: bytes[cursor...])
+        return out
+    }
+}
+

@@ -1,0 +1,171 @@
+import AIGatewayAPI
+
+/// Where a provider's default host is redirected (`--provider-endpoint openai=http://127.0.0.1:9000`),
+/// for air-gapped mirrors and tests.
+public struct ProviderEndpoint: Sendable, Hashable, CustomStringConvertible {
+    public var tls: Bool
+    public var host: String
+    public var port: Int
+
+    public init(tls: Bool, host: String, port: Int) {
+        self.tls = tls
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `http://host:port` or `https://host[:port]`.
+    public init?(url: String) {
+        let tls: Bool
+        var rest: Substring
+        if url.hasPrefix("http://") {
+            tls = false
+            rest = url.dropFirst(7)
+        } else if url.hasPrefix("https://") {
+            tls = true
+            rest = url.dropFirst(8)
+        } else {
+            return nil
+        }
+        while rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard !rest.isEmpty, !rest.contains("/") else { return nil }
+        var host = rest
+        var port = tls ? 443 : 80
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return nil }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { return nil }
+                port = p
+            } else if !after.isEmpty {
+                return nil
+            }
+        } else if let colon = rest.lastIndex(of: ":") {
+            host = rest[..<colon]
+            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            port = p
+        }
+        guard !host.isEmpty else { return nil }
+        self.init(tls: tls, host: String(host), port: port)
+    }
+
+    public var description: String { "\(tls ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+}
+
+/// How a request reaches one provider entry: transport, path, auth header and model placement.
+public struct UpstreamTarget: Sendable, Hashable {
+    /// The provider key (`openai`, `azureopenai`, ...).
+    public var provider: String
+    /// Whether this gateway serves the provider yet; others are parsed and validated only.
+    public var served: Bool
+    public var tls: Bool
+    public var host: String
+    public var port: Int
+    /// Path and query sent upstream.
+    public var path: String
+    /// Header carrying the key, and the text before the key (`Bearer `).
+    public var authHeaderName: String
+    public var authPrefix: String
+    /// Fixed headers the provider needs (e.g. `anthropic-version`).
+    public var staticHeaders: [HeaderField]
+    /// The model to put in the request body, or nil to keep the client's.
+    public var model: String?
+    /// What the attempt trail calls this entry: its model, deployment or name.
+    public var displayModel: String
+
+    public struct HeaderField: Sendable, Hashable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    /// `Host` header value: the upstream host, with the port when it is not the scheme's default.
+    public var hostHeader: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        if (tls && port == 443) || (!tls && port == 80) { return h }
+        return "\(h):\(port)"
+    }
+
+    public var baseURL: String {
+        "\(tls ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
+}
+
+/// The default wire details of each provider (see backend-api.md), with entry and endpoint overrides applied.
+public enum ProviderCatalog {
+    /// Providers whose requests this gateway forwards today.
+    public static let served: Set<String> = ["openai", "azureopenai"]
+
+    public static func target(for entry: LLMProviderEntry, endpoints: [String: ProviderEndpoint] = [:]) -> UpstreamTarget {
+        var host: String
+        var path: String
+        var header = "Authorization"
+        var prefix = "Bearer "
+        var staticHeaders: [UpstreamTarget.HeaderField] = []
+        var model = entry.provider.model
+        switch entry.provider {
+        case .openai:
+            host = "api.openai.com"
+            path = "/v1/chat/completions"
+        case .azureopenai(let p):
+            host = azureHost(p.endpoint)
+            path = "/openai/deployments/\(p.deploymentName)/chat/completions?api-version=\(p.apiVersion)"
+            header = "api-key"
+            prefix = ""
+            model = nil  // the deployment names the model; the body's model is left as sent
+        case .anthropic(let p):
+            host = "api.anthropic.com"
+            path = "/v1/messages"
+            header = "x-api-key"
+            prefix = ""
+            staticHeaders.append(.init(name: "anthropic-version", value: p.apiVersion ?? "2023-06-01"))
+        case .gemini(let p):
+            host = "generativelanguage.googleapis.com"
+            path = "/\(p.apiVersion)/models/\(p.model):generateContent"
+            header = "x-goog-api-key"
+            prefix = ""
+        case .vertexai(let p):
+            host = "\(p.location)-aiplatform.googleapis.com"
+            path = "/\(p.apiVersion)/projects/\(p.projectId)/locations/\(p.location)/publishers/google/models/\(p.model):generateContent"
+        case .bedrock(let p):
+            host = "bedrock-runtime.\(p.region).amazonaws.com"
+            path = "/model/\(p.model)/converse"
+            header = "Authorization"
+            prefix = ""
+        }
+        var tls = true
+        var port = 443
+        if let endpoint = endpoints[entry.provider.key] {
+            host = endpoint.host
+            port = endpoint.port
+            tls = endpoint.tls
+        }
+        if let h = entry.host, let p = entry.port {
+            host = h
+            port = p
+            tls = p == 443
+        }
+        if let full = entry.pathOverride { path = full }
+        if let o = entry.authHeader {
+            if let name = o.headerName { header = name }
+            if let p = o.prefix { prefix = p.isEmpty || p.hasSuffix(" ") ? p : p + " " }
+        }
+        let display = entry.provider.model ?? entry.name ?? entry.provider.key
+        return UpstreamTarget(
+            provider: entry.provider.key, served: served.contains(entry.provider.key), tls: tls, host: host, port: port,
+            path: path, authHeaderName: header, authPrefix: prefix, staticHeaders: staticHeaders, model: model,
+            displayModel: display)
+    }
+
+    /// Azure's `endpoint` may be a bare host or a URL; the host is what matters.
+    static func azureHost(_ endpoint: String) -> String {
+        var s = Substring(endpoint)
+        if let r = s.range(of: "://") { s = s[r.upperBound...] }
+        if let slash = s.firstIndex(of: "/") { s = s[..<slash] }
+        if let colon = s.lastIndex(of: ":"), !s.contains("]") { s = s[..<colon] }
+        return String(s)
+    }
+}

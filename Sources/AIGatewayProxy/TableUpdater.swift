@@ -1,0 +1,42 @@
+import AIGatewayAPI
+import AIGatewayRouting
+import AIGatewayTelemetry
+import Logging
+
+/// Compiles each new resource set into a routing table and swaps it into the proxy. Shared by every
+/// configuration source (files, the Kubernetes API).
+public final class TableUpdater: ConfigurationSink {
+    public let store: TableStore
+    public let options: CompileOptions
+    let metrics: GatewayMetrics
+    let logger: Logger
+
+    public init(store: TableStore, options: CompileOptions, metrics: GatewayMetrics, logger: Logger) {
+        self.store = store
+        self.options = options
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Compiles and swaps; returns the compiled table's problems (False conditions).
+    @discardableResult
+    public func apply(_ resources: ResourceSet, origin: String) -> [String] {
+        let start = ContinuousClock.now
+        let table = RouteCompiler.compile(resources, options: options)
+        store.swap(table)
+        store.markReady()
+        metrics.configReload(result: "ok")
+        logger.info(
+            "configuration applied",
+            metadata: [
+                "origin": "\(origin)", "objects": "\(resources.count)", "rules": "\(table.ruleCount)", "backends": "\(table.backends.count)",
+                "compile-time": "\(ContinuousClock.now - start)",
+            ])
+        return table.status.problems
+    }
+
+    public func rejected(_ errors: [String], origin: String) {
+        metrics.configReload(result: "error")
+        logger.error("configuration rejected; keeping the last good one", metadata: ["origin": "\(origin)", "errors": .array(errors.map { .string($0) })])
+    }
+}

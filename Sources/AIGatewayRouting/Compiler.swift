@@ -1,0 +1,305 @@
+import AIGatewayAPI
+import AIGatewayProviders
+
+/// Where configuration comes from. Standalone mode reads manifest files; the Kubernetes controller
+/// watches the API. Both hand complete resource sets to the same compiler and proxy.
+public protocol ConfigurationSink: Sendable {
+    /// A complete, valid set of resources. Returns problems worth telling (missing Secret, ...).
+    func apply(_ resources: ResourceSet, origin: String) -> [String]
+    /// A new configuration could not be used; the last good one stays in force.
+    func rejected(_ errors: [String], origin: String)
+}
+
+/// Settings of the compilation that do not come from the resources themselves.
+public struct CompileOptions: Sendable, Hashable {
+    /// The `GatewayClass.spec.controllerName` this gateway implements.
+    public var controllerName: String
+    /// Standalone mode: routes whose parent Gateway is not among the resources attach to the
+    /// built-in listener instead of being rejected.
+    public var implicitGateway: Bool
+    /// Provider default hosts redirected (`--provider-endpoint`).
+    public var endpoints: [String: ProviderEndpoint]
+
+    public static let defaultControllerName = "kgateway.dev/kgateway"
+
+    public init(controllerName: String = CompileOptions.defaultControllerName, implicitGateway: Bool = false, endpoints: [String: ProviderEndpoint] = [:]) {
+        self.controllerName = controllerName
+        self.implicitGateway = implicitGateway
+        self.endpoints = endpoints
+    }
+}
+
+/// Compiles resources into an immutable `RoutingTable`. Pure: same input, same table.
+public enum RouteCompiler {
+    public static func compile(_ resources: ResourceSet, options: CompileOptions = .init()) -> RoutingTable {
+        var status = TableStatus()
+        let secrets = Dictionary(resources.secrets.map { ($0.metadata.namespacedName, $0) }, uniquingKeysWith: { a, _ in a })
+
+        // Backends.
+        var backends: [NamespacedName: CompiledBackend] = [:]
+        for b in resources.backends {
+            let (compiled, conditions) = compileBackend(b, secrets: secrets, options: options)
+            backends[b.metadata.namespacedName] = compiled
+            status.backends[b.metadata.namespacedName] = conditions
+        }
+
+        // GatewayClasses and Gateways of ours.
+        var ourClasses: Set<String> = []
+        for gc in resources.gatewayClasses where gc.controllerName == options.controllerName {
+            ourClasses.insert(gc.metadata.name)
+            status.gatewayClasses[gc.metadata.name] = [
+                Condition(type: "Accepted", status: true, reason: "Accepted", message: "GatewayClass accepted", observedGeneration: gc.metadata.generation)
+            ]
+        }
+        var gateways: [NamespacedName: Gateway] = [:]
+        for g in resources.gateways where ourClasses.contains(g.gatewayClassName) {
+            gateways[g.metadata.namespacedName] = g
+        }
+        var attached: [NamespacedName: [String: Int]] = [:]
+        for (name, g) in gateways {
+            attached[name] = Dictionary(uniqueKeysWithValues: g.listeners.map { ($0.name, 0) })
+        }
+
+        // Routes.
+        var rules: [MatchEntry] = []
+        let grants = resources.referenceGrants
+        let sortedRoutes = resources.httpRoutes.sorted(by: routeOrder)
+        for (order, route) in sortedRoutes.enumerated() {
+            let routeName = route.metadata.namespacedName
+            var parentStatuses: [RouteParentStatus] = []
+            var accepted = false
+            let (compiledRules, resolved) = compileRules(route, backends: backends, grants: grants)
+            for parent in route.parentRefs {
+                let parentNS = parent.namespace ?? route.metadata.namespace
+                let key = NamespacedName(namespace: parentNS, name: parent.name)
+                guard parent.group == ResourceDecoder.gatewayGroup, parent.kind == "Gateway" else { continue }
+                var conditions: [Condition] = []
+                let gen = route.metadata.generation
+                if let gateway = gateways[key] {
+                    let listeners = gateway.listeners.filter { l in
+                        (parent.sectionName == nil || parent.sectionName == l.name) && (parent.port == nil || parent.port == l.port)
+                    }
+                    if listeners.isEmpty {
+                        conditions.append(Condition(type: "Accepted", status: false, reason: "NoMatchingParent", message: "no listener of Gateway \(key) matches sectionName/port", observedGeneration: gen))
+                    } else {
+                        let allowing = listeners.filter { l in
+                            guard l.protocol == "HTTP" || l.protocol == "HTTPS" else { return false }
+                            switch l.allowedRoutesFrom {
+                            case .all: return true
+                            case .same: return route.metadata.namespace == gateway.metadata.namespace
+                            case .selector: return false
+                            }
+                        }
+                        if allowing.isEmpty {
+                            conditions.append(Condition(type: "Accepted", status: false, reason: "NotAllowedByListeners", message: "no listener of Gateway \(key) allows routes from namespace \(route.metadata.namespace)", observedGeneration: gen))
+                        } else {
+                            accepted = true
+                            for l in allowing { attached[key]?[l.name, default: 0] += 1 }
+                            conditions.append(Condition(type: "Accepted", status: true, reason: "Accepted", message: "Route accepted", observedGeneration: gen))
+                        }
+                    }
+                } else if options.implicitGateway && !resources.gateways.contains(where: { $0.metadata.namespacedName == key }) {
+                    accepted = true
+                    conditions.append(Condition(type: "Accepted", status: true, reason: "Accepted", message: "Route accepted (standalone listener)", observedGeneration: gen))
+                } else {
+                    // Not a Gateway of ours (or absent): another controller's business.
+                    continue
+                }
+                conditions.append(resolved.condition(generation: gen))
+                parentStatuses.append(RouteParentStatus(parent: parent, parentNamespace: parentNS, conditions: conditions))
+            }
+            if route.parentRefs.isEmpty && options.implicitGateway {
+                accepted = true
+            }
+            if !parentStatuses.isEmpty { status.routes[routeName] = parentStatuses }
+            guard accepted else { continue }
+            for (ruleIndex, rule) in route.rules.enumerated() {
+                for (matchIndex, m) in rule.matches.enumerated() {
+                    rules.append(MatchEntry(
+                        hostnames: route.hostnames.map { $0.lowercased() }, match: CompiledMatch(m), rule: compiledRules[ruleIndex],
+                        order: MatchEntry.Order(routeOrder: order, rule: ruleIndex, match: matchIndex)))
+                }
+            }
+        }
+
+        for (name, g) in gateways {
+            let gen = g.metadata.generation
+            status.gateways[name] = GatewayStatus(
+                conditions: [
+                    Condition(type: "Accepted", status: true, reason: "Accepted", message: "Gateway accepted", observedGeneration: gen),
+                    Condition(type: "Programmed", status: true, reason: "Programmed", message: "Gateway programmed", observedGeneration: gen),
+                ],
+                attachedRoutes: attached[name] ?? [:])
+        }
+        return RoutingTable(entries: rules, backends: backends, status: status)
+    }
+
+    /// Oldest first, then namespace/name (Gateway API tie-breaking).
+    static func routeOrder(_ a: HTTPRoute, _ b: HTTPRoute) -> Bool {
+        let ta = a.metadata.creationTimestamp ?? "", tb = b.metadata.creationTimestamp ?? ""
+        if ta != tb {
+            if ta.isEmpty { return false }
+            if tb.isEmpty { return true }
+            return ta < tb
+        }
+        return a.metadata.namespacedName < b.metadata.namespacedName
+    }
+
+    struct Resolution {
+        var problems: [(reason: String, message: String)] = []
+
+        func condition(generation: Int) -> Condition {
+            if let first = problems.first {
+                return Condition(type: "ResolvedRefs", status: false, reason: first.reason, message: problems.map(\.message).joined(separator: "; "), observedGeneration: generation)
+            }
+            return Condition(type: "ResolvedRefs", status: true, reason: "ResolvedRefs", message: "All references resolved", observedGeneration: generation)
+        }
+    }
+
+    static func compileRules(_ route: HTTPRoute, backends: [NamespacedName: CompiledBackend], grants: [ReferenceGrant]) -> ([CompiledRule], Resolution) {
+        var resolution = Resolution()
+        var out: [CompiledRule] = []
+        for (ruleIndex, rule) in route.rules.enumerated() {
+            var targets: [WeightedTarget] = []
+            for (i, ref) in rule.backendRefs.enumerated() {
+                let path = "spec.rules[\(ruleIndex)].backendRefs[\(i)]"
+                let ns = ref.namespace ?? route.metadata.namespace
+                let key = NamespacedName(namespace: ns, name: ref.name)
+                guard ref.group == ResourceDecoder.backendGroup, ref.kind == "Backend" else {
+                    let kind = ref.group.isEmpty ? ref.kind : "\(ref.kind).\(ref.group)"
+                    let msg = "\(path): unsupported backend kind \(kind); this gateway routes to Backend.gateway.kgateway.dev"
+                    resolution.problems.append(("InvalidKind", msg))
+                    targets.append(WeightedTarget(weight: ref.weight, target: .invalid(msg)))
+                    continue
+                }
+                if ns != route.metadata.namespace && !permitted(from: route.metadata.namespace, to: key, grants: grants) {
+                    let msg = "\(path): reference to Backend \(key) is not permitted by any ReferenceGrant in namespace \(ns)"
+                    resolution.problems.append(("RefNotPermitted", msg))
+                    targets.append(WeightedTarget(weight: ref.weight, target: .invalid(msg)))
+                    continue
+                }
+                guard backends[key] != nil else {
+                    let msg = "\(path): Backend \(key) not found"
+                    resolution.problems.append(("BackendNotFound", msg))
+                    targets.append(WeightedTarget(weight: ref.weight, target: .invalid(msg)))
+                    continue
+                }
+                targets.append(WeightedTarget(weight: ref.weight, target: .backend(key)))
+            }
+            var retry = RetryPolicy()
+            if let r = rule.retry {
+                if !r.codes.isEmpty { retry.codes = Set(r.codes) }
+                retry.attempts = r.attempts
+                if let b = r.backoff { retry.backoff = b.duration }
+            }
+            var reqMods: [HeaderModifier] = []
+            var respMods: [HeaderModifier] = []
+            var rewrite: URLRewrite?
+            for f in rule.filters {
+                switch f {
+                case .requestHeaderModifier(let m): reqMods.append(m)
+                case .responseHeaderModifier(let m): respMods.append(m)
+                case .urlRewrite(let u): rewrite = u
+                }
+            }
+            func positive(_ d: GatewayDuration?) -> Duration? {
+                guard let d, d.milliseconds > 0 else { return nil }  // 0s means no timeout
+                return d.duration
+            }
+            out.append(CompiledRule(
+                route: route.metadata.namespacedName, ruleIndex: ruleIndex, requestHeaders: reqMods, responseHeaders: respMods,
+                rewrite: rewrite, targets: targets, requestTimeout: positive(rule.timeouts?.request),
+                backendRequestTimeout: positive(rule.timeouts?.backendRequest), retry: retry))
+        }
+        return (out, resolution)
+    }
+
+    static func permitted(from namespace: String, to target: NamespacedName, grants: [ReferenceGrant]) -> Bool {
+        grants.contains { g in
+            g.metadata.namespace == target.namespace
+                && g.from.contains { $0.group == ResourceDecoder.gatewayGroup && $0.kind == "HTTPRoute" && $0.namespace == namespace }
+                && g.to.contains { $0.group == ResourceDecoder.backendGroup && $0.kind == "Backend" && ($0.name == nil || $0.name == target.name) }
+        }
+    }
+
+    static func compileBackend(_ b: Backend, secrets: [NamespacedName: Secret], options: CompileOptions) -> (CompiledBackend, [Condition]) {
+        let name = b.metadata.namespacedName
+        let gen = b.metadata.generation
+        let (settings, settingErrors) = BackendSettings.parse(b.metadata.annotations)
+        guard b.spec.type == .ai, let ai = b.spec.ai else {
+            let msg = "Backend type \(b.spec.type.rawValue) is not supported by this gateway; only type AI is served"
+            return (
+                CompiledBackend(name: name, priorities: [], settings: settings, problem: msg),
+                [Condition(type: "Accepted", status: false, reason: "Invalid", message: msg, observedGeneration: gen)]
+            )
+        }
+        var problems: [String] = settingErrors
+        var unserved: Set<String> = []
+        var levels: [[CompiledEntry]] = []
+        for (p, level) in ai.priorities.enumerated() {
+            var entries: [CompiledEntry] = []
+            for (i, e) in level.enumerated() {
+                let fieldPath: String
+                switch ai.shape {
+                case .llm: fieldPath = "spec.ai.llm"
+                case .multipool: fieldPath = "spec.ai.multipool.priorities[\(p)].pool[\(i)]"
+                case .priorityGroups: fieldPath = "spec.ai.priorityGroups[\(p)].providers[\(i)]"
+                }
+                let target = ProviderCatalog.target(for: e, endpoints: options.endpoints)
+                var entry = CompiledEntry(
+                    id: "\(name)[\(p)][\(i)]", backend: name, priority: p, index: i, fieldPath: fieldPath, target: target, auth: nil, problem: nil)
+                switch e.provider.authToken {
+                case .inline(let s)?:
+                    entry.auth = .key(SecretString(stripBearer(s.value)))
+                case .passthrough?:
+                    entry.auth = .passthrough
+                case .secretRef(let secretName)?:
+                    let key = NamespacedName(namespace: name.namespace, name: secretName)
+                    if let secret = secrets[key] {
+                        if let v = secret.data["Authorization"], !stripBearer(v.value).isEmpty {
+                            entry.auth = .key(SecretString(stripBearer(v.value)))
+                        } else {
+                            entry.problem = "Secret \(key) has no non-empty key Authorization"
+                        }
+                    } else {
+                        entry.problem = "Secret \(key) not found"
+                    }
+                case nil:
+                    // Bedrock signs requests with AWS credentials; it is not served yet anyway.
+                    entry.problem = nil
+                }
+                if let problem = entry.problem { problems.append("\(fieldPath): \(problem)") }
+                if !target.served {
+                    unserved.insert(target.provider)
+                    if entry.problem == nil {
+                        entry.problem = "provider \(target.provider) is not served by this gateway yet"
+                    }
+                }
+                entries.append(entry)
+            }
+            levels.append(entries)
+        }
+        let compiled = CompiledBackend(name: name, priorities: levels, settings: settings, problem: nil)
+        let condition: Condition
+        if problems.isEmpty {
+            var msg = "Backend accepted"
+            if !unserved.isEmpty {
+                msg += "; provider(s) \(unserved.sorted().joined(separator: ", ")) are validated but not served yet"
+            }
+            condition = Condition(type: "Accepted", status: true, reason: "Accepted", message: msg, observedGeneration: gen)
+        } else {
+            condition = Condition(type: "Accepted", status: false, reason: "Invalid", message: problems.joined(separator: "; "), observedGeneration: gen)
+        }
+        return (compiled, [condition])
+    }
+
+    /// The Secret holds the raw key; a leading `Bearer ` is tolerated and removed.
+    static func stripBearer(_ s: String) -> String {
+        var t = Substring(s)
+        while let f = t.first, f.isWhitespace { t = t.dropFirst() }
+        while let l = t.last, l.isWhitespace { t = t.dropLast() }
+        if t.lowercased().hasPrefix("bearer ") { t = t.dropFirst(7) }
+        while let f = t.first, f.isWhitespace { t = t.dropFirst() }
+        return String(t)
+    }
+}

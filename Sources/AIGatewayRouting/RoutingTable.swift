@@ -1,0 +1,341 @@
+import AIGatewayAPI
+
+/// What the matcher needs to know about a request.
+public struct RequestFacts: Sendable {
+    public var method: String
+    /// `Host` without the port, lower-cased.
+    public var host: String
+    /// The path without the query string.
+    public var path: String
+    public var query: [(name: String, value: String)]
+    public var headers: [(name: String, value: String)]
+
+    public init(method: String, host: String, path: String, query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = []) {
+        self.method = method
+        self.host = host
+        self.path = path
+        self.query = query
+        self.headers = headers
+    }
+
+    /// Builds the facts from a request target (`/path?query`) and its headers.
+    public init(method: String, uri: String, headers: [(name: String, value: String)]) {
+        var path = Substring(uri)
+        var query: [(String, String)] = []
+        if let q = uri.firstIndex(of: "?") {
+            path = uri[..<q]
+            for pair in uri[uri.index(after: q)...].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                query.append((String(kv[0]).removingPercentEncoding ?? String(kv[0]), kv.count > 1 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""))
+            }
+        }
+        var host = headers.first(where: { $0.name.lowercased() == "host" })?.value ?? ""
+        if host.hasPrefix("[") {
+            if let close = host.firstIndex(of: "]") { host = String(host[...close]) }
+        } else if let colon = host.lastIndex(of: ":") {
+            host = String(host[..<colon])
+        }
+        self.init(method: method, host: host.lowercased(), path: String(path.isEmpty ? "/" : path), query: query, headers: headers)
+    }
+
+    func header(_ name: String) -> String? {
+        headers.first(where: { $0.name.caseInsensitiveCompare(name) }).map(\.value)
+    }
+}
+
+extension String {
+    fileprivate func caseInsensitiveCompare(_ other: String) -> Bool {
+        self.utf8.count == other.utf8.count && self.lowercased() == other.lowercased()
+    }
+
+    fileprivate var removingPercentEncoding: String? {
+        guard contains("%") || contains("+") else { return self }
+        var bytes: [UInt8] = []
+        var it = utf8.makeIterator()
+        while let c = it.next() {
+            if c == UInt8(ascii: "+") { bytes.append(UInt8(ascii: " ")); continue }
+            guard c == UInt8(ascii: "%") else { bytes.append(c); continue }
+            guard let h = it.next(), let l = it.next(), let v = UInt8(String(decoding: [h, l], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(v)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}
+
+/// A compiled `HTTPRouteMatch`.
+struct CompiledMatch: Sendable, Hashable {
+    enum PathMatch: Sendable, Hashable {
+        case exact(String)
+        case prefix(String)
+        case regex(String)
+    }
+
+    var path: PathMatch
+    var method: String?
+    var headers: [HTTPRouteMatch.ValueMatch]
+    var queryParams: [HTTPRouteMatch.ValueMatch]
+
+    init(_ m: HTTPRouteMatch) {
+        switch m.pathType {
+        case .exact: path = .exact(m.pathValue)
+        case .pathPrefix:
+            var v = m.pathValue
+            while v.count > 1 && v.hasSuffix("/") { v.removeLast() }
+            path = .prefix(v)
+        case .regularExpression: path = .regex(m.pathValue)
+        }
+        method = m.method
+        headers = m.headers
+        queryParams = m.queryParams
+    }
+
+    /// Gateway API precedence: exact path, then longest prefix, then regex; then method; then the
+    /// number of header and query matches. Larger sorts first.
+    var rank: (Int, Int, Int, Int, Int) {
+        let pathRank: (Int, Int)
+        switch path {
+        case .exact(let v): pathRank = (3, v.utf8.count)
+        case .prefix(let v): pathRank = (2, v.utf8.count)
+        case .regex(let v): pathRank = (1, v.utf8.count)
+        }
+        return (pathRank.0, pathRank.1, method == nil ? 0 : 1, headers.count, queryParams.count)
+    }
+
+    func matches(_ r: RequestFacts, regexes: RegexCache) -> Bool {
+        switch path {
+        case .exact(let v):
+            guard r.path == v else { return false }
+        case .prefix(let v):
+            if v != "/" {
+                guard r.path.hasPrefix(v) else { return false }
+                if r.path.utf8.count != v.utf8.count {
+                    // Element-wise: /foo matches /foo and /foo/bar, not /foobar.
+                    let next = r.path.utf8[r.path.utf8.index(r.path.utf8.startIndex, offsetBy: v.utf8.count)]
+                    guard next == UInt8(ascii: "/") else { return false }
+                }
+            }
+        case .regex(let v):
+            guard regexes.wholeMatch(v, r.path) else { return false }
+        }
+        if let method, method != r.method { return false }
+        for h in headers {
+            guard let value = r.header(h.name) else { return false }
+            switch h.type {
+            case .exact: guard value == h.value else { return false }
+            case .regularExpression: guard regexes.wholeMatch(h.value, value) else { return false }
+            }
+        }
+        for q in queryParams {
+            guard let value = r.query.first(where: { $0.name == q.name })?.value else { return false }
+            switch q.type {
+            case .exact: guard value == q.value else { return false }
+            case .regularExpression: guard regexes.wholeMatch(q.value, value) else { return false }
+            }
+        }
+        return true
+    }
+}
+
+/// Regular expressions compiled once per table.
+final class RegexCache: Sendable {
+    // `Regex` is not `Sendable`; each is built once in `init` and only read afterwards, and
+    // matching does not mutate it. The box is immutable after construction.
+    private let regexes: [String: UncheckedRegex]
+
+    struct UncheckedRegex: @unchecked Sendable {
+        // Immutable after creation; Regex matching does not mutate shared state.
+        let regex: Regex<AnyRegexOutput>
+    }
+
+    init(patterns: Set<String>) {
+        var out: [String: UncheckedRegex] = [:]
+        for p in patterns {
+            if let r = try? Regex(p) { out[p] = UncheckedRegex(regex: r) }
+        }
+        regexes = out
+    }
+
+    func wholeMatch(_ pattern: String, _ text: String) -> Bool {
+        guard let r = regexes[pattern] else { return false }
+        return (try? r.regex.wholeMatch(in: text)) != nil
+    }
+}
+
+/// One (route, rule, match) triple in precedence order.
+struct MatchEntry: Sendable, Hashable {
+    struct Order: Sendable, Hashable, Comparable {
+        var routeOrder: Int
+        var rule: Int
+        var match: Int
+        static func < (a: Order, b: Order) -> Bool { (a.routeOrder, a.rule, a.match) < (b.routeOrder, b.rule, b.match) }
+    }
+
+    var hostnames: [String]
+    var match: CompiledMatch
+    var rule: CompiledRule
+    var order: Order
+
+    static func precedes(_ a: MatchEntry, _ b: MatchEntry) -> Bool {
+        let ra = a.match.rank, rb = b.match.rank
+        if ra != rb { return ra > rb }
+        return a.order < b.order
+    }
+}
+
+/// The result of matching a request.
+public struct RouteMatch: Sendable {
+    public var rule: CompiledRule
+    /// The path after `URLRewrite`, for logs (AI Backends always set their provider's path).
+    public var rewrittenPath: String
+}
+
+/// An immutable, compiled view of every route and Backend. Built off the hot path and swapped
+/// in whole; requests in flight keep the table they started with.
+public final class RoutingTable: Sendable {
+    public let backends: [NamespacedName: CompiledBackend]
+    public let status: TableStatus
+    /// Rules by hostname specificity, each list in precedence order.
+    private let exactHosts: [String: [MatchEntry]]
+    private let wildcardHosts: [String: [MatchEntry]]
+    private let anyHost: [MatchEntry]
+    private let regexes: RegexCache
+    public let ruleCount: Int
+
+    public static let empty = RoutingTable(entries: [], backends: [:], status: TableStatus())
+
+    init(entries: [MatchEntry], backends: [NamespacedName: CompiledBackend], status: TableStatus) {
+        self.backends = backends
+        self.status = status
+        var exact: [String: [MatchEntry]] = [:]
+        var wildcard: [String: [MatchEntry]] = [:]
+        var any: [MatchEntry] = []
+        var patterns: Set<String> = []
+        for e in entries {
+            if case .regex(let p) = e.match.path { patterns.insert(p) }
+            for h in e.match.headers + e.match.queryParams where h.type == .regularExpression { patterns.insert(h.value) }
+            if e.hostnames.isEmpty {
+                any.append(e)
+            }
+            for h in e.hostnames {
+                if h.hasPrefix("*.") {
+                    wildcard[String(h.dropFirst(2)), default: []].append(e)
+                } else {
+                    exact[h, default: []].append(e)
+                }
+            }
+        }
+        exactHosts = exact.mapValues { $0.sorted(by: MatchEntry.precedes) }
+        wildcardHosts = wildcard.mapValues { $0.sorted(by: MatchEntry.precedes) }
+        anyHost = any.sorted(by: MatchEntry.precedes)
+        regexes = RegexCache(patterns: patterns)
+        ruleCount = entries.count
+    }
+
+    /// Finds the rule for a request: the most specific hostname first, then Gateway API match precedence.
+    public func match(_ request: RequestFacts) -> RouteMatch? {
+        if let list = exactHosts[request.host], let m = firstMatch(list, request) { return m }
+        if !wildcardHosts.isEmpty {
+            var labels = request.host.split(separator: ".")
+            while labels.count > 1 {
+                labels.removeFirst()
+                if let list = wildcardHosts[labels.joined(separator: ".")], let m = firstMatch(list, request) { return m }
+            }
+        }
+        return firstMatch(anyHost, request)
+    }
+
+    private func firstMatch(_ list: [MatchEntry], _ request: RequestFacts) -> RouteMatch? {
+        for e in list where e.match.matches(request, regexes: regexes) {
+            return RouteMatch(rule: e.rule, rewrittenPath: rewrite(request.path, match: e.match, rewrite: e.rule.rewrite))
+        }
+        return nil
+    }
+
+    private func rewrite(_ path: String, match: CompiledMatch, rewrite: URLRewrite?) -> String {
+        switch rewrite?.path {
+        case .replaceFullPath(let p)?:
+            return p
+        case .replacePrefixMatch(let replacement)?:
+            guard case .prefix(let prefix) = match.path else { return path }
+            let rest = prefix == "/" ? Substring(path.dropFirst()) : path.dropFirst(prefix.count)
+            if replacement.hasSuffix("/") || rest.isEmpty {
+                return replacement + (rest.hasPrefix("/") ? rest.dropFirst() : rest)
+            }
+            return replacement + (rest.hasPrefix("/") ? rest : "/" + rest)
+        case nil:
+            return path
+        }
+    }
+
+    /// Stable text of the whole table, for golden tests and `ai-gateway validate --dump`.
+    public func dump() -> String {
+        var lines: [String] = []
+        let all = (exactHosts.values.flatMap { $0 } + wildcardHosts.values.flatMap { $0 } + anyHost)
+        var seen: Set<MatchEntry.Order> = []
+        let ordered = all.sorted(by: MatchEntry.precedes).filter { seen.insert($0.order).inserted }
+        lines.append("routes:")
+        for e in ordered {
+            let r = e.rule
+            var path: String
+            switch e.match.path {
+            case .exact(let v): path = "Exact \(v)"
+            case .prefix(let v): path = "PathPrefix \(v)"
+            case .regex(let v): path = "RegularExpression \(v)"
+            }
+            if let m = e.match.method { path += " method=\(m)" }
+            for h in e.match.headers { path += " header[\(h.name)]\(h.type == .exact ? "=" : "~")\(h.value)" }
+            for q in e.match.queryParams { path += " query[\(q.name)]\(q.type == .exact ? "=" : "~")\(q.value)" }
+            let hosts = e.hostnames.isEmpty ? "*" : e.hostnames.joined(separator: ",")
+            lines.append("- \(hosts) \(path) -> \(r.route) rule \(r.ruleIndex)")
+            if let rw = r.rewrite {
+                switch rw.path {
+                case .replaceFullPath(let p)?: lines.append("    rewrite: ReplaceFullPath \(p)")
+                case .replacePrefixMatch(let p)?: lines.append("    rewrite: ReplacePrefixMatch \(p)")
+                case nil: break
+                }
+                if let h = rw.hostname { lines.append("    rewrite hostname: \(h)") }
+            }
+            for t in r.targets {
+                switch t.target {
+                case .backend(let b): lines.append("    backend \(b) weight=\(t.weight)")
+                case .invalid(let msg): lines.append("    invalid weight=\(t.weight): \(msg)")
+                }
+            }
+            if let t = r.requestTimeout { lines.append("    timeout request=\(t)") }
+            if let t = r.backendRequestTimeout { lines.append("    timeout backendRequest=\(t)") }
+            lines.append("    retry codes=\(r.retry.codes.sorted()) attempts=\(r.retry.attempts.map(String.init) ?? "default") backoff=\(r.retry.backoff)")
+        }
+        lines.append("backends:")
+        for (name, b) in backends.sorted(by: { $0.key < $1.key }) {
+            lines.append("- \(name)\(b.problem.map { " (not served: \($0))" } ?? "")")
+            if b.settings.streamContinuation { lines.append("    stream-continuation: true") }
+            for (p, level) in b.priorities.enumerated() {
+                lines.append("    priority \(p):")
+                for e in level {
+                    let t = e.target
+                    let auth: String
+                    switch e.auth {
+                    case .key?: auth = "\(t.authHeaderName): \(t.authPrefix)<key>"
+                    case .passthrough?: auth = "\(t.authHeaderName): passthrough"
+                    case nil: auth = "none"
+                    }
+                    lines.append("      - \(t.provider) model=\(t.model ?? "(client's)") \(t.tls ? "https" : "http")://\(t.host):\(t.port)\(t.path) auth=[\(auth)]\(e.problem.map { " problem=[\($0)]" } ?? "")")
+                }
+            }
+        }
+        lines.append("status:")
+        for (name, conds) in status.backends.sorted(by: { $0.key < $1.key }) {
+            for c in conds { lines.append("- Backend \(name): \(c)") }
+        }
+        for (name, parents) in status.routes.sorted(by: { $0.key < $1.key }) {
+            for p in parents {
+                for c in p.conditions { lines.append("- HTTPRoute \(name) parent \(p.parentNamespace)/\(p.parent.name): \(c)") }
+            }
+        }
+        for (name, g) in status.gateways.sorted(by: { $0.key < $1.key }) {
+            for c in g.conditions { lines.append("- Gateway \(name): \(c)") }
+            for (l, n) in g.attachedRoutes.sorted(by: { $0.key < $1.key }) { lines.append("- Gateway \(name) listener \(l): attachedRoutes=\(n)") }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,104 @@
+import CoreMetrics
+import Metrics
+import Prometheus
+
+/// The gateway's metrics, emitted through swift-metrics into a Prometheus registry that `/metrics`
+/// exposes. Labels carry names only (route, backend, model, outcome), never a key or a payload.
+public final class GatewayMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    static let latencyBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120),
+    ]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = Self.latencyBuckets
+        self.factory = factory
+    }
+
+    /// One client request finished with `status`.
+    public func request(route: String, status: Int) {
+        Counter(label: "aigw_requests_total", dimensions: [("route", route), ("status", String(status))], factory: factory).increment()
+    }
+
+    /// One attempt against an entry finished with `outcome` (a stable label such as `ok`, `503`, `first_byte_timeout`).
+    public func attempt(backend: String, model: String, outcome: String) {
+        Counter(label: "aigw_upstream_attempts_total", dimensions: [("backend", backend), ("model", model), ("outcome", outcome)], factory: factory).increment()
+    }
+
+    /// The request moved from one model to the next.
+    public func failover(backend: String, from: String, to: String) {
+        Counter(label: "aigw_failovers_total", dimensions: [("backend", backend), ("from_model", from), ("to_model", to)], factory: factory).increment()
+    }
+
+    /// An entry was ejected by passive health checks.
+    public func ejection(backend: String, model: String) {
+        Counter(label: "aigw_ejections_total", dimensions: [("backend", backend), ("model", model)], factory: factory).increment()
+    }
+
+    /// An entry reported as misconfigured (401, 403, 404 model not found) or unusable (missing Secret).
+    public func misconfigured(backend: String, model: String, reason: String) {
+        Counter(label: "aigw_misconfigured_total", dimensions: [("backend", backend), ("model", model), ("reason", reason)], factory: factory).increment()
+    }
+
+    /// Time from sending an attempt to its response headers.
+    public func upstreamLatency(backend: String, model: String, _ d: Duration) {
+        Timer(label: "aigw_upstream_latency_seconds", dimensions: [("backend", backend), ("model", model)], preferredDisplayUnit: .seconds, factory: factory)
+            .recordNanoseconds(d.nanoseconds)
+    }
+
+    /// Time from sending a streaming attempt to its first token.
+    public func timeToFirstToken(backend: String, model: String, _ d: Duration) {
+        Timer(label: "aigw_time_to_first_token_seconds", dimensions: [("backend", backend), ("model", model)], preferredDisplayUnit: .seconds, factory: factory)
+            .recordNanoseconds(d.nanoseconds)
+    }
+
+    /// Tokens reported by the answering model.
+    public func tokens(backend: String, model: String, input: Int, output: Int) {
+        if input > 0 {
+            Counter(label: "aigw_tokens_total", dimensions: [("backend", backend), ("model", model), ("direction", "input")], factory: factory).increment(by: input)
+        }
+        if output > 0 {
+            Counter(label: "aigw_tokens_total", dimensions: [("backend", backend), ("model", model), ("direction", "output")], factory: factory).increment(by: output)
+        }
+    }
+
+    /// An SSE event that was not valid JSON was dropped.
+    public func malformedEvent(backend: String, model: String) {
+        Counter(label: "aigw_malformed_stream_events_total", dimensions: [("backend", backend), ("model", model)], factory: factory).increment()
+    }
+
+    /// A stream broke after tokens reached the client.
+    public func streamInterrupted(backend: String, model: String, resolution: String) {
+        Counter(label: "aigw_stream_interruptions_total", dimensions: [("backend", backend), ("model", model), ("resolution", resolution)], factory: factory).increment()
+    }
+
+    /// A configuration reload was applied (`ok`) or rejected (`error`).
+    public func configReload(result: String) {
+        Counter(label: "aigw_config_reloads_total", dimensions: [("result", result)], factory: factory).increment()
+    }
+
+    /// Requests in flight.
+    public func inFlight(_ delta: Int) {
+        Meter(label: "aigw_requests_in_flight", dimensions: [], factory: factory).increment(by: Double(delta))
+    }
+
+    /// The Prometheus text exposition.
+    public func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 * 1024)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let c = components
+        return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,179 @@
+import AIGatewayAPI
+import AIGatewayFailover
+import AIGatewayProviders
+import AIGatewayProxy
+import AIGatewayRouting
+import AIGatewaySources
+import AIGatewayTelemetry
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+
+struct AIGateway: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ai-gateway",
+        abstract: "An AI gateway: routes OpenAI-style chat requests to kgateway Backends and fails over between models.",
+        subcommands: [Run.self, Validate.self],
+        defaultSubcommand: Run.self)
+}
+
+/// Parses `PROVIDER=URL`.
+struct EndpointOverride: ExpressibleByArgument {
+    var provider: String
+    var endpoint: ProviderEndpoint
+
+    init?(argument: String) {
+        let parts = argument.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, LLMProvider.keys.contains(parts[0]), let e = ProviderEndpoint(url: parts[1]) else { return nil }
+        provider = parts[0]
+        endpoint = e
+    }
+}
+
+extension GatewayDuration: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
+}
+
+extension LoggingSetup.Format: ExpressibleByArgument {}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway.")
+
+    @Option(name: .customLong("manifests"), help: "A manifest file or directory (repeatable). Standalone mode.")
+    var manifests: [String] = []
+
+    @Option(help: "Address to listen on.")
+    var host: String = "0.0.0.0"
+
+    @Option(help: "Port for client traffic.")
+    var port: Int = 8080
+
+    @Option(name: .customLong("admin-port"), help: "Port for /healthz, /readyz, /metrics and /debug/table.")
+    var adminPort: Int = 9091
+
+    @Option(name: .customLong("provider-endpoint"), help: "Redirect a provider's default host: PROVIDER=URL, e.g. openai=http://127.0.0.1:9000 (repeatable).")
+    var providerEndpoints: [EndpointOverride] = []
+
+    @Option(name: .customLong("controller-name"), help: "GatewayClass controllerName this gateway implements.")
+    var controllerName: String = CompileOptions.defaultControllerName
+
+    @Option(name: .customLong("request-timeout"), help: "Whole-request deadline when a route sets no timeouts.request.")
+    var requestTimeout: GatewayDuration = GatewayDuration(milliseconds: 300_000)
+
+    @Option(name: .customLong("connect-timeout"), help: "TCP/TLS connect timeout to providers.")
+    var connectTimeout: GatewayDuration = GatewayDuration(milliseconds: 5_000)
+
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body; larger gets 413.")
+    var maxBodyBytes: Int = 4 * 1024 * 1024
+
+    @Option(name: .customLong("max-header-bytes"), help: "Largest total request header size.")
+    var maxHeaderBytes: Int = 32 * 1024
+
+    @Option(name: .customLong("idle-timeout"), help: "Close client connections idle (or stuck mid-request) this long.")
+    var idleTimeout: GatewayDuration = GatewayDuration(milliseconds: 60_000)
+
+    @Option(name: .customLong("drain-timeout"), help: "On SIGTERM, how long in-flight requests may take to finish.")
+    var drainTimeout: GatewayDuration = GatewayDuration(milliseconds: 30_000)
+
+    @Option(name: .customLong("poll-interval"), help: "How often manifest files are checked for changes.")
+    var pollInterval: GatewayDuration = GatewayDuration(milliseconds: 1_000)
+
+    @Option(name: .customLong("log-format"), help: "auto (JSON unless stderr is a terminal), json or text.")
+    var logFormat: LoggingSetup.Format = .auto
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        if manifests.isEmpty {
+            throw ValidationError("no configuration source: pass --manifests PATH (standalone mode)")
+        }
+        for p in [port, adminPort] where !(0...65535).contains(p) {
+            throw ValidationError("port \(p) is out of range")
+        }
+        if maxBodyBytes < 1 { throw ValidationError("--max-body-bytes must be positive") }
+    }
+
+    func run() async throws {
+        LoggingSetup.bootstrap(format: logFormat, level: logLevel)
+        let logger = Logger(label: "ai-gateway")
+        let metrics = GatewayMetrics()
+        let store = TableStore()
+        var endpoints: [String: ProviderEndpoint] = [:]
+        for o in providerEndpoints { endpoints[o.provider] = o.endpoint }
+        let options = CompileOptions(controllerName: controllerName, implicitGateway: true, endpoints: endpoints)
+        let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger)
+        let source = ManifestSource(paths: manifests, pollInterval: pollInterval.duration, sink: updater, logger: logger)
+        do {
+            _ = try source.loadInitial()
+        } catch let e as ManifestSource.InvalidConfiguration {
+            FileHandle.standardError.write(Data((e.description + "\n").utf8))
+            throw ExitCode(1)
+        }
+
+        var proxyConfig = ProxyConfiguration()
+        proxyConfig.defaultRequestTimeout = requestTimeout.duration
+        proxyConfig.connectTimeout = connectTimeout.duration
+        proxyConfig.limits.maxBodyBytes = maxBodyBytes
+        proxyConfig.limits.maxHeaderBytes = maxHeaderBytes
+        proxyConfig.limits.idleTimeout = idleTimeout.duration
+        let client = GatewayHandler.makeHTTPClient(configuration: proxyConfig)
+        let health = HealthRegistry()
+        let handler = GatewayHandler(store: store, client: client, health: health, metrics: metrics, configuration: proxyConfig, logger: logger)
+        let gateway = HTTPServer(name: "gateway", host: host, port: port, limits: proxyConfig.limits, handler: handler, logger: logger) {
+            store.markDraining()
+        }
+        let admin = HTTPServer(name: "admin", host: host, port: adminPort, handler: AdminHandler(store: store, metrics: metrics, health: health), logger: logger)
+        // Shut down in reverse order: the gateway drains first, then the admin port, then the watcher.
+        var groupConfig = ServiceGroupConfiguration(
+            services: [.init(service: source), .init(service: admin), .init(service: gateway)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfig.maximumGracefulShutdownDuration = drainTimeout.duration
+        do {
+            try await ServiceGroup(configuration: groupConfig).run()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+}
+
+struct Validate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check manifests offline; exits non-zero with field-path errors.")
+
+    @Argument(help: "Manifest files or directories.")
+    var paths: [String]
+
+    @Flag(help: "Print the compiled routing table.")
+    var dump = false
+
+    @Flag(help: "Treat problems found when compiling (a missing Secret, say) as errors too.")
+    var strict = false
+
+    func run() async throws {
+        let snapshot = ManifestSource.read(paths: paths)
+        if !snapshot.errors.isEmpty {
+            for e in snapshot.errors { print("error: \(e)") }
+            throw ExitCode(1)
+        }
+        let table = RouteCompiler.compile(snapshot.resources, options: CompileOptions(implicitGateway: true))
+        let problems = table.status.problems
+        for p in problems { print("warning: \(p)") }
+        if dump { print(table.dump(), terminator: "") }
+        print("\(snapshot.resources.count) object(s) in \(snapshot.fileCount) file(s): valid\(problems.isEmpty ? "" : ", with \(problems.count) warning(s)")")
+        if strict && !problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// At top level `main()` resolves to the synchronous entry point; inside an async function the
+/// async overload (needed for the async subcommands) is chosen.
+func runGateway() async {
+    await AIGateway.main(nil)
+}
+
+await runGateway()
