@@ -160,6 +160,8 @@ public struct FailoverMachine: Sendable {
         for i in candidates.indices where states[i] == .pending && candidates[i].problem == nil {
             guard health.availability(of: candidates[i].id, now: now) == .available || health.availability(of: candidates[i].id, now: now) == .probe else { continue }
             guard health.admit(candidates[i].id, now: now) else { continue }
+            // Each candidate gets one chance to continue the answer.
+            states[i] = .finished
             current = i
             return i
         }
@@ -207,6 +209,7 @@ public struct FailoverMachine: Sendable {
             switch health.availability(of: candidates[i].id, now: now) {
             case .available, .probe:
                 if health.admit(candidates[i].id, now: now) {
+                    markSkipped(skippedEjected)
                     return begin(i)
                 }
                 skippedEjected.append(i)
@@ -216,16 +219,13 @@ public struct FailoverMachine: Sendable {
                 states[i] = .waiting(until: until)
             }
         }
-        for i in skippedEjected {
-            states[i] = .finished
-            records.append(Record(index: i, outcome: .ejected))
-        }
+        markSkipped(skippedEjected)
         // Nothing healthy is left: wait for a provider cool-down if it ends within the deadline.
         let waiting = candidates.indices.compactMap { i -> (Int, Instant)? in
             if case .waiting(let until) = states[i] { return (i, until) }
             return nil
         }.sorted { $0.1 < $1.1 }
-        if let (i, until) = waiting.first, until < policy.deadline, until - now <= policy.deadline - now {
+        if let (i, until) = waiting.first, until < policy.deadline {
             states[i] = .pending
             current = i
             attemptedAny = true
@@ -238,6 +238,13 @@ public struct FailoverMachine: Sendable {
             return begin(first)
         }
         return .fail(summary(now: now))
+    }
+
+    private mutating func markSkipped(_ ejected: [Int]) {
+        for i in ejected {
+            states[i] = .finished
+            records.append(Record(index: i, outcome: .ejected))
+        }
     }
 
     private mutating func begin(_ i: Int) -> Action {

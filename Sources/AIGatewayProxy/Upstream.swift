@@ -125,6 +125,16 @@ struct AttemptRequest: Sendable {
 struct UpstreamCaller: Sendable {
     let client: HTTPClient
     let logger: Logger
+    /// The HTTP client's own logging is kept quiet: the gateway logs what matters per attempt.
+    let clientLogger: Logger
+
+    init(client: HTTPClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .warning)
+        self.clientLogger = quiet
+    }
 
     func perform(_ req: AttemptRequest, sink: StreamSink?, progress: StreamProgress, onFirstByte: @escaping @Sendable (Duration) -> Void) async -> AttemptResult {
         let watchdog = Watchdog(attemptDeadline: req.attemptDeadline)
@@ -139,7 +149,7 @@ struct UpstreamCaller: Sendable {
                 request.body = .bytes(ByteBuffer(bytes: req.body))
                 let response: HTTPClientResponse
                 do {
-                    response = try await client.execute(request, timeout: .hours(24), logger: logger)
+                    response = try await client.execute(request, timeout: .hours(24), logger: clientLogger)
                 } catch {
                     if Task.isCancelled { throw CancellationError() }
                     return .failed(.connectFailed)

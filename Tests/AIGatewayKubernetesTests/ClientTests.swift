@@ -1,0 +1,243 @@
+import Foundation
+import Testing
+
+@testable import AIGatewayKubernetes
+
+// These tests run against testing/fake-apiserver/fake_apiserver.py; they are reported as
+// skipped (with this reason) only while that script is absent from the checkout.
+let fakeServerTrait = Testing.ConditionTrait.enabled(
+    if: FakeAPIServer.isAvailable, "needs testing/fake-apiserver/fake_apiserver.py")
+
+@Suite("KubernetesClient against the fake API server", fakeServerTrait)
+struct ClientTests {
+    let cm = ResourceType.configMaps
+
+    @Test func tlsRoundTripWithCADataAndBearerToken() async throws {
+        let server = try await FakeAPIServer()
+        #expect(server.url.hasPrefix("https://127.0.0.1:"))
+        #expect(server.config.tls.certificateAuthorityPEM != nil)
+        #expect(try server.config.bearerToken() == FakeAPIServer.token)
+
+        let client = server.client()
+        let created = try await client.create(cm, configMap("tls", data: ["k": "v"]))
+        #expect(created.name == "tls")
+        #expect(created.resourceVersion?.isEmpty == false)
+        let fetched = try await client.get(cm, namespace: "default", name: "tls")
+        #expect(fetched["data"]?["k"] == "v")
+
+        // A wrong token is refused.
+        var wrongToken = server.config
+        wrongToken.credentials = .token("wrong")
+        await #expect(throws: KubernetesError.unauthorized) {
+            try await KubernetesClient(config: wrongToken).get(cm, namespace: "default", name: "tls")
+        }
+        // Without the CA the server certificate is not trusted.
+        var noCA = server.config
+        noCA.tls.certificateAuthorityPEM = nil
+        await #expect(throws: KubernetesError.transport) {
+            try await KubernetesClient(config: noCA).get(cm, namespace: "default", name: "tls")
+        }
+        // insecure-skip-tls-verify works without it.
+        noCA.tls.insecureSkipVerify = true
+        #expect(try await KubernetesClient(config: noCA).get(cm, namespace: "default", name: "tls").name == "tls")
+    }
+
+    @Test func crudConflictAndTypedErrors() async throws {
+        let server = try await FakeAPIServer()
+        let client = server.client()
+
+        let created = try await client.create(cm, namespace: "apps", configMap("c1", namespace: "apps", data: ["a": "1"]))
+        let rv1 = try #require(created.resourceVersion)
+        await #expect(throws: KubernetesError.alreadyExists) {
+            try await client.create(cm, namespace: "apps", configMap("c1", namespace: "apps"))
+        }
+
+        // Update with the current resourceVersion succeeds and bumps it.
+        let updated = try await client.update(cm, created.setting("data", to: ["a": "2"]))
+        let rv2 = try #require(updated.resourceVersion)
+        #expect(rv2 != rv1)
+        #expect(updated["data"]?["a"] == "2")
+
+        // Update with the stale one is a conflict.
+        await #expect(throws: KubernetesError.conflict) {
+            try await client.update(cm, created.setting("data", to: ["a": "3"]))
+        }
+
+        // Merge patch adds and removes keys.
+        let patched = try await client.mergePatch(
+            cm, namespace: "apps", name: "c1", patch: ["data": ["b": "x", "a": nil], "metadata": ["labels": ["p": "y"]]])
+        #expect(patched["data"] == ["b": "x"])
+        #expect(patched["metadata"]?["labels"]?["p"] == "y")
+
+        // Status subresource: PUT and merge patch.
+        let withStatus = try await client.updateStatus(cm, patched.setting("status", to: ["phase": "Ready"]))
+        #expect(withStatus["status"]?["phase"] == "Ready")
+        let statusPatched = try await client.patchStatus(
+            cm, namespace: "apps", name: "c1", patch: ["status": ["observedGeneration": 3]])
+        #expect(statusPatched["status"]?["observedGeneration"]?.intValue == 3)
+        let reread = try await client.get(cm, namespace: "apps", name: "c1")
+        #expect(reread["status"]?["observedGeneration"]?.intValue == 3)
+        #expect(reread["data"] == ["b": "x"])
+
+        try await client.delete(cm, namespace: "apps", name: "c1")
+        await #expect(throws: KubernetesError.notFound) { try await client.get(cm, namespace: "apps", name: "c1") }
+        await #expect(throws: KubernetesError.notFound) { try await client.delete(cm, namespace: "apps", name: "c1") }
+        await #expect(throws: KubernetesError.notFound) {
+            try await client.mergePatch(cm, namespace: "apps", name: "c1", patch: ["data": ["a": "1"]])
+        }
+    }
+
+    @Test func injectedServerErrorsAreTyped() async throws {
+        let server = try await FakeAPIServer()
+        let client = server.client()
+        try await server.fault("/_fake/fail-next?count=1&code=500")
+        do {
+            _ = try await client.list(cm, namespace: "default")
+            Issue.record("expected a failure")
+        } catch let error as KubernetesError {
+            #expect(error == .server)
+            #expect(error.httpStatus == 500)
+            #expect(error.description == "KubernetesError.server(500)")
+        }
+        try await server.fault("/_fake/fail-next?count=1&code=429")
+        await #expect(throws: KubernetesError.tooManyRequests) { try await client.list(cm, namespace: "default") }
+        // Back to normal.
+        #expect(try await client.list(cm, namespace: "default").items.isEmpty)
+    }
+
+    @Test func listPagingAndSelectors() async throws {
+        let server = try await FakeAPIServer()
+        let client = server.client(options: .init(listPageSize: 2))
+        for i in 0..<7 {
+            try await client.create(cm, configMap("item-\(i)", labels: ["tier": i % 3 == 0 ? "front" : "back"]))
+        }
+        try await client.create(cm, configMap("elsewhere", namespace: "other", labels: ["tier": "front"]))
+
+        let first = try await client.list(cm, namespace: "default", limit: 3)
+        #expect(first.items.count == 3)
+        let token = try #require(first.continueToken)
+        #expect(!first.resourceVersion.isEmpty)
+        let second = try await client.list(cm, namespace: "default", limit: 3, continue: token)
+        #expect(second.items.count == 3)
+        let secondToken: String = try #require(second.continueToken)
+        let third = try await client.list(cm, namespace: "default", limit: 3, continue: secondToken)
+        #expect(third.items.count == 1)
+        #expect(third.continueToken == nil)
+        let pagedNames = (first.items + second.items + third.items).compactMap(\.name)
+        #expect(Set(pagedNames) == Set((0..<7).map { "item-\($0)" }))
+        #expect(pagedNames.count == 7)
+
+        let all = try await client.listAll(cm, namespace: "default")
+        #expect(all.items.compactMap(\.name).sorted() == (0..<7).map { "item-\($0)" })
+        let everywhere = try await client.listAll(cm)
+        #expect(everywhere.items.count == 8)
+
+        let front = try await client.listAll(cm, namespace: "default", labelSelector: "tier=front")
+        #expect(front.items.compactMap(\.name).sorted() == ["item-0", "item-3", "item-6"])
+        let frontEverywhere = try await client.listAll(cm, labelSelector: "tier=front")
+        #expect(frontEverywhere.items.count == 4)
+    }
+
+    @Test func watchDeliversEventsInOrder() async throws {
+        let server = try await FakeAPIServer()
+        let client = server.client()
+        try await client.create(cm, configMap("before"))
+        let list = try await client.list(cm, namespace: "default")
+
+        let stream = try await client.watch(cm, namespace: "default", resourceVersion: list.resourceVersion, timeoutSeconds: 30)
+        let created = try await client.create(cm, configMap("w", data: ["n": "1"]))
+        _ = try await client.update(cm, created.setting("data", to: ["n": "2"]))
+        try await client.delete(cm, namespace: "default", name: "w")
+
+        var seen: [WatchEvent] = []
+        for try await event in stream where event.type != .bookmark {
+            seen.append(event)
+            if seen.count == 3 { break }
+        }
+        #expect(seen.map(\.type) == [.added, .modified, .deleted])
+        #expect(seen.allSatisfy { $0.object.name == "w" })
+        #expect(seen[1].object["data"]?["n"] == "2")
+        let rvs = seen.compactMap { $0.object.resourceVersion.flatMap { UInt64($0) } }
+        #expect(rvs == rvs.sorted() && Set(rvs).count == 3)
+    }
+
+    @Test func watchEndsAtServerTimeout() async throws {
+        let server = try await FakeAPIServer()
+        let client = server.client()
+        let list = try await client.list(cm, namespace: "default")
+        let started = ContinuousClock.now
+        let stream = try await client.watch(cm, resourceVersion: list.resourceVersion, timeoutSeconds: 1)
+        var types: [WatchEvent.EventType] = []
+        for try await event in stream { types.append(event.type) }
+        #expect(types.allSatisfy { $0 == .bookmark })
+        #expect(ContinuousClock.now - started < .seconds(15))
+    }
+
+    @Test func cancellingTheConsumerAbortsTheWatch() async throws {
+        let server = try await FakeAPIServer()
+        let client = server.client()
+        let list = try await client.list(cm, namespace: "default")
+        let stream = try await client.watch(cm, resourceVersion: list.resourceVersion, timeoutSeconds: 300)
+        let consumer = Task {
+            var count = 0
+            for try await event in stream where event.type != .bookmark { count += 1 }
+            return count
+        }
+        try await client.create(cm, configMap("x"))
+        consumer.cancel()
+        let started = ContinuousClock.now
+        _ = try? await consumer.value
+        #expect(ContinuousClock.now - started < .seconds(5))
+
+        // The client keeps working afterwards.
+        #expect(try await client.get(cm, namespace: "default", name: "x").name == "x")
+        // And a watch that was never consumed is abandoned cleanly.
+        _ = try await client.watch(cm, resourceVersion: list.resourceVersion, timeoutSeconds: 300)
+    }
+
+    @Test func cancellingAPendingRequestAbortsIt() async throws {
+        let server = try await FakeAPIServer()
+        let client = server.client()
+        let task = Task { try await client.list(cm) }
+        task.cancel()
+        do {
+            _ = try await task.value
+        } catch {
+            #expect(error is CancellationError)
+        }
+    }
+
+    @Test func droppedWatchEndsTheStreamAndExpiredVersionIsGone() async throws {
+        let server = try await FakeAPIServer()
+        let client = server.client()
+        let list = try await client.list(cm, namespace: "default")
+        let stream = try await client.watch(cm, resourceVersion: list.resourceVersion, timeoutSeconds: 300)
+        try await server.fault("/_fake/drop-watches")
+        let ended = Task {
+            do {
+                for try await _ in stream {}
+                return "ended"
+            } catch let error as KubernetesError {
+                return error.label
+            }
+        }
+        let outcome = try await ended.value
+        #expect(outcome == "ended" || outcome == "transport")
+
+        // After compaction, a watch from the old resourceVersion is refused as gone, either
+        // up front (HTTP 410) or as an ERROR event.
+        try await client.create(cm, configMap("after"))
+        try await server.fault("/_fake/compact")
+        do {
+            let old = try await client.watch(cm, resourceVersion: list.resourceVersion, timeoutSeconds: 5)
+            var error: KubernetesError?
+            for try await event in old where event.type == .error {
+                error = event.error
+                break
+            }
+            #expect(error == .gone)
+        } catch let error as KubernetesError {
+            #expect(error == .gone)
+        }
+    }
+}

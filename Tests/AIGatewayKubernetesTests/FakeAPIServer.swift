@@ -1,0 +1,133 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import AIGatewayKubernetes
+
+/// The project's fake Kubernetes API server (`testing/fake-apiserver/fake_apiserver.py`),
+/// one process per test, on a random loopback port with TLS and a bearer token.
+/// `FAKE_APISERVER_SCRIPT` overrides the script's path.
+final class FakeAPIServer: Sendable {
+    static let token = "test-token-\(UUID().uuidString.prefix(8))"
+
+    static var scriptPath: String {
+        if let override = ProcessInfo.processInfo.environment["FAKE_APISERVER_SCRIPT"], !override.isEmpty {
+            return override
+        }
+        // Tests/AIGatewayKubernetesTests/FakeAPIServer.swift -> package root
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return root.appendingPathComponent("testing/fake-apiserver/fake_apiserver.py").path
+    }
+
+    /// Whether the script is present (the integration tests need it).
+    static var isAvailable: Bool { FileManager.default.fileExists(atPath: scriptPath) }
+
+    let url: String
+    let kubeconfigPath: String
+    let config: KubeConfig
+    private let process: Process
+    private let directory: TempDirectory
+
+    init() async throws {
+        let directory = try TempDirectory()
+        let kubeconfig = directory.path + "/kubeconfig"
+        let stdoutPath = directory.path + "/stdout"
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", Self.scriptPath, "--port", "0", "--tls", "--token", Self.token,
+            "--state-dir", directory.path + "/state", "--kubeconfig-out", kubeconfig,
+        ]
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.write("stderr", "")))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+
+        // Wait for the first stdout line: "fake-apiserver listening on https://127.0.0.1:PORT".
+        var url: String?
+        let deadline = ContinuousClock.now + .seconds(20)
+        while url == nil {
+            let text = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.contains("listening on ") }),
+                let range = line.range(of: "listening on ")
+            {
+                url = String(line[range.upperBound...]).trimmingCharacters(in: .whitespaces)
+            } else if !process.isRunning || ContinuousClock.now > deadline {
+                process.terminate()
+                let stderr = (try? String(contentsOfFile: directory.path + "/stderr", encoding: .utf8)) ?? ""
+                throw FakeServerError(message: "fake-apiserver did not start: \(stderr.suffix(2000))")
+            } else {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        // The kubeconfig is written before the line is printed; be tolerant anyway.
+        while !FileManager.default.fileExists(atPath: kubeconfig), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        self.url = url!
+        self.kubeconfigPath = kubeconfig
+        self.process = process
+        self.directory = directory
+        self.config = try KubeConfig.load(path: kubeconfig)
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    func client(options: KubernetesClient.Options = .init()) -> KubernetesClient {
+        KubernetesClient(config: config, options: options)
+    }
+
+    /// POSTs to a fault endpoint (`/_fake/...`), which needs no authentication.
+    func fault(_ pathAndQuery: String) async throws {
+        let response = try await client().raw("POST", pathAndQuery)
+        guard (200..<300).contains(response.status) else {
+            throw FakeServerError(message: "fault \(pathAndQuery) answered \(response.status)")
+        }
+    }
+}
+
+struct FakeServerError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// Waits until `condition` holds, checking every few milliseconds, failing after `timeout`.
+func eventually(
+    _ what: @autoclosure () -> String = "condition", timeout: Duration = .seconds(10),
+    sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    if try await condition() { return }
+    Issue.record("timed out waiting for \(what())", sourceLocation: sourceLocation)
+    throw FakeServerError(message: "timed out waiting for \(what())")
+}
+
+/// Collects values appended from other tasks.
+final class Collector<Element: Sendable>: Sendable {
+    private let storage = Mutex<[Element]>([])
+    func append(_ e: Element) { storage.withLock { $0.append(e) } }
+    var values: [Element] { storage.withLock { $0 } }
+    var count: Int { storage.withLock { $0.count } }
+}
+
+func configMap(_ name: String, namespace: String = "default", labels: [String: String] = [:], data: [String: String] = [:])
+    -> JSONValue
+{
+    var metadata: [String: JSONValue] = ["name": .string(name), "namespace": .string(namespace)]
+    if !labels.isEmpty { metadata["labels"] = .object(labels.mapValues { .string($0) }) }
+    return [
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": .object(metadata),
+        "data": .object(data.mapValues { .string($0) }),
+    ]
+}
