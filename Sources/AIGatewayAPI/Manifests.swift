@@ -57,9 +57,13 @@ public enum ManifestLoader {
     public static func parse(_ text: String, source: String, defaultNamespace: String = "default") throws(ManifestError) -> [ManifestDocument] {
         var values: [JSONValue] = []
         do {
-            for doc in try Yams.load_all(yaml: text, resolver) {
+            // `YamlSequence` stops at a syntax error and keeps it in `error` instead of throwing:
+            // check it, or a broken document would silently vanish.
+            var sequence = try Yams.load_all(yaml: text, resolver)
+            while let doc = sequence.next() {
                 values.append(JSONValue(any: doc))
             }
+            if let error = sequence.error { throw error }
         } catch let error as YamlError {
             throw ManifestError(source: source, message: "invalid YAML: \(yamlMessage(error))")
         } catch {
@@ -91,6 +95,11 @@ public enum ManifestLoader {
         case .composer(let context, let problem, let mark, _):
             let ctx = context.map { "\($0.text) " } ?? ""
             return "\(ctx)\(problem) at line \(mark.line), column \(mark.column)"
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Keys, not values: safe to name.
+            return "duplicate key \(duplicates.sorted().joined(separator: ", ")) in a mapping at line \(context.mark.line), column \(context.mark.column)"
+        case .reader(let problem, let offset, _, _):
+            return "\(problem)\(offset.map { " at byte \($0)" } ?? "")"
         default:
             return "syntax error"
         }

@@ -435,7 +435,8 @@ public enum ResourceDecoder {
                         if ptype == "ReplaceFullPath" {
                             if let v = p.string("replaceFullPath", required: true) { rewrite.path = .replaceFullPath(v) }
                         } else if ptype == "ReplacePrefixMatch" {
-                            if let v = p.string("replacePrefixMatch", required: true) { rewrite.path = .replacePrefixMatch(v) }
+                            // The Gateway API allows an empty replacement (`/foo/bar` → `/bar`).
+                            if let v = p.string("replacePrefixMatch", required: true, nonEmpty: false) { rewrite.path = .replacePrefixMatch(v) }
                             if matches.contains(where: { $0.pathType != .pathPrefix }) {
                                 d.add(p.childPath("type"), "ReplacePrefixMatch is only valid with a PathPrefix match")
                             }

@@ -35,18 +35,27 @@ public struct ProviderEndpoint: Sendable, Hashable, CustomStringConvertible {
             host = rest[rest.index(after: rest.startIndex)..<close]
             let after = rest[rest.index(after: close)...]
             if after.hasPrefix(":") {
-                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { return nil }
+                guard let p = Self.port(after.dropFirst()) else { return nil }
                 port = p
             } else if !after.isEmpty {
                 return nil
             }
-        } else if let colon = rest.lastIndex(of: ":") {
+        } else if let colon = rest.firstIndex(of: ":") {
             host = rest[..<colon]
-            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else { return nil }
+            // An IPv6 address must be bracketed: `http://::1` or `http://fe80::1:9000` is ambiguous.
+            guard let p = Self.port(rest[rest.index(after: colon)...]) else { return nil }
             port = p
         }
         guard !host.isEmpty else { return nil }
         self.init(tls: tls, host: String(host), port: port)
+    }
+
+    /// A URL port: decimal digits only (no sign), 1...65535.
+    private static func port(_ text: Substring) -> Int? {
+        guard !text.isEmpty, text.count <= 5, text.allSatisfy({ $0.isASCII && $0.isNumber }), let p = Int(text), (1...65535).contains(p) else {
+            return nil
+        }
+        return p
     }
 
     public var description: String { "\(tls ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)" }

@@ -91,7 +91,12 @@ public enum RouteCompiler {
                             }
                         }
                         if allowing.isEmpty {
-                            conditions.append(Condition(type: "Accepted", status: false, reason: "NotAllowedByListeners", message: "no listener of Gateway \(key) allows routes from namespace \(route.metadata.namespace)", observedGeneration: gen))
+                            // Say why: no listener speaks HTTP at all, or none admits the route's namespace.
+                            let speaksHTTP = listeners.contains { $0.protocol == "HTTP" || $0.protocol == "HTTPS" }
+                            let message = speaksHTTP
+                                ? "no listener of Gateway \(key) allows routes from namespace \(route.metadata.namespace)"
+                                : "no listener of Gateway \(key) accepts HTTPRoutes (protocol HTTP or HTTPS)"
+                            conditions.append(Condition(type: "Accepted", status: false, reason: "NotAllowedByListeners", message: message, observedGeneration: gen))
                         } else {
                             accepted = true
                             for l in allowing { attached[key]?[l.name, default: 0] += 1 }
@@ -250,7 +255,12 @@ public enum RouteCompiler {
                     id: "\(name)[\(p)][\(i)]", backend: name, priority: p, index: i, fieldPath: fieldPath, target: target, auth: nil, problem: nil)
                 switch e.provider.authToken {
                 case .inline(let s)?:
-                    entry.auth = .key(SecretString(stripBearer(s.value)))
+                    let key = stripBearer(s.value)
+                    if key.isEmpty {
+                        entry.problem = "authToken.inline holds no key"
+                    } else {
+                        entry.auth = .key(SecretString(key))
+                    }
                 case .passthrough?:
                     entry.auth = .passthrough
                 case .secretRef(let secretName)?:
@@ -298,6 +308,9 @@ public enum RouteCompiler {
         var t = Substring(s)
         while let f = t.first, f.isWhitespace { t = t.dropFirst() }
         while let l = t.last, l.isWhitespace { t = t.dropLast() }
+        // `Bearer ` with nothing after it (the guide's command run with an unset variable) is an empty key,
+        // not the key "Bearer": the trailing space is already trimmed here.
+        if t.lowercased() == "bearer" { return "" }
         if t.lowercased().hasPrefix("bearer ") { t = t.dropFirst(7) }
         while let f = t.first, f.isWhitespace { t = t.dropFirst() }
         return String(t)

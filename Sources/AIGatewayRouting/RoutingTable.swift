@@ -258,10 +258,14 @@ public final class RoutingTable: Sendable {
         case .replacePrefixMatch(let replacement)?:
             guard case .prefix(let prefix) = match.path else { return path }
             let rest = prefix == "/" ? Substring(path.dropFirst()) : path.dropFirst(prefix.count)
+            let out: String
             if replacement.hasSuffix("/") || rest.isEmpty {
-                return replacement + (rest.hasPrefix("/") ? rest.dropFirst() : rest)
+                out = replacement + (rest.hasPrefix("/") ? rest.dropFirst() : rest)
+            } else {
+                out = replacement + (rest.hasPrefix("/") ? rest : "/" + rest)
             }
-            return replacement + (rest.hasPrefix("/") ? rest : "/" + rest)
+            // An empty replacement of the whole path leaves `/` (Gateway API: `/foo` with "" → `/`).
+            return out.isEmpty ? "/" : out
         case nil:
             return path
         }

@@ -64,7 +64,10 @@ public final class ManifestSource: Service, Sendable {
             }
             for f in files {
                 hasher.combine(f)
-                hasher.combine(FileManager.default.contents(atPath: f))
+                // Data's own hash looks at a prefix only; feed every byte.
+                let data = FileManager.default.contents(atPath: f) ?? Data()
+                hasher.combine(data.count)
+                data.withUnsafeBytes { hasher.combine(bytes: $0) }
             }
         }
         return hasher.finalize()
@@ -92,10 +95,11 @@ public final class ManifestSource: Service, Sendable {
     /// Watches the files until cancelled or shut down. Call `loadInitial()` first.
     public func run() async throws {
         let initial = loadedFingerprint.withLock { $0 } ?? Self.fingerprint(paths: paths)
-        await cancelWhenGracefulShutdown {
+        let stopping = Mutex(false)
+        await withGracefulShutdownHandler {
             var last = initial
             var lastRejected: Int?
-            while !Task.isCancelled {
+            while !Task.isCancelled && !stopping.withLock({ $0 }) {
                 do {
                     try await Task.sleep(for: self.pollInterval)
                 } catch {
@@ -114,6 +118,8 @@ public final class ManifestSource: Service, Sendable {
                 let problems = self.sink.apply(snapshot.resources, origin: "reload")
                 for p in problems { self.logger.warning("configuration problem", metadata: ["problem": "\(p)"]) }
             }
+        } onGracefulShutdown: {
+            stopping.withLock { $0 = true }
         }
     }
 }
