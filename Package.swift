@@ -114,6 +114,8 @@ let package = Package(
             name: "ai-gateway",
             dependencies: [
                 "AIGatewayAPI", "AIGatewayRouting", "AIGatewayProxy", "AIGatewaySources", "AIGatewayTelemetry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -4,6 +4,7 @@ import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Synchronization
 
 /// The deadline an attempt is currently held to, and which timeout it stands for.
@@ -12,23 +13,49 @@ final class Watchdog: Sendable {
         case firstByte, firstToken, streamIdle, body, attempt
     }
 
-    private let state: Mutex<(deadline: Instant, phase: Phase)>
+    private struct State {
+        var deadline: Instant
+        var phase: Phase
+        /// The timer the watchdog is waiting on, and until when.
+        var sleeper: EventLoopTimer.Sleeper?
+        var sleepingUntil: Instant?
+    }
+
+    private let state: Mutex<State>
     let attemptDeadline: Instant
 
     init(attemptDeadline: Instant) {
         self.attemptDeadline = attemptDeadline
-        state = Mutex((attemptDeadline, .attempt))
+        state = Mutex(State(deadline: attemptDeadline, phase: .attempt))
     }
 
-    /// Arms the watchdog for `phase`, capped by the attempt's own deadline.
+    /// Arms the watchdog for `phase`, capped by the attempt's own deadline. A deadline earlier than
+    /// the one being waited for wakes the watchdog so it waits for the new one.
     func arm(_ phase: Phase, for d: Duration, now: Instant = .now) {
         let deadline = now + d
-        state.withLock { s in
-            s = deadline < attemptDeadline ? (deadline, phase) : (attemptDeadline, .attempt)
+        let wake = state.withLock { s -> EventLoopTimer.Sleeper? in
+            (s.deadline, s.phase) = deadline < attemptDeadline ? (deadline, phase) : (attemptDeadline, .attempt)
+            if let until = s.sleepingUntil, s.deadline < until {
+                s.sleepingUntil = nil
+                return s.sleeper
+            }
+            return nil
         }
+        wake?.resume(.success(()))
     }
 
-    var current: (deadline: Instant, phase: Phase) { state.withLock { $0 } }
+    var current: (deadline: Instant, phase: Phase) { state.withLock { ($0.deadline, $0.phase) } }
+
+    /// Waits until the armed deadline, or until re-armed earlier.
+    private func waitForDeadline() async throws {
+        let sleeper = EventLoopTimer.Sleeper()
+        let delay = state.withLock { s -> Duration in
+            s.sleeper = sleeper
+            s.sleepingUntil = s.deadline
+            return s.deadline - .now
+        }
+        try await EventLoopTimer.sleep(for: delay, sleeper: sleeper)
+    }
 
     struct Fired: Error { var phase: Phase }
 
@@ -40,7 +67,7 @@ final class Watchdog: Sendable {
                 while true {
                     let (deadline, phase) = self.current
                     if ContinuousClock.now >= deadline { throw Fired(phase: phase) }
-                    try await Task.sleep(until: deadline, clock: .continuous)
+                    try await self.waitForDeadline()
                 }
             }
             defer { group.cancelAll() }
@@ -263,5 +290,49 @@ struct UpstreamCaller: Sendable {
         }
         // Ended cleanly but without a finish: the answer is incomplete.
         return sink.isCommitted ? .streamBroken(.truncated) : .failed(.truncated)
+    }
+}
+
+/// Sleeps on an event-loop timer. A cancelled `Task.sleep` keeps its memory until its deadline
+/// would have passed; with a 30 s first-byte deadline per attempt that adds up under load, so the
+/// watchdog uses a timer it can cancel outright.
+enum EventLoopTimer {
+    final class Sleeper: Sendable {
+        // Guarded by the lock: the continuation is resumed exactly once, by the timer or by cancellation.
+        let state = Mutex<(continuation: CheckedContinuation<Void, any Error>?, scheduled: Scheduled<Void>?, cancelled: Bool)>((nil, nil, false))
+
+        func resume(_ result: Result<Void, any Error>) {
+            let (c, s) = state.withLock { st -> (CheckedContinuation<Void, any Error>?, Scheduled<Void>?) in
+                defer { st.continuation = nil; st.scheduled = nil }
+                return (st.continuation, st.scheduled)
+            }
+            s?.cancel()
+            c?.resume(with: result)
+        }
+    }
+
+    static func sleep(for duration: Duration, sleeper: Sleeper = Sleeper(), on loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()) async throws {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+                let alreadyCancelled = sleeper.state.withLock { st in
+                    st.continuation = c
+                    return st.cancelled
+                }
+                if alreadyCancelled {
+                    sleeper.resume(.failure(CancellationError()))
+                    return
+                }
+                let scheduled = loop.scheduleTask(in: TimeAmount(duration)) { sleeper.resume(.success(())) }
+                let fired = sleeper.state.withLock { st in
+                    if st.continuation == nil { return true }
+                    st.scheduled = scheduled
+                    return false
+                }
+                if fired { scheduled.cancel() }
+            }
+        } onCancel: {
+            sleeper.state.withLock { $0.cancelled = true }
+            sleeper.resume(.failure(CancellationError()))
+        }
     }
 }

@@ -8,6 +8,8 @@ import AIGatewayTelemetry
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 
 struct AIGateway: AsyncParsableCommand {
@@ -175,5 +177,10 @@ struct Validate: AsyncParsableCommand {
 func runGateway() async {
     await AIGateway.main(nil)
 }
+
+// Run Swift concurrency on the NIO event loops: requests then hop between the server, the
+// failover logic and the HTTP client without crossing thread pools.
+let installedNIOExecutor = ProcessInfo.processInfo.environment["AIGW_NO_NIO_EXECUTOR"] == nil && NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+if ProcessInfo.processInfo.environment["AIGW_DEBUG_EXECUTOR"] != nil { print("NIO executor installed: \(installedNIOExecutor)") }
 
 await runGateway()

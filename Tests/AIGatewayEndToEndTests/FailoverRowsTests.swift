@@ -233,11 +233,15 @@ struct FailoverRowsTests {
 
     @Test("stream stalled after tokens: an explicit error event after the idle timeout, never a hang")
     func streamStalled() async throws {
-        try await withGateway(faults: ["gpt-4o": "stall-after=3"], backendAnnotations: Self.fast) { h in
+        // Only the idle timeout is short: a shorter deadline armed mid-attempt must take effect.
+        let annotations = ["ai-gateway.kgateway.dev/stream-idle-timeout": "300ms"]
+        try await withGateway(faults: ["gpt-4o": "stall-after=3"], backendAnnotations: annotations) { h in
+            let start = ContinuousClock.now
             let r = try await h.send(body: Harness.question(stream: true))
             let s = StreamResult(r.body)
             #expect(!s.done)
             #expect(s.error != nil)
+            #expect(ContinuousClock.now - start < .seconds(5), "the idle timeout, not the 30 s first-byte timeout")
         }
     }
 

@@ -1,0 +1,101 @@
+"""Starts the real binaries (fake provider + ai-gateway) for the SDK tests."""
+import functools
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@functools.lru_cache(maxsize=None)
+def bin_dir() -> Path:
+    out = subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} not ready within {timeout}s")
+
+
+class Stack:
+    def __init__(self, tmp: Path):
+        self.bins = bin_dir()
+        self.provider = subprocess.Popen(
+            [str(self.bins / "fake-provider"), "--port", "0", "--require-key", "sk-demo-not-a-real-key"],
+            stdout=subprocess.PIPE, text=True)
+        line = self.provider.stdout.readline().strip()
+        assert line.startswith("fake-provider listening on "), line
+        self.provider_url = line.rsplit(" ", 1)[1]
+        manifests = tmp / "manifests"
+        manifests.mkdir()
+        for f in (ROOT / "examples" / "model-failover").glob("*.yaml"):
+            text = f.read_text()
+            if f.name == "backend.yaml":
+                # Short timeouts so stalls are noticed quickly in tests.
+                text = text.replace(
+                    "  labels:\n    app: model-failover\n  name: model-failover",
+                    "  annotations:\n    ai-gateway.kgateway.dev/stream-idle-timeout: 500ms\n"
+                    "  labels:\n    app: model-failover\n  name: model-failover", 1)
+            (manifests / f.name).write_text(text)
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.log = open(tmp / "gateway.log", "w")
+        self.gateway = subprocess.Popen(
+            [str(self.bins / "ai-gateway"), "run", "--manifests", str(manifests), "--host", "127.0.0.1",
+             "--port", str(self.port), "--admin-port", str(self.admin_port),
+             "--provider-endpoint", f"openai={self.provider_url}", "--log-format", "json"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(f"http://127.0.0.1:{self.admin_port}/readyz")
+
+    def fault(self, model: str, spec: str) -> None:
+        req = urllib.request.Request(f"{self.provider_url}/_fake/faults/{model}", data=spec.encode(), method="PUT")
+        urllib.request.urlopen(req, timeout=5).read()
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.provider_url}/_fake/faults", method="DELETE"), timeout=5).read()
+        urllib.request.urlopen(urllib.request.Request(f"{self.provider_url}/_fake/requests", method="DELETE"), timeout=5).read()
+
+    def requests(self) -> list:
+        with urllib.request.urlopen(f"{self.provider_url}/_fake/requests", timeout=5) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> None:
+        started = time.monotonic()
+        for p in (self.gateway, self.provider):
+            p.terminate()
+        for p in (self.gateway, self.provider):
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.log.close()
+        self.stop_seconds = time.monotonic() - started
+
+
+@pytest.fixture
+def stack(tmp_path):
+    # A fresh gateway per test: passive health (ejections, cool-downs) must not leak between tests.
+    s = Stack(tmp_path)
+    yield s
+    s.stop()
