@@ -38,7 +38,7 @@ public final class ManifestSource: Service, Sendable {
             do {
                 let list = try ManifestLoader.files(at: path)
                 files += list.count
-                if list.isEmpty { errors.append("\(path): no .yaml, .yml or .json files") }
+                // An empty directory is an empty configuration: every route is gone (404).
                 documents += try ManifestLoader.load(paths: [path])
             } catch {
                 errors.append(error.description)

@@ -46,6 +46,20 @@ struct ReloadTests {
     }
 }
 
+@Suite("Removing manifests")
+struct RemovalTests {
+    @Test("deleting the route's file (like kubectl delete -l app=model-failover) ends in 404")
+    func deleteEndsIn404() async throws {
+        try await withGateway { h in
+            #expect(try await h.send().status == 200)
+            for f in ["backend.yaml", "httproute.yaml", "secret.yaml"] {
+                try FileManager.default.removeItem(at: h.directory.appendingPathComponent(f))
+            }
+            try await waitUntil { try await h.send().status == 404 }
+        }
+    }
+}
+
 /// Shared mutable test state for concurrent workers.
 final class Box<Value: Sendable>: Sendable {
     private let value: Mutex<Value>
