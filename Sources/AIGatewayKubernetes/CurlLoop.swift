@@ -133,6 +133,7 @@ final class CurlTransfer: @unchecked Sendable {
         var headers: [String]
         var body: Data?
         var tls: KubeConfig.TLS
+        var http2: Bool
         var connectTimeout: Duration
         /// Total time limit; nil for none.
         var totalTimeout: Duration?
@@ -182,6 +183,8 @@ final class CurlTransfer: @unchecked Sendable {
         try check(ccurl_easy_setopt_string(easy, CURLOPT_PROTOCOLS_STR, "http,https"))
         try check(ccurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0))
         try check(ccurl_easy_setopt_string(easy, CURLOPT_ACCEPT_ENCODING, ""))
+        let version = r.http2 ? CURL_HTTP_VERSION_2TLS : CURL_HTTP_VERSION_1_1
+        try check(ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, Int(version)))
         try check(ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(r.connectTimeout)))
         if let total = r.totalTimeout {
             try check(ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, Self.milliseconds(total)))

@@ -204,17 +204,22 @@ public final class Informer: Sendable {
                     needsList = false
                 }
                 let started = ContinuousClock.now
-                switch try await watchOnce() {
+                // A watch that delivers anything (bookmarks included) is healthy: reset.
+                let end = try await watchOnce(onFirstEvent: {
+                    backoff.reset()
+                    consecutiveFailures = 0
+                })
+                switch end {
                 case .expired:
                     throw KubernetesError.gone
                 case .ended(let sawEvent):
                     consecutiveGone = 0
                     if Task.isCancelled { return }
-                    if sawEvent || ContinuousClock.now - started >= options.minimumHealthyWatch {
+                    if !sawEvent && ContinuousClock.now - started < options.minimumHealthyWatch {
+                        try await options.sleep(backoff.next(random: options.random))
+                    } else {
                         backoff.reset()
                         consecutiveFailures = 0
-                    } else {
-                        try await options.sleep(backoff.next(random: options.random))
                     }
                 }
             } catch is CancellationError {
@@ -266,7 +271,7 @@ public final class Informer: Sendable {
     }
 
     /// One watch from the current resourceVersion, applied to the cache until it ends.
-    private func watchOnce() async throws -> WatchEnd {
+    private func watchOnce(onFirstEvent: () -> Void) async throws -> WatchEnd {
         let resourceVersion = state.withLock { $0.store.resourceVersion }
         let base = Double(options.watchTimeout.components.seconds)
         let timeout = max(1, Int(base * (1 + max(0, options.watchTimeoutJitter) * options.random())))
@@ -275,7 +280,10 @@ public final class Informer: Sendable {
             fieldSelector: options.fieldSelector, allowBookmarks: true, timeoutSeconds: timeout)
         var sawEvent = false
         for try await event in stream {
-            sawEvent = true
+            if !sawEvent {
+                sawEvent = true
+                onFirstEvent()
+            }
             let result = state.withLock { state -> InformerStore.ApplyResult in
                 let result = state.store.apply(event)
                 if case .applied(let change?) = result { state.emit(change) }

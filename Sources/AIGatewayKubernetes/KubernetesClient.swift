@@ -40,6 +40,10 @@ public final class KubernetesClient: Sendable {
         public var maxWatchEventBytes: Int
         /// Page size of `listAll`.
         public var listPageSize: Int
+        /// Offer HTTP/2 (ALPN) on TLS connections, multiplexing all requests and watches on
+        /// one connection per server. Off by default: plain HTTP/1.1 with a connection per
+        /// concurrent watch is what the tests exercise (the fake API server is HTTP/1.1 only).
+        public var http2: Bool
         public var userAgent: String
 
         public init(
@@ -49,6 +53,7 @@ public final class KubernetesClient: Sendable {
             maxResponseBodyBytes: Int = 256 << 20,
             maxWatchEventBytes: Int = 16 << 20,
             listPageSize: Int = 500,
+            http2: Bool = false,
             userAgent: String = "ai-gateway"
         ) {
             self.connectTimeout = connectTimeout
@@ -57,6 +62,7 @@ public final class KubernetesClient: Sendable {
             self.maxResponseBodyBytes = maxResponseBodyBytes
             self.maxWatchEventBytes = maxWatchEventBytes
             self.listPageSize = listPageSize
+            self.http2 = http2
             self.userAgent = userAgent
         }
     }
@@ -80,7 +86,8 @@ public final class KubernetesClient: Sendable {
         try await request("GET", resource.path(namespace: objectNamespace(resource, namespace), name: name))
     }
 
-    /// One page of a list. `namespace == nil` lists all namespaces.
+    /// One page of a list. `namespace == nil` lists all namespaces. Items get the `kind` and
+    /// `apiVersion` of the list (`ConfigMapList` → `ConfigMap`) when they lack them.
     public func list(
         _ resource: ResourceType, namespace: String? = nil, labelSelector: String? = nil,
         fieldSelector: String? = nil, limit: Int? = nil, continue continueToken: String? = nil
@@ -90,8 +97,21 @@ public final class KubernetesClient: Sendable {
             ("limit", limit.map(String.init)), ("continue", continueToken),
         ])
         let value = try await request("GET", resource.path(namespace: namespace) + query)
-        guard let items = value["items"]?.arrayValue ?? (value["items"] == .null ? [] : nil) else {
+        guard var items = value["items"]?.arrayValue ?? (value["items"] == .null ? [] : nil) else {
             throw KubernetesError.invalidResponse("list has no items")
+        }
+        // Like client-go's unstructured lists: items of built-in lists carry no kind and
+        // apiVersion; fill them in from the list so that they equal the watch's objects.
+        if let listKind = value["kind"]?.stringValue, listKind.hasSuffix("List"), listKind.count > 4,
+            let apiVersion = value["apiVersion"]?.stringValue
+        {
+            let kind = JSONValue.string(String(listKind.dropLast(4)))
+            items = items.map { item in
+                guard case .object(var fields) = item else { return item }
+                if fields["kind"] == nil { fields["kind"] = kind }
+                if fields["apiVersion"] == nil { fields["apiVersion"] = .string(apiVersion) }
+                return .object(fields)
+            }
         }
         let meta = value["metadata"]
         let cont = meta?["continue"]?.stringValue
@@ -254,7 +274,7 @@ public final class KubernetesClient: Sendable {
         if let token = try config.bearerToken() { headers.append("Authorization: Bearer \(token)") }
         return CurlTransfer.Request(
             method: method, url: config.server + pathAndQuery, headers: headers, body: body, tls: config.tls,
-            connectTimeout: options.connectTimeout, totalTimeout: totalTimeout, lowSpeedWindow: lowSpeed)
+            http2: options.http2, connectTimeout: options.connectTimeout, totalTimeout: totalTimeout, lowSpeedWindow: lowSpeed)
     }
 
     /// After a 401 with a token file, re-read the token once and retry.

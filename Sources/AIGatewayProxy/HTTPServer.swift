@@ -61,14 +61,20 @@ public struct ResponseWriter: Sendable {
         try await guarded { try await outbound.write(.end(nil)) }
     }
 
-    /// A complete response with a `Content-Length`.
+    /// A complete response with a `Content-Length`, written (and flushed) at once.
     public func respond(status: HTTPResponseStatus, headers: HTTPHeaders, body: some Sequence<UInt8>) async throws {
         let buffer = allocator.buffer(bytes: body)
         var headers = headers
         headers.replaceOrAdd(name: "content-length", value: String(buffer.readableBytes))
-        try await writeHead(status: status, headers: headers)
-        if buffer.readableBytes > 0 { try await writeBody(buffer) }
-        try await end()
+        if closeAfter { headers.replaceOrAdd(name: "connection", value: "close") }
+        state.value.withLock {
+            $0.headSent = true
+            $0.ended = true
+        }
+        var parts: [HTTPServerResponsePart] = [.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))]
+        if buffer.readableBytes > 0 { parts.append(.body(.byteBuffer(buffer))) }
+        parts.append(.end(nil))
+        try await guarded { try await outbound.write(contentsOf: parts) }
     }
 
     private func guarded(_ op: () async throws -> Void) async throws {
