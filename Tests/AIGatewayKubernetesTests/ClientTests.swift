@@ -25,6 +25,10 @@ struct ClientTests {
         let fetched = try await client.get(cm, namespace: "default", name: "tls")
         #expect(fetched["data"]?["k"] == "v")
 
+        // Offering HTTP/2 falls back to HTTP/1.1 where the server does not speak it.
+        let h2 = KubernetesClient(config: server.config, options: .init(http2: true))
+        #expect(try await h2.get(cm, namespace: "default", name: "tls").name == "tls")
+
         // A wrong token is refused.
         var wrongToken = server.config
         wrongToken.credentials = .token("wrong")
@@ -45,11 +49,22 @@ struct ClientTests {
     @Test func crudConflictAndTypedErrors() async throws {
         let server = try await FakeAPIServer()
         let client = server.client()
+        try await client.create(.namespaces, namespace(named: "apps"))
+        #expect(try await client.get(.namespaces, namespace: nil, name: "apps").name == "apps")
 
         let created = try await client.create(cm, namespace: "apps", configMap("c1", namespace: "apps", data: ["a": "1"]))
         let rv1 = try #require(created.resourceVersion)
         await #expect(throws: KubernetesError.alreadyExists) {
             try await client.create(cm, namespace: "apps", configMap("c1", namespace: "apps"))
+        }
+
+        // An invalid name is rejected as invalid (422).
+        await #expect(throws: KubernetesError.invalid) {
+            try await client.create(cm, namespace: "apps", configMap("Not_A_Valid_Name", namespace: "apps"))
+        }
+        // Creating in a namespace that does not exist is not found.
+        await #expect(throws: KubernetesError.notFound) {
+            try await client.create(cm, namespace: "missing", configMap("c1", namespace: "missing"))
         }
 
         // Update with the current resourceVersion succeeds and bumps it.
@@ -69,14 +84,7 @@ struct ClientTests {
         #expect(patched["data"] == ["b": "x"])
         #expect(patched["metadata"]?["labels"]?["p"] == "y")
 
-        // Status subresource: PUT and merge patch.
-        let withStatus = try await client.updateStatus(cm, patched.setting("status", to: ["phase": "Ready"]))
-        #expect(withStatus["status"]?["phase"] == "Ready")
-        let statusPatched = try await client.patchStatus(
-            cm, namespace: "apps", name: "c1", patch: ["status": ["observedGeneration": 3]])
-        #expect(statusPatched["status"]?["observedGeneration"]?.intValue == 3)
         let reread = try await client.get(cm, namespace: "apps", name: "c1")
-        #expect(reread["status"]?["observedGeneration"]?.intValue == 3)
         #expect(reread["data"] == ["b": "x"])
 
         try await client.delete(cm, namespace: "apps", name: "c1")
@@ -85,6 +93,43 @@ struct ClientTests {
         await #expect(throws: KubernetesError.notFound) {
             try await client.mergePatch(cm, namespace: "apps", name: "c1", patch: ["data": ["a": "1"]])
         }
+    }
+
+    @Test func statusSubresourceOfACustomResource() async throws {
+        let server = try await FakeAPIServer()
+        let client = server.client()
+        try await client.create(.customResourceDefinitions, widgetCRD)
+        try await eventually("the CRD is served") {
+            (try? await client.list(widgets, namespace: "default")) != nil
+        }
+        let widget: JSONValue = [
+            "apiVersion": "test.example.com/v1", "kind": "Widget",
+            "metadata": ["name": "w1", "namespace": "default"], "spec": ["size": 1],
+        ]
+        let created = try await client.create(widgets, widget)
+        #expect(created["spec"]?["size"]?.intValue == 1)
+
+        // PUT /status changes only the status.
+        let withStatus = try await client.updateStatus(
+            widgets, created.setting("status", to: ["phase": "Ready"]).setting("spec", to: ["size": 99]))
+        #expect(withStatus["status"]?["phase"] == "Ready")
+        #expect(withStatus["spec"]?["size"]?.intValue == 1)
+        // A stale resourceVersion on /status is a conflict too.
+        await #expect(throws: KubernetesError.conflict) {
+            try await client.updateStatus(widgets, created.setting("status", to: ["phase": "Stale"]))
+        }
+        // Merge patch of /status.
+        let patched = try await client.patchStatus(
+            widgets, namespace: "default", name: "w1", patch: ["status": ["observedGeneration": 1]])
+        #expect(patched["status"]?["observedGeneration"]?.intValue == 1)
+        #expect(patched["status"]?["phase"] == "Ready")
+        // The main resource ignores status changes.
+        let main = try await client.mergePatch(
+            widgets, namespace: "default", name: "w1", patch: ["spec": ["size": 2], "status": ["phase": "Ignored"]])
+        #expect(main["spec"]?["size"]?.intValue == 2)
+        #expect(main["status"]?["phase"] == "Ready")
+        // Cluster-scoped delete.
+        try await client.delete(.customResourceDefinitions, namespace: nil, name: "widgets.test.example.com")
     }
 
     @Test func injectedServerErrorsAreTyped() async throws {
@@ -111,6 +156,7 @@ struct ClientTests {
         for i in 0..<7 {
             try await client.create(cm, configMap("item-\(i)", labels: ["tier": i % 3 == 0 ? "front" : "back"]))
         }
+        try await client.create(.namespaces, namespace(named: "other"))
         try await client.create(cm, configMap("elsewhere", namespace: "other", labels: ["tier": "front"]))
 
         let first = try await client.list(cm, namespace: "default", limit: 3)
@@ -128,6 +174,7 @@ struct ClientTests {
         #expect(pagedNames.count == 7)
 
         let all = try await client.listAll(cm, namespace: "default")
+        #expect(all.items.allSatisfy { $0["kind"] == "ConfigMap" && $0["apiVersion"] == "v1" })
         #expect(all.items.compactMap(\.name).sorted() == (0..<7).map { "item-\($0)" })
         let everywhere = try await client.listAll(cm)
         #expect(everywhere.items.count == 8)
@@ -136,6 +183,14 @@ struct ClientTests {
         #expect(front.items.compactMap(\.name).sorted() == ["item-0", "item-3", "item-6"])
         let frontEverywhere = try await client.listAll(cm, labelSelector: "tier=front")
         #expect(frontEverywhere.items.count == 4)
+
+        // A continue token older than the compacted history is gone.
+        let page = try await client.list(cm, namespace: "default", limit: 2)
+        try await client.create(cm, configMap("late"))
+        try await server.fault("/_fake/compact")
+        await #expect(throws: KubernetesError.gone) {
+            try await client.list(cm, namespace: "default", limit: 2, continue: page.continueToken)
+        }
     }
 
     @Test func watchDeliversEventsInOrder() async throws {

@@ -47,7 +47,7 @@ final class FakeAPIServer: Sendable {
 
         // Wait for the first stdout line: "fake-apiserver listening on https://127.0.0.1:PORT".
         var url: String?
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(60)  // generous: CI machines are shared
         while url == nil {
             let text = (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? ""
             if let line = text.split(separator: "\n").first(where: { $0.contains("listening on ") }),
@@ -55,7 +55,7 @@ final class FakeAPIServer: Sendable {
             {
                 url = String(line[range.upperBound...]).trimmingCharacters(in: .whitespaces)
             } else if !process.isRunning || ContinuousClock.now > deadline {
-                process.terminate()
+                kill(process.processIdentifier, SIGKILL)
                 let stderr = (try? String(contentsOfFile: directory.path + "/stderr", encoding: .utf8)) ?? ""
                 throw FakeServerError(message: "fake-apiserver did not start: \(stderr.suffix(2000))")
             } else {
@@ -74,8 +74,11 @@ final class FakeAPIServer: Sendable {
     }
 
     deinit {
+        // SIGKILL, not terminate(): a child spawned from the test runner inherits its blocked
+        // signal mask, SIGTERM included, so SIGTERM would never arrive. The server keeps
+        // nothing worth flushing (its state directory is temporary).
         if process.isRunning {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }
@@ -131,3 +134,37 @@ func configMap(_ name: String, namespace: String = "default", labels: [String: S
         "data": .object(data.mapValues { .string($0) }),
     ]
 }
+
+func namespace(named name: String) -> JSONValue {
+    ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(name)]]
+}
+
+extension ResourceType {
+    static let customResourceDefinitions = ResourceType(
+        group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", namespaced: false)
+}
+
+let widgets = ResourceType(group: "test.example.com", version: "v1", plural: "widgets", namespaced: true)
+
+let widgetCRD: JSONValue = [
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": ["name": "widgets.test.example.com"],
+    "spec": [
+        "group": "test.example.com", "scope": "Namespaced",
+        "names": ["plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"],
+        "versions": [
+            [
+                "name": "v1", "served": true, "storage": true, "subresources": ["status": [:]],
+                "schema": [
+                    "openAPIV3Schema": [
+                        "type": "object",
+                        "properties": [
+                            "spec": ["type": "object", "x-kubernetes-preserve-unknown-fields": true],
+                            "status": ["type": "object", "x-kubernetes-preserve-unknown-fields": true],
+                        ],
+                    ]
+                ],
+            ]
+        ],
+    ],
+]

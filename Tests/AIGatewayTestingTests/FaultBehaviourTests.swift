@@ -192,7 +192,7 @@ struct FaultBehaviourTests {
     @Test("stall-after: n tokens, then silence with the socket open")
     func stallAfter() async throws {
         try await withFakeProvider(.init(faults: ["m": try FaultSpec(parsing: "stall-after=2")])) { provider in
-            let partial = try await withClient(readTimeoutMilliseconds: 300) { client in
+            let partial = try await withClient(readTimeoutMilliseconds: 1500) { client in
                 try await sendAndReadUntilEnd(provider, body: chatBody(model: "m", stream: true), client: client)
             }
             #expect(partial.status == 200)
@@ -203,7 +203,7 @@ struct FaultBehaviourTests {
             let outcome = try await rawExchange(
                 port: provider.port,
                 request: rawPost(body: chatBody(model: "m", stream: true)),
-                idleMilliseconds: 300
+                idleMilliseconds: 1000
             )
             guard case .stillOpen(let raw) = outcome else {
                 Issue.record("expected the socket to stay open, got \(outcome)")

@@ -55,7 +55,7 @@ class Stack:
                 # Short timeouts so stalls are noticed quickly in tests.
                 text = text.replace(
                     "  labels:\n    app: model-failover\n  name: model-failover",
-                    "  annotations:\n    ai-gateway.kgateway.dev/stream-idle-timeout: 500ms\n"
+                    "  annotations:\n    ai-gateway.kgateway.dev/stream-idle-timeout: 1s\n"
                     "  labels:\n    app: model-failover\n  name: model-failover", 1)
             (manifests / f.name).write_text(text)
         self.port = free_port()
