@@ -46,7 +46,7 @@ public final class HealthRegistry: HealthOracle {
             self.max = max
         }
 
-        init(_ s: BackendSettings) {
+        public init(_ s: BackendSettings) {
             self.init(threshold: s.ejectionThreshold, base: s.ejectionBase, max: s.ejectionMax)
         }
     }

@@ -201,7 +201,7 @@ public final class GatewayHandler: HTTPHandler {
                     case .response(let status, let headers, let body, _):
                         if (200..<300).contains(status) {
                             if let value = try? JSONParser.parse(body), case .object = value {
-                                recordHealth(entry, .success)
+                                recordHealth(entry, .success, backend.settings)
                                 metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
                                 _ = machine.record(.success, now: .now, health: health)
                                 trail.set(machine: machine, answered: entry.model)
@@ -221,11 +221,11 @@ public final class GatewayHandler: HTTPHandler {
                     case .failed(let o):
                         outcome = o
                     case .streamCompleted:
-                        recordStreamSuccess(entry, backendLabel: backendLabel, progress: progress, attemptStart: attemptStart)
+                        recordStreamSuccess(entry, settings: backend.settings, backendLabel: backendLabel, progress: progress, attemptStart: attemptStart)
                         _ = machine.record(.success, now: .now, health: health)
                         return 200
                     case .streamBroken(let o):
-                        recordHealth(entry, o)
+                        recordHealth(entry, o, backend.settings)
                         metrics.attempt(backend: backendLabel, model: entry.model, outcome: o.label)
                         _ = machine.record(o, now: .now, health: health)
                         await finishBrokenStream(
@@ -234,7 +234,7 @@ public final class GatewayHandler: HTTPHandler {
                         return 200
                     }
                 }
-                recordHealth(entry, outcome)
+                recordHealth(entry, outcome, backend.settings)
                 metrics.attempt(backend: backendLabel, model: entry.model, outcome: outcome.label)
                 if case .misconfigured(let s) = outcome {
                     metrics.misconfigured(backend: backendLabel, model: entry.model, reason: String(s))
@@ -248,8 +248,8 @@ public final class GatewayHandler: HTTPHandler {
         }
     }
 
-    private func recordHealth(_ entry: CompiledEntry, _ outcome: AttemptOutcome) {
-        let event = health.record(entry.id, outcome: outcome, now: .now, policy: healthPolicy(for: entry))
+    private func recordHealth(_ entry: CompiledEntry, _ outcome: AttemptOutcome, _ s: BackendSettings) {
+        let event = health.record(entry.id, outcome: outcome, now: .now, policy: HealthRegistry.Policy(s))
         switch event {
         case .ejected(let d)?:
             metrics.ejection(backend: entry.backend.description, model: entry.model)
@@ -261,13 +261,8 @@ public final class GatewayHandler: HTTPHandler {
         }
     }
 
-    private func healthPolicy(for entry: CompiledEntry) -> HealthRegistry.Policy {
-        let s = store.current.backends[entry.backend]?.settings ?? BackendSettings()
-        return HealthRegistry.Policy(threshold: s.ejectionThreshold, base: s.ejectionBase, max: s.ejectionMax)
-    }
-
-    private func recordStreamSuccess(_ entry: CompiledEntry, backendLabel: String, progress: StreamProgress, attemptStart: Instant) {
-        recordHealth(entry, .success)
+    private func recordStreamSuccess(_ entry: CompiledEntry, settings: BackendSettings, backendLabel: String, progress: StreamProgress, attemptStart: Instant) {
+        recordHealth(entry, .success, settings)
         metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
         let s = progress.state.withLock { $0 }
         if let u = s.usage { metrics.tokens(backend: backendLabel, model: entry.model, input: u.input, output: u.output) }
@@ -299,22 +294,22 @@ public final class GatewayHandler: HTTPHandler {
                 switch result {
                 case .streamCompleted:
                     machine.recordContinuation(.success)
-                    recordStreamSuccess(entry, backendLabel: backendLabel, progress: progress, attemptStart: attemptStart)
+                    recordStreamSuccess(entry, settings: backend.settings, backendLabel: backendLabel, progress: progress, attemptStart: attemptStart)
                     metrics.failover(backend: backendLabel, from: originalModel, to: entry.model)
                     metrics.streamInterrupted(backend: backendLabel, model: originalModel, resolution: "continued")
                     logger.debug("stream continued", metadata: ["request-id": "\(requestID)", "from": "\(originalModel)", "to": "\(entry.model)"])
                     return
                 case .streamBroken(let o):
                     machine.recordContinuation(o)
-                    recordHealth(entry, o)
+                    recordHealth(entry, o, backend.settings)
                 case .failed(let o):
                     machine.recordContinuation(o)
-                    recordHealth(entry, o)
+                    recordHealth(entry, o, backend.settings)
                 case .response(let status, let headers, let body, _):
                     // A rejected prefill (or any other answer) must not become the client's error.
                     let o = (200..<300).contains(status) ? AttemptOutcome.truncated : AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: body, now: .now)
                     machine.recordContinuation(o)
-                    if o.isHealthFailure { recordHealth(entry, o) }
+                    if o.isHealthFailure { recordHealth(entry, o, backend.settings) }
                 }
             }
         }
