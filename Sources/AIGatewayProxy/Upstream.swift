@@ -158,9 +158,9 @@ struct UpstreamCaller: Sendable {
     init(client: HTTPClient, logger: Logger) {
         self.client = client
         self.logger = logger
-        var quiet = logger
-        quiet.logLevel = max(logger.logLevel, .warning)
-        self.clientLogger = quiet
+        // A no-op logger: AsyncHTTPClient sets per-request metadata even when nothing is logged,
+        // which costs a formatted string per request with some handlers.
+        self.clientLogger = Logger(label: "ai-gateway.http-client", factory: { _ in SwiftLogNoOpLogHandler() })
     }
 
     func perform(_ req: AttemptRequest, sink: StreamSink?, progress: StreamProgress, onFirstByte: @escaping @Sendable (Duration) -> Void) async -> AttemptResult {
