@@ -104,7 +104,7 @@ let package = Package(
         .target(
             name: "AIGatewayKubernetes",
             dependencies: [
-                "CCurl",
+                "AIGatewayAPI", "CCurl",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],

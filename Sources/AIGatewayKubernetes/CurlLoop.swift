@@ -73,7 +73,10 @@ final class CurlLoop: @unchecked Sendable {
                 active[transfer.easy] = transfer
             }
             for transfer in cancelled {
-                if active.removeValue(forKey: transfer.easy) != nil {
+                // Identity check: a finished transfer's handle address may already belong to
+                // a new transfer (libcurl reuses freed memory).
+                if let current = active[transfer.easy], current === transfer {
+                    active[transfer.easy] = nil
                     curl_multi_remove_handle(multi, transfer.easy)
                     transfer.finish(.cancelled)
                 }

@@ -204,16 +204,16 @@ public final class Informer: Sendable {
                     needsList = false
                 }
                 let started = ContinuousClock.now
-                // A watch that delivers anything (bookmarks included) is healthy: reset.
+                // A watch that delivers anything but an error (bookmarks included) is healthy.
                 let end = try await watchOnce(onFirstEvent: {
                     backoff.reset()
                     consecutiveFailures = 0
+                    consecutiveGone = 0
                 })
                 switch end {
                 case .expired:
                     throw KubernetesError.gone
                 case .ended(let sawEvent):
-                    consecutiveGone = 0
                     if Task.isCancelled { return }
                     if !sawEvent && ContinuousClock.now - started < options.minimumHealthyWatch {
                         try await options.sleep(backoff.next(random: options.random))
@@ -280,7 +280,7 @@ public final class Informer: Sendable {
             fieldSelector: options.fieldSelector, allowBookmarks: true, timeoutSeconds: timeout)
         var sawEvent = false
         for try await event in stream {
-            if !sawEvent {
+            if !sawEvent && event.type != .error {
                 sawEvent = true
                 onFirstEvent()
             }

@@ -1,51 +1,17 @@
+import AIGatewayAPI
 import Foundation
 
-/// A JSON value: how this module hands Kubernetes objects around.
+/// A JSON value: how this module hands Kubernetes objects around. It is the API module's
+/// `JSONValue` (one strict parser for manifests, request bodies and API objects); this module
+/// adds `Codable`, literals and object-metadata accessors.
 ///
 /// The client works on raw JSON rather than generated types: the controller reads only a
 /// few resource kinds and decodes them itself, and `[String: Any]` is not `Sendable`.
-/// The cases mirror `AIGatewayAPI.JSONValue`, so converting between the two is a trivial
-/// recursive switch. Object key order is not kept. Integers that fit in `Int` are `.int`,
-/// other numbers `.double`.
-public enum JSONValue: Sendable, Hashable {
-    case null
-    case bool(Bool)
-    case int(Int)
-    case double(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+public typealias JSONValue = AIGatewayAPI.JSONValue
 
-    public subscript(key: String) -> JSONValue? {
-        if case .object(let o) = self { return o[key] }
-        return nil
-    }
-
-    public var stringValue: String? {
-        if case .string(let s) = self { return s }
-        return nil
-    }
-
+extension JSONValue {
     public var boolValue: Bool? {
         if case .bool(let b) = self { return b }
-        return nil
-    }
-
-    public var intValue: Int? {
-        switch self {
-        case .int(let i): return i
-        case .double(let d) where d.rounded() == d && abs(d) < 9e15: return Int(d)
-        default: return nil
-        }
-    }
-
-    public var objectValue: [String: JSONValue]? {
-        if case .object(let o) = self { return o }
-        return nil
-    }
-
-    public var arrayValue: [JSONValue]? {
-        if case .array(let a) = self { return a }
         return nil
     }
 }
@@ -107,7 +73,7 @@ extension JSONValue: Codable {
 extension JSONValue {
     /// Parses JSON text.
     public init(jsonData: Data) throws {
-        self = try JSONDecoder().decode(JSONValue.self, from: jsonData)
+        self = try JSONValue.parse(json: jsonData)
     }
 
     /// Serialises to compact JSON with sorted keys (stable output).

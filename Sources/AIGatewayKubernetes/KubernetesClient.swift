@@ -148,7 +148,7 @@ public final class KubernetesClient: Sendable {
         allowBookmarks: Bool = true, timeoutSeconds: Int? = 300
     ) async throws -> WatchStream {
         let query = PercentEncoding.query([
-            ("watch", "true"), ("resourceVersion", resourceVersion),
+            ("watch", "true"), ("resourceVersion", resourceVersion?.isEmpty == false ? resourceVersion : nil),
             ("allowWatchBookmarks", allowBookmarks ? "true" : nil),
             ("timeoutSeconds", timeoutSeconds.map(String.init)),
             ("labelSelector", labelSelector), ("fieldSelector", fieldSelector),
@@ -163,7 +163,10 @@ public final class KubernetesClient: Sendable {
                 makeRequest("GET", path, body: nil, contentType: nil, totalTimeout: total, lowSpeed: options.watchIdleTimeout),
                 handler: handler)
             let loop = self.loop
-            lines.onTermination = { _ in loop.cancel(transfer) }
+            // The consumer stopped iterating (or was cancelled): abort the transfer.
+            lines.onTermination = { termination in
+                if case .cancelled = termination { loop.cancel(transfer) }
+            }
             let head = try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { continuation in
                     handler.setHeadContinuation(continuation)

@@ -53,14 +53,6 @@ CURLcode ccurl_easy_set_header_callback(CURL *handle, ccurl_data_callback callba
     return curl_easy_setopt(handle, CURLOPT_HEADERDATA, userdata);
 }
 
-CURLcode ccurl_easy_set_xferinfo_callback(CURL *handle, ccurl_xferinfo_callback callback, void *userdata) {
-    CURLcode rc = curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
-    if (rc != CURLE_OK) return rc;
-    rc = curl_easy_setopt(handle, CURLOPT_XFERINFODATA, userdata);
-    if (rc != CURLE_OK) return rc;
-    return curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
-}
-
 CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -250,6 +250,20 @@ struct ClientTests {
         _ = try await client.watch(cm, resourceVersion: list.resourceVersion, timeoutSeconds: 300)
     }
 
+    @Test func silentWatchIsAbortedByTheIdleLimit() async throws {
+        let server = try await FakeAPIServer()
+        // Without bookmarks and without changes nothing arrives: a dead connection looks the same.
+        let client = server.client(options: .init(watchIdleTimeout: .seconds(1)))
+        let list = try await client.list(cm, namespace: "default")
+        let stream = try await client.watch(
+            cm, resourceVersion: list.resourceVersion, allowBookmarks: false, timeoutSeconds: 60)
+        let started = ContinuousClock.now
+        await #expect(throws: KubernetesError.transport) {
+            for try await _ in stream {}
+        }
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
     @Test func cancellingAPendingRequestAbortsIt() async throws {
         let server = try await FakeAPIServer()
         let client = server.client()
@@ -267,6 +281,7 @@ struct ClientTests {
         let client = server.client()
         let list = try await client.list(cm, namespace: "default")
         let stream = try await client.watch(cm, resourceVersion: list.resourceVersion, timeoutSeconds: 300)
+        try await server.waitForOpenWatches(1)
         try await server.fault("/_fake/drop-watches")
         let ended = Task {
             do {

@@ -96,6 +96,21 @@ final class FakeAPIServer: Sendable {
     }
 }
 
+extension FakeAPIServer {
+    /// The number of watch streams the server has open (`GET /_fake/stats`).
+    func openWatches() async throws -> Int {
+        let response = try await client().raw("GET", "/_fake/stats")
+        return try JSONValue(jsonData: response.body)["openWatches"]?.intValue ?? -1
+    }
+
+    /// Waits until exactly `count` watches are open (e.g. before dropping them).
+    func waitForOpenWatches(_ count: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await eventually("\(count) open watches", sourceLocation: sourceLocation) {
+            try await openWatches() == count
+        }
+    }
+}
+
 struct FakeServerError: Error, CustomStringConvertible {
     var message: String
     var description: String { message }

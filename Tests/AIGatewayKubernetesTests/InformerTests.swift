@@ -108,6 +108,7 @@ struct InformerTests {
 
             // Changes made while the watch is down are replayed from the last resourceVersion.
             sleeps.hold()
+            try await server.waitForOpenWatches(1)
             try await server.fault("/_fake/drop-watches")
             try await eventually("the informer backs off after the drop") { sleeps.held == 1 }
             let b = try await client.create(cm, configMap("b"))
@@ -116,6 +117,7 @@ struct InformerTests {
             try await eventually("replayed events") { events.count == 4 }
 
             // Dropping again, with a change after the resume, still yields each change once.
+            try await server.waitForOpenWatches(1)
             try await server.fault("/_fake/drop-watches")
             let c = try await client.create(cm, configMap("c"))
             try await eventually("event after second drop") { events.count == 5 }
@@ -142,6 +144,7 @@ struct InformerTests {
             // Hold the informer in its backoff after a dropped watch, change things, and
             // compact the history so that its resourceVersion is gone.
             sleeps.hold()
+            try await server.waitForOpenWatches(1)
             try await server.fault("/_fake/drop-watches")
             try await eventually("the informer backs off after the drop") { sleeps.held == 1 }
             try await client.delete(cm, namespace: "default", name: "b")
@@ -188,6 +191,7 @@ struct InformerTests {
             // A 429 waits at least its Retry-After (1 s from the fake), above the backoff's
             // 200 ms maximum.
             try await server.fault("/_fake/fail-next?count=1&code=429&verb=watch")
+            try await server.waitForOpenWatches(1)
             try await server.fault("/_fake/drop-watches")
             try await eventually("a Retry-After delay") { sleeps.delays.contains { $0 >= .seconds(1) } }
             let b = try await client.create(cm, configMap("b"))

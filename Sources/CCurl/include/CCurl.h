@@ -22,14 +22,10 @@ CURLcode ccurl_easy_setopt_slist(CURL *handle, CURLoption option, struct curl_sl
 CURLcode ccurl_easy_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length);
 
 typedef size_t (*ccurl_data_callback)(char *buffer, size_t size, size_t nitems, void *userdata);
-typedef int (*ccurl_xferinfo_callback)(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
-                                       curl_off_t ultotal, curl_off_t ulnow);
 
 /* CURLOPT_WRITEFUNCTION / CURLOPT_HEADERFUNCTION with their data pointers. */
 CURLcode ccurl_easy_set_write_callback(CURL *handle, ccurl_data_callback callback, void *userdata);
 CURLcode ccurl_easy_set_header_callback(CURL *handle, ccurl_data_callback callback, void *userdata);
-/* CURLOPT_XFERINFOFUNCTION with its data pointer; also turns CURLOPT_NOPROGRESS off. */
-CURLcode ccurl_easy_set_xferinfo_callback(CURL *handle, ccurl_xferinfo_callback callback, void *userdata);
 
 CURLcode ccurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value);
 
