@@ -53,6 +53,7 @@ let package = Package(
         .target(
             name: "AIGatewayTelemetry",
             dependencies: [
+                "AIGatewayAPI",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -88,6 +89,7 @@ let package = Package(
         .target(
             name: "AIGatewayTesting",
             dependencies: [
+                "AIGatewayAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import AIGatewayAPI
 import Foundation
 
 /// The deterministic answer: words cycled to the requested token count.
@@ -100,28 +101,7 @@ struct ChatRequest: Decodable {
 
 enum JSONText {
     /// `value` as a JSON string literal, quotes included.
-    static func quoted(_ value: String) -> String {
-        let needsEscaping = value.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
-        guard needsEscaping else { return "\"" + value + "\"" }
-        var out = "\""
-        out.reserveCapacity(value.utf8.count + 8)
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
-        return out
-    }
+    static func quoted(_ value: String) -> String { JSONValue.quoted(value) }
 
     static func quotedOrNull(_ value: String?) -> String {
         value.map(quoted) ?? "null"
