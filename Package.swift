@@ -112,10 +112,21 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The Kubernetes controller: informers over the API feed the same compiler and proxy.
+        .target(
+            name: "AIGatewayController",
+            dependencies: [
+                "AIGatewayAPI", "AIGatewayRouting", "AIGatewayKubernetes",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "ai-gateway",
             dependencies: [
                 "AIGatewayAPI", "AIGatewayRouting", "AIGatewayProxy", "AIGatewaySources", "AIGatewayTelemetry",
+                "AIGatewayController", "AIGatewayKubernetes",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

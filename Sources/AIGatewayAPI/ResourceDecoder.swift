@@ -38,7 +38,7 @@ public enum ResourceDecoder {
             return .invalid(kind: kind, name: NamespacedName(namespace: "", name: ""), errors: d.errors)
         }
         let clusterScoped = kind == "GatewayClass"
-        let meta = decodeMetadata(top, defaultNamespace: clusterScoped ? "" : defaultNamespace)
+        let meta = decodeMetadata(top, defaultNamespace: defaultNamespace, clusterScoped: clusterScoped)
         if !versions.contains(apiVersion) {
             // A same-named kind of another group (a Knative Gateway, say) is not ours.
             let group = apiVersion.split(separator: "/").dropLast().joined(separator: "/")
@@ -87,14 +87,14 @@ public enum ResourceDecoder {
 
     // MARK: metadata
 
-    static func decodeMetadata(_ top: ObjectReader, defaultNamespace: String) -> ObjectMeta? {
+    static func decodeMetadata(_ top: ObjectReader, defaultNamespace: String, clusterScoped: Bool) -> ObjectMeta? {
         guard let m = top.object("metadata", required: true) else { return nil }
         let name = m.string("name", required: true)
         if let name, !isDNSSubdomain(name) {
             m.diagnostics.add(m.childPath("name"), "invalid name \"\(name)\": must be a lowercase RFC 1123 subdomain")
         }
         var namespace = m.string("namespace") ?? defaultNamespace
-        if defaultNamespace.isEmpty { namespace = "" }
+        if clusterScoped { namespace = "" }
         let labels = m.stringMap("labels")
         let annotations = m.stringMap("annotations")
         let generation = m.int("generation") ?? 1

@@ -1,4 +1,6 @@
 import AIGatewayAPI
+import AIGatewayController
+import AIGatewayKubernetes
 import AIGatewayFailover
 import AIGatewayProviders
 import AIGatewayProxy
@@ -47,6 +49,15 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("manifests"), help: "A manifest file or directory (repeatable). Standalone mode.")
     var manifests: [String] = []
 
+    @Option(name: .customLong("kubeconfig"), help: "Kubernetes mode: a kubeconfig file. Without --manifests, also KUBECONFIG, the in-cluster service account, then ~/.kube/config.")
+    var kubeconfig: String?
+
+    @Option(name: .customLong("context"), help: "The kubeconfig context (default: its current-context).")
+    var context: String?
+
+    @Option(name: .customLong("watch-namespace"), help: "Kubernetes mode: a namespace to watch (repeatable; default: all).")
+    var watchNamespaces: [String] = []
+
     @Option(help: "Address to listen on.")
     var host: String = "0.0.0.0"
 
@@ -90,8 +101,8 @@ struct Run: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func validate() throws {
-        if manifests.isEmpty {
-            throw ValidationError("no configuration source: pass --manifests PATH (standalone mode)")
+        if !manifests.isEmpty && kubeconfig != nil {
+            throw ValidationError("pass either --manifests (standalone mode) or --kubeconfig (Kubernetes mode), not both")
         }
         for p in [port, adminPort] where !(0...65535).contains(p) {
             throw ValidationError("port \(p) is out of range")
@@ -106,14 +117,29 @@ struct Run: AsyncParsableCommand {
         let store = TableStore()
         var endpoints: [String: ProviderEndpoint] = [:]
         for o in providerEndpoints { endpoints[o.provider] = o.endpoint }
-        let options = CompileOptions(controllerName: controllerName, implicitGateway: true, endpoints: endpoints)
+        let standalone = !manifests.isEmpty
+        let options = CompileOptions(controllerName: controllerName, implicitGateway: standalone, endpoints: endpoints)
         let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger)
-        let source = ManifestSource(paths: manifests, pollInterval: pollInterval.duration, sink: updater, logger: logger)
-        do {
-            _ = try source.loadInitial()
-        } catch let e as ManifestSource.InvalidConfiguration {
-            FileHandle.standardError.write(Data((e.description + "\n").utf8))
-            throw ExitCode(1)
+        let source: any Service
+        if standalone {
+            let manifestSource = ManifestSource(paths: manifests, pollInterval: pollInterval.duration, sink: updater, logger: logger)
+            do {
+                _ = try manifestSource.loadInitial()
+            } catch let e as ManifestSource.InvalidConfiguration {
+                FileHandle.standardError.write(Data((e.description + "\n").utf8))
+                throw ExitCode(1)
+            }
+            source = manifestSource
+        } else {
+            let config: KubeConfig
+            do {
+                config = try KubeConfig.resolve(kubeconfigPath: kubeconfig, context: context)
+            } catch {
+                FileHandle.standardError.write(Data("no configuration source: pass --manifests PATH, or --kubeconfig PATH for Kubernetes mode (\(error))\n".utf8))
+                throw ExitCode(1)
+            }
+            logger.info("kubernetes mode", metadata: ["server": "\(config.server)", "namespaces": "\(watchNamespaces.isEmpty ? "all" : watchNamespaces.joined(separator: ","))"])
+            source = KubernetesSource(client: KubernetesClient(config: config, logger: logger), sink: updater, namespaces: watchNamespaces, logger: logger)
         }
 
         var proxyConfig = ProxyConfiguration()

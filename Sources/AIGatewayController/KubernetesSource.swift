@@ -1,0 +1,119 @@
+import AIGatewayAPI
+import AIGatewayKubernetes
+import AIGatewayRouting
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// The kinds the controller watches.
+public enum WatchedKinds {
+    public static let backends = ResourceType(group: "gateway.kgateway.dev", version: "v1alpha1", plural: "backends", namespaced: true)
+    public static let httpRoutes = ResourceType(group: "gateway.networking.k8s.io", version: "v1", plural: "httproutes", namespaced: true)
+    public static let gateways = ResourceType(group: "gateway.networking.k8s.io", version: "v1", plural: "gateways", namespaced: true)
+    public static let gatewayClasses = ResourceType(group: "gateway.networking.k8s.io", version: "v1", plural: "gatewayclasses", namespaced: false)
+    public static let referenceGrants = ResourceType(group: "gateway.networking.k8s.io", version: "v1beta1", plural: "referencegrants", namespaced: true)
+    public static let secrets = ResourceType.secrets
+
+    public static let all = [backends, httpRoutes, gateways, gatewayClasses, referenceGrants, secrets]
+}
+
+/// Configuration from the Kubernetes API: one informer per watched kind (and namespace), and a
+/// level-based reconcile that rebuilds the whole resource set from the caches after each burst of
+/// changes and hands it to the same compiler and proxy as standalone mode. Until the first full
+/// sync nothing is applied (the proxy is not ready); while the API is unreachable the informers
+/// retry and the proxy keeps serving the last table.
+public final class KubernetesSource: Service, Sendable {
+    let client: KubernetesClient
+    let sink: any ConfigurationSink
+    let informers: [Informer]
+    /// Quiet time after a change before reconciling, so a burst compiles once.
+    let debounce: Duration
+    let logger: Logger
+    private let reported = Mutex<Set<String>>([])
+
+    /// - Parameter namespaces: namespaces to watch; empty means all.
+    public init(client: KubernetesClient, sink: any ConfigurationSink, namespaces: [String] = [], debounce: Duration = .milliseconds(50), logger: Logger) {
+        self.client = client
+        self.sink = sink
+        self.debounce = debounce
+        self.logger = logger
+        var informers: [Informer] = []
+        for kind in WatchedKinds.all {
+            if kind.namespaced && !namespaces.isEmpty {
+                for ns in namespaces { informers.append(Informer(client: client, resource: kind, namespace: ns, logger: logger)) }
+            } else {
+                informers.append(Informer(client: client, resource: kind, logger: logger))
+            }
+        }
+        self.informers = informers
+    }
+
+    final class Flag: Sendable {
+        private let value = Mutex(false)
+        var isSet: Bool { value.withLock { $0 } }
+        func set() { value.withLock { $0 = true } }
+    }
+
+    public func run() async throws {
+        let streams = informers.map { $0.changes() }
+        let stopping = Flag()
+        let dirty = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        await withGracefulShutdownHandler {
+            try? await withThrowingDiscardingTaskGroup { group in
+                for informer in self.informers {
+                    group.addTask { await informer.run() }
+                }
+                // Every change (from any informer) marks the set dirty; one loop reconciles.
+                for stream in streams {
+                    group.addTask {
+                        for await _ in stream { dirty.continuation.yield() }
+                    }
+                }
+                group.addTask {
+                    for await _ in dirty.stream {
+                        guard self.informers.allSatisfy(\.hasSynced) else { continue }
+                        try? await Task.sleep(for: self.debounce)
+                        self.reconcile()
+                    }
+                }
+                group.addTask {
+                    // Ends the group (by throwing) when shutdown starts.
+                    while !stopping.isSet {
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    dirty.continuation.finish()
+                    throw CancellationError()
+                }
+            }
+        } onGracefulShutdown: {
+            stopping.set()
+        }
+    }
+
+    /// Rebuilds the resource set from every cache and applies it.
+    func reconcile() {
+        var set = ResourceSet()
+        var invalid: [String] = []
+        for informer in informers {
+            for object in informer.snapshot() {
+                switch ResourceDecoder.decode(object, defaultNamespace: "default") {
+                case .resource(let r):
+                    set.insert(r)
+                case .invalid(let kind, let name, let errors):
+                    invalid.append("\(kind) \(name): " + errors.map(\.description).joined(separator: "; "))
+                case .ignored:
+                    break
+                }
+            }
+        }
+        // Say once per distinct problem, not on every reconcile.
+        let fresh = reported.withLock { seen in
+            let new = invalid.filter { !seen.contains($0) }
+            seen = Set(invalid)
+            return new
+        }
+        for line in fresh { logger.warning("invalid object ignored", metadata: ["problem": "\(line)"]) }
+        let problems = sink.apply(set, origin: "kubernetes")
+        for p in problems { logger.debug("configuration problem", metadata: ["problem": "\(p)"]) }
+    }
+}
