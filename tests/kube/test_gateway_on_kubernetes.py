@@ -141,3 +141,48 @@ def test_guide_flow_with_kubectl(stack):
     # The guide's cleanup: delete by label, and the route is gone.
     server.kubectl("delete", "backend,httproute", "-n", NS, "-l", "app=model-failover")
     eventually(lambda: gw.request()[0] == 404)
+
+
+def test_api_faults_under_load_lose_no_request(stack):
+    """Drop the watches, compact history, fail API calls and restart the API server while requests
+    flow: no request fails, and the gateway converges to the API's latest state."""
+    import threading
+
+    server, gw = stack
+    server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS, "--from-literal=Authorization=Bearer sk-k")
+    for name in ("backend.yaml", "httproute.yaml"):
+        server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / name).read_text())
+    eventually(lambda: gw.request()[0] == 200)
+
+    failures, served, stop = [], [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            status, headers, body = gw.request()
+            if status != 200:
+                failures.append((status, body))
+            else:
+                served.append(body["model"])
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        def admin(path):
+            urllib.request.urlopen(urllib.request.Request(f"{server.url}/_fake/{path}", method="POST"),
+                                   context=server.ssl, timeout=5).read()
+        admin("drop-watches")
+        admin("compact")
+        admin("fail-next?count=5&code=500")
+        admin("restart")
+        # A change made meanwhile must still arrive: gpt-3.5-turbo first.
+        backend = (REPO / "examples" / "model-failover" / "backend.yaml").read_text()
+        reordered = backend.replace('"gpt-4o"', '"MODEL-A"').replace('"gpt-3.5-turbo"', '"gpt-4o"').replace('"MODEL-A"', '"gpt-3.5-turbo"')
+        eventually(lambda: server.kubectl("apply", "-f", "-", input=reordered, check=False).returncode == 0)
+        eventually(lambda: served and served[-1] == "gpt-3.5-turbo", timeout=30)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=15)
+    assert failures == []
+    assert served.count("gpt-4o") > 0 and served[-1] == "gpt-3.5-turbo"
