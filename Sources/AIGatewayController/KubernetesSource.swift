@@ -29,11 +29,17 @@ public final class KubernetesSource: Service, Sendable {
     /// Quiet time after a change before reconciling, so a burst compiles once.
     let debounce: Duration
     let logger: Logger
+    /// Writes status conditions back; nil on replicas that must not write (not the leader).
+    let statusWriter: StatusWriter?
     private let reported = Mutex<Set<String>>([])
 
     /// - Parameter namespaces: namespaces to watch; empty means all.
-    public init(client: KubernetesClient, sink: any ConfigurationSink, namespaces: [String] = [], debounce: Duration = .milliseconds(50), logger: Logger) {
+    public init(
+        client: KubernetesClient, sink: any ConfigurationSink, namespaces: [String] = [], debounce: Duration = .milliseconds(50),
+        controllerName: String, writeStatus: Bool = true, logger: Logger
+    ) {
         self.client = client
+        self.statusWriter = writeStatus ? StatusWriter(client: client, controllerName: controllerName, logger: logger) : nil
         self.sink = sink
         self.debounce = debounce
         self.logger = logger
@@ -73,7 +79,8 @@ public final class KubernetesSource: Service, Sendable {
                     for await _ in dirty.stream {
                         guard self.informers.allSatisfy(\.hasSynced) else { continue }
                         try? await Task.sleep(for: self.debounce)
-                        self.reconcile()
+                        let status = self.reconcile()
+                        await self.statusWriter?.write(status, informers: self.informers)
                     }
                 }
                 group.addTask {
@@ -91,7 +98,8 @@ public final class KubernetesSource: Service, Sendable {
     }
 
     /// Rebuilds the resource set from every cache and applies it.
-    func reconcile() {
+    @discardableResult
+    func reconcile() -> TableStatus {
         var set = ResourceSet()
         var invalid: [String] = []
         for informer in informers {
@@ -113,7 +121,8 @@ public final class KubernetesSource: Service, Sendable {
             return new
         }
         for line in fresh { logger.warning("invalid object ignored", metadata: ["problem": "\(line)"]) }
-        let problems = sink.apply(set, origin: "kubernetes")
-        for p in problems { logger.debug("configuration problem", metadata: ["problem": "\(p)"]) }
+        let status = sink.apply(set, origin: "kubernetes")
+        for p in status.problems { logger.debug("configuration problem", metadata: ["problem": "\(p)"]) }
+        return status
     }
 }

@@ -18,9 +18,9 @@ public final class TableUpdater: ConfigurationSink {
         self.logger = logger
     }
 
-    /// Compiles and swaps; returns the compiled table's problems (False conditions).
+    /// Compiles and swaps; returns the compiled table's status.
     @discardableResult
-    public func apply(_ resources: ResourceSet, origin: String) -> [String] {
+    public func apply(_ resources: ResourceSet, origin: String) -> TableStatus {
         let start = ContinuousClock.now
         let table = RouteCompiler.compile(resources, options: options)
         store.swap(table)
@@ -32,7 +32,7 @@ public final class TableUpdater: ConfigurationSink {
                 "origin": "\(origin)", "objects": "\(resources.count)", "rules": "\(table.ruleCount)", "backends": "\(table.backends.count)",
                 "compile-time": "\(ContinuousClock.now - start)",
             ])
-        return table.status.problems
+        return table.status
     }
 
     public func rejected(_ errors: [String], origin: String) {

@@ -4,8 +4,9 @@ import AIGatewayProviders
 /// Where configuration comes from. Standalone mode reads manifest files; the Kubernetes controller
 /// watches the API. Both hand complete resource sets to the same compiler and proxy.
 public protocol ConfigurationSink: Sendable {
-    /// A complete, valid set of resources. Returns problems worth telling (missing Secret, ...).
-    func apply(_ resources: ResourceSet, origin: String) -> [String]
+    /// A complete, valid set of resources. Returns what the compiler concluded about each object
+    /// (its `problems` are worth telling: a missing Secret, ...).
+    func apply(_ resources: ResourceSet, origin: String) -> TableStatus
     /// A new configuration could not be used; the last good one stays in force.
     func rejected(_ errors: [String], origin: String)
 }

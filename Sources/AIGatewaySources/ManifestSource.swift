@@ -82,7 +82,7 @@ public final class ManifestSource: Service, Sendable {
         }
         for i in snapshot.ignoredKinds { logger.debug("ignoring object of a kind the gateway does not use", metadata: ["object": "\(i)"]) }
         loadedFingerprint.withLock { $0 = fp }
-        let problems = sink.apply(snapshot.resources, origin: "initial")
+        let problems = sink.apply(snapshot.resources, origin: "initial").problems
         for p in problems { logger.warning("configuration problem", metadata: ["problem": "\(p)"]) }
         return fp
     }
@@ -115,7 +115,7 @@ public final class ManifestSource: Service, Sendable {
                 }
                 last = fp
                 lastRejected = nil
-                let problems = self.sink.apply(snapshot.resources, origin: "reload")
+                let problems = self.sink.apply(snapshot.resources, origin: "reload").problems
                 for p in problems { self.logger.warning("configuration problem", metadata: ["problem": "\(p)"]) }
             }
         } onGracefulShutdown: {

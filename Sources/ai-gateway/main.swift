@@ -139,7 +139,9 @@ struct Run: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             logger.info("kubernetes mode", metadata: ["server": "\(config.server)", "namespaces": "\(watchNamespaces.isEmpty ? "all" : watchNamespaces.joined(separator: ","))"])
-            source = KubernetesSource(client: KubernetesClient(config: config, logger: logger), sink: updater, namespaces: watchNamespaces, logger: logger)
+            source = KubernetesSource(
+                client: KubernetesClient(config: config, logger: logger), sink: updater, namespaces: watchNamespaces,
+                controllerName: controllerName, logger: logger)
         }
 
         var proxyConfig = ProxyConfiguration()

@@ -122,6 +122,17 @@ def test_guide_flow_with_kubectl(stack):
     sent = gw.provider_requests()[-1]
     assert dict(sent["headers"])["authorization"] == "Bearer sk-guide-key"
 
+    # Status conditions, read as the guide's reader would.
+    def jsonpath(kind, name, path):
+        return server.kubectl("get", kind, name, "-n", NS, "-o", f"jsonpath={path}").stdout
+    eventually(lambda: jsonpath("backend", "model-failover", '{.status.conditions[?(@.type=="Accepted")].status}') == "True")
+    assert jsonpath("backend", "model-failover", '{.status.conditions[?(@.type=="Accepted")].observedGeneration}') == "1"
+    eventually(lambda: jsonpath("httproute", "model-failover", '{.status.parents[0].conditions[?(@.type=="Accepted")].status}') == "True")
+    assert jsonpath("httproute", "model-failover", '{.status.parents[0].conditions[?(@.type=="ResolvedRefs")].reason}') == "ResolvedRefs"
+    assert jsonpath("httproute", "model-failover", "{.status.parents[0].controllerName}") == "kgateway.dev/kgateway"
+    eventually(lambda: jsonpath("gateway", "ai-gateway", "{.status.listeners[0].attachedRoutes}") == "1")
+    assert jsonpath("gateway", "ai-gateway", '{.status.conditions[?(@.type=="Programmed")].status}') == "True"
+
     # The first model fails: the request fails over inside the same call.
     gw.fault("gpt-4o", "status=503")
     status, headers, body = gw.request()
@@ -186,3 +197,21 @@ def test_api_faults_under_load_lose_no_request(stack):
             w.join(timeout=15)
     assert failures == []
     assert served.count("gpt-4o") > 0 and served[-1] == "gpt-3.5-turbo"
+
+
+def test_missing_secret_is_reported_in_the_backend_status(stack):
+    server, gw = stack
+    for name in ("backend.yaml", "httproute.yaml"):
+        server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / name).read_text())
+
+    def condition():
+        out = server.kubectl("get", "backend", "model-failover", "-n", NS, "-o",
+                             'jsonpath={.status.conditions[?(@.type=="Accepted")].status}/{.status.conditions[?(@.type=="Accepted")].message}').stdout
+        return out
+    status = eventually(lambda: (c := condition()).startswith("False/") and c)
+    assert "Secret kgateway-system/openai-secret not found" in status
+    code, _, body = gw.request()
+    assert code == 503 and "openai-secret" in json.dumps(body)
+    server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS, "--from-literal=Authorization=Bearer sk-late")
+    eventually(lambda: condition().startswith("True/"))
+    eventually(lambda: gw.request()[0] == 200)

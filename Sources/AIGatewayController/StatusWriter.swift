@@ -1,0 +1,112 @@
+import AIGatewayAPI
+import AIGatewayKubernetes
+import AIGatewayRouting
+import Foundation
+import Logging
+
+/// Writes what the compiler concluded back to the objects' `/status`, only when it changed
+/// (ignoring `lastTransitionTime`, which is kept while a condition's status stays the same).
+struct StatusWriter: Sendable {
+    let client: KubernetesClient
+    let controllerName: String
+    let logger: Logger
+
+    func write(_ status: TableStatus, informers: [Informer]) async {
+        func cache(_ kind: ResourceType) -> [Informer] { informers.filter { $0.resource == kind } }
+        func current(_ kind: ResourceType, _ name: NamespacedName) -> JSONValue? {
+            let key = ObjectKey(namespace: name.namespace.isEmpty ? nil : name.namespace, name: name.name)
+            return cache(kind).lazy.compactMap { $0.get(key) }.first
+        }
+        let now = Self.timestamp()
+
+        for (name, conditions) in status.backends {
+            guard let object = current(WatchedKinds.backends, name) else { continue }
+            let existing = object["status"]?["conditions"]?.arrayValue ?? []
+            let desired = Self.conditions(conditions, existing: existing, now: now)
+            guard desired != existing else { continue }
+            await patch(WatchedKinds.backends, name, ["conditions": .array(desired)])
+        }
+        for (name, conditions) in status.gatewayClasses {
+            let key = NamespacedName(namespace: "", name: name)
+            guard let object = current(WatchedKinds.gatewayClasses, key) else { continue }
+            let existing = object["status"]?["conditions"]?.arrayValue ?? []
+            let desired = Self.conditions(conditions, existing: existing, now: now)
+            guard desired != existing else { continue }
+            await patch(WatchedKinds.gatewayClasses, key, ["conditions": .array(desired)])
+        }
+        for (name, gw) in status.gateways {
+            guard let object = current(WatchedKinds.gateways, name) else { continue }
+            let existingStatus = object["status"]
+            let conditions = Self.conditions(gw.conditions, existing: existingStatus?["conditions"]?.arrayValue ?? [], now: now)
+            let oldListeners = existingStatus?["listeners"]?.arrayValue ?? []
+            let generation = object["metadata"]?["generation"]?.intValue ?? 1
+            let listeners: [JSONValue] = gw.attachedRoutes.sorted(by: { $0.key < $1.key }).map { listener, count in
+                let old = oldListeners.first { $0["name"]?.stringValue == listener }?["conditions"]?.arrayValue ?? []
+                let accepted = Condition(type: "Accepted", status: true, reason: "Accepted", message: "Listener accepted", observedGeneration: generation)
+                let programmed = Condition(type: "Programmed", status: true, reason: "Programmed", message: "Listener programmed", observedGeneration: generation)
+                return .object([
+                    "name": .string(listener), "attachedRoutes": .int(count),
+                    "supportedKinds": .array([.object(["group": .string(ResourceDecoder.gatewayGroup), "kind": .string("HTTPRoute")])]),
+                    "conditions": .array(Self.conditions([accepted, programmed], existing: old, now: now)),
+                ])
+            }
+            let desired: JSONValue = .object(["conditions": .array(conditions), "listeners": .array(listeners)])
+            let existing: JSONValue = .object([
+                "conditions": existingStatus?["conditions"] ?? .array([]), "listeners": existingStatus?["listeners"] ?? .array([]),
+            ])
+            guard desired != existing else { continue }
+            await patch(WatchedKinds.gateways, name, desired.objectValue ?? [:])
+        }
+        for (name, parents) in status.routes {
+            guard let object = current(WatchedKinds.httpRoutes, name) else { continue }
+            let oldParents = object["status"]?["parents"]?.arrayValue ?? []
+            // Keep other controllers' entries; replace ours.
+            var desired = oldParents.filter { $0["controllerName"]?.stringValue != controllerName }
+            for p in parents {
+                var ref: [String: JSONValue] = [
+                    "group": .string(p.parent.group), "kind": .string(p.parent.kind), "namespace": .string(p.parentNamespace), "name": .string(p.parent.name),
+                ]
+                if let s = p.parent.sectionName { ref["sectionName"] = .string(s) }
+                if let port = p.parent.port { ref["port"] = .int(port) }
+                let old = oldParents.first { $0["controllerName"]?.stringValue == controllerName && $0["parentRef"] == .object(ref) }?["conditions"]?.arrayValue ?? []
+                desired.append(.object([
+                    "parentRef": .object(ref), "controllerName": .string(controllerName),
+                    "conditions": .array(Self.conditions(p.conditions, existing: old, now: now)),
+                ]))
+            }
+            guard desired != oldParents else { continue }
+            await patch(WatchedKinds.httpRoutes, name, ["parents": .array(desired)])
+        }
+    }
+
+    private func patch(_ kind: ResourceType, _ name: NamespacedName, _ status: [String: JSONValue]) async {
+        let ns = name.namespace.isEmpty ? nil : name.namespace
+        // A merge patch of `status` needs no resourceVersion; a conflict or a transient error is
+        // retried on the next reconcile, since the informer's cache will still differ.
+        do {
+            _ = try await client.patchStatus(kind, namespace: ns, name: name.name, patch: .object(["status": .object(status)]))
+            logger.debug("status written", metadata: ["object": "\(kind.plural)/\(name)"])
+        } catch {
+            logger.warning("status write failed", metadata: ["object": "\(kind.plural)/\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Conditions as the API stores them, keeping each one's `lastTransitionTime` while its status holds.
+    static func conditions(_ conditions: [Condition], existing: [JSONValue], now: String) -> [JSONValue] {
+        conditions.map { c in
+            let status = c.status ? "True" : "False"
+            let old = existing.first { $0["type"]?.stringValue == c.type }
+            let since = old?["status"]?.stringValue == status ? (old?["lastTransitionTime"]?.stringValue ?? now) : now
+            return .object([
+                "type": .string(c.type), "status": .string(status), "reason": .string(c.reason), "message": .string(c.message),
+                "observedGeneration": .int(c.observedGeneration), "lastTransitionTime": .string(since),
+            ])
+        }
+    }
+
+    static func timestamp() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: Date())
+    }
+}
