@@ -41,74 +41,22 @@ func llmEntry(_ entryYAML: String) throws -> LLMProviderEntry {
     return e
 }
 
-let guideBackendYAML = """
-    apiVersion: gateway.kgateway.dev/v1alpha1
-    kind: Backend
-    metadata:
-      labels:
-        app: model-failover
-      name: model-failover
-      namespace: kgateway-system
-    spec:
-      type: AI
-      ai:
-        multipool:
-          priorities:
-          - pool:
-            - provider:
-                openai:
-                  model: "gpt-4o"
-                  authToken:
-                    kind: SecretRef
-                    secretRef:
-                      name: openai-secret
-          - pool:
-            - provider:
-                openai:
-                  model: "gpt-4.0-turbo"
-                  authToken:
-                    kind: SecretRef
-                    secretRef:
-                      name: openai-secret
-          - pool:
-            - provider:
-                openai:
-                  model: "gpt-3.5-turbo"
-                  authToken:
-                    kind: SecretRef
-                    secretRef:
-                      name: openai-secret
-    """
+/// The guide's Backend and HTTPRoute, from `examples/model-failover` (the API tests check that
+/// those files decode to exactly the guide's objects).
+let guideBackendYAML = exampleFile("backend.yaml")
+let guideRouteYAML = exampleFile("httproute.yaml")
 
-let guideRouteYAML = """
-    apiVersion: gateway.networking.k8s.io/v1
-    kind: HTTPRoute
-    metadata:
-      name: model-failover
-      namespace: kgateway-system
-      labels:
-        app: model-failover
-    spec:
-      parentRefs:
-        - name: ai-gateway
-          namespace: kgateway-system
-      rules:
-      - matches:
-        - path:
-            type: PathPrefix
-            value: /model
-        filters:
-        - type: URLRewrite
-          urlRewrite:
-            path:
-              type: ReplaceFullPath
-              replaceFullPath: /v1/chat/completions
-        backendRefs:
-        - name: model-failover
-          namespace: kgateway-system
-          group: gateway.kgateway.dev
-          kind: Backend
-    """
+func exampleFile(_ name: String) -> String {
+    let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // AIGatewayRoutingTests
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()
+    let url = root.appendingPathComponent("examples/model-failover").appendingPathComponent(name)
+    guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+        fatalError("missing \(url.path): the routing tests read the guide's manifests from examples/")
+    }
+    return text
+}
 
 /// What `kubectl create secret generic openai-secret --from-literal="Authorization=Bearer $KEY"` makes.
 func openAISecret(_ value: String = "Bearer sk-guide", namespace: String = "kgateway-system", key: String = "Authorization") -> String {
