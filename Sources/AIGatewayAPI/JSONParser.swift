@@ -47,12 +47,38 @@ public enum JSONParser {
         return (v, m)
     }
 
+    /// Checks that `bytes` is one valid JSON document, as strictly as `parse`, without building
+    /// any value; returns the spans of the top-level members when it is an object, else nil.
+    /// For bodies the proxy only needs to vouch for (an upstream answer) and pick a member from.
+    public static func scanTopLevel<Bytes: Collection<UInt8>>(_ bytes: Bytes) throws(JSONSyntaxError) -> [String: JSONMemberSpan]? {
+        let result: Result<(JSONValue, [String: JSONMemberSpan]), JSONSyntaxError>
+        if let r = bytes.withContiguousStorageIfAvailable({ buffer in
+            var p = Parser(buffer, materialize: false)
+            return Result { () throws(JSONSyntaxError) in try p.parseDocument() }
+        }) {
+            result = r
+        } else {
+            let array = Array(bytes)
+            result = array.withUnsafeBufferPointer { buffer in
+                var p = Parser(buffer, materialize: false)
+                return Result { () throws(JSONSyntaxError) in try p.parseDocument() }
+            }
+        }
+        let (value, members) = try result.get()
+        return value == .object([:]) ? members : nil
+    }
+
     private struct Parser {
         let b: UnsafeBufferPointer<UInt8>
         var i = 0
         var depth = 0
+        /// False: validate only. Objects come back as an empty `.object`, everything else as `.null`.
+        let materialize: Bool
 
-        init(_ b: UnsafeBufferPointer<UInt8>) { self.b = b }
+        init(_ b: UnsafeBufferPointer<UInt8>, materialize: Bool = true) {
+            self.b = b
+            self.materialize = materialize
+        }
 
         func fail(_ reason: String) -> JSONSyntaxError { JSONSyntaxError(offset: i, reason: reason) }
 
@@ -87,7 +113,10 @@ public enum JSONParser {
                 var ignored: [String: JSONMemberSpan] = [:]
                 return try parseObject(recording: false, spans: &ignored)
             case UInt8(ascii: "["): return try parseArray()
-            case UInt8(ascii: "\""): return .string(try parseString())
+            case UInt8(ascii: "\""):
+                if materialize { return .string(try parseString()) }
+                try skipString()
+                return .null
             case UInt8(ascii: "t"): try literal("true"); return .bool(true)
             case UInt8(ascii: "f"): try literal("false"); return .bool(false)
             case UInt8(ascii: "n"): try literal("null"); return .null
@@ -117,7 +146,13 @@ public enum JSONParser {
                 skipWhitespace()
                 guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
                 let memberStart = i
-                let key = try parseString()
+                let key: String
+                if materialize || recording {
+                    key = try parseString()
+                } else {
+                    try skipString()
+                    key = ""
+                }
                 skipWhitespace()
                 guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 i += 1
@@ -127,7 +162,7 @@ public enum JSONParser {
                 if recording {
                     spans[key] = JSONMemberSpan(member: memberStart..<i, value: valueStart..<i)
                 }
-                object[key] = value
+                if materialize { object[key] = value }
                 skipWhitespace()
                 guard i < b.count else { throw fail("unexpected end of input in object") }
                 if b[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -145,7 +180,8 @@ public enum JSONParser {
             skipWhitespace()
             if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(array) }
             while true {
-                array.append(try parseValue())
+                let element = try parseValue()
+                if materialize { array.append(element) }
                 skipWhitespace()
                 guard i < b.count else { throw fail("unexpected end of input in array") }
                 if b[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -177,6 +213,7 @@ public enum JSONParser {
                 guard i < b.count, isDigit(b[i]) else { throw fail("invalid number") }
                 while i < b.count, isDigit(b[i]) { i += 1 }
             }
+            if !materialize { return .null }
             let text = String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
             if isInteger, let v = Int(text) { return .int(v) }
             guard let d = Double(text) else { throw fail("invalid number") }
@@ -225,22 +262,70 @@ public enum JSONParser {
                 case UInt8(ascii: "r"): bytes.append(0x0D)
                 case UInt8(ascii: "t"): bytes.append(0x09)
                 case UInt8(ascii: "u"):
-                    var scalar = try hex4()
-                    if (0xD800...0xDBFF).contains(scalar) {
-                        guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
-                            throw fail("unpaired surrogate")
-                        }
-                        i += 2
-                        let low = try hex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate") }
-                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                    } else if (0xDC00...0xDFFF).contains(scalar) {
-                        throw fail("unpaired surrogate")
-                    }
-                    guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
+                    let u = try unicodeEscape()
                     bytes.append(contentsOf: Array(String(Character(u)).utf8))
                 default: throw fail("invalid escape")
                 }
+            }
+            throw fail("unterminated string")
+        }
+
+        /// The scalar of a `\\u` escape (after the `u`), a surrogate pair included.
+        mutating func unicodeEscape() throws(JSONSyntaxError) -> Unicode.Scalar {
+            var scalar = try hex4()
+            if (0xD800...0xDBFF).contains(scalar) {
+                guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
+                    throw fail("unpaired surrogate")
+                }
+                i += 2
+                let low = try hex4()
+                guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate") }
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            } else if (0xDC00...0xDFFF).contains(scalar) {
+                throw fail("unpaired surrogate")
+            }
+            guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
+            return u
+        }
+
+        /// Validates a string like `parseString` without building it.
+        mutating func skipString() throws(JSONSyntaxError) {
+            i += 1  // opening quote
+            var runStart = i
+            var nonASCII = false
+            while i < b.count {
+                let c = b[i]
+                if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
+                    if nonASCII {
+                        // Escapes are ASCII, so checking the runs between them checks the string.
+                        let invalid = transcode(
+                            UnsafeBufferPointer(rebasing: b[runStart..<i]).makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true,
+                            into: { _ in })
+                        if invalid { throw fail("invalid UTF-8 in string") }
+                        nonASCII = false
+                    }
+                    if c == UInt8(ascii: "\"") {
+                        i += 1
+                        return
+                    }
+                    i += 1
+                    guard i < b.count else { break }
+                    let e = b[i]
+                    i += 1
+                    switch e {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"),
+                        UInt8(ascii: "t"):
+                        break
+                    case UInt8(ascii: "u"):
+                        _ = try unicodeEscape()
+                    default: throw fail("invalid escape")
+                    }
+                    runStart = i
+                    continue
+                }
+                if c < 0x20 { throw fail("control character in string") }
+                if c >= 0x80 { nonASCII = true }
+                i += 1
             }
             throw fail("unterminated string")
         }

@@ -227,6 +227,35 @@ struct JSONParserTests {
         #expect(e.description == "invalid JSON at byte \(e.offset): \(e.reason)")
     }
 
+    @Test("scanTopLevel rejects the same malformed input, at top level and nested where nothing is built", arguments: malformed)
+    func scanRejects(_ c: Malformed) {
+        #expect(throws: JSONSyntaxError.self, "top level: \(c.name)") { _ = try JSONParser.scanTopLevel(c.bytes) }
+        // Inside an array inside an object: the validate-only paths for nested values. (Inputs
+        // that are only bad as a whole document, like two values, are not bad inside an array.)
+        let wholeDocumentOnly = ["empty input", "only whitespace", "two values", "data after the value", "byte order mark"]
+        if !wholeDocumentOnly.contains(c.name) {
+            let nested = Array(#"{"a":[true,"#.utf8) + c.bytes + Array("]}".utf8)
+            #expect(throws: JSONSyntaxError.self, "nested: \(c.name)") { _ = try JSONParser.scanTopLevel(nested) }
+        }
+    }
+
+    @Test("scanTopLevel accepts what parse accepts and reports the same top-level spans")
+    func scanAccepts() throws {
+        let documents = [
+            #"{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"h\u00e9llo \ud83d\ude00 café"}}],"usage":{"prompt_tokens":3,"completion_tokens":-1.5e3}}"#,
+            #"{"a":null,"b":[],"c":{},"d":[1,2.5,-0,1E+2,"\"\\\/\b\f\n\r\t"],"e":false}"#,
+            "  {\n \"k\" : \"😀\" \n}  ",
+        ]
+        for d in documents {
+            let bytes = Array(d.utf8)
+            let parsed = try JSONParser.parseTopLevel(bytes)
+            let spans = try #require(try JSONParser.scanTopLevel(bytes), "\(d)")
+            #expect(spans == parsed.members)
+        }
+        #expect(try JSONParser.scanTopLevel(Array("[1,2]".utf8)) == nil)
+        #expect(try JSONParser.scanTopLevel(Array(#""text""#.utf8)) == nil)
+    }
+
     // MARK: top-level member spans
 
     @Test("parseTopLevel reports where each top-level member sits")
