@@ -1,6 +1,7 @@
 import CoreMetrics
 import Metrics
 import Prometheus
+import Synchronization
 
 /// The gateway's metrics, emitted through swift-metrics into a Prometheus registry that `/metrics`
 /// exposes. Labels carry names only (route, backend, model, outcome), never a key or a payload.
@@ -13,78 +14,104 @@ public final class GatewayMetrics: Sendable {
         .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120),
     ]
 
+    /// Metric handles by label and label values, so the hot path looks a handle up instead of
+    /// asking the registry for it again (which sorts, formats and locks) on every request.
+    private struct Key: Hashable {
+        var label: String
+        var values: [String]
+    }
+
+    private let counters = Mutex<[Key: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[Key: CoreMetrics.Timer]>([:])
+    private let inFlightMeter: CoreMetrics.Meter
+
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = Self.latencyBuckets
         self.factory = factory
+        inFlightMeter = CoreMetrics.Meter(label: "aigw_requests_in_flight", dimensions: [], factory: factory)
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = Key(label: label, values: dimensions.map(\.1))
+        if let c = counters.withLock({ $0[key] }) { return c }
+        let c = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+        counters.withLock { $0[key] = c }
+        return c
+    }
+
+    private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
+        let key = Key(label: label, values: dimensions.map(\.1))
+        if let t = timers.withLock({ $0[key] }) { return t }
+        let t = CoreMetrics.Timer(label: label, dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
+        timers.withLock { $0[key] = t }
+        return t
     }
 
     /// One client request finished with `status`.
     public func request(route: String, status: Int) {
-        Counter(label: "aigw_requests_total", dimensions: [("route", route), ("status", String(status))], factory: factory).increment()
+        counter("aigw_requests_total", [("route", route), ("status", String(status))]).increment()
     }
 
     /// One attempt against an entry finished with `outcome` (a stable label such as `ok`, `503`, `first_byte_timeout`).
     public func attempt(backend: String, model: String, outcome: String) {
-        Counter(label: "aigw_upstream_attempts_total", dimensions: [("backend", backend), ("model", model), ("outcome", outcome)], factory: factory).increment()
+        counter("aigw_upstream_attempts_total", [("backend", backend), ("model", model), ("outcome", outcome)]).increment()
     }
 
     /// The request moved from one model to the next.
     public func failover(backend: String, from: String, to: String) {
-        Counter(label: "aigw_failovers_total", dimensions: [("backend", backend), ("from_model", from), ("to_model", to)], factory: factory).increment()
+        counter("aigw_failovers_total", [("backend", backend), ("from_model", from), ("to_model", to)]).increment()
     }
 
     /// An entry was ejected by passive health checks.
     public func ejection(backend: String, model: String) {
-        Counter(label: "aigw_ejections_total", dimensions: [("backend", backend), ("model", model)], factory: factory).increment()
+        counter("aigw_ejections_total", [("backend", backend), ("model", model)]).increment()
     }
 
     /// An entry reported as misconfigured (401, 403, 404 model not found) or unusable (missing Secret).
     public func misconfigured(backend: String, model: String, reason: String) {
-        Counter(label: "aigw_misconfigured_total", dimensions: [("backend", backend), ("model", model), ("reason", reason)], factory: factory).increment()
+        counter("aigw_misconfigured_total", [("backend", backend), ("model", model), ("reason", reason)]).increment()
     }
 
     /// Time from sending an attempt to its response headers.
     public func upstreamLatency(backend: String, model: String, _ d: Duration) {
-        Timer(label: "aigw_upstream_latency_seconds", dimensions: [("backend", backend), ("model", model)], preferredDisplayUnit: .seconds, factory: factory)
-            .recordNanoseconds(d.nanoseconds)
+        timer("aigw_upstream_latency_seconds", [("backend", backend), ("model", model)]).recordNanoseconds(d.nanoseconds)
     }
 
     /// Time from sending a streaming attempt to its first token.
     public func timeToFirstToken(backend: String, model: String, _ d: Duration) {
-        Timer(label: "aigw_time_to_first_token_seconds", dimensions: [("backend", backend), ("model", model)], preferredDisplayUnit: .seconds, factory: factory)
-            .recordNanoseconds(d.nanoseconds)
+        timer("aigw_time_to_first_token_seconds", [("backend", backend), ("model", model)]).recordNanoseconds(d.nanoseconds)
     }
 
     /// Tokens reported by the answering model.
     public func tokens(backend: String, model: String, input: Int, output: Int) {
         if input > 0 {
-            Counter(label: "aigw_tokens_total", dimensions: [("backend", backend), ("model", model), ("direction", "input")], factory: factory).increment(by: input)
+            counter("aigw_tokens_total", [("backend", backend), ("model", model), ("direction", "input")]).increment(by: input)
         }
         if output > 0 {
-            Counter(label: "aigw_tokens_total", dimensions: [("backend", backend), ("model", model), ("direction", "output")], factory: factory).increment(by: output)
+            counter("aigw_tokens_total", [("backend", backend), ("model", model), ("direction", "output")]).increment(by: output)
         }
     }
 
     /// An SSE event that was not valid JSON was dropped.
     public func malformedEvent(backend: String, model: String) {
-        Counter(label: "aigw_malformed_stream_events_total", dimensions: [("backend", backend), ("model", model)], factory: factory).increment()
+        counter("aigw_malformed_stream_events_total", [("backend", backend), ("model", model)]).increment()
     }
 
     /// A stream broke after tokens reached the client.
     public func streamInterrupted(backend: String, model: String, resolution: String) {
-        Counter(label: "aigw_stream_interruptions_total", dimensions: [("backend", backend), ("model", model), ("resolution", resolution)], factory: factory).increment()
+        counter("aigw_stream_interruptions_total", [("backend", backend), ("model", model), ("resolution", resolution)]).increment()
     }
 
     /// A configuration reload was applied (`ok`) or rejected (`error`).
     public func configReload(result: String) {
-        Counter(label: "aigw_config_reloads_total", dimensions: [("result", result)], factory: factory).increment()
+        counter("aigw_config_reloads_total", [("result", result)]).increment()
     }
 
     /// Requests in flight.
     public func inFlight(_ delta: Int) {
-        Meter(label: "aigw_requests_in_flight", dimensions: [], factory: factory).increment(by: Double(delta))
+        inFlightMeter.increment(by: Double(delta))
     }
 
     /// The Prometheus text exposition.
