@@ -60,79 +60,129 @@ public final class GatewayHandler: HTTPHandler {
         // Failover decides about retries; a refused connection must fail now, not after the connect timeout.
         config.connectionPool.retryConnectionEstablishment = false
         config.decompression = .disabled
+        // No request spans: the gateway reports attempts itself, and a span per attempt costs.
+        config.tracing.tracer = nil
         return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
     }
 
     public func reject(status: HTTPResponseStatus, message: String, requestHead: HTTPRequestHead, _ writer: ResponseWriter) async {
         let id = Self.requestID(requestHead.headers)
         let code = status == .payloadTooLarge ? "request_too_large" : "internal_error"
-        await respondError(writer, status: status, message: message, type: "invalid_request_error", code: code, requestID: id, route: "-")
+        await send(errorReply(status: status, message: message, type: "invalid_request_error", code: code, requestID: id, route: "-"), writer)
     }
 
     public func handle(_ request: ServerRequest, _ writer: ResponseWriter) async {
+        // Everything up to the first upstream call is decided synchronously: what lives across an
+        // `await` is kept in the request's task frame for the whole request (a stream's lifetime).
+        switch prepare(request) {
+        case .reply(let reply):
+            await send(reply, writer)
+        case .failover(let job):
+            metrics.inFlight(1)
+            defer { metrics.inFlight(-1) }
+            let status = await runFailover(job, writer: writer)
+            metrics.request(route: job.routeLabel, status: status)
+        }
+    }
+
+    /// What `handle` does with a request.
+    enum Prepared {
+        case reply(PreparedResponse)
+        case failover(FailoverJob)
+    }
+
+    /// A request routed to a Backend, ready for failover.
+    final class FailoverJob: Sendable {
+        let chat: ChatRequest
+        let backend: CompiledBackend
+        let rule: CompiledRule
+        let clientHeaders: HTTPHeaders
+        let requestID: String
+        let routeLabel: String
+
+        init(chat: ChatRequest, backend: CompiledBackend, rule: CompiledRule, clientHeaders: HTTPHeaders, requestID: String, routeLabel: String) {
+            self.chat = chat
+            self.backend = backend
+            self.rule = rule
+            self.clientHeaders = clientHeaders
+            self.requestID = requestID
+            self.routeLabel = routeLabel
+        }
+    }
+
+    /// A complete response the gateway makes itself (errors).
+    final class PreparedResponse: Sendable {
+        let status: HTTPResponseStatus
+        let headers: HTTPHeaders
+        let body: [UInt8]
+
+        init(status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8]) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+        }
+    }
+
+    @inline(never)
+    private func prepare(_ request: ServerRequest) -> Prepared {
         let requestID = Self.requestID(request.head.headers)
         let table = store.current
         let headers = request.head.headers.map { (name: $0.name, value: $0.value) }
         let facts = RequestFacts(method: request.head.method.rawValue, uri: request.head.uri, headers: headers)
         guard let match = table.match(facts) else {
-            await respondError(writer, status: .notFound, message: "No route matches \(request.head.method.rawValue) \(facts.path)", type: "invalid_request_error", code: "route_not_found", requestID: requestID, route: "-")
-            return
+            return .reply(errorReply(status: .notFound, message: "No route matches \(request.head.method.rawValue) \(facts.path)", type: "invalid_request_error", code: "route_not_found", requestID: requestID, route: "-"))
         }
         let rule = match.rule
         let routeLabel = rule.route.description
         let total = rule.totalWeight
-        guard total > 0, let target = rule.pickTarget(roll: Int.random(in: 0..<total)) else {
-            await respondError(writer, status: .internalServerError, message: "Route \(routeLabel) has no backend with a positive weight", type: "server_error", code: "no_backend", requestID: requestID, route: routeLabel, rule: rule)
-            return
+        var rng = FastRandom()
+        guard total > 0, let target = rule.pickTarget(roll: Int.random(in: 0..<total, using: &rng)) else {
+            return .reply(errorReply(status: .internalServerError, message: "Route \(routeLabel) has no backend with a positive weight", type: "server_error", code: "no_backend", requestID: requestID, route: routeLabel, rule: rule))
         }
         let backendName: NamespacedName
         switch target {
         case .invalid(let message):
-            await respondError(writer, status: .internalServerError, message: "Route \(routeLabel): \(message)", type: "server_error", code: "backend_unresolved", requestID: requestID, route: routeLabel, rule: rule)
-            return
+            return .reply(errorReply(status: .internalServerError, message: "Route \(routeLabel): \(message)", type: "server_error", code: "backend_unresolved", requestID: requestID, route: routeLabel, rule: rule))
         case .backend(let name):
             backendName = name
         }
         guard let backend = table.backends[backendName] else {
-            await respondError(writer, status: .internalServerError, message: "Backend \(backendName) not found", type: "server_error", code: "backend_not_found", requestID: requestID, route: routeLabel, rule: rule)
-            return
+            return .reply(errorReply(status: .internalServerError, message: "Backend \(backendName) not found", type: "server_error", code: "backend_not_found", requestID: requestID, route: routeLabel, rule: rule))
         }
         if let problem = backend.problem {
-            await respondError(writer, status: .notImplemented, message: "Backend \(backendName): \(problem)", type: "server_error", code: "backend_not_served", requestID: requestID, route: routeLabel, rule: rule)
-            return
+            return .reply(errorReply(status: .notImplemented, message: "Backend \(backendName): \(problem)", type: "server_error", code: "backend_not_served", requestID: requestID, route: routeLabel, rule: rule))
         }
         guard request.head.method == .POST else {
-            await respondError(writer, status: .methodNotAllowed, message: "\(request.head.method.rawValue) is not allowed here; send chat completions with POST", type: "invalid_request_error", code: "method_not_allowed", requestID: requestID, route: routeLabel, rule: rule, extraHeaders: [("allow", "POST")])
-            return
+            return .reply(errorReply(status: .methodNotAllowed, message: "\(request.head.method.rawValue) is not allowed here; send chat completions with POST", type: "invalid_request_error", code: "method_not_allowed", requestID: requestID, route: routeLabel, rule: rule, extraHeaders: [("allow", "POST")]))
         }
         let chat: ChatRequest
         do {
             chat = try ChatRequest(bytes: Array(request.body.readableBytesView))
         } catch {
-            await respondError(writer, status: .badRequest, message: error.description, type: "invalid_request_error", code: "invalid_json", requestID: requestID, route: routeLabel, rule: rule)
-            return
+            return .reply(errorReply(status: .badRequest, message: error.description, type: "invalid_request_error", code: "invalid_json", requestID: requestID, route: routeLabel, rule: rule))
         }
-        metrics.inFlight(1)
-        defer { metrics.inFlight(-1) }
-        let status = await runFailover(chat: chat, backend: backend, rule: rule, clientHeaders: request.head.headers, requestID: requestID, writer: writer)
-        metrics.request(route: routeLabel, status: status)
+        return .failover(FailoverJob(chat: chat, backend: backend, rule: rule, clientHeaders: request.head.headers, requestID: requestID, routeLabel: routeLabel))
     }
 
     // MARK: - Failover
 
-    private func runFailover(chat: ChatRequest, backend: CompiledBackend, rule: CompiledRule, clientHeaders: HTTPHeaders, requestID: String, writer: ResponseWriter) async -> Int {
+    @inline(never)
+    private func runFailover(_ job: FailoverJob, writer: ResponseWriter) async -> Int {
+        let (chat, backend, rule, clientHeaders, requestID) = (job.chat, job.backend, job.rule, job.clientHeaders, job.requestID)
         let start = ContinuousClock.now
         let deadline = start + (rule.requestTimeout ?? configuration.defaultRequestTimeout)
         let backendLabel = backend.name.description
         let levels: [[FailoverCandidate]] = backend.priorities.enumerated().map { p, level in
+            guard level.count > 1 else { return level.map(FailoverCandidate.init) }
             let offset = health.nextRoundRobin("\(backendLabel)#\(p)", count: level.count)
             let rotated = Array(level[offset...] + level[..<offset])
             return rotated.map(FailoverCandidate.init)
         }
-        let entries = Dictionary(backend.entries.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let entries = EntryIndex(backend)
         let policy = FailoverPolicy(
             sameEntryRetries: rule.retry.attempts ?? backend.settings.retries, retryCodes: rule.retry.codes, backoff: rule.retry.backoff, deadline: deadline)
-        var machine = FailoverMachine(levels: levels, policy: policy, seed: UInt64.random(in: 0...UInt64.max))
+        var rng = FastRandom()
+        var machine = FailoverMachine(levels: levels, policy: policy, seed: rng.next())
         health.depositRequest(backend: backendLabel)
         let progress = StreamProgress()
         let trail = TrailBox()
@@ -147,7 +197,7 @@ public final class GatewayHandler: HTTPHandler {
             return h
         } : nil
 
-        var lastResponse: (status: Int, headers: HTTPHeaders, body: [UInt8])?
+        var lastResponse: (status: Int, headers: HTTPHeaders, body: ByteBuffer)?
         var action = machine.start(now: .now, health: health)
         var previous: CompiledEntry?
         while true {
@@ -172,15 +222,19 @@ public final class GatewayHandler: HTTPHandler {
                 if let ra = failure.retryAfter {
                     extra.append(("retry-after", String(max(1, Int((Double(ra.components.seconds) + Double(ra.components.attoseconds) / 1e18).rounded(.up))))))
                 }
-                await respondError(
-                    writer, status: HTTPResponseStatus(statusCode: failure.status), message: failure.message, type: failure.status == 504 ? "timeout" : "upstream_error",
-                    code: failure.code, requestID: requestID, route: rule.route.description, rule: rule, extraHeaders: extra,
-                    extraFields: ["attempts": .array(attempts)], backend: backendLabel, trail: trail.current)
+                await send(
+                    errorReply(
+                        status: HTTPResponseStatus(statusCode: failure.status), message: failure.message, type: failure.status == 504 ? "timeout" : "upstream_error",
+                        code: failure.code, requestID: requestID, route: rule.route.description, rule: rule, extraHeaders: extra,
+                        extraFields: ["attempts": .array(attempts)], backend: backendLabel, trail: trail.current),
+                    writer)
                 return failure.status
             case .attempt(let index, let delay, _):
                 if delay > .zero {
                     do { try await Task.sleep(for: delay) } catch { return 499 }
                 }
+                // The client went away: no further attempt on its behalf.
+                if Task.isCancelled { return 499 }
                 let candidate = machine.candidates[index]
                 guard let entry = entries[candidate.id] else { return 500 }
                 if let prev = previous, prev.id != entry.id {
@@ -194,18 +248,22 @@ public final class GatewayHandler: HTTPHandler {
                 case .success(let req):
                     trail.setPending(model: entry.model)
                     let attemptStart = ContinuousClock.now
-                    let result = await caller.perform(req, sink: sink, progress: progress) { [metrics] latency in
+                    let result = await caller.perform(req, on: writer.eventLoop, sink: sink, progress: progress) { [metrics] latency in
                         metrics.upstreamLatency(backend: backendLabel, model: entry.model, latency)
                     }
                     switch result {
                     case .response(let status, let headers, let body, _):
                         if (200..<300).contains(status) {
-                            if let value = try? JSONParser.parse(body), case .object = value {
+                            // Vouch for the answer (complete JSON, an object) without building it; only
+                            // its usage is read.
+                            if let spans = try? JSONParser.scanTopLevel(body.readableBytesView) {
                                 recordHealth(entry, .success, backend.settings)
                                 metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
                                 _ = machine.record(.success, now: .now, health: health)
                                 trail.set(machine: machine, answered: entry.model)
-                                if let u = value["usage"] {
+                                if let span = spans["usage"], let bytes = body.getBytes(at: body.readerIndex + span.value.lowerBound, length: span.value.count),
+                                    let u = try? JSONParser.parse(bytes)
+                                {
                                     metrics.tokens(backend: backendLabel, model: entry.model, input: u["prompt_tokens"]?.intValue ?? 0, output: u["completion_tokens"]?.intValue ?? 0)
                                 }
                                 var h = Self.forwardableResponseHeaders(headers)
@@ -215,7 +273,7 @@ public final class GatewayHandler: HTTPHandler {
                             }
                             outcome = .truncated
                         } else {
-                            outcome = AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: body, now: .now)
+                            outcome = AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now)
                             lastResponse = (status, headers, body)
                         }
                     case .failed(let o):
@@ -248,6 +306,7 @@ public final class GatewayHandler: HTTPHandler {
         }
     }
 
+    @inline(never)
     private func recordHealth(_ entry: CompiledEntry, _ outcome: AttemptOutcome, _ s: BackendSettings) {
         let event = health.record(entry.id, outcome: outcome, now: .now, policy: HealthRegistry.Policy(s))
         switch event {
@@ -261,6 +320,7 @@ public final class GatewayHandler: HTTPHandler {
         }
     }
 
+    @inline(never)
     private func recordStreamSuccess(_ entry: CompiledEntry, settings: BackendSettings, backendLabel: String, progress: StreamProgress, attemptStart: Instant) {
         recordHealth(entry, .success, settings)
         metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
@@ -274,9 +334,10 @@ public final class GatewayHandler: HTTPHandler {
 
     /// A stream broke after tokens reached the client: continue on the next candidate where the
     /// Backend enables it, else end the stream with an error event (never a clean finish).
+    @inline(never)
     private func finishBrokenStream(
         original: AttemptOutcome, originalModel: String, machine: inout FailoverMachine, chat: ChatRequest, backend: CompiledBackend,
-        entries: [String: CompiledEntry], rule: CompiledRule, clientHeaders: HTTPHeaders, requestID: String, deadline: Instant,
+        entries: EntryIndex, rule: CompiledRule, clientHeaders: HTTPHeaders, requestID: String, deadline: Instant,
         sink: StreamSink, progress: StreamProgress
     ) async {
         let backendLabel = backend.name.description
@@ -290,7 +351,7 @@ public final class GatewayHandler: HTTPHandler {
                     continue
                 }
                 let attemptStart = ContinuousClock.now
-                let result = await caller.perform(req, sink: sink, progress: progress) { _ in }
+                let result = await caller.perform(req, on: sink.writer.eventLoop, sink: sink, progress: progress) { _ in }
                 switch result {
                 case .streamCompleted:
                     machine.recordContinuation(.success)
@@ -307,7 +368,7 @@ public final class GatewayHandler: HTTPHandler {
                     recordHealth(entry, o, backend.settings)
                 case .response(let status, let headers, let body, _):
                     // A rejected prefill (or any other answer) must not become the client's error.
-                    let o = (200..<300).contains(status) ? AttemptOutcome.truncated : AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: body, now: .now)
+                    let o = (200..<300).contains(status) ? AttemptOutcome.truncated : AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now)
                     machine.recordContinuation(o)
                     if o.isHealthFailure { recordHealth(entry, o, backend.settings) }
                 }
@@ -339,6 +400,7 @@ public final class GatewayHandler: HTTPHandler {
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
     ]
 
+    @inline(never)
     private func buildRequest(
         chat: ChatRequest, entry: CompiledEntry, clientHeaders: HTTPHeaders, rule: CompiledRule, requestID: String, deadline: Instant,
         settings: BackendSettings, prefill: String?
@@ -382,6 +444,7 @@ public final class GatewayHandler: HTTPHandler {
         init(_ r: String) { reason = r }
     }
 
+    @inline(never)
     static func forwardableResponseHeaders(_ upstream: HTTPHeaders) -> HTTPHeaders {
         var h = HTTPHeaders()
         for (name, value) in upstream where !droppedResponseHeaders.contains(name.lowercased()) {
@@ -398,6 +461,7 @@ public final class GatewayHandler: HTTPHandler {
         }
     }
 
+    @inline(never)
     private func addGatewayHeaders(_ h: inout HTTPHeaders, requestID: String, backend: String, trail: Trail, rule: CompiledRule) {
         h.replaceOrAdd(name: GatewayHeaders.requestID, value: requestID)
         h.replaceOrAdd(name: GatewayHeaders.backend, value: backend)
@@ -406,10 +470,16 @@ public final class GatewayHandler: HTTPHandler {
         Self.apply(rule.responseHeaders, to: &h)
     }
 
-    private func respondError(
-        _ writer: ResponseWriter, status: HTTPResponseStatus, message: String, type: String, code: String, requestID: String, route: String,
+    private func send(_ reply: PreparedResponse, _ writer: ResponseWriter) async {
+        try? await writer.respond(status: reply.status, headers: reply.headers, body: reply.body)
+    }
+
+    /// An error in the OpenAI shape, counted and logged (the request id, never a payload or key).
+    @inline(never)
+    private func errorReply(
+        status: HTTPResponseStatus, message: String, type: String, code: String, requestID: String, route: String,
         rule: CompiledRule? = nil, extraHeaders: [(String, String)] = [], extraFields: [String: JSONValue] = [:], backend: String? = nil, trail: Trail? = nil
-    ) async {
+    ) -> PreparedResponse {
         var h = HTTPHeaders()
         h.add(name: "content-type", value: "application/json")
         for (n, v) in extraHeaders { h.add(name: n, value: v) }
@@ -420,26 +490,57 @@ public final class GatewayHandler: HTTPHandler {
             if let rule { Self.apply(rule.responseHeaders, to: &h) }
         }
         let body = OpenAIError.body(message: message, type: type, code: code, requestID: requestID, extra: extraFields)
-        try? await writer.respond(status: status, headers: h, body: body)
-        if rule == nil { metrics.request(route: route, status: Int(status.code)) }
+        // Failover's final errors are counted by `handle`, with every other failover outcome.
+        if backend == nil { metrics.request(route: route, status: Int(status.code)) }
         logger.debug("request failed", metadata: ["request-id": "\(requestID)", "route": "\(route)", "status": "\(status.code)", "code": "\(code)"])
+        return PreparedResponse(status: status, headers: h, body: body)
     }
 
     /// Keeps a sane client-supplied `x-request-id`, or makes one.
+    @inline(never)
     static func requestID(_ headers: HTTPHeaders) -> String {
         if let given = headers.first(name: GatewayHeaders.requestID), !given.isEmpty, given.utf8.count <= 128,
             given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
         {
             return given
         }
-        var rng = SystemRandomNumberGenerator()
-        let hi = rng.next() as UInt64, lo = rng.next() as UInt64
+        var rng = FastRandom()
+        let hi = rng.next(), lo = rng.next()
         return hex(hi) + hex(lo)
     }
 
     private static func hex(_ v: UInt64) -> String {
         let s = String(v, radix: 16)
         return String(repeating: "0", count: 16 - s.count) + s
+    }
+}
+
+/// A Backend's entries by id. Backends hold a handful of entries, so a scan beats building a
+/// dictionary per request.
+struct EntryIndex: Sendable {
+    let backend: CompiledBackend
+
+    init(_ backend: CompiledBackend) { self.backend = backend }
+
+    subscript(id: String) -> CompiledEntry? {
+        for level in backend.priorities {
+            for e in level where e.id == id { return e }
+        }
+        return nil
+    }
+}
+
+/// Random numbers for request ids, weighted picks and backoff jitter: SplitMix64 over an atomic
+/// counter seeded once from the system generator. (`SystemRandomNumberGenerator` costs a
+/// `getrandom` system call per number on Linux.) Not for secrets.
+struct FastRandom: RandomNumberGenerator {
+    private static let state = Atomic<UInt64>(UInt64.random(in: .min ... .max))
+
+    mutating func next() -> UInt64 {
+        var z = Self.state.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 
@@ -455,6 +556,7 @@ final class TrailBox: Sendable {
 
     var current: Trail { value.withLock { $0 } }
 
+    @inline(never)
     func set(machine: FailoverMachine, answered: String? = nil) {
         let header = machine.records.map { rec in
             "\(Self.token(machine.candidates[rec.index].model))=\(rec.outcome.label)"

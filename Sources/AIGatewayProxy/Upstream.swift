@@ -1,111 +1,16 @@
 import AIGatewayFailover
 import AIGatewayRouting
 import AsyncHTTPClient
+#if canImport(FoundationEssentials)
+import struct FoundationEssentials.URL
+#else
+import struct Foundation.URL
+#endif
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
-
-/// The deadline an attempt is currently held to, and which timeout it stands for.
-final class Watchdog: Sendable {
-    enum Phase: Sendable, Equatable {
-        case firstByte, firstToken, streamIdle, body, attempt
-    }
-
-    private struct State {
-        var deadline: Instant
-        var phase: Phase
-        /// The timer the watchdog is waiting on, and until when.
-        var sleeper: EventLoopTimer.Sleeper?
-        var sleepingUntil: Instant?
-    }
-
-    private let state: Mutex<State>
-    let attemptDeadline: Instant
-
-    init(attemptDeadline: Instant) {
-        self.attemptDeadline = attemptDeadline
-        state = Mutex(State(deadline: attemptDeadline, phase: .attempt))
-    }
-
-    /// Arms the watchdog for `phase`, capped by the attempt's own deadline. A deadline earlier than
-    /// the one being waited for wakes the watchdog so it waits for the new one.
-    func arm(_ phase: Phase, for d: Duration, now: Instant = .now) {
-        let deadline = now + d
-        let wake = state.withLock { s -> EventLoopTimer.Sleeper? in
-            (s.deadline, s.phase) = deadline < attemptDeadline ? (deadline, phase) : (attemptDeadline, .attempt)
-            if let until = s.sleepingUntil, s.deadline < until {
-                s.sleepingUntil = nil
-                return s.sleeper
-            }
-            return nil
-        }
-        wake?.resume(.success(()))
-    }
-
-    var current: (deadline: Instant, phase: Phase) { state.withLock { ($0.deadline, $0.phase) } }
-
-    /// Waits until the armed deadline, or until re-armed earlier.
-    private func waitForDeadline() async throws {
-        let sleeper = EventLoopTimer.Sleeper()
-        let delay = state.withLock { s -> Duration in
-            s.sleeper = sleeper
-            s.sleepingUntil = s.deadline
-            return s.deadline - .now
-        }
-        try await EventLoopTimer.sleep(for: delay, sleeper: sleeper)
-    }
-
-    struct Fired: Error { var phase: Phase }
-
-    /// Runs `operation`, failing with `Fired` when the armed deadline passes first.
-    func run<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                while true {
-                    let (deadline, phase) = self.current
-                    if ContinuousClock.now >= deadline { throw Fired(phase: phase) }
-                    try await self.waitForDeadline()
-                }
-            }
-            defer { group.cancelAll() }
-            while let result = try await group.next() {
-                if let result { return result }
-            }
-            throw CancellationError()
-        }
-    }
-}
-
-/// Where streamed events go: the client connection, committed on the first token.
-final class StreamSink: Sendable {
-    let writer: ResponseWriter
-    /// Headers for the client response, computed when the stream commits (the attempt trail so far).
-    let makeHeaders: @Sendable (_ upstream: HTTPHeaders) -> HTTPHeaders
-    private let committed = Mutex(false)
-
-    init(writer: ResponseWriter, makeHeaders: @escaping @Sendable (HTTPHeaders) -> HTTPHeaders) {
-        self.writer = writer
-        self.makeHeaders = makeHeaders
-    }
-
-    var isCommitted: Bool { committed.withLock { $0 } }
-
-    func commit(upstream: HTTPHeaders) async throws {
-        let first = committed.withLock { c in
-            defer { c = true }
-            return !c
-        }
-        guard first else { return }
-        try await writer.writeHead(status: .ok, headers: makeHeaders(upstream))
-    }
-
-    func send(_ bytes: [UInt8]) async throws {
-        try await writer.writeBody(bytes)
-    }
-}
 
 /// What a stream has delivered so far (shared with the watchdog's error path).
 final class StreamProgress: Sendable {
@@ -125,7 +30,7 @@ final class StreamProgress: Sendable {
 /// The result of one attempt.
 enum AttemptResult: Sendable {
     /// A complete response (any status) that reached us before anything was sent to the client.
-    case response(status: Int, headers: HTTPHeaders, body: [UInt8], latency: Duration)
+    case response(status: Int, headers: HTTPHeaders, body: ByteBuffer, latency: Duration)
     /// The attempt failed before the client saw anything.
     case failed(AttemptOutcome)
     /// A stream committed to the client ended well (`[DONE]`, or a clean end after a finish reason).
@@ -147,13 +52,53 @@ struct AttemptRequest: Sendable {
     var maxResponseBytes: Int
 }
 
-/// Performs attempts with AsyncHTTPClient, enforcing first-byte, first-token, stream-idle and
-/// per-attempt timeouts, and relays streams to the client once the first token has arrived.
+
+/// Where streamed events go: the client connection, committed on the first token.
+final class StreamSink: Sendable {
+    let writer: ResponseWriter
+    /// Headers for the client response, computed when the stream commits (the attempt trail so far).
+    let makeHeaders: @Sendable (_ upstream: HTTPHeaders) -> HTTPHeaders
+    private let committed = Mutex(false)
+
+    init(writer: ResponseWriter, makeHeaders: @escaping @Sendable (HTTPHeaders) -> HTTPHeaders) {
+        self.writer = writer
+        self.makeHeaders = makeHeaders
+    }
+
+    var isCommitted: Bool { committed.withLock { $0 } }
+
+    /// Sends the response head once; later calls do nothing.
+    func commit(upstream: HTTPHeaders) {
+        let first = committed.withLock { c in
+            defer { c = true }
+            return !c
+        }
+        guard first else { return }
+        // A failure shows on the writes that follow.
+        _ = writer.sendHead(status: .ok, headers: makeHeaders(upstream))
+    }
+
+    /// Queues bytes without flushing; `flush()` sends what is queued.
+    func write(_ bytes: [UInt8]) -> EventLoopFuture<Void> {
+        writer.sendBody(writer.allocator.buffer(bytes: bytes), flush: false)
+    }
+
+    func flush() { writer.flush() }
+
+    func send(_ bytes: [UInt8]) async throws {
+        try await writer.writeBody(bytes)
+    }
+}
+
+/// Performs attempts with AsyncHTTPClient's delegate API, its callbacks on the client connection's event loop
+/// enforcing first-byte, first-token, stream-idle and per-attempt timeouts, and relaying streams
+/// to the client once the first token has arrived.
 struct UpstreamCaller: Sendable {
     let client: HTTPClient
     let logger: Logger
     /// The HTTP client's own logging is kept quiet: the gateway logs what matters per attempt.
     let clientLogger: Logger
+    let templates = RequestTemplates()
 
     init(client: HTTPClient, logger: Logger) {
         self.client = client
@@ -163,176 +108,354 @@ struct UpstreamCaller: Sendable {
         self.clientLogger = Logger(label: "ai-gateway.http-client", factory: { _ in SwiftLogNoOpLogHandler() })
     }
 
-    func perform(_ req: AttemptRequest, sink: StreamSink?, progress: StreamProgress, onFirstByte: @escaping @Sendable (Duration) -> Void) async -> AttemptResult {
-        let watchdog = Watchdog(attemptDeadline: req.attemptDeadline)
-        let started = ContinuousClock.now
-        watchdog.arm(.firstByte, for: req.settings.firstByteTimeout, now: started)
-        let headReceived = Mutex(false)
+    /// Runs one attempt. `loop` is the client connection's event loop: the upstream connection,
+    /// the timers and the relay all run on it. Cancelling the calling task (the client went away)
+    /// cancels the attempt.
+    func perform(
+        _ req: AttemptRequest, on loop: any EventLoop, sink: StreamSink?, progress: StreamProgress,
+        onFirstByte: @escaping @Sendable (Duration) -> Void
+    ) async -> AttemptResult {
+        let request: HTTPClient.Request
         do {
-            return try await watchdog.run {
-                var request = HTTPClientRequest(url: req.url)
-                request.method = .POST
-                request.headers = req.headers
-                request.body = .bytes(ByteBuffer(bytes: req.body))
-                let response: HTTPClientResponse
-                do {
-                    response = try await client.execute(request, timeout: .hours(24), logger: clientLogger)
-                } catch {
-                    if Task.isCancelled { throw CancellationError() }
-                    return .failed(.connectFailed)
-                }
-                headReceived.withLock { $0 = true }
-                let latency = ContinuousClock.now - started
-                onFirstByte(latency)
-                let contentType = response.headers.first(name: "content-type") ?? ""
-                if req.stream, response.status == .ok, contentType.contains("text/event-stream"), let sink {
-                    watchdog.arm(sink.isCommitted ? .streamIdle : .firstToken, for: sink.isCommitted ? req.settings.streamIdleTimeout : req.settings.firstTokenTimeout)
-                    return try await relay(response, req: req, sink: sink, progress: progress, watchdog: watchdog)
-                }
-                watchdog.arm(.body, for: req.settings.streamIdleTimeout)
-                var body: [UInt8] = []
-                do {
-                    for try await chunk in response.body {
-                        body.append(contentsOf: chunk.readableBytesView)
-                        if body.count > req.maxResponseBytes { return .failed(.truncated) }
-                        watchdog.arm(.body, for: req.settings.streamIdleTimeout)
-                    }
-                } catch {
-                    if Task.isCancelled { throw CancellationError() }
-                    return .failed(.truncated)
-                }
-                return .response(status: Int(response.status.code), headers: response.headers, body: body, latency: latency)
-            }
-        } catch let fired as Watchdog.Fired {
-            let committed = sink?.isCommitted ?? false
-            switch fired.phase {
-            case .firstByte: return .failed(headReceived.withLock { $0 } ? .truncated : .firstByteTimeout)
-            case .firstToken: return committed ? .streamBroken(.firstTokenTimeout) : .failed(.firstTokenTimeout)
-            case .streamIdle: return committed ? .streamBroken(.truncated) : .failed(.truncated)
-            case .body: return .failed(.truncated)
-            case .attempt: return committed ? .streamBroken(.attemptTimeout) : .failed(.attemptTimeout)
-            }
+            guard var r = try templates.request(for: req.url) else { return .failed(.connectFailed) }
+            r.headers = req.headers
+            r.body = .byteBuffer(ByteBuffer(bytes: req.body))
+            request = r
         } catch {
-            let committed = sink?.isCommitted ?? false
-            return committed ? .streamBroken(.truncated) : .failed(headReceived.withLock { $0 } ? .truncated : .connectFailed)
+            return .failed(.connectFailed)
         }
-    }
-
-    /// Reads SSE events; holds them back until the first token, then commits the client response
-    /// and forwards each event as it arrives (the client's reads pace ours: back-pressure).
-    private func relay(_ response: HTTPClientResponse, req: AttemptRequest, sink: StreamSink, progress: StreamProgress, watchdog: Watchdog) async throws -> AttemptResult {
-        var parser = SSEParser()
-        var pending: [[UInt8]] = []
-        var sawDone = false
-        func handle(_ event: SSEEvent) async throws -> Bool {
-            guard let data = event.data else {
-                if sink.isCommitted { try await sink.send(event.raw) } else { pending.append(event.raw) }
-                return false
-            }
-            if event.isDone {
-                sawDone = true
-                return true
-            }
-            guard let facts = ChunkFacts(json: data) else {
-                // Not JSON: drop it, keep the stream going.
-                progress.state.withLock { $0.malformed += 1 }
-                logger.debug("dropped malformed stream event")
-                return false
-            }
-            var forward = true
-            progress.state.withLock { s in
-                if let u = facts.usage { s.usage = u }
-                if let m = facts.model { s.model = m }
-                s.text += facts.content
-                if !facts.content.isEmpty { s.tokens += 1 }
-                if facts.finished { s.finished = true }
-            }
-            if facts.usageOnly && req.stripUsageChunk { forward = false }
-            if !sink.isCommitted {
-                if forward { pending.append(event.raw) }
-                if facts.isToken {
-                    progress.state.withLock { $0.firstToken = .now }
-                    try await sink.commit(upstream: response.headers)
-                    for p in pending { try await sink.send(p) }
-                    pending = []
-                    watchdog.arm(.streamIdle, for: req.settings.streamIdleTimeout)
-                }
-            } else if forward {
-                try await sink.send(event.raw)
-            }
-            return false
+        let attempt = UpstreamAttempt(
+            request: req, loop: loop, sink: sink, progress: progress, logger: logger, onFirstByte: onFirstByte)
+        let client = self.client
+        let clientLogger = self.clientLogger
+        if loop.inEventLoop {
+            attempt.start(client: client, request: request, logger: clientLogger)
+        } else {
+            loop.execute { attempt.start(client: client, request: request, logger: clientLogger) }
         }
-        do {
-            outer: for try await chunk in response.body {
-                let events = try parser.feed(chunk.readableBytesView)
-                for e in events {
-                    if try await handle(e) { break outer }
-                }
-                watchdog.arm(sink.isCommitted ? .streamIdle : .firstToken, for: sink.isCommitted ? req.settings.streamIdleTimeout : req.settings.firstTokenTimeout)
-            }
-            if !sawDone, let last = parser.finish() { _ = try await handle(last) }
-        } catch let e as Watchdog.Fired {
-            throw e
-        } catch {
-            if Task.isCancelled { throw CancellationError() }
-            return sink.isCommitted ? .streamBroken(.truncated) : .failed(.truncated)
+        return await withTaskCancellationHandler {
+            (try? await attempt.result.futureResult.get()) ?? .failed(.connectFailed)
+        } onCancel: {
+            loop.execute { attempt.cancel() }
         }
-        let finished = progress.state.withLock { $0.finished }
-        if sawDone || finished {
-            if !sink.isCommitted {
-                // An empty but complete answer.
-                try await sink.commit(upstream: response.headers)
-                for p in pending { try await sink.send(p) }
-            }
-            try await sink.send(Array("data: [DONE]\n\n".utf8))
-            try await sink.writer.end()
-            return .streamCompleted
-        }
-        // Ended cleanly but without a finish: the answer is incomplete.
-        return sink.isCommitted ? .streamBroken(.truncated) : .failed(.truncated)
     }
 }
 
-/// Sleeps on an event-loop timer. A cancelled `Task.sleep` keeps its memory until its deadline
-/// would have passed; with a 30 s first-byte deadline per attempt that adds up under load, so the
-/// watchdog uses a timer it can cancel outright.
-enum EventLoopTimer {
-    final class Sleeper: Sendable {
-        // Guarded by the lock: the continuation is resumed exactly once, by the timer or by cancellation.
-        let state = Mutex<(continuation: CheckedContinuation<Void, any Error>?, scheduled: Scheduled<Void>?, cancelled: Bool)>((nil, nil, false))
+/// A POST request per provider URL, parsed once: a table names a handful of URLs, and parsing
+/// and validating one costs more than a lookup. Attempts copy the template and set headers and body.
+final class RequestTemplates: Sendable {
+    private let requests = Mutex<[String: HTTPClient.Request]>([:])
 
-        func resume(_ result: Result<Void, any Error>) {
-            let (c, s) = state.withLock { st -> (CheckedContinuation<Void, any Error>?, Scheduled<Void>?) in
-                defer { st.continuation = nil; st.scheduled = nil }
-                return (st.continuation, st.scheduled)
+    func request(for string: String) throws -> HTTPClient.Request? {
+        if let r = requests.withLock({ $0[string] }) { return r }
+        guard let url = URL(string: string) else { return nil }
+        let r = try HTTPClient.Request(url: url, method: .POST)
+        requests.withLock { d in
+            if d.count >= 4096 { d.removeAll() }  // Bounded across reloads that change hosts.
+            d[string] = r
+        }
+        return r
+    }
+}
+
+/// One attempt, driven by AsyncHTTPClient's delegate callbacks. Everything mutable is touched only
+/// on `loop` (the callbacks, the timer and `start`/`cancel` all run there), which is what makes the
+/// unchecked `Sendable` sound.
+final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
+    typealias Response = Void
+
+    /// Which timeout the attempt is currently held to.
+    enum Phase: Sendable, Equatable {
+        case firstByte, firstToken, streamIdle, body, attempt
+    }
+
+    private enum Mode {
+        case awaitingHead
+        case buffering(HTTPResponseHead, ByteBuffer)
+        case streaming(HTTPResponseHead)
+        /// The result is delivered; what else arrives is ignored.
+        case finished
+    }
+
+    let result: EventLoopPromise<AttemptResult>
+    private let request: AttemptRequest
+    private let loop: any EventLoop
+    private let sink: StreamSink?
+    private let progress: StreamProgress
+    private let logger: Logger
+    private let onFirstByte: @Sendable (Duration) -> Void
+    private let started = ContinuousClock.now
+
+    private var mode = Mode.awaitingHead
+    private var task: HTTPClient.Task<Void>?
+    private var delivered = false
+
+    // The watchdog: one timer, re-armed lazily. A later deadline only moves `deadline` (the timer
+    // fires, sees it, and sleeps again); an earlier one reschedules the timer.
+    private let attemptDeadline: NIODeadline
+    private var deadline: NIODeadline
+    private var phase = Phase.attempt
+    private var timer: Scheduled<Void>?
+    private var timerAt: NIODeadline?
+
+    // The stream relay.
+    private var parser = SSEParser()
+    private var pending: [[UInt8]] = []
+    private var sawDone = false
+    /// `[DONE]` was relayed and the client response is ending; the upstream may still be finishing.
+    private var streamEnded = false
+
+    init(
+        request: AttemptRequest, loop: any EventLoop, sink: StreamSink?, progress: StreamProgress, logger: Logger,
+        onFirstByte: @escaping @Sendable (Duration) -> Void
+    ) {
+        self.request = request
+        self.loop = loop
+        self.sink = sink
+        self.progress = progress
+        self.logger = logger
+        self.onFirstByte = onFirstByte
+        self.result = loop.makePromise(of: AttemptResult.self)
+        let remaining = request.attemptDeadline - started
+        attemptDeadline = NIODeadline.now() + TimeAmount(max(remaining, .zero))
+        deadline = attemptDeadline
+    }
+
+    private var committed: Bool { sink?.isCommitted ?? false }
+
+    func start(client: HTTPClient, request httpRequest: HTTPClient.Request, logger: Logger) {
+        loop.preconditionInEventLoop()
+        arm(.firstByte, for: request.settings.firstByteTimeout)
+        task = client.execute(request: httpRequest, delegate: self, eventLoop: .delegate(on: loop), deadline: nil, logger: logger)
+    }
+
+    /// The client went away.
+    func cancel() {
+        deliver(committed ? .streamBroken(.truncated) : .failed(.connectFailed))
+        stopTimer()
+        task?.cancel()
+    }
+
+    private func deliver(_ r: AttemptResult) {
+        guard !delivered else { return }
+        delivered = true
+        mode = .finished
+        result.succeed(r)
+    }
+
+    /// Delivers a failure and abandons the upstream request.
+    private func abandon(_ r: AttemptResult) {
+        deliver(r)
+        stopTimer()
+        task?.cancel()
+    }
+
+    // MARK: Watchdog
+
+    private func arm(_ phase: Phase, for d: Duration) {
+        let proposed = NIODeadline.now() + TimeAmount(d)
+        (deadline, self.phase) = proposed < attemptDeadline ? (proposed, phase) : (attemptDeadline, .attempt)
+        if let at = timerAt, at <= deadline { return }
+        timer?.cancel()
+        schedule()
+    }
+
+    private func schedule() {
+        timerAt = deadline
+        timer = loop.scheduleTask(deadline: deadline) { [self] in timerFired() }
+    }
+
+    private func stopTimer() {
+        timer?.cancel()
+        timer = nil
+        timerAt = nil
+    }
+
+    private func timerFired() {
+        timer = nil
+        timerAt = nil
+        if NIODeadline.now() < deadline {
+            schedule()
+            return
+        }
+        if streamEnded {
+            // The answer is complete; this only drops an upstream that never finishes its response.
+            task?.cancel()
+            return
+        }
+        let r: AttemptResult
+        switch phase {
+        case .firstByte: r = .failed(.firstByteTimeout)
+        case .firstToken: r = committed ? .streamBroken(.firstTokenTimeout) : .failed(.firstTokenTimeout)
+        case .streamIdle: r = committed ? .streamBroken(.truncated) : .failed(.truncated)
+        case .body: r = .failed(.truncated)
+        case .attempt: r = committed ? .streamBroken(.attemptTimeout) : .failed(.attemptTimeout)
+        }
+        deliver(r)
+        task?.cancel()
+    }
+
+    // MARK: HTTPClientResponseDelegate
+
+    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        guard case .awaitingHead = mode else { return loop.makeSucceededVoidFuture() }
+        onFirstByte(ContinuousClock.now - started)
+        let contentType = head.headers.first(name: "content-type") ?? ""
+        if request.stream, head.status == .ok, contentType.contains("text/event-stream"), let sink {
+            mode = .streaming(head)
+            if sink.isCommitted {
+                arm(.streamIdle, for: request.settings.streamIdleTimeout)
+            } else {
+                arm(.firstToken, for: request.settings.firstTokenTimeout)
             }
-            s?.cancel()
-            c?.resume(with: result)
+        } else {
+            mode = .buffering(head, ByteBuffer())
+            arm(.body, for: request.settings.streamIdleTimeout)
+        }
+        return loop.makeSucceededVoidFuture()
+    }
+
+    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ part: ByteBuffer) -> EventLoopFuture<Void> {
+        switch mode {
+        case .buffering(let head, var body):
+            mode = .finished  // Drop the enum's reference, so appending does not copy the buffer.
+            if body.readableBytes == 0 {
+                body = part
+            } else {
+                var part = part
+                body.writeBuffer(&part)
+            }
+            if body.readableBytes > request.maxResponseBytes {
+                abandon(.failed(.truncated))
+            } else {
+                mode = .buffering(head, body)
+                arm(.body, for: request.settings.streamIdleTimeout)
+            }
+            return loop.makeSucceededVoidFuture()
+        case .streaming(let head):
+            return relay(part, head: head)
+        case .awaitingHead, .finished:
+            return loop.makeSucceededVoidFuture()
         }
     }
 
-    static func sleep(for duration: Duration, sleeper: Sleeper = Sleeper(), on loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()) async throws {
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-                let alreadyCancelled = sleeper.state.withLock { st in
-                    st.continuation = c
-                    return st.cancelled
-                }
-                if alreadyCancelled {
-                    sleeper.resume(.failure(CancellationError()))
-                    return
-                }
-                let scheduled = loop.scheduleTask(in: TimeAmount(duration)) { sleeper.resume(.success(())) }
-                let fired = sleeper.state.withLock { st in
-                    if st.continuation == nil { return true }
-                    st.scheduled = scheduled
-                    return false
-                }
-                if fired { scheduled.cancel() }
+    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+        stopTimer()
+        switch mode {
+        case .buffering(let head, let body):
+            deliver(.response(status: Int(head.status.code), headers: head.headers, body: body, latency: ContinuousClock.now - started))
+        case .streaming(let head):
+            var last: EventLoopFuture<Void>?
+            if !sawDone, let event = parser.finish() { _ = handle(event, head: head, last: &last) }
+            if sawDone || progress.state.withLock({ $0.finished }) {
+                finishStream(head: head)
+            } else {
+                // Ended cleanly but without a finish: the answer is incomplete.
+                sink?.flush()
+                deliver(committed ? .streamBroken(.truncated) : .failed(.truncated))
             }
-        } onCancel: {
-            sleeper.state.withLock { $0.cancelled = true }
-            sleeper.resume(.failure(CancellationError()))
+        case .awaitingHead:
+            deliver(.failed(.truncated))
+        case .finished:
+            break
+        }
+    }
+
+    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+        stopTimer()
+        switch mode {
+        case .awaitingHead: deliver(.failed(.connectFailed))
+        case .buffering: deliver(.failed(.truncated))
+        case .streaming: deliver(committed ? .streamBroken(.truncated) : .failed(.truncated))
+        case .finished: break
+        }
+    }
+
+    // MARK: Stream relay
+
+    /// Holds events back until the first token, then commits the client response and forwards
+    /// each event. The returned future completes when the client connection has taken the bytes,
+    /// and AsyncHTTPClient reads on only then: back-pressure.
+    private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        let events: [SSEEvent]
+        do {
+            events = try parser.feed(part.readableBytesView)
+        } catch {
+            abandon(committed ? .streamBroken(.truncated) : .failed(.truncated))
+            return loop.makeSucceededVoidFuture()
+        }
+        var last: EventLoopFuture<Void>?
+        for event in events where handle(event, head: head, last: &last) {
+            finishStream(head: head)
+            return last ?? loop.makeSucceededVoidFuture()
+        }
+        sink?.flush()
+        if committed {
+            arm(.streamIdle, for: request.settings.streamIdleTimeout)
+        } else {
+            arm(.firstToken, for: request.settings.firstTokenTimeout)
+        }
+        return last ?? loop.makeSucceededVoidFuture()
+    }
+
+    /// Handles one event; true for `[DONE]`.
+    private func handle(_ event: SSEEvent, head: HTTPResponseHead, last: inout EventLoopFuture<Void>?) -> Bool {
+        guard let sink else { return false }
+        guard let data = event.data else {
+            if sink.isCommitted { last = sink.write(event.raw) } else { pending.append(event.raw) }
+            return false
+        }
+        if event.isDone {
+            sawDone = true
+            return true
+        }
+        guard let facts = ChunkFacts(json: data) else {
+            // Not JSON: drop it, keep the stream going.
+            progress.state.withLock { $0.malformed += 1 }
+            logger.debug("dropped malformed stream event")
+            return false
+        }
+        progress.state.withLock { s in
+            if let u = facts.usage { s.usage = u }
+            if let m = facts.model { s.model = m }
+            s.text += facts.content
+            if !facts.content.isEmpty { s.tokens += 1 }
+            if facts.finished { s.finished = true }
+        }
+        let forward = !(facts.usageOnly && request.stripUsageChunk)
+        if !sink.isCommitted {
+            if forward { pending.append(event.raw) }
+            if facts.isToken {
+                progress.state.withLock { $0.firstToken = .now }
+                commitPending(head: head, last: &last)
+            }
+        } else if forward {
+            last = sink.write(event.raw)
+        }
+        return false
+    }
+
+    private func commitPending(head: HTTPResponseHead, last: inout EventLoopFuture<Void>?) {
+        guard let sink else { return }
+        sink.commit(upstream: head.headers)
+        for p in pending { last = sink.write(p) }
+        pending = []
+    }
+
+    /// A complete stream: `[DONE]`, then the end of the response.
+    private func finishStream(head: HTTPResponseHead) {
+        guard let sink else { return }
+        var last: EventLoopFuture<Void>?
+        // An empty but complete answer still commits.
+        commitPending(head: head, last: &last)
+        _ = sink.write(Array("data: [DONE]\n\n".utf8))
+        mode = .finished
+        streamEnded = true
+        sink.writer.sendEnd().whenComplete { [self] outcome in
+            switch outcome {
+            case .success: deliver(.streamCompleted)
+            case .failure: deliver(.streamBroken(.truncated))
+            }
         }
     }
 }

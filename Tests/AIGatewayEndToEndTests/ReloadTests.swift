@@ -11,21 +11,26 @@ struct ReloadTests {
             let failures = Box<[String]>([])
             let served = Box<[String: Int]>([:])
             let switched = Box(false)
+            let servedAfterSwitch = Box<[String: Int]>([:])
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<8 {
                     group.addTask {
                         // Each worker keeps sending until the new configuration has been seen, then a bit more.
                         var extra = 50
                         while extra > 0 {
+                            // A request already in flight when the table changed may still get the old
+                            // model; one sent after the new model was seen must not.
+                            let sentAfterSwitch = switched.withLock { $0 }
                             do {
                                 let r = try await h.send()
                                 if r.status != 200 { failures.withLock { $0.append("status \(r.status): \(r.body)") } }
                                 let model = r.servedModel ?? "?"
                                 served.withLock { $0[model, default: 0] += 1 }
+                                if sentAfterSwitch { servedAfterSwitch.withLock { $0[model, default: 0] += 1 } }
                             } catch {
                                 failures.withLock { $0.append("\(error)") }
                             }
-                            if switched.withLock({ $0 }) { extra -= 1 }
+                            if sentAfterSwitch { extra -= 1 }
                         }
                     }
                 }
@@ -42,6 +47,7 @@ struct ReloadTests {
             let counts = served.withLock { $0 }
             #expect(counts["gpt-4o", default: 0] >= 40)
             #expect(counts["gpt-3.5-turbo", default: 0] >= 400)
+            #expect(servedAfterSwitch.withLock { $0 } == ["gpt-3.5-turbo": 400], "every request sent after the switch was seen used the new table")
         }
     }
 }

@@ -1,0 +1,52 @@
+import AIGatewayProxy
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+@Suite("Client connections: idle timeouts apply between requests, not to a response in progress", .serialized)
+struct ConnectionTests {
+    @Test("a stream that lasts longer than the client idle timeout is relayed to the end")
+    func longStreamOutlastsIdleTimeout() async throws {
+        var limits = ServerLimits()
+        limits.idleTimeout = .milliseconds(500)
+        // 12 tokens 150 ms apart: the client sends nothing for about 1.8 s while the answer streams.
+        try await withGateway(tokens: 12, tokenInterval: .milliseconds(150), limits: limits) { h in
+            let r = try await h.send(body: Harness.question(stream: true))
+            #expect(r.status == 200)
+            let s = StreamResult(r.body)
+            #expect(s.done, "the stream ended with [DONE], not cut by the idle timeout")
+            #expect(s.error == nil)
+            #expect(!s.text.isEmpty)
+            #expect(r.servedModel == "gpt-4o")
+        }
+    }
+
+    @Test("a client that stops sending in the middle of a request is disconnected after the idle timeout")
+    func slowClientIsClosed() async throws {
+        var limits = ServerLimits()
+        limits.idleTimeout = .milliseconds(300)
+        try await withGateway(limits: limits) { h in
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: h.port).get()
+            let closedByUs = ClosedByUs()
+            // A guard so the test cannot hang: if the gateway never closes, we do, and say so.
+            let guardTimer = channel.eventLoop.scheduleTask(in: .seconds(20)) {
+                closedByUs.set()
+                channel.close(promise: nil)
+            }
+            try await channel.writeAndFlush(ByteBuffer(string: "POST /model HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: appl")).get()
+            try await channel.closeFuture.get()
+            guardTimer.cancel()
+            #expect(!closedByUs.value, "the gateway closed the stalled connection")
+            // Other clients are served as usual.
+            #expect(try await h.send().status == 200)
+        }
+    }
+}
+
+final class ClosedByUs: Sendable {
+    private let flag = Mutex(false)
+    var value: Bool { flag.withLock { $0 } }
+    func set() { flag.withLock { $0 = true } }
+}
