@@ -81,6 +81,10 @@ struct FaultBehaviourTests {
             }
             let outcome = try await rawExchange(port: provider.port, request: rawPost(body: chatBody(model: "m")), idleMilliseconds: 300)
             #expect(outcome == .stillOpen(""))
+            // The request is recorded when it has been read, which a busy machine may do after the
+            // client's idle window: wait for it (bounded) rather than assume it.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while provider.recordedRequests().count < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
             #expect(provider.recordedRequests().count == 2)
         } catch {
             try? await provider.stop()
