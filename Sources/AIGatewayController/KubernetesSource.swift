@@ -17,6 +17,17 @@ public enum WatchedKinds {
     public static let all = [backends, httpRoutes, gateways, gatewayClasses, referenceGrants, secrets]
 }
 
+/// What one reconcile did, for metrics and the controller benchmark.
+public struct ReconcileReport: Sendable {
+    /// Objects in the resource set (valid ones), and HTTPRoutes among them.
+    public var objects: Int
+    public var routes: Int
+    /// Reading and decoding the caches.
+    public var decodeTime: Duration
+    /// Compiling the table and swapping it into the proxy.
+    public var compileTime: Duration
+}
+
 /// Configuration from the Kubernetes API: one informer per watched kind (and namespace), and a
 /// level-based reconcile that rebuilds the whole resource set from the caches after each burst of
 /// changes and hands it to the same compiler and proxy as standalone mode. Until the first full
@@ -29,17 +40,31 @@ public final class KubernetesSource: Service, Sendable {
     /// Quiet time after a change before reconciling, so a burst compiles once.
     let debounce: Duration
     let logger: Logger
-    /// Writes status conditions back; nil on replicas that must not write (not the leader).
+    /// Writes status conditions back; nil when this process never writes status.
     let statusWriter: StatusWriter?
+    /// When set, status is written only while it is the leader, and all of it again each time
+    /// it becomes the leader.
+    let leaderElector: LeaderElector?
+    let onReconcile: @Sendable (ReconcileReport) -> Void
     private let reported = Mutex<Set<String>>([])
 
-    /// - Parameter namespaces: namespaces to watch; empty means all.
+    /// - Parameters:
+    ///   - namespaces: namespaces to watch; empty means all.
+    ///   - writeStatus: whether to write status at all.
+    ///   - leaderElector: if given, only its leader writes status (it is run elsewhere).
+    ///   - onReconcile: told after each reconcile (metrics).
     public init(
         client: KubernetesClient, sink: any ConfigurationSink, namespaces: [String] = [], debounce: Duration = .milliseconds(50),
-        controllerName: String, writeStatus: Bool = true, logger: Logger
+        controllerName: String, writeStatus: Bool = true, leaderElector: LeaderElector? = nil, logger: Logger,
+        onReconcile: @escaping @Sendable (ReconcileReport) -> Void = { _ in }
     ) {
         self.client = client
-        self.statusWriter = writeStatus ? StatusWriter(client: client, controllerName: controllerName, logger: logger) : nil
+        self.leaderElector = leaderElector
+        self.onReconcile = onReconcile
+        self.statusWriter =
+            writeStatus
+            ? StatusWriter(client: client, controllerName: controllerName, logger: logger, mayWrite: { leaderElector?.isLeader ?? true })
+            : nil
         self.sink = sink
         self.debounce = debounce
         self.logger = logger
@@ -62,6 +87,8 @@ public final class KubernetesSource: Service, Sendable {
 
     public func run() async throws {
         let streams = informers.map { $0.changes() }
+        // Subscribed before anything runs, so that no change of leadership is missed.
+        let leadership = statusWriter == nil ? nil : leaderElector?.changes()
         let stopping = Flag()
         let dirty = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         await withGracefulShutdownHandler {
@@ -75,12 +102,21 @@ public final class KubernetesSource: Service, Sendable {
                         for await _ in stream { dirty.continuation.yield() }
                     }
                 }
+                if let leadership {
+                    // A new leader writes all of the status again, not only what changes next:
+                    // the previous leader may have missed some, or written an older view.
+                    group.addTask {
+                        for await leading in leadership where leading { dirty.continuation.yield() }
+                    }
+                }
                 group.addTask {
                     for await _ in dirty.stream {
                         guard self.informers.allSatisfy(\.hasSynced) else { continue }
                         try? await Task.sleep(for: self.debounce)
                         let status = self.reconcile()
-                        await self.statusWriter?.write(status, informers: self.informers)
+                        if let writer = self.statusWriter, writer.mayWrite() {
+                            await writer.write(status, informers: self.informers)
+                        }
                     }
                 }
                 group.addTask {
@@ -100,6 +136,7 @@ public final class KubernetesSource: Service, Sendable {
     /// Rebuilds the resource set from every cache and applies it.
     @discardableResult
     func reconcile() -> TableStatus {
+        let started = ContinuousClock.now
         var set = ResourceSet()
         var invalid: [String] = []
         for informer in informers {
@@ -121,8 +158,15 @@ public final class KubernetesSource: Service, Sendable {
             return new
         }
         for line in fresh { logger.warning("invalid object ignored", metadata: ["problem": "\(line)"]) }
+        let decoded = ContinuousClock.now
         let status = sink.apply(set, origin: "kubernetes")
-        for p in status.problems { logger.debug("configuration problem", metadata: ["problem": "\(p)"]) }
+        let compiled = ContinuousClock.now
+        onReconcile(
+            ReconcileReport(
+                objects: set.count, routes: set.httpRoutes.count, decodeTime: decoded - started, compileTime: compiled - decoded))
+        if logger.logLevel <= .debug {
+            for p in status.problems { logger.debug("configuration problem", metadata: ["problem": "\(p)"]) }
+        }
         return status
     }
 }

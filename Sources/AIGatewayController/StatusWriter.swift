@@ -10,6 +10,8 @@ struct StatusWriter: Sendable {
     let client: KubernetesClient
     let controllerName: String
     let logger: Logger
+    /// Checked before each write: false on a replica that is not (or no longer) the leader.
+    let mayWrite: @Sendable () -> Bool
 
     func write(_ status: TableStatus, informers: [Informer]) async {
         func cache(_ kind: ResourceType) -> [Informer] { informers.filter { $0.resource == kind } }
@@ -80,6 +82,7 @@ struct StatusWriter: Sendable {
     }
 
     private func patch(_ kind: ResourceType, _ name: NamespacedName, _ status: [String: JSONValue]) async {
+        guard mayWrite() else { return }
         let ns = name.namespace.isEmpty ? nil : name.namespace
         // A merge patch of `status` needs no resourceVersion; a conflict or a transient error is
         // retried on the next reconcile, since the informer's cache will still differ.
