@@ -79,6 +79,12 @@ public final class KubernetesSource: Service, Sendable {
         self.informers = informers
     }
 
+    final class Latest<Value: Sendable>: Sendable {
+        private let storage = Mutex<Value?>(nil)
+        var value: Value? { storage.withLock { $0 } }
+        func set(_ value: Value) { storage.withLock { $0 = value } }
+    }
+
     final class Flag: Sendable {
         private let value = Mutex(false)
         var isSet: Bool { value.withLock { $0 } }
@@ -91,22 +97,20 @@ public final class KubernetesSource: Service, Sendable {
         let leadership = statusWriter == nil ? nil : leaderElector?.changes()
         let stopping = Flag()
         let dirty = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        // Status is written by its own loop from the latest reconcile's conclusions, so that a
+        // slow API (or thousands of writes) never holds up the next table.
+        let statusDue = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let latestStatus = Latest<TableStatus>()
         await withGracefulShutdownHandler {
             try? await withThrowingDiscardingTaskGroup { group in
                 for informer in self.informers {
                     group.addTask { await informer.run() }
                 }
-                // Every change (from any informer) marks the set dirty; one loop reconciles.
+                // Every change (from any informer) that can change the table marks the set
+                // dirty; one loop reconciles. Changes of status alone (ours, mostly) cannot.
                 for stream in streams {
                     group.addTask {
-                        for await _ in stream { dirty.continuation.yield() }
-                    }
-                }
-                if let leadership {
-                    // A new leader writes all of the status again, not only what changes next:
-                    // the previous leader may have missed some, or written an older view.
-                    group.addTask {
-                        for await leading in leadership where leading { dirty.continuation.yield() }
+                        for await event in stream where !event.isStatusOnly { dirty.continuation.yield() }
                     }
                 }
                 group.addTask {
@@ -114,8 +118,30 @@ public final class KubernetesSource: Service, Sendable {
                         guard self.informers.allSatisfy(\.hasSynced) else { continue }
                         try? await Task.sleep(for: self.debounce)
                         let status = self.reconcile()
-                        if let writer = self.statusWriter, writer.mayWrite() {
-                            await writer.write(status, informers: self.informers)
+                        latestStatus.set(status)
+                        statusDue.continuation.yield()
+                    }
+                }
+                if let writer = self.statusWriter {
+                    if let leadership {
+                        // A new leader writes all of the status again, not only what changes
+                        // next: the previous leader may have missed some, or written an older view.
+                        group.addTask {
+                            for await leading in leadership where leading { statusDue.continuation.yield() }
+                        }
+                    }
+                    group.addTask {
+                        var backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
+                        for await _ in statusDue.stream {
+                            guard writer.mayWrite(), let status = latestStatus.value else { continue }
+                            let failures = await writer.write(status, informers: self.informers)
+                            guard failures > 0 else {
+                                backoff.reset()
+                                continue
+                            }
+                            // Writes are compared with the caches again on the next pass.
+                            try? await Task.sleep(for: backoff.next())
+                            statusDue.continuation.yield()
                         }
                     }
                 }
@@ -125,6 +151,7 @@ public final class KubernetesSource: Service, Sendable {
                         try await Task.sleep(for: .milliseconds(100))
                     }
                     dirty.continuation.finish()
+                    statusDue.continuation.finish()
                     throw CancellationError()
                 }
             }

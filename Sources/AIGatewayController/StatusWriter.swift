@@ -13,7 +13,19 @@ struct StatusWriter: Sendable {
     /// Checked before each write: false on a replica that is not (or no longer) the leader.
     let mayWrite: @Sendable () -> Bool
 
-    func write(_ status: TableStatus, informers: [Informer]) async {
+    /// Writes what differs from the caches; returns how many writes failed (1 when the pass was
+    /// cut short because the API is unavailable).
+    func write(_ status: TableStatus, informers: [Informer]) async -> Int {
+        do {
+            return try await writeAll(status, informers: informers)
+        } catch {
+            return 1
+        }
+    }
+
+    /// Throws `Unavailable` when the API cannot take writes now (the rest of the pass would fail too).
+    private func writeAll(_ status: TableStatus, informers: [Informer]) async throws -> Int {
+        var failures = 0
         func cache(_ kind: ResourceType) -> [Informer] { informers.filter { $0.resource == kind } }
         func current(_ kind: ResourceType, _ name: NamespacedName) -> JSONValue? {
             let key = ObjectKey(namespace: name.namespace.isEmpty ? nil : name.namespace, name: name.name)
@@ -26,7 +38,7 @@ struct StatusWriter: Sendable {
             let existing = object["status"]?["conditions"]?.arrayValue ?? []
             let desired = Self.conditions(conditions, existing: existing, now: now)
             guard desired != existing else { continue }
-            await patch(WatchedKinds.backends, name, ["conditions": .array(desired)])
+            if try await !patch(WatchedKinds.backends, name, ["conditions": .array(desired)]) { failures += 1 }
         }
         for (name, conditions) in status.gatewayClasses {
             let key = NamespacedName(namespace: "", name: name)
@@ -34,7 +46,7 @@ struct StatusWriter: Sendable {
             let existing = object["status"]?["conditions"]?.arrayValue ?? []
             let desired = Self.conditions(conditions, existing: existing, now: now)
             guard desired != existing else { continue }
-            await patch(WatchedKinds.gatewayClasses, key, ["conditions": .array(desired)])
+            if try await !patch(WatchedKinds.gatewayClasses, key, ["conditions": .array(desired)]) { failures += 1 }
         }
         for (name, gw) in status.gateways {
             guard let object = current(WatchedKinds.gateways, name) else { continue }
@@ -57,7 +69,7 @@ struct StatusWriter: Sendable {
                 "conditions": existingStatus?["conditions"] ?? .array([]), "listeners": existingStatus?["listeners"] ?? .array([]),
             ])
             guard desired != existing else { continue }
-            await patch(WatchedKinds.gateways, name, desired.objectValue ?? [:])
+            if try await !patch(WatchedKinds.gateways, name, desired.objectValue ?? [:]) { failures += 1 }
         }
         for (name, parents) in status.routes {
             guard let object = current(WatchedKinds.httpRoutes, name) else { continue }
@@ -77,20 +89,33 @@ struct StatusWriter: Sendable {
                 ]))
             }
             guard desired != oldParents else { continue }
-            await patch(WatchedKinds.httpRoutes, name, ["parents": .array(desired)])
+            if try await !patch(WatchedKinds.httpRoutes, name, ["parents": .array(desired)]) { failures += 1 }
         }
+        return failures
     }
 
-    private func patch(_ kind: ResourceType, _ name: NamespacedName, _ status: [String: JSONValue]) async {
-        guard mayWrite() else { return }
+    struct Unavailable: Error {}
+
+    /// False when the write failed (not when it was skipped: this replica stopped leading).
+    private func patch(_ kind: ResourceType, _ name: NamespacedName, _ status: [String: JSONValue]) async throws -> Bool {
+        guard mayWrite() else { return true }
         let ns = name.namespace.isEmpty ? nil : name.namespace
         // A merge patch of `status` needs no resourceVersion; a conflict or a transient error is
-        // retried on the next reconcile, since the informer's cache will still differ.
+        // retried on the next pass, since the informer's cache will still differ.
         do {
             _ = try await client.patchStatus(kind, namespace: ns, name: name.name, patch: .object(["status": .object(status)]))
             logger.debug("status written", metadata: ["object": "\(kind.plural)/\(name)"])
-        } catch {
+            return true
+        } catch let error as KubernetesError where error == .notFound {
+            return true  // deleted meanwhile
+        } catch let error as KubernetesError where !error.isRetryable {
             logger.warning("status write failed", metadata: ["object": "\(kind.plural)/\(name)", "error": "\(error)"])
+            return false
+        } catch {
+            if !(error is CancellationError) {
+                logger.warning("status write failed", metadata: ["object": "\(kind.plural)/\(name)", "error": "\(error)"])
+            }
+            throw Unavailable()
         }
     }
 
