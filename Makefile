@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON := .venv/bin/python
 
-.PHONY: setup build run test test-swift test-python bench clean
+.PHONY: setup build run test test-swift test-python bench bench-controller clean
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,20 @@ test: setup
 # Optional: BENCH_SCRATCH_PATH=.build-release, BENCH_DURATION=10, BENCH_CONNECTIONS=64.
 bench: setup
 	bash bench/run.sh
+
+# `make bench-controller`: the Kubernetes controller benchmark. bench/controller.py builds the
+# release ai-gateway and fake-provider, starts the fake API server (testing/fake-apiserver), applies
+# crds/, manifests/ and the guide's Secret, Backend and HTTPRoute with kubectl, and runs the gateway
+# in Kubernetes mode in front of the fake provider. Then: 100 `kubectl apply`s of a changed route
+# path, each timed to the first request served on the new path (p50/p99/max, from kubectl's start,
+# its return, and the API write); 5,000 Backends + 5,000 HTTPRoutes bulk-created through the API and
+# a fresh gateway: initial sync time, table decode/compile time, RSS, and (separately) the time to
+# write all 10,000 statuses. Prints PASS/FAIL against the requirements and goals (exits non-zero only
+# if something failed to run). About 5 minutes after the build.
+# Optional: BENCH_SCRATCH_PATH=.build-release, BENCH_BIN_DIR=<dir with both release binaries>,
+# BENCH_CHANGES=100, BENCH_BACKENDS=5000, BENCH_ROUTES=5000, BENCH_KEEP=1 (keep logs).
+bench-controller: setup
+	$(PYTHON) bench/controller.py
 
 clean:
 	rm -rf .build .build-release .venv

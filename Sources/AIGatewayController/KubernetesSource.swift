@@ -1,6 +1,7 @@
 import AIGatewayAPI
 import AIGatewayKubernetes
 import AIGatewayRouting
+import Dispatch
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -17,6 +18,17 @@ public enum WatchedKinds {
     public static let all = [backends, httpRoutes, gateways, gatewayClasses, referenceGrants, secrets]
 }
 
+/// What one reconcile did, for metrics and the controller benchmark.
+public struct ReconcileReport: Sendable {
+    /// Objects in the resource set (valid ones), and HTTPRoutes among them.
+    public var objects: Int
+    public var routes: Int
+    /// Reading and decoding the caches.
+    public var decodeTime: Duration
+    /// Compiling the table and swapping it into the proxy.
+    public var compileTime: Duration
+}
+
 /// Configuration from the Kubernetes API: one informer per watched kind (and namespace), and a
 /// level-based reconcile that rebuilds the whole resource set from the caches after each burst of
 /// changes and hands it to the same compiler and proxy as standalone mode. Until the first full
@@ -26,20 +38,51 @@ public final class KubernetesSource: Service, Sendable {
     let client: KubernetesClient
     let sink: any ConfigurationSink
     let informers: [Informer]
-    /// Quiet time after a change before reconciling, so a burst compiles once.
+    /// Time after a change before reconciling, so that a burst compiles once or twice; changes
+    /// during a reconcile are folded into the next one.
     let debounce: Duration
     let logger: Logger
-    /// Writes status conditions back; nil on replicas that must not write (not the leader).
+    /// Writes status conditions back; nil when this process never writes status.
     let statusWriter: StatusWriter?
+    /// When set, status is written only while it is the leader, and all of it again each time
+    /// it becomes the leader.
+    let leaderElector: LeaderElector?
+    let onReconcile: @Sendable (ReconcileReport) -> Void
+    private let reconcileQueue = DispatchQueue(label: "ai-gateway.reconcile")
     private let reported = Mutex<Set<String>>([])
+    /// Each cached object's decoding, reused while its resourceVersion stays the same: a change
+    /// to one object among thousands decodes that one only.
+    private let decoded = Mutex<[DecodeKey: DecodeEntry]>([:])
 
-    /// - Parameter namespaces: namespaces to watch; empty means all.
+    struct DecodeKey: Hashable {
+        var informer: Int
+        var key: ObjectKey
+    }
+
+    struct DecodeEntry {
+        var resourceVersion: String
+        /// The object as last seen (shares storage with the informer's cache).
+        var object: JSONValue
+        var outcome: DecodeOutcome
+    }
+
+    /// - Parameters:
+    ///   - namespaces: namespaces to watch; empty means all.
+    ///   - writeStatus: whether to write status at all.
+    ///   - leaderElector: if given, only its leader writes status (it is run elsewhere).
+    ///   - onReconcile: told after each reconcile (metrics).
     public init(
-        client: KubernetesClient, sink: any ConfigurationSink, namespaces: [String] = [], debounce: Duration = .milliseconds(50),
-        controllerName: String, writeStatus: Bool = true, logger: Logger
+        client: KubernetesClient, sink: any ConfigurationSink, namespaces: [String] = [], debounce: Duration = .milliseconds(10),
+        controllerName: String, writeStatus: Bool = true, leaderElector: LeaderElector? = nil, logger: Logger,
+        onReconcile: @escaping @Sendable (ReconcileReport) -> Void = { _ in }
     ) {
         self.client = client
-        self.statusWriter = writeStatus ? StatusWriter(client: client, controllerName: controllerName, logger: logger) : nil
+        self.leaderElector = leaderElector
+        self.onReconcile = onReconcile
+        self.statusWriter =
+            writeStatus
+            ? StatusWriter(client: client, controllerName: controllerName, logger: logger, mayWrite: { leaderElector?.isLeader ?? true })
+            : nil
         self.sink = sink
         self.debounce = debounce
         self.logger = logger
@@ -54,6 +97,12 @@ public final class KubernetesSource: Service, Sendable {
         self.informers = informers
     }
 
+    final class Latest<Value: Sendable>: Sendable {
+        private let storage = Mutex<Value?>(nil)
+        var value: Value? { storage.withLock { $0 } }
+        func set(_ value: Value) { storage.withLock { $0 = value } }
+    }
+
     final class Flag: Sendable {
         private let value = Mutex(false)
         var isSet: Bool { value.withLock { $0 } }
@@ -62,25 +111,63 @@ public final class KubernetesSource: Service, Sendable {
 
     public func run() async throws {
         let streams = informers.map { $0.changes() }
+        // Subscribed before anything runs, so that no change of leadership is missed.
+        let leadership = statusWriter == nil ? nil : leaderElector?.changes()
         let stopping = Flag()
         let dirty = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        // Status is written by its own loop from the latest reconcile's conclusions, so that a
+        // slow API (or thousands of writes) never holds up the next table.
+        let statusDue = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let latestStatus = Latest<TableStatus>()
         await withGracefulShutdownHandler {
             try? await withThrowingDiscardingTaskGroup { group in
                 for informer in self.informers {
                     group.addTask { await informer.run() }
                 }
-                // Every change (from any informer) marks the set dirty; one loop reconciles.
+                // Every change (from any informer) that can change the table marks the set
+                // dirty; one loop reconciles. Changes of status alone (ours, mostly) cannot.
                 for stream in streams {
                     group.addTask {
-                        for await _ in stream { dirty.continuation.yield() }
+                        for await event in stream where !event.isStatusOnly { dirty.continuation.yield() }
                     }
                 }
                 group.addTask {
+                    var last: (end: ContinuousClock.Instant, duration: Duration)?
                     for await _ in dirty.stream {
                         guard self.informers.allSatisfy(\.hasSynced) else { continue }
-                        try? await Task.sleep(for: self.debounce)
-                        let status = self.reconcile()
-                        await self.statusWriter?.write(status, informers: self.informers)
+                        // Wait the debounce, and under a stream of changes at least as long as the
+                        // last reconcile took (at most half the time goes to reconciling).
+                        var wait = self.debounce
+                        if let last, last.duration - (.now - last.end) > wait { wait = last.duration - (.now - last.end) }
+                        try? await Task.sleep(for: wait)
+                        let started = ContinuousClock.now
+                        let status = await self.reconcileOffLoop()
+                        last = (.now, .now - started)
+                        latestStatus.set(status)
+                        statusDue.continuation.yield()
+                    }
+                }
+                if let writer = self.statusWriter {
+                    if let leadership {
+                        // A new leader writes all of the status again, not only what changes
+                        // next: the previous leader may have missed some, or written an older view.
+                        group.addTask {
+                            for await leading in leadership where leading { statusDue.continuation.yield() }
+                        }
+                    }
+                    group.addTask {
+                        var backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
+                        for await _ in statusDue.stream {
+                            guard writer.mayWrite(), let status = latestStatus.value else { continue }
+                            let failures = await writer.write(status, informers: self.informers)
+                            guard failures > 0 else {
+                                backoff.reset()
+                                continue
+                            }
+                            // Writes are compared with the caches again on the next pass.
+                            try? await Task.sleep(for: backoff.next())
+                            statusDue.continuation.yield()
+                        }
                     }
                 }
                 group.addTask {
@@ -89,6 +176,7 @@ public final class KubernetesSource: Service, Sendable {
                         try await Task.sleep(for: .milliseconds(100))
                     }
                     dirty.continuation.finish()
+                    statusDue.continuation.finish()
                     throw CancellationError()
                 }
             }
@@ -97,14 +185,42 @@ public final class KubernetesSource: Service, Sendable {
         }
     }
 
+    /// Reconciles on a thread of its own: with thousands of objects, decoding and compiling
+    /// take a while, and the tasks of this process run on the proxy's event loops (the NIO
+    /// executor), which must keep serving requests meanwhile.
+    func reconcileOffLoop() async -> TableStatus {
+        await withCheckedContinuation { continuation in
+            reconcileQueue.async { continuation.resume(returning: self.reconcile()) }
+        }
+    }
+
     /// Rebuilds the resource set from every cache and applies it.
     @discardableResult
     func reconcile() -> TableStatus {
+        let started = ContinuousClock.now
         var set = ResourceSet()
         var invalid: [String] = []
-        for informer in informers {
+        let previous = decoded.withLock { $0 }
+        var current: [DecodeKey: DecodeEntry] = [:]
+        current.reserveCapacity(previous.count)
+        for (index, informer) in informers.enumerated() {
             for object in informer.snapshot() {
-                switch ResourceDecoder.decode(object, defaultNamespace: "default") {
+                let outcome: DecodeOutcome
+                if let key = ObjectKey(object: object), let rv = object.resourceVersion, !rv.isEmpty {
+                    let cacheKey = DecodeKey(informer: index, key: key)
+                    if let hit = previous[cacheKey],
+                        hit.resourceVersion == rv || InformerEvent.modified(old: hit.object, new: object).isStatusOnly
+                    {
+                        // Unchanged, or only its status changed (which decoding ignores).
+                        outcome = hit.outcome
+                    } else {
+                        outcome = ResourceDecoder.decode(object, defaultNamespace: "default")
+                    }
+                    current[cacheKey] = DecodeEntry(resourceVersion: rv, object: object, outcome: outcome)
+                } else {
+                    outcome = ResourceDecoder.decode(object, defaultNamespace: "default")
+                }
+                switch outcome {
                 case .resource(let r):
                     set.insert(r)
                 case .invalid(let kind, let name, let errors):
@@ -114,6 +230,7 @@ public final class KubernetesSource: Service, Sendable {
                 }
             }
         }
+        decoded.withLock { $0 = current }
         // Say once per distinct problem, not on every reconcile.
         let fresh = reported.withLock { seen in
             let new = invalid.filter { !seen.contains($0) }
@@ -121,8 +238,18 @@ public final class KubernetesSource: Service, Sendable {
             return new
         }
         for line in fresh { logger.warning("invalid object ignored", metadata: ["problem": "\(line)"]) }
+        let decoded = ContinuousClock.now
         let status = sink.apply(set, origin: "kubernetes")
-        for p in status.problems { logger.debug("configuration problem", metadata: ["problem": "\(p)"]) }
+        let compiled = ContinuousClock.now
+        onReconcile(
+            ReconcileReport(
+                objects: set.count, routes: set.httpRoutes.count, decodeTime: decoded - started, compileTime: compiled - decoded))
+        logger.debug(
+            "reconciled",
+            metadata: ["objects": "\(set.count)", "decode-time": "\(decoded - started)", "compile-time": "\(compiled - decoded)"])
+        if logger.logLevel <= .debug {
+            for p in status.problems { logger.debug("configuration problem", metadata: ["problem": "\(p)"]) }
+        }
         return status
     }
 }

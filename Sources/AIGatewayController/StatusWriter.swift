@@ -3,6 +3,7 @@ import AIGatewayKubernetes
 import AIGatewayRouting
 import Foundation
 import Logging
+import Synchronization
 
 /// Writes what the compiler concluded back to the objects' `/status`, only when it changed
 /// (ignoring `lastTransitionTime`, which is kept while a condition's status stays the same).
@@ -10,32 +11,104 @@ struct StatusWriter: Sendable {
     let client: KubernetesClient
     let controllerName: String
     let logger: Logger
+    /// Checked before each write: false on a replica that is not (or no longer) the leader.
+    let mayWrite: @Sendable () -> Bool
+    /// Objects found up to date in the last pass: their resourceVersion then and what the
+    /// compiler concluded. While both are the same, the object needs no second look (any write
+    /// to it, by us or anyone, changes its resourceVersion). Thousands of objects then cost a
+    /// dictionary lookup each per pass.
+    let memo = Memo()
 
-    func write(_ status: TableStatus, informers: [Informer]) async {
-        func cache(_ kind: ResourceType) -> [Informer] { informers.filter { $0.resource == kind } }
+    struct MemoKey: Hashable {
+        var kind: String
+        var name: NamespacedName
+    }
+
+    struct MemoEntry: Sendable {
+        var resourceVersion: String
+        var compiled: Compiled
+    }
+
+    enum Compiled: Sendable, Hashable {
+        case conditions([Condition])
+        case gateway(GatewayStatus)
+        case parents([RouteParentStatus])
+    }
+
+    final class Memo: Sendable {
+        // Only the status loop uses it; the lock makes that explicit, not contended.
+        let entries = Mutex<[MemoKey: MemoEntry]>([:])
+    }
+
+    /// Writes what differs from the caches; returns how many writes failed (1 when the pass was
+    /// cut short because the API is unavailable).
+    func write(_ status: TableStatus, informers: [Informer]) async -> Int {
+        let started = ContinuousClock.now
+        let failures: Int
+        do {
+            failures = try await writeAll(status, informers: informers)
+        } catch {
+            failures = 1
+        }
+        logger.debug("status pass done", metadata: ["duration": "\(ContinuousClock.now - started)", "failures": "\(failures)"])
+        return failures
+    }
+
+    /// Throws `Unavailable` when the API cannot take writes now (the rest of the pass would fail too).
+    private func writeAll(_ status: TableStatus, informers: [Informer]) async throws -> Int {
+        var failures = 0
+        let caches = Dictionary(grouping: informers, by: \.resource)
         func current(_ kind: ResourceType, _ name: NamespacedName) -> JSONValue? {
             let key = ObjectKey(namespace: name.namespace.isEmpty ? nil : name.namespace, name: name.name)
-            return cache(kind).lazy.compactMap { $0.get(key) }.first
+            return caches[kind]?.lazy.compactMap { $0.get(key) }.first
+        }
+        let previous = memo.entries.withLock { $0 }
+        var verified: [MemoKey: MemoEntry] = [:]
+        verified.reserveCapacity(previous.count)
+        defer {
+            let done = verified
+            memo.entries.withLock { $0 = done }
+        }
+        /// Whether the object was up to date for the same conclusions at the same resourceVersion.
+        func known(_ kind: ResourceType, _ name: NamespacedName, _ object: JSONValue, _ compiled: Compiled) -> Bool {
+            let key = MemoKey(kind: kind.plural, name: name)
+            guard let rv = object.resourceVersion, let entry = previous[key], entry.resourceVersion == rv, entry.compiled == compiled
+            else { return false }
+            verified[key] = entry
+            return true
+        }
+        func upToDate(_ kind: ResourceType, _ name: NamespacedName, _ object: JSONValue, _ compiled: Compiled) {
+            guard let rv = object.resourceVersion else { return }
+            verified[MemoKey(kind: kind.plural, name: name)] = MemoEntry(resourceVersion: rv, compiled: compiled)
         }
         let now = Self.timestamp()
 
         for (name, conditions) in status.backends {
             guard let object = current(WatchedKinds.backends, name) else { continue }
+            if known(WatchedKinds.backends, name, object, .conditions(conditions)) { continue }
             let existing = object["status"]?["conditions"]?.arrayValue ?? []
             let desired = Self.conditions(conditions, existing: existing, now: now)
-            guard desired != existing else { continue }
-            await patch(WatchedKinds.backends, name, ["conditions": .array(desired)])
+            guard desired != existing else {
+                upToDate(WatchedKinds.backends, name, object, .conditions(conditions))
+                continue
+            }
+            if try await !patch(WatchedKinds.backends, name, ["conditions": .array(desired)]) { failures += 1 }
         }
         for (name, conditions) in status.gatewayClasses {
             let key = NamespacedName(namespace: "", name: name)
             guard let object = current(WatchedKinds.gatewayClasses, key) else { continue }
+            if known(WatchedKinds.gatewayClasses, key, object, .conditions(conditions)) { continue }
             let existing = object["status"]?["conditions"]?.arrayValue ?? []
             let desired = Self.conditions(conditions, existing: existing, now: now)
-            guard desired != existing else { continue }
-            await patch(WatchedKinds.gatewayClasses, key, ["conditions": .array(desired)])
+            guard desired != existing else {
+                upToDate(WatchedKinds.gatewayClasses, key, object, .conditions(conditions))
+                continue
+            }
+            if try await !patch(WatchedKinds.gatewayClasses, key, ["conditions": .array(desired)]) { failures += 1 }
         }
         for (name, gw) in status.gateways {
             guard let object = current(WatchedKinds.gateways, name) else { continue }
+            if known(WatchedKinds.gateways, name, object, .gateway(gw)) { continue }
             let existingStatus = object["status"]
             let conditions = Self.conditions(gw.conditions, existing: existingStatus?["conditions"]?.arrayValue ?? [], now: now)
             let oldListeners = existingStatus?["listeners"]?.arrayValue ?? []
@@ -54,11 +127,15 @@ struct StatusWriter: Sendable {
             let existing: JSONValue = .object([
                 "conditions": existingStatus?["conditions"] ?? .array([]), "listeners": existingStatus?["listeners"] ?? .array([]),
             ])
-            guard desired != existing else { continue }
-            await patch(WatchedKinds.gateways, name, desired.objectValue ?? [:])
+            guard desired != existing else {
+                upToDate(WatchedKinds.gateways, name, object, .gateway(gw))
+                continue
+            }
+            if try await !patch(WatchedKinds.gateways, name, desired.objectValue ?? [:]) { failures += 1 }
         }
         for (name, parents) in status.routes {
             guard let object = current(WatchedKinds.httpRoutes, name) else { continue }
+            if known(WatchedKinds.httpRoutes, name, object, .parents(parents)) { continue }
             let oldParents = object["status"]?["parents"]?.arrayValue ?? []
             // Keep other controllers' entries; replace ours.
             var desired = oldParents.filter { $0["controllerName"]?.stringValue != controllerName }
@@ -74,20 +151,37 @@ struct StatusWriter: Sendable {
                     "conditions": .array(Self.conditions(p.conditions, existing: old, now: now)),
                 ]))
             }
-            guard desired != oldParents else { continue }
-            await patch(WatchedKinds.httpRoutes, name, ["parents": .array(desired)])
+            guard desired != oldParents else {
+                upToDate(WatchedKinds.httpRoutes, name, object, .parents(parents))
+                continue
+            }
+            if try await !patch(WatchedKinds.httpRoutes, name, ["parents": .array(desired)]) { failures += 1 }
         }
+        return failures
     }
 
-    private func patch(_ kind: ResourceType, _ name: NamespacedName, _ status: [String: JSONValue]) async {
+    struct Unavailable: Error {}
+
+    /// False when the write failed (not when it was skipped: this replica stopped leading).
+    private func patch(_ kind: ResourceType, _ name: NamespacedName, _ status: [String: JSONValue]) async throws -> Bool {
+        guard mayWrite() else { return true }
         let ns = name.namespace.isEmpty ? nil : name.namespace
         // A merge patch of `status` needs no resourceVersion; a conflict or a transient error is
-        // retried on the next reconcile, since the informer's cache will still differ.
+        // retried on the next pass, since the informer's cache will still differ.
         do {
             _ = try await client.patchStatus(kind, namespace: ns, name: name.name, patch: .object(["status": .object(status)]))
             logger.debug("status written", metadata: ["object": "\(kind.plural)/\(name)"])
-        } catch {
+            return true
+        } catch let error as KubernetesError where error == .notFound {
+            return true  // deleted meanwhile
+        } catch let error as KubernetesError where !error.isRetryable {
             logger.warning("status write failed", metadata: ["object": "\(kind.plural)/\(name)", "error": "\(error)"])
+            return false
+        } catch {
+            if !(error is CancellationError) {
+                logger.warning("status write failed", metadata: ["object": "\(kind.plural)/\(name)", "error": "\(error)"])
+            }
+            throw Unavailable()
         }
     }
 

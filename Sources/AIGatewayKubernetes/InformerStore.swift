@@ -8,6 +8,24 @@ public enum InformerEvent: Sendable, Hashable {
     /// The cache is complete: sent after the initial list and after every relist.
     case synced
 
+    /// Whether this is a modification of the object's `status` (and bookkeeping metadata:
+    /// `resourceVersion`, `managedFields`) alone, like controller-runtime's predicates that let
+    /// a controller ignore the status it writes itself.
+    public var isStatusOnly: Bool {
+        guard case .modified(let old, let new) = self else { return false }
+        func withoutStatus(_ object: JSONValue) -> JSONValue {
+            guard case .object(var fields) = object else { return object }
+            fields["status"] = nil
+            if case .object(var metadata)? = fields["metadata"] {
+                metadata["resourceVersion"] = nil
+                metadata["managedFields"] = nil
+                fields["metadata"] = .object(metadata)
+            }
+            return .object(fields)
+        }
+        return withoutStatus(old) == withoutStatus(new)
+    }
+
     /// The key of the object concerned (nil for `.synced`).
     public var key: ObjectKey? {
         switch self {

@@ -13,6 +13,8 @@ public struct KubeConfig: Sendable, CustomStringConvertible {
     public var server: String
     /// The namespace of the context (kubeconfig) or of the pod (in-cluster); `default` if unset.
     public var namespace: String
+    /// Whether `namespace` came from the context or the pod rather than the `default` fallback.
+    public var namespaceIsExplicit: Bool
     public var tls: TLS
     public var credentials: Credentials
 
@@ -61,9 +63,13 @@ public struct KubeConfig: Sendable, CustomStringConvertible {
         public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .enum) }
     }
 
-    public init(server: String, namespace: String = "default", tls: TLS = TLS(), credentials: Credentials = .none) {
+    public init(
+        server: String, namespace: String = "default", namespaceIsExplicit: Bool = false, tls: TLS = TLS(),
+        credentials: Credentials = .none
+    ) {
         self.server = server
         self.namespace = namespace
+        self.namespaceIsExplicit = namespaceIsExplicit
         self.tls = tls
         self.credentials = credentials
     }
@@ -162,14 +168,14 @@ extension KubeConfig {
         guard let ca = FileManager.default.contents(atPath: dir + "ca.crt") else {
             throw KubernetesError.configuration("service account ca.crt unreadable")
         }
-        var namespace = "default"
+        var namespace: String?
         if let data = FileManager.default.contents(atPath: dir + "namespace") {
             let ns = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             if !ns.isEmpty { namespace = ns }
         }
         let hostPart = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         return KubeConfig(
-            server: "https://\(hostPart):\(port)", namespace: namespace,
+            server: "https://\(hostPart):\(port)", namespace: namespace ?? "default", namespaceIsExplicit: namespace != nil,
             tls: TLS(certificateAuthorityPEM: ca), credentials: .tokenFile(tokenFile))
     }
 }
@@ -329,9 +335,10 @@ private struct MergedKubeconfig {
                 credentials = .tokenFile(tokenFile)
             }
         }
-        var namespace = "default"
-        if let ns = context.fields["namespace"] as? String, !ns.isEmpty { namespace = ns }
-        return KubeConfig(server: server, namespace: namespace, tls: tls, credentials: credentials)
+        let namespace = (context.fields["namespace"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        return KubeConfig(
+            server: server, namespace: namespace ?? "default", namespaceIsExplicit: namespace != nil, tls: tls,
+            credentials: credentials)
     }
 
     private static func bool(_ value: Any?) -> Bool {

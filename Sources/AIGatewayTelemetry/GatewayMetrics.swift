@@ -114,6 +114,20 @@ public final class GatewayMetrics: Sendable {
         inFlightMeter.increment(by: Double(delta))
     }
 
+    /// Kubernetes mode: 1 while this replica is the elected leader (it writes status), else 0.
+    public func leader(_ isLeader: Bool) {
+        Gauge(label: "aigw_leader", dimensions: [], factory: factory).record(isLeader ? 1 : 0)
+    }
+
+    /// Kubernetes mode: one reconcile of the caches into a new table: how long decoding the
+    /// cached objects and compiling (and swapping) the table took, and what the table holds.
+    public func reconciled(objects: Int, routes: Int, decode: Duration, compile: Duration) {
+        Gauge(label: "aigw_table_objects", dimensions: [], factory: factory).record(objects)
+        Gauge(label: "aigw_table_routes", dimensions: [], factory: factory).record(routes)
+        Gauge(label: "aigw_table_decode_seconds", dimensions: [], factory: factory).record(decode.secondsValue)
+        Gauge(label: "aigw_table_compile_seconds", dimensions: [], factory: factory).record(compile.secondsValue)
+    }
+
     /// The Prometheus text exposition.
     public func exposition() -> [UInt8] {
         var buffer: [UInt8] = []
@@ -127,5 +141,12 @@ extension Duration {
     var nanoseconds: Int64 {
         let c = components
         return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
+    }
+}
+
+extension Duration {
+    var secondsValue: Double {
+        let c = components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
     }
 }

@@ -58,6 +58,26 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("watch-namespace"), help: "Kubernetes mode: a namespace to watch (repeatable; default: all).")
     var watchNamespaces: [String] = []
 
+    @Flag(
+        name: .customLong("leader-elect"), inversion: .prefixedNo,
+        help: "Kubernetes mode: elect one replica (through a Lease) to write status; with --no-leader-elect every replica writes it.")
+    var leaderElect = true
+
+    @Option(name: .customLong("leader-election-namespace"), help: "Namespace of the Lease (default: POD_NAMESPACE, the in-cluster or kubeconfig context namespace, else kgateway-system).")
+    var leaderElectionNamespace: String?
+
+    @Option(name: .customLong("leader-election-id"), help: "Name of the Lease.")
+    var leaderElectionID: String = "ai-gateway"
+
+    @Option(name: .customLong("leader-election-lease-duration"), help: "How long non-leaders wait before taking over an unrenewed lease (whole seconds).")
+    var leaseDuration: GatewayDuration = GatewayDuration(milliseconds: 15_000)
+
+    @Option(name: .customLong("leader-election-renew-deadline"), help: "The leader steps down when it could not renew for this long.")
+    var renewDeadline: GatewayDuration = GatewayDuration(milliseconds: 10_000)
+
+    @Option(name: .customLong("leader-election-retry-period"), help: "Time between acquire or renew attempts.")
+    var retryPeriod: GatewayDuration = GatewayDuration(milliseconds: 2_000)
+
     @Option(help: "Address to listen on.")
     var host: String = "0.0.0.0"
 
@@ -108,6 +128,11 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("port \(p) is out of range")
         }
         if maxBodyBytes < 1 { throw ValidationError("--max-body-bytes must be positive") }
+        if let problem = leaderElectionTiming.problem { throw ValidationError("leader election: \(problem)") }
+    }
+
+    var leaderElectionTiming: LeaderElectionTiming {
+        LeaderElectionTiming(leaseDuration: leaseDuration.duration, renewDeadline: renewDeadline.duration, retryPeriod: retryPeriod.duration)
     }
 
     func run() async throws {
@@ -121,6 +146,7 @@ struct Run: AsyncParsableCommand {
         let options = CompileOptions(controllerName: controllerName, implicitGateway: standalone, endpoints: endpoints)
         let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger)
         let source: any Service
+        var leaderElection: LeaderElectionService?
         if standalone {
             let manifestSource = ManifestSource(paths: manifests, pollInterval: pollInterval.duration, sink: updater, logger: logger)
             do {
@@ -139,9 +165,27 @@ struct Run: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             logger.info("kubernetes mode", metadata: ["server": "\(config.server)", "namespaces": "\(watchNamespaces.isEmpty ? "all" : watchNamespaces.joined(separator: ","))"])
+            let kube = KubernetesClient(config: config, logger: logger)
+            if leaderElect {
+                let environment = ProcessInfo.processInfo.environment
+                let namespace =
+                    leaderElectionNamespace ?? environment["POD_NAMESPACE"].flatMap { $0.isEmpty ? nil : $0 }
+                    ?? (config.namespaceIsExplicit ? config.namespace : "kgateway-system")
+                metrics.leader(false)
+                let elector = LeaderElector(
+                    client: kube,
+                    configuration: .init(
+                        namespace: namespace, name: leaderElectionID, identity: LeaderElector.Configuration.defaultIdentity(environment: environment),
+                        timing: leaderElectionTiming),
+                    logger: logger, onChange: { metrics.leader($0) })
+                leaderElection = LeaderElectionService(elector: elector)
+            }
             source = KubernetesSource(
-                client: KubernetesClient(config: config, logger: logger), sink: updater, namespaces: watchNamespaces,
-                controllerName: controllerName, logger: logger)
+                client: kube, sink: updater, namespaces: watchNamespaces, controllerName: controllerName,
+                leaderElector: leaderElection?.elector, logger: logger,
+                onReconcile: { report in
+                    metrics.reconciled(objects: report.objects, routes: report.routes, decode: report.decodeTime, compile: report.compileTime)
+                })
         }
 
         var proxyConfig = ProxyConfiguration()
@@ -157,9 +201,12 @@ struct Run: AsyncParsableCommand {
             store.markDraining()
         }
         let admin = HTTPServer(name: "admin", host: host, port: adminPort, handler: AdminHandler(store: store, metrics: metrics, health: health), logger: logger)
-        // Shut down in reverse order: the gateway drains first, then the admin port, then the watcher.
+        // Shut down in reverse order: leadership is released first (a peer takes over status at
+        // once), then the gateway drains, then the admin port, then the watcher.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: source), .init(service: admin), .init(service: gateway)]
+        if let leaderElection { services.append(.init(service: leaderElection)) }
         var groupConfig = ServiceGroupConfiguration(
-            services: [.init(service: source), .init(service: admin), .init(service: gateway)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfig.maximumGracefulShutdownDuration = drainTimeout.duration
         do {

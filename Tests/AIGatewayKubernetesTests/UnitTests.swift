@@ -34,6 +34,30 @@ struct InformerStoreTests {
         #expect(store.replace(items: store.sortedObjects(), resourceVersion: "10").isEmpty)
     }
 
+    @Test func statusOnlyModificationsAreRecognised() {
+        let old: JSONValue = [
+            "metadata": ["name": "a", "resourceVersion": "1", "generation": 1, "managedFields": [["manager": "kubectl"]]],
+            "spec": ["x": 1], "status": ["conditions": []],
+        ]
+        let statusChanged: JSONValue = [
+            "metadata": ["name": "a", "resourceVersion": "2", "generation": 1, "managedFields": [["manager": "ai-gateway"]]],
+            "spec": ["x": 1], "status": ["conditions": [["type": "Accepted"]]],
+        ]
+        #expect(InformerEvent.modified(old: old, new: statusChanged).isStatusOnly)
+        let specChanged = statusChanged.setting("spec", to: ["x": 2])
+        #expect(!InformerEvent.modified(old: old, new: specChanged).isStatusOnly)
+        let annotated = statusChanged.setting(
+            "metadata", to: ["name": "a", "resourceVersion": "3", "generation": 1, "annotations": ["k": "v"]])
+        #expect(!InformerEvent.modified(old: old, new: annotated).isStatusOnly)
+        // A Secret has no status: its data is what changes.
+        let secret: JSONValue = ["metadata": ["name": "s", "resourceVersion": "1"], "data": ["k": "MQ=="]]
+        let rotated: JSONValue = ["metadata": ["name": "s", "resourceVersion": "2"], "data": ["k": "Mg=="]]
+        #expect(!InformerEvent.modified(old: secret, new: rotated).isStatusOnly)
+        #expect(!InformerEvent.added(old).isStatusOnly)
+        #expect(!InformerEvent.deleted(old).isStatusOnly)
+        #expect(!InformerEvent.synced.isStatusOnly)
+    }
+
     @Test func watchEventsApplyOnceInOrder() {
         var store = InformerStore()
         _ = store.replace(items: [object("a", rv: "1")], resourceVersion: "1")

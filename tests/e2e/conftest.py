@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @functools.lru_cache(maxsize=None)
 def bin_dir() -> Path:
+    """AIGW_BIN_DIR if set (a build with its own --scratch-path), else `swift build --show-bin-path`."""
+    if os.environ.get("AIGW_BIN_DIR"):
+        return Path(os.environ["AIGW_BIN_DIR"])
     out = subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, check=True, capture_output=True, text=True)
     return Path(out.stdout.strip())
 

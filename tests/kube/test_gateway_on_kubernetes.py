@@ -3,6 +3,9 @@ gateway watching it (--kubeconfig), and the fake provider behind --provider-endp
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
 import time
 import urllib.error
@@ -19,6 +22,10 @@ GUIDE_REQUEST = json.dumps({"messages": [{"role": "user", "content": "What is ku
 
 
 def bin_dir() -> Path:
+    """Where the built binaries are: AIGW_BIN_DIR if set (a build with its own --scratch-path),
+    else `swift build --show-bin-path`."""
+    if os.environ.get("AIGW_BIN_DIR"):
+        return Path(os.environ["AIGW_BIN_DIR"])
     out = subprocess.run(["swift", "build", "--show-bin-path"], cwd=REPO, check=True, capture_output=True, text=True)
     return Path(out.stdout.strip())
 
@@ -43,18 +50,40 @@ def eventually(check, timeout: float = 15.0):
 
 
 class Gateway:
-    def __init__(self, workdir: Path, kubeconfig: Path):
+    def __init__(self, workdir: Path, kubeconfig: Path, *extra: str, name: str = "gateway", env: dict | None = None):
         bins = bin_dir()
         self.provider = subprocess.Popen([str(bins / "fake-provider"), "--port", "0"], stdout=subprocess.PIPE, text=True)
         line = self.provider.stdout.readline().strip()
         self.provider_url = line.rsplit(" ", 1)[1]
         self.port, self.admin = free_port(), free_port()
-        self.log = open(workdir / "gateway.log", "w")
+        self.log_path = workdir / f"{name}.log"
+        self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [str(bins / "ai-gateway"), "run", "--kubeconfig", str(kubeconfig), "--host", "127.0.0.1",
              "--port", str(self.port), "--admin-port", str(self.admin),
-             "--provider-endpoint", f"openai={self.provider_url}", "--log-format", "json"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+             "--provider-endpoint", f"openai={self.provider_url}", "--log-format", "json", *extra],
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def metric(self, name: str) -> float | None:
+        """A label-less metric from /metrics, None when absent or unreachable."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+        return float(m.group(1)) if m else None
+
+    def log_lines(self) -> list:
+        """The gateway's JSON log lines (decoded)."""
+        self.log.flush()
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
 
     def request(self):
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}/model", data=GUIDE_REQUEST,
@@ -215,3 +244,160 @@ def test_missing_secret_is_reported_in_the_backend_status(stack):
     server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS, "--from-literal=Authorization=Bearer sk-late")
     eventually(lambda: condition().startswith("True/"))
     eventually(lambda: gw.request()[0] == 200)
+
+
+# --- Leader election: two replicas against one API server -------------------------------------
+
+FAST_ELECTION = ("--leader-election-lease-duration", "2s", "--leader-election-renew-deadline", "1500ms",
+                 "--leader-election-retry-period", "200ms")
+
+
+@pytest.fixture
+def replicas(tmp_path):
+    """The install, and a function that starts two gateways on it with POD_NAME/POD_NAMESPACE as
+    the Deployment sets them (and extra flags); everything is stopped afterwards."""
+    server = FakeServer(tmp_path / "api")
+    gateways = []
+
+    def start(*flags: str) -> list:
+        for name in ("replica-1", "replica-2"):
+            gateways.append(Gateway(tmp_path, server.kubeconfig, "--log-level", "debug", *flags, name=name,
+                                    env={"POD_NAME": name, "POD_NAMESPACE": NS}))
+        for gw in gateways:
+            eventually(gw.ready, timeout=30)
+        return gateways
+
+    try:
+        server.kubectl("apply", "-f", str(REPO / "crds"))
+        server.kubectl("wait", "--for=condition=established", "crd", "--all", "--timeout=30s")
+        server.kubectl("apply", "-f", str(REPO / "manifests"))
+        yield server, start
+    finally:
+        for gw in gateways:
+            gw.stop()
+        server.stop()
+
+
+def lease(server) -> tuple[str, int]:
+    """(holderIdentity, leaseTransitions) of the gateway's Lease, read with kubectl."""
+    out = server.kubectl("get", "lease", "ai-gateway", "-n", NS, "-o",
+                         "jsonpath={.spec.holderIdentity}/{.spec.leaseTransitions}", check=False)
+    if out.returncode != 0:
+        return "", -1
+    holder, _, transitions = out.stdout.partition("/")
+    return holder, int(transitions or 0)
+
+
+def leader_of(server, gateways):
+    holder = lease(server)[0]
+    return next((gw for gw, name in zip(gateways, ("replica-1", "replica-2")) if holder.startswith(name + "_")), None)
+
+
+def status_writes(gw, obj: str) -> int:
+    return sum(1 for e in gw.log_lines() if e.get("msg") == "status written" and e.get("object") == obj)
+
+
+def accepted(server, name):
+    return server.kubectl("get", "backend", name, "-n", NS, "-o",
+                          'jsonpath={.status.conditions[?(@.type=="Accepted")].status}').stdout == "True"
+
+
+class Load:
+    """Sends the guide's request to each gateway in its own thread until stopped; any answer
+    other than 200 is a failure."""
+
+    def __init__(self, gateways):
+        import threading
+        self.stops = {id(gw): threading.Event() for gw in gateways}
+        self.failures, self.served = [], {id(gw): 0 for gw in gateways}
+        self.threads = [threading.Thread(target=self.run, args=(gw,)) for gw in gateways]
+        for t in self.threads:
+            t.start()
+
+    def run(self, gw):
+        while not self.stops[id(gw)].is_set():
+            code, _, body = gw.request()
+            if code == 200:
+                self.served[id(gw)] += 1
+            else:
+                self.failures.append((gw.log_path.name, code, body))
+
+    def stop(self, gw=None):
+        for key, event in self.stops.items():
+            if gw is None or key == id(gw):
+                event.set()
+        if gw is None:
+            for t in self.threads:
+                t.join(timeout=15)
+
+
+def test_one_replica_leads_and_writes_status_and_the_peer_takes_over_on_sigterm(replicas):
+    server, start = replicas
+    gateways = start()
+    eventually(lambda: leader_of(server, gateways))
+    leader = leader_of(server, gateways)
+    follower = next(gw for gw in gateways if gw is not leader)
+    holder, transitions = lease(server)
+    assert holder.startswith(("replica-1_", "replica-2_")) and len(holder) > len("replica-1_")
+    eventually(lambda: leader.metric("aigw_leader") == 1.0)
+    assert follower.metric("aigw_leader") == 0.0
+    # Both are ready, whoever leads.
+    assert leader.ready() and follower.ready()
+
+    server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS, "--from-literal=Authorization=Bearer sk-k")
+    for name in ("backend.yaml", "httproute.yaml"):
+        server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / name).read_text())
+    eventually(lambda: accepted(server, "model-failover"))
+    for gw in gateways:
+        eventually(lambda: gw.request()[0] == 200)
+    # The status came from the leader alone (its debug log names each write).
+    obj = "backends/kgateway-system/model-failover"
+    eventually(lambda: status_writes(leader, obj) >= 1)
+    assert status_writes(follower, obj) == 0
+    assert status_writes(follower, "gateways/kgateway-system/ai-gateway") == 0
+
+    load = Load(gateways)
+    try:
+        # Wait until both have served under load, then stop the leader the way Kubernetes does.
+        eventually(lambda: all(load.served[id(gw)] > 0 for gw in gateways))
+        load.stop(leader)
+        leader.proc.send_signal(signal.SIGTERM)
+        assert leader.proc.wait(timeout=40) == 0
+        assert any(e.get("msg") == "lease released" for e in leader.log_lines())
+
+        eventually(lambda: lease(server)[0].startswith(follower.log_path.stem + "_"), timeout=30)
+        assert lease(server)[1] == transitions + 1
+        eventually(lambda: follower.metric("aigw_leader") == 1.0)
+
+        # Status written from now on comes from the new leader.
+        served_before = load.served[id(follower)]
+        second = (REPO / "examples" / "model-failover" / "backend.yaml").read_text().replace(
+            "name: model-failover\n  namespace", "name: model-failover-2\n  namespace", 1)
+        assert "model-failover-2" in second
+        server.kubectl("apply", "-f", "-", input=second)
+        eventually(lambda: accepted(server, "model-failover-2"))
+        assert status_writes(follower, "backends/kgateway-system/model-failover-2") >= 1
+        eventually(lambda: load.served[id(follower)] > served_before)
+    finally:
+        load.stop()
+    assert load.failures == []
+
+
+def test_a_killed_leaders_lease_expires_and_the_peer_takes_over(replicas):
+    server, start = replicas
+    gateways = start(*FAST_ELECTION)
+    eventually(lambda: leader_of(server, gateways))
+    leader = leader_of(server, gateways)
+    follower = next(gw for gw in gateways if gw is not leader)
+    _, transitions = lease(server)
+    # No release: the lease must expire (2 s here) before the peer may take it.
+    leader.proc.kill()
+    leader.proc.wait(timeout=10)
+    eventually(lambda: lease(server)[0].startswith(follower.log_path.stem + "_"), timeout=30)
+    assert lease(server)[1] == transitions + 1
+    eventually(lambda: follower.metric("aigw_leader") == 1.0)
+    # The new leader writes the status of what exists (the install's Gateway here).
+    server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS, "--from-literal=Authorization=Bearer sk-k")
+    server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / "backend.yaml").read_text())
+    eventually(lambda: accepted(server, "model-failover"))
+    assert status_writes(follower, "backends/kgateway-system/model-failover") >= 1
