@@ -5,42 +5,62 @@ import AIGatewayAPI
 /// usage option, a continuation prefill) and copy every other byte the client sent.
 public struct ChatRequest: Sendable {
     public let bytes: [UInt8]
-    public let value: JSONValue
     let spans: [String: JSONMemberSpan]
+    /// The only members the gateway reads, parsed on their own: the conversation itself is
+    /// validated but never built into values.
+    let read: [String: JSONValue]
+    /// `messages` is an array with no element.
+    let messagesEmpty: Bool
+
+    /// The whole body as a value (parsed on demand; the proxy does not need it).
+    public var value: JSONValue { (try? JSONParser.parse(bytes)) ?? .null }
 
     /// The client's `model`, if it sent one.
-    public var model: String? { value["model"]?.stringValue }
+    public var model: String? { read["model"]?.stringValue }
     /// Whether the client asked for a server-sent-event stream.
-    public var stream: Bool { value["stream"] == .bool(true) }
+    public var stream: Bool { read["stream"] == .bool(true) }
     /// Whether the client asked for the usage chunk at the end of a stream.
-    public var clientWantsStreamUsage: Bool { value["stream_options"]?["include_usage"] == .bool(true) }
+    public var clientWantsStreamUsage: Bool { read["stream_options"]?["include_usage"] == .bool(true) }
 
     public struct Invalid: Error, Sendable, CustomStringConvertible {
         public var description: String
     }
 
     public init(bytes: [UInt8]) throws(Invalid) {
-        let parsed: (value: JSONValue, members: [String: JSONMemberSpan])
+        let scanned: [String: JSONMemberSpan]?
         do {
-            parsed = try JSONParser.parseTopLevel(bytes)
+            scanned = try JSONParser.scanTopLevel(bytes)
         } catch {
             throw Invalid(description: "request body is not valid JSON: \(error.description)")
         }
-        guard case .object = parsed.value else {
-            throw Invalid(description: "request body must be a JSON object, found \(parsed.value.typeName)")
+        guard let spans = scanned else {
+            let found = (try? JSONParser.parse(bytes))?.typeName ?? "another value"
+            throw Invalid(description: "request body must be a JSON object, found \(found)")
         }
-        if let m = parsed.value["model"], m != .null, m.stringValue == nil {
+        var read: [String: JSONValue] = [:]
+        for key in ["model", "stream", "stream_options"] {
+            guard let span = spans[key] else { continue }
+            // Already validated as part of the document.
+            read[key] = (try? JSONParser.parse(bytes[span.value])) ?? .null
+        }
+        if let m = read["model"], m != .null, m.stringValue == nil {
             throw Invalid(description: "'model' must be a string")
         }
-        if let s = parsed.value["stream"], s != .null, case .bool = s {} else if parsed.value["stream"] != nil && parsed.value["stream"] != .null {
+        if let s = read["stream"], s != .null, case .bool = s {} else if read["stream"] != nil && read["stream"] != .null {
             throw Invalid(description: "'stream' must be a boolean")
         }
-        if let msgs = parsed.value["messages"], msgs.arrayValue == nil {
-            throw Invalid(description: "'messages' must be an array")
+        var messagesEmpty = true
+        if let span = spans["messages"] {
+            guard bytes[span.value.lowerBound] == UInt8(ascii: "[") else {
+                throw Invalid(description: "'messages' must be an array")
+            }
+            let inside = bytes[(span.value.lowerBound + 1)..<span.value.upperBound]
+            messagesEmpty = inside.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) } == UInt8(ascii: "]")
         }
         self.bytes = bytes
-        self.value = parsed.value
-        self.spans = parsed.members
+        self.spans = spans
+        self.read = read
+        self.messagesEmpty = messagesEmpty
     }
 
     /// The body for one attempt.
@@ -61,7 +81,7 @@ public struct ChatRequest: Sendable {
             }
         }
         if includeUsage && stream && !clientWantsStreamUsage {
-            if let span = spans["stream_options"], case .object(var o) = value["stream_options"] {
+            if let span = spans["stream_options"], case .object(var o) = read["stream_options"] {
                 o["include_usage"] = .bool(true)
                 edits.append((span.value, JSONValue.object(o).canonicalJSON()))
             } else if spans["stream_options"] != nil {
@@ -70,12 +90,12 @@ public struct ChatRequest: Sendable {
                 additions.append("\"stream_options\":{\"include_usage\":true}")
             }
         }
-        if let prefill, let span = spans["messages"], case .array(let msgs) = value["messages"] {
+        if let prefill, let span = spans["messages"] {
             // Keep the original message bytes up to the closing bracket, then add the partial answer.
             var close = span.value.upperBound - 1
             while close > span.value.lowerBound, bytes[close] != UInt8(ascii: "]") { close -= 1 }
             var text = String(decoding: bytes[span.value.lowerBound..<close], as: UTF8.self)
-            if !msgs.isEmpty { text += "," }
+            if !messagesEmpty { text += "," }
             text += "{\"role\":\"assistant\",\"content\":\(JSONValue.quoted(prefill))}]"
             edits.append((span.value, text))
         }
@@ -89,7 +109,7 @@ public struct ChatRequest: Sendable {
             out.append(contentsOf: bytes[...brace])
             cursor = brace + 1
             out.append(contentsOf: Array(additions.joined(separator: ",").utf8))
-            if !value.objectValue!.isEmpty { out.append(UInt8(ascii: ",")) }
+            if !spans.isEmpty { out.append(UInt8(ascii: ",")) }
         }
         for edit in edits {
             out.append(contentsOf: bytes[cursor..<edit.range.lowerBound])
