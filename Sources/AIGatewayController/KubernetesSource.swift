@@ -61,9 +61,17 @@ public final class KubernetesSource: Service, Sendable {
 
     struct DecodeEntry {
         var resourceVersion: String
-        /// The object as last seen (shares storage with the informer's cache).
-        var object: JSONValue
         var outcome: DecodeOutcome
+    }
+
+    /// A change of status alone keeps the object's decoding (which ignores status): the entry
+    /// moves to the new resourceVersion. (An entry that missed it is decoded again.)
+    func statusChanged(informer index: Int, old: JSONValue, new: JSONValue) {
+        guard let key = ObjectKey(object: new), let from = old.resourceVersion, let to = new.resourceVersion else { return }
+        decoded.withLock { entries in
+            let cacheKey = DecodeKey(informer: index, key: key)
+            if entries[cacheKey]?.resourceVersion == from { entries[cacheKey]?.resourceVersion = to }
+        }
     }
 
     /// - Parameters:
@@ -126,9 +134,15 @@ public final class KubernetesSource: Service, Sendable {
                 }
                 // Every change (from any informer) that can change the table marks the set
                 // dirty; one loop reconciles. Changes of status alone (ours, mostly) cannot.
-                for stream in streams {
+                for (index, stream) in streams.enumerated() {
                     group.addTask {
-                        for await event in stream where !event.isStatusOnly { dirty.continuation.yield() }
+                        for await event in stream {
+                            if case .modified(let old, let new) = event, event.isStatusOnly {
+                                self.statusChanged(informer: index, old: old, new: new)
+                            } else {
+                                dirty.continuation.yield()
+                            }
+                        }
                     }
                 }
                 group.addTask {
@@ -208,15 +222,12 @@ public final class KubernetesSource: Service, Sendable {
                 let outcome: DecodeOutcome
                 if let key = ObjectKey(object: object), let rv = object.resourceVersion, !rv.isEmpty {
                     let cacheKey = DecodeKey(informer: index, key: key)
-                    if let hit = previous[cacheKey],
-                        hit.resourceVersion == rv || InformerEvent.modified(old: hit.object, new: object).isStatusOnly
-                    {
-                        // Unchanged, or only its status changed (which decoding ignores).
+                    if let hit = previous[cacheKey], hit.resourceVersion == rv {
                         outcome = hit.outcome
                     } else {
                         outcome = ResourceDecoder.decode(object, defaultNamespace: "default")
                     }
-                    current[cacheKey] = DecodeEntry(resourceVersion: rv, object: object, outcome: outcome)
+                    current[cacheKey] = DecodeEntry(resourceVersion: rv, outcome: outcome)
                 } else {
                     outcome = ResourceDecoder.decode(object, defaultNamespace: "default")
                 }
