@@ -106,6 +106,11 @@ public final class FakeProvider: Sendable {
         lifecycle.withLock { $0.port }
     }
 
+    /// Client connections open right now (tests use it to see a proxy drop an upstream request).
+    public var openConnections: Int {
+        lifecycle.withLock { $0.connections.count }
+    }
+
     /// `http://<host>:<port>`; wildcard hosts are given as 127.0.0.1.
     public var baseURL: String {
         var host = configuration.host

@@ -50,3 +50,23 @@ final class ClosedByUs: Sendable {
     var value: Bool { flag.withLock { $0 } }
     func set() { flag.withLock { $0 = true } }
 }
+
+@Suite("A client that goes away", .serialized)
+struct ClientGoneTests {
+    @Test("closing the connection while the gateway waits on a silent model cancels the attempt: no failover, the upstream connection is dropped")
+    func clientGoneCancelsUpstream() async throws {
+        // gpt-4o never answers; the first-byte timeout (30 s) would move on to gpt-4.0-turbo.
+        try await withGateway(faults: ["gpt-4o": "silence"]) { h in
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: h.port).get()
+            let body = Harness.question()
+            let request = "POST /model HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"
+            try await channel.writeAndFlush(ByteBuffer(string: request)).get()
+            try await waitUntil { h.provider.recordedRequests().count == 1 }
+            #expect(h.provider.openConnections == 1)
+            try await channel.close()
+            try await waitUntil(timeout: .seconds(5)) { h.provider.openConnections == 0 }
+            #expect(h.provider.recordedRequests().map(\.model) == ["gpt-4o"], "no other model is tried for a client that left")
+        }
+    }
+}
