@@ -69,6 +69,10 @@ public enum RouteCompiler {
             let routeName = route.metadata.namespacedName
             var parentStatuses: [RouteParentStatus] = []
             var accepted = false
+            let routeHosts = route.hostnames.map { $0.lowercased() }
+            // The hostnames the route is served on: its own, narrowed by each listener it attached
+            // to (nil: any host).
+            var servedHosts: Set<String>? = []
             let (compiledRules, resolved) = compileRules(route, backends: backends, grants: grants)
             for parent in route.parentRefs {
                 let parentNS = parent.namespace ?? route.metadata.namespace
@@ -91,7 +95,16 @@ public enum RouteCompiler {
                             case .selector: return false
                             }
                         }
-                        if allowing.isEmpty {
+                        // Listeners whose hostname the route's hostnames intersect (Gateway API:
+                        // a route with no intersecting hostname does not attach to the listener).
+                        let intersecting = allowing.map { l in (l, Self.intersect(route: routeHosts, listener: l.hostname?.lowercased())) }
+                            .filter { $0.1 != .none }
+                        if !allowing.isEmpty && intersecting.isEmpty {
+                            let names = allowing.compactMap(\.hostname).joined(separator: ", ")
+                            conditions.append(Condition(
+                                type: "Accepted", status: false, reason: "NoMatchingListenerHostname",
+                                message: "no hostname of the route matches the hostname of the listeners of Gateway \(key) (\(names))", observedGeneration: gen))
+                        } else if allowing.isEmpty {
                             // Say why: no listener speaks HTTP at all, or none admits the route's namespace.
                             let speaksHTTP = listeners.contains { $0.protocol == "HTTP" || $0.protocol == "HTTPS" }
                             let message = speaksHTTP
@@ -100,12 +113,20 @@ public enum RouteCompiler {
                             conditions.append(Condition(type: "Accepted", status: false, reason: "NotAllowedByListeners", message: message, observedGeneration: gen))
                         } else {
                             accepted = true
-                            for l in allowing { attached[key]?[l.name, default: 0] += 1 }
+                            for (l, hosts) in intersecting {
+                                attached[key]?[l.name, default: 0] += 1
+                                switch hosts {
+                                case .anyHost: servedHosts = nil
+                                case .only(let names): servedHosts?.formUnion(names)
+                                case .none: break
+                                }
+                            }
                             conditions.append(Condition(type: "Accepted", status: true, reason: "Accepted", message: "Route accepted", observedGeneration: gen))
                         }
                     }
                 } else if options.implicitGateway && !resources.gateways.contains(where: { $0.metadata.namespacedName == key }) {
                     accepted = true
+                    if routeHosts.isEmpty { servedHosts = nil } else { servedHosts?.formUnion(routeHosts) }
                     conditions.append(Condition(type: "Accepted", status: true, reason: "Accepted", message: "Route accepted (standalone listener)", observedGeneration: gen))
                 } else {
                     // Not a Gateway of ours (or absent): another controller's business.
@@ -116,13 +137,14 @@ public enum RouteCompiler {
             }
             if route.parentRefs.isEmpty && options.implicitGateway {
                 accepted = true
+                if routeHosts.isEmpty { servedHosts = nil } else { servedHosts?.formUnion(routeHosts) }
             }
             if !parentStatuses.isEmpty { status.routes[routeName] = parentStatuses }
             guard accepted else { continue }
             for (ruleIndex, rule) in route.rules.enumerated() {
                 for (matchIndex, m) in rule.matches.enumerated() {
                     rules.append(MatchEntry(
-                        hostnames: route.hostnames.map { $0.lowercased() }, match: CompiledMatch(m), rule: compiledRules[ruleIndex],
+                        hostnames: servedHosts.map { $0.sorted() } ?? [], match: CompiledMatch(m), rule: compiledRules[ruleIndex],
                         order: MatchEntry.Order(routeOrder: order, rule: ruleIndex, match: matchIndex)))
                 }
             }
@@ -218,6 +240,34 @@ public enum RouteCompiler {
                 backendRequestTimeout: positive(rule.timeouts?.backendRequest), retry: retry))
         }
         return (out, resolution)
+    }
+
+    /// The hostnames a route serves on a listener.
+    enum ServedHosts: Equatable {
+        /// Neither names a hostname.
+        case anyHost
+        case only([String])
+        /// None of the route's hostnames falls under the listener's: the route does not attach.
+        case none
+    }
+
+    /// A wildcard (`*.example.com`) stands for any name under its suffix; of two intersecting
+    /// names the more specific is kept.
+    static func intersect(route: [String], listener: String?) -> ServedHosts {
+        guard let listener else { return route.isEmpty ? .anyHost : .only(route) }
+        if route.isEmpty { return .only([listener]) }
+        let hosts = route.compactMap { intersect($0, listener) }
+        return hosts.isEmpty ? .none : .only(hosts)
+    }
+
+    static func intersect(_ a: String, _ b: String) -> String? {
+        if a == b { return a }
+        func covers(_ wildcard: String, _ name: String) -> Bool {
+            wildcard.hasPrefix("*.") && name.hasSuffix(String(wildcard.dropFirst(1))) && name.count > wildcard.count - 1
+        }
+        if covers(a, b) { return b }
+        if covers(b, a) { return a }
+        return nil
     }
 
     static func permitted(from namespace: String, to target: NamespacedName, grants: [ReferenceGrant]) -> Bool {

@@ -467,3 +467,76 @@ struct CompilerTests {
         #expect(b.retry.codes == [500, 502, 503, 504])
     }
 }
+
+@Suite("Listener hostnames narrow the hostnames a route is served on")
+struct ListenerHostnameTests {
+    private static let setup = """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: GatewayClass
+        metadata: {name: ours}
+        spec: {controllerName: kgateway.dev/kgateway}
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata: {name: gw, namespace: infra}
+        spec:
+          gatewayClassName: ours
+          listeners:
+          - {name: api, protocol: HTTP, port: 8080, hostname: "api.example.com", allowedRoutes: {namespaces: {from: All}}}
+          - {name: wild, protocol: HTTP, port: 8081, hostname: "*.corp.example", allowedRoutes: {namespaces: {from: All}}}
+        ---
+
+        """
+
+    private func route(_ name: String, section: String, hostnames: [String], path: String) -> String {
+        """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: \(name), namespace: apps}
+        spec:
+          parentRefs: [{name: gw, namespace: infra, sectionName: \(section)}]
+          hostnames: [\(hostnames.map { "\"\($0)\"" }.joined(separator: ", "))]
+          rules:
+          - matches: [{path: {type: PathPrefix, value: \(path)}}]
+            backendRefs: []
+        ---
+
+        """
+    }
+
+    @Test("a route without hostnames takes the listener's; a wildcard route is narrowed to the listener's name; a disjoint one is not accepted")
+    func intersection() throws {
+        let t = try compile(
+            Self.setup
+                + route("no-hosts", section: "api", hostnames: [], path: "/a")
+                + route("wildcard", section: "wild", hostnames: ["*.corp.example", "x.other.example"], path: "/w")
+                + route("narrower", section: "wild", hostnames: ["db.corp.example"], path: "/n")
+                + route("disjoint", section: "api", hostnames: ["www.example.com"], path: "/d"),
+            implicitGateway: false)
+        #expect(t.which(req("/a", host: "api.example.com")) == "apps/no-hosts#0")
+        #expect(t.which(req("/a", host: "other.example.com")) == nil, "not on a host the listener does not serve")
+        #expect(t.which(req("/w", host: "build.corp.example")) == "apps/wildcard#0")
+        #expect(t.which(req("/w", host: "x.other.example")) == nil, "outside the listener's wildcard")
+        #expect(t.which(req("/n", host: "db.corp.example")) == "apps/narrower#0")
+        #expect(t.which(req("/n", host: "web.corp.example")) == nil)
+        #expect(t.which(req("/d", host: "www.example.com")) == nil)
+        let disjoint = t.status.routes[NamespacedName(namespace: "apps", name: "disjoint")]?.first?.conditions.first
+        #expect(disjoint?.status == false)
+        #expect(disjoint?.reason == "NoMatchingListenerHostname")
+        let gw = try #require(t.status.gateways[NamespacedName(namespace: "infra", name: "gw")])
+        #expect(gw.attachedRoutes == ["api": 1, "wild": 2])
+    }
+
+    @Test("hostname intersection rules", arguments: [
+        ("a.example.com", "a.example.com", "a.example.com"),
+        ("*.example.com", "a.example.com", "a.example.com"),
+        ("a.example.com", "*.example.com", "a.example.com"),
+        ("*.b.example.com", "*.example.com", "*.b.example.com"),
+        ("*.example.com", "example.com", nil),
+        ("a.example.com", "b.example.com", nil),
+        ("*.example.com", "*.other.com", nil),
+    ] as [(String, String, String?)])
+    func pairwise(_ a: String, _ b: String, _ expected: String?) {
+        #expect(RouteCompiler.intersect(a, b) == expected)
+    }
+}
