@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// An OpenAI-style chat completions server on a real socket that can misbehave on demand.
@@ -70,6 +71,18 @@ public final class FakeProvider: Sendable {
         }
         if let alreadyRunning { return alreadyRunning }
 
+        let tlsContext: NIOSSLContext?
+        do {
+            tlsContext = try configuration.tls.map { files in
+                try NIOSSLContext(
+                    configuration: .makeServerConfiguration(
+                        certificateChain: try NIOSSLCertificate.fromPEMFile(files.certificateChain).map { .certificate($0) },
+                        privateKey: .privateKey(try NIOSSLPrivateKey(file: files.privateKey, format: .pem))))
+            }
+        } catch {
+            self.lifecycle.withLock { $0.accepting = false }
+            throw error
+        }
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -79,6 +92,9 @@ public final class FakeProvider: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     guard self.register(connection: channel) else {
                         throw ChannelError.ioOnClosedChannel
+                    }
+                    if let tlsContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(FakeProviderHandler(provider: self))
@@ -111,12 +127,12 @@ public final class FakeProvider: Sendable {
         lifecycle.withLock { $0.connections.count }
     }
 
-    /// `http://<host>:<port>`; wildcard hosts are given as 127.0.0.1.
+    /// `http://<host>:<port>` (`https` with TLS); wildcard hosts are given as 127.0.0.1.
     public var baseURL: String {
         var host = configuration.host
         if host == "0.0.0.0" || host == "::" || host.isEmpty { host = "127.0.0.1" }
         if host.contains(":") { host = "[\(host)]" }
-        return "http://\(host):\(port)"
+        return "\(configuration.tls == nil ? "http" : "https")://\(host):\(port)"
     }
 
     /// Closes the listener and every open connection (including silent and stalled ones).

@@ -14,6 +14,18 @@ public struct FakeProviderConfiguration: Sendable {
     public var requiredKey: String?
     /// Whether to keep the last `FakeProvider.recordedRequestLimit` requests for `recordedRequests()`.
     public var recordRequests: Bool
+    /// Serve HTTPS with this certificate chain and key (PEM files) instead of plain HTTP.
+    public var tls: TLSFiles?
+
+    public struct TLSFiles: Sendable, Hashable {
+        public var certificateChain: String
+        public var privateKey: String
+
+        public init(certificateChain: String, privateKey: String) {
+            self.certificateChain = certificateChain
+            self.privateKey = privateKey
+        }
+    }
 
     public init(
         host: String = "127.0.0.1",
@@ -22,7 +34,8 @@ public struct FakeProviderConfiguration: Sendable {
         tokens: Int = 12,
         tokenInterval: Duration = .zero,
         requiredKey: String? = nil,
-        recordRequests: Bool = true
+        recordRequests: Bool = true,
+        tls: TLSFiles? = nil
     ) {
         self.host = host
         self.port = port
@@ -31,5 +44,6 @@ public struct FakeProviderConfiguration: Sendable {
         self.tokenInterval = tokenInterval
         self.requiredKey = requiredKey
         self.recordRequests = recordRequests
+        self.tls = tls
     }
 }

@@ -45,11 +45,18 @@ struct FakeProviderCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-record"), help: "Do not keep received requests (for benchmarks).")
     var noRecord = false
 
+    @Option(name: .customLong("tls-cert"), help: "Serve HTTPS: PEM certificate chain (with --tls-key).")
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: "Serve HTTPS: PEM private key (with --tls-cert).")
+    var tlsKey: String?
+
     func validate() throws {
         _ = try self.parsedFaults()
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard tokens >= 0 else { throw ValidationError("--tokens must not be negative") }
         guard tokenIntervalMilliseconds >= 0 else { throw ValidationError("--token-interval-ms must not be negative") }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     }
 
     func parsedFaults() throws -> [String: FaultSpec] {
@@ -77,14 +84,15 @@ struct FakeProviderCommand: AsyncParsableCommand {
                 tokens: tokens,
                 tokenInterval: .milliseconds(tokenIntervalMilliseconds),
                 requiredKey: requiredKey,
-                recordRequests: !noRecord
+                recordRequests: !noRecord,
+                tls: tlsCertificate.map { .init(certificateChain: $0, privateKey: tlsKey ?? "") }
             )
         )
         let signals = SignalWaiter()
         let sources = signals.install(signals: [SIGINT, SIGTERM])
         let boundPort = try await provider.start()
         let displayHost = host.contains(":") ? "[\(host)]" : host
-        FileHandle.standardOutput.write(Data("fake-provider listening on http://\(displayHost):\(boundPort)\n".utf8))
+        FileHandle.standardOutput.write(Data("fake-provider listening on \(tlsCertificate == nil ? "http" : "https")://\(displayHost):\(boundPort)\n".utf8))
         await signals.wait()
         try await provider.stop()
         for source in sources { source.cancel() }
