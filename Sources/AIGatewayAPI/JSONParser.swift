@@ -11,6 +11,11 @@ public struct JSONMemberSpan: Sendable, Hashable {
     public var member: Range<Int>
     /// Range of the value alone.
     public var value: Range<Int>
+
+    public init(member: Range<Int>, value: Range<Int>) {
+        self.member = member
+        self.value = value
+    }
 }
 
 /// A strict RFC 8259 parser producing `JSONValue`.
@@ -68,6 +73,27 @@ public enum JSONParser {
         return value == .object([:]) ? members : nil
     }
 
+    /// The value of `span` in `bytes` as an integer, when it is a JSON integer (for reading a
+    /// number out of a scanned document without building values).
+    public static func integer(_ bytes: UnsafeRawBufferPointer, span: JSONMemberSpan) -> Int? {
+        guard span.value.lowerBound >= 0, span.value.upperBound <= bytes.count else { return nil }
+        var value = 0
+        var index = span.value.lowerBound
+        let negative = index < span.value.upperBound && bytes[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        guard index < span.value.upperBound else { return nil }
+        while index < span.value.upperBound {
+            let c = bytes[index]
+            guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int(c - UInt8(ascii: "0")))
+            if o1 || o2 { return nil }
+            value = a
+            index += 1
+        }
+        return negative ? -value : value
+    }
+
     private struct Parser {
         let b: UnsafeBufferPointer<UInt8>
         var i = 0
@@ -96,6 +122,7 @@ public enum JSONParser {
             var spans: [String: JSONMemberSpan] = [:]
             let value: JSONValue
             if i < b.count, b[i] == UInt8(ascii: "{") {
+                spans.reserveCapacity(8)  // Room for a chat request or answer at one allocation.
                 value = try parseObject(recording: true, spans: &spans)
             } else {
                 value = try parseValue()
@@ -226,16 +253,20 @@ public enum JSONParser {
             i += 1  // opening quote
             let start = i
             // Fast path: no escapes.
+            var ascii = true
             while i < b.count {
                 let c = b[i]
                 if c == UInt8(ascii: "\"") {
-                    let s = String(validating: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
+                    let run = UnsafeBufferPointer(rebasing: b[start..<i])
                     i += 1
-                    guard let s else { throw fail("invalid UTF-8 in string") }
+                    // ASCII needs no validation (and `String(decoding:)` is the cheaper call).
+                    if ascii { return String(decoding: run, as: UTF8.self) }
+                    guard let s = String(validating: run, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
                     return s
                 }
                 if c == UInt8(ascii: "\\") { break }
                 if c < 0x20 { throw fail("control character in string") }
+                if c >= 0x80 { ascii = false }
                 i += 1
             }
             var bytes = Array(UnsafeBufferPointer(rebasing: b[start..<i]))

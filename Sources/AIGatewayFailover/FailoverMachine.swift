@@ -49,7 +49,12 @@ public struct FailoverCandidate: Sendable, Hashable {
     }
 
     public init(_ e: CompiledEntry) {
-        self.init(id: e.id, backend: e.backend.description, model: e.model, priority: e.priority, problem: e.isUsable ? nil : (e.problem ?? "no credentials"))
+        self.init(e, backendLabel: e.backend.description)
+    }
+
+    /// `backendLabel` is `e.backend.description`, made once by the caller.
+    public init(_ e: CompiledEntry, backendLabel: String) {
+        self.init(id: e.id, backend: backendLabel, model: e.model, priority: e.priority, problem: e.isUsable ? nil : (e.problem ?? "no credentials"))
     }
 }
 
@@ -82,12 +87,17 @@ public struct FailoverMachine: Sendable {
         case waiting(until: Instant)
     }
 
+    /// Per candidate: where it stands and the retries it has had (one array, not three).
+    struct Slot: Sendable, Hashable {
+        var state = CandidateState.pending
+        var retries = 0
+        var rateLimitRetries = 0
+    }
+
     public let candidates: [FailoverCandidate]
     public let policy: FailoverPolicy
     public private(set) var records: [Record] = []
-    private var states: [CandidateState]
-    private var retries: [Int]
-    private var rateLimitRetries: [Int]
+    private var slots: [Slot]
     private var current: Int?
     private var attemptedAny = false
     private var rng: SplitMix64
@@ -95,11 +105,16 @@ public struct FailoverMachine: Sendable {
     /// - Parameters:
     ///   - levels: priority levels in order, each already rotated for round robin.
     public init(levels: [[FailoverCandidate]], policy: FailoverPolicy, seed: UInt64) {
-        self.candidates = levels.flatMap { $0 }
+        self.init(candidates: levels.flatMap { $0 }, policy: policy, seed: seed)
+    }
+
+    /// - Parameters:
+    ///   - candidates: every candidate in the order of trying: priority by priority, each
+    ///     priority already rotated for round robin.
+    public init(candidates: [FailoverCandidate], policy: FailoverPolicy, seed: UInt64) {
+        self.candidates = candidates
         self.policy = policy
-        self.states = Array(repeating: .pending, count: candidates.count)
-        self.retries = Array(repeating: 0, count: candidates.count)
-        self.rateLimitRetries = Array(repeating: 0, count: candidates.count)
+        self.slots = Array(repeating: Slot(), count: candidates.count)
         self.rng = SplitMix64(seed: seed)
     }
 
@@ -121,7 +136,7 @@ public struct FailoverMachine: Sendable {
             current = nil
             return .returnUpstreamResponse
         case .contextLengthExceeded:
-            states[c] = .finished
+            slots[c].state = .finished
             let next = nextCandidate(now: now, health: health)
             if case .fail = next { return .returnUpstreamResponse }
             return next
@@ -129,26 +144,26 @@ public struct FailoverMachine: Sendable {
             return retryOrMoveOn(c, now: now, health: health)
         case .serverError(let status):
             if policy.retryCodes.contains(status) { return retryOrMoveOn(c, now: now, health: health) }
-            states[c] = .finished
+            slots[c].state = .finished
             return nextCandidate(now: now, health: health)
         case .rateLimited(let after):
             if let after {
                 // Never sooner than asked; other candidates first.
-                states[c] = .waiting(until: now + after)
+                slots[c].state = .waiting(until: now + after)
                 return nextCandidate(now: now, health: health)
             }
-            if rateLimitRetries[c] < policy.rateLimitRetries, health.withdrawRetry(backend: candidates[c].backend) {
-                rateLimitRetries[c] += 1
-                let delay = backoff(attempt: rateLimitRetries[c], base: max(policy.backoff, .milliseconds(200)))
+            if slots[c].rateLimitRetries < policy.rateLimitRetries, health.withdrawRetry(backend: candidates[c].backend) {
+                slots[c].rateLimitRetries += 1
+                let delay = backoff(attempt: slots[c].rateLimitRetries, base: max(policy.backoff, .milliseconds(200)))
                 if now + delay < policy.deadline {
                     return .attempt(index: c, delay: delay, isRetry: true)
                 }
             }
-            states[c] = .finished
+            slots[c].state = .finished
             return nextCandidate(now: now, health: health)
         case .firstByteTimeout, .firstTokenTimeout, .attemptTimeout, .misconfigured, .unusable, .ejected:
             // Silent, stalled or misconfigured: retrying the same entry would only wait again.
-            states[c] = .finished
+            slots[c].state = .finished
             return nextCandidate(now: now, health: health)
         }
     }
@@ -156,12 +171,12 @@ public struct FailoverMachine: Sendable {
     /// After a stream was cut once tokens reached the client: the candidate to continue on, if any
     /// is available now (no waiting: the client is mid-answer).
     public mutating func continuationCandidate(now: Instant, health: some HealthOracle) -> Int? {
-        if let c = current { states[c] = .finished }
-        for i in candidates.indices where states[i] == .pending && candidates[i].problem == nil {
+        if let c = current { slots[c].state = .finished }
+        for i in candidates.indices where slots[i].state == .pending && candidates[i].problem == nil {
             guard health.availability(of: candidates[i].id, now: now) == .available || health.availability(of: candidates[i].id, now: now) == .probe else { continue }
             guard health.admit(candidates[i].id, now: now) else { continue }
             // Each candidate gets one chance to continue the answer.
-            states[i] = .finished
+            slots[i].state = .finished
             current = i
             return i
         }
@@ -177,14 +192,14 @@ public struct FailoverMachine: Sendable {
     private mutating func retryOrMoveOn(_ c: Int, now: Instant, health: some HealthOracle) -> Action {
         // An entry this very failure ejected is not retried.
         let stillAvailable = health.availability(of: candidates[c].id, now: now) == .available
-        if stillAvailable, retries[c] < policy.sameEntryRetries, health.withdrawRetry(backend: candidates[c].backend) {
-            retries[c] += 1
-            let delay = backoff(attempt: retries[c], base: policy.backoff)
+        if stillAvailable, slots[c].retries < policy.sameEntryRetries, health.withdrawRetry(backend: candidates[c].backend) {
+            slots[c].retries += 1
+            let delay = backoff(attempt: slots[c].retries, base: policy.backoff)
             if now + delay < policy.deadline {
                 return .attempt(index: c, delay: delay, isRetry: true)
             }
         }
-        states[c] = .finished
+        slots[c].state = .finished
         return nextCandidate(now: now, health: health)
     }
 
@@ -200,9 +215,9 @@ public struct FailoverMachine: Sendable {
         current = nil
         guard now < policy.deadline else { return .fail(summary(now: now)) }
         var skippedEjected: [Int] = []
-        for i in candidates.indices where states[i] == .pending {
+        for i in candidates.indices where slots[i].state == .pending {
             if let problem = candidates[i].problem {
-                states[i] = .finished
+                slots[i].state = .finished
                 records.append(Record(index: i, outcome: .unusable(problem)))
                 continue
             }
@@ -216,17 +231,17 @@ public struct FailoverMachine: Sendable {
             case .ejected:
                 skippedEjected.append(i)
             case .coolingDown(let until):
-                states[i] = .waiting(until: until)
+                slots[i].state = .waiting(until: until)
             }
         }
         markSkipped(skippedEjected)
         // Nothing healthy is left: wait for a provider cool-down if it ends within the deadline.
         let waiting = candidates.indices.compactMap { i -> (Int, Instant)? in
-            if case .waiting(let until) = states[i] { return (i, until) }
+            if case .waiting(let until) = slots[i].state { return (i, until) }
             return nil
         }.sorted { $0.1 < $1.1 }
         if let (i, until) = waiting.first, until < policy.deadline {
-            states[i] = .pending
+            slots[i].state = .pending
             current = i
             attemptedAny = true
             return .attempt(index: i, delay: max(.zero, until - now), isRetry: records.contains { $0.index == i })
@@ -242,7 +257,7 @@ public struct FailoverMachine: Sendable {
 
     private mutating func markSkipped(_ ejected: [Int]) {
         for i in ejected {
-            states[i] = .finished
+            slots[i].state = .finished
             records.append(Record(index: i, outcome: .ejected))
         }
     }
@@ -250,7 +265,7 @@ public struct FailoverMachine: Sendable {
     private mutating func begin(_ i: Int) -> Action {
         current = i
         attemptedAny = true
-        states[i] = .pending
+        slots[i].state = .pending
         return .attempt(index: i, delay: .zero, isRetry: false)
     }
 
@@ -269,7 +284,7 @@ public struct FailoverMachine: Sendable {
             return FailoverFailure(status: 504, code: "gateway_timeout", message: "The request deadline passed before any model answered (\(detail)).", retryAfter: nil)
         }
         let waits = candidates.indices.compactMap { i -> Instant? in
-            if case .waiting(let until) = states[i] { return until }
+            if case .waiting(let until) = slots[i].state { return until }
             return nil
         }
         let allTimeouts = !tried.isEmpty && tried.allSatisfy {

@@ -71,6 +71,16 @@ public struct ChatRequest: Sendable {
     ///   - prefill: assistant text already sent to the client; appended as an assistant message so a
     ///     model that honours prefill continues the answer.
     public func body(model: String?, includeUsage: Bool = false, prefill: String? = nil) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 64)
+        writeBody(model: model, includeUsage: includeUsage, prefill: prefill) { out.append(contentsOf: $0) }
+        return out
+    }
+
+    /// The body for one attempt, handed to `emit` piece by piece (spans of the client's bytes and
+    /// the rewritten members), so a caller can write it where it goes without an interim copy.
+    /// The parameters are those of `body(model:includeUsage:prefill:)`.
+    public func writeBody(model: String?, includeUsage: Bool = false, prefill: String? = nil, _ emit: (UnsafeRawBufferPointer) -> Void) {
         var edits: [(range: Range<Int>, replacement: String)] = []
         var additions: [String] = []
         if let model {
@@ -99,25 +109,36 @@ public struct ChatRequest: Sendable {
             text += "{\"role\":\"assistant\",\"content\":\(JSONValue.quoted(prefill))}]"
             edits.append((span.value, text))
         }
-        if edits.isEmpty && additions.isEmpty { return bytes }
-        edits.sort { $0.range.lowerBound < $1.range.lowerBound }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count + 64)
-        var cursor = 0
-        // Additions go right after the opening brace.
-        if !additions.isEmpty, let brace = bytes.firstIndex(of: UInt8(ascii: "{")) {
-            out.append(contentsOf: bytes[...brace])
-            cursor = brace + 1
-            out.append(contentsOf: Array(additions.joined(separator: ",").utf8))
-            if !spans.isEmpty { out.append(UInt8(ascii: ",")) }
+        bytes.withUnsafeBytes { original in
+            func emitOriginal(_ r: Range<Int>) {
+                if !r.isEmpty { emit(UnsafeRawBufferPointer(rebasing: original[r])) }
+            }
+            func emitText(_ s: String) {
+                var s = s
+                s.withUTF8 { emit(UnsafeRawBufferPointer($0)) }
+            }
+            if edits.isEmpty && additions.isEmpty {
+                emitOriginal(0..<original.count)
+                return
+            }
+            edits.sort { $0.range.lowerBound < $1.range.lowerBound }
+            var cursor = 0
+            // Additions go right after the opening brace.
+            if !additions.isEmpty, let brace = bytes.firstIndex(of: UInt8(ascii: "{")) {
+                emitOriginal(0..<(brace + 1))
+                cursor = brace + 1
+                for (k, a) in additions.enumerated() {
+                    if k > 0 { emitText(",") }
+                    emitText(a)
+                }
+                if !spans.isEmpty { emitText(",") }
+            }
+            for edit in edits {
+                emitOriginal(cursor..<edit.range.lowerBound)
+                emitText(edit.replacement)
+                cursor = edit.range.upperBound
+            }
+            emitOriginal(cursor..<original.count)
         }
-        for edit in edits {
-            out.append(contentsOf: bytes[cursor..<edit.range.lowerBound])
-            out.append(contentsOf: Array(edit.replacement.utf8))
-            cursor = edit.range.upperBound
-        }
-        out.append(contentsOf: bytes[cursor...])
-        return out
     }
 }
-

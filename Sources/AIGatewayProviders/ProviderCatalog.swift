@@ -67,9 +67,9 @@ public struct UpstreamTarget: Sendable, Hashable {
     public var provider: String
     /// Whether this gateway serves the provider yet; others are parsed and validated only.
     public var served: Bool
-    public var tls: Bool
-    public var host: String
-    public var port: Int
+    public let tls: Bool
+    public let host: String
+    public let port: Int
     /// Path and query sent upstream.
     public var path: String
     /// Header carrying the key, and the text before the key (`Bearer `).
@@ -92,10 +92,26 @@ public struct UpstreamTarget: Sendable, Hashable {
     }
 
     /// `Host` header value: the upstream host, with the port when it is not the scheme's default.
-    public var hostHeader: String {
+    /// (Made once here: every attempt sends it.)
+    public let hostHeader: String
+
+    public init(
+        provider: String, served: Bool, tls: Bool, host: String, port: Int, path: String, authHeaderName: String, authPrefix: String,
+        staticHeaders: [HeaderField], model: String?, displayModel: String
+    ) {
+        self.provider = provider
+        self.served = served
+        self.tls = tls
+        self.host = host
+        self.port = port
+        self.path = path
+        self.authHeaderName = authHeaderName
+        self.authPrefix = authPrefix
+        self.staticHeaders = staticHeaders
+        self.model = model
+        self.displayModel = displayModel
         let h = host.contains(":") ? "[\(host)]" : host
-        if (tls && port == 443) || (!tls && port == 80) { return h }
-        return "\(h):\(port)"
+        hostHeader = (tls && port == 443) || (!tls && port == 80) ? h : "\(h):\(port)"
     }
 
     public var baseURL: String {

@@ -3,7 +3,6 @@ import AIGatewayFailover
 import AIGatewayProviders
 import AIGatewayRouting
 import AIGatewayTelemetry
-import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -15,8 +14,10 @@ public struct ProxyConfiguration: Sendable, Hashable {
     public var defaultRequestTimeout: Duration = .seconds(300)
     /// Largest non-streamed upstream response accepted.
     public var maxUpstreamResponseBytes = 64 * 1024 * 1024
-    /// TCP/TLS connect timeout to providers.
+    /// TCP connect timeout to providers (a TLS handshake gets as long again).
     public var connectTimeout: Duration = .seconds(5)
+    /// PEM file of CA certificates trusted for providers in addition to the system store.
+    public var providerCAFile: String?
 
     public init() {}
 }
@@ -36,52 +37,53 @@ public enum GatewayHeaders {
 /// Backend's entries, answering with the first good response or one clear error.
 public final class GatewayHandler: HTTPHandler {
     let store: TableStore
-    let caller: UpstreamCaller
+    let client: UpstreamClient
     let health: HealthRegistry
     let metrics: GatewayMetrics
     let logger: Logger
     let configuration: ProxyConfiguration
 
-    public init(store: TableStore, client: HTTPClient, health: HealthRegistry, metrics: GatewayMetrics, configuration: ProxyConfiguration, logger: Logger) {
+    public init(store: TableStore, client: UpstreamClient, health: HealthRegistry, metrics: GatewayMetrics, configuration: ProxyConfiguration, logger: Logger) {
         self.store = store
-        self.caller = UpstreamCaller(client: client, logger: logger)
+        self.client = client
         self.health = health
         self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
     }
 
-    /// The HTTP client configuration the gateway uses for providers.
-    public static func makeHTTPClient(configuration: ProxyConfiguration) -> HTTPClient {
-        var config = HTTPClient.Configuration()
-        config.redirectConfiguration = .disallow
-        config.timeout.connect = TimeAmount(configuration.connectTimeout)
-        config.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 4096)
-        // Failover decides about retries; a refused connection must fail now, not after the connect timeout.
-        config.connectionPool.retryConnectionEstablishment = false
-        config.decompression = .disabled
-        // No request spans: the gateway reports attempts itself, and a span per attempt costs.
-        config.tracing.tracer = nil
-        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
+    /// The client the gateway calls providers with.
+    ///
+    /// - Throws: when the TLS configuration cannot be built (an unreadable `providerCAFile`).
+    public static func makeUpstreamClient(configuration: ProxyConfiguration) throws -> UpstreamClient {
+        var c = UpstreamClient.Configuration()
+        c.connectTimeout = configuration.connectTimeout
+        c.additionalCAFile = configuration.providerCAFile
+        return try UpstreamClient(configuration: c)
     }
 
-    public func reject(status: HTTPResponseStatus, message: String, requestHead: HTTPRequestHead, _ writer: ResponseWriter) async {
+    public func reject(status: HTTPResponseStatus, message: String, requestHead: HTTPRequestHead, _ writer: ResponseWriter) {
         let id = Self.requestID(requestHead.headers)
         let code = status == .payloadTooLarge ? "request_too_large" : "internal_error"
-        await send(errorReply(status: status, message: message, type: "invalid_request_error", code: code, requestID: id, route: "-"), writer)
+        send(errorReply(status: status, message: message, type: "invalid_request_error", code: code, requestID: id, route: "-"), writer)
     }
 
-    public func handle(_ request: ServerRequest, _ writer: ResponseWriter) async {
-        // Everything up to the first upstream call is decided synchronously: what lives across an
-        // `await` is kept in the request's task frame for the whole request (a stream's lifetime).
+    public func handle(_ request: ServerRequest, _ writer: ResponseWriter, done: @escaping @Sendable () -> Void) {
         switch prepare(request) {
         case .reply(let reply):
-            await send(reply, writer)
+            send(reply, writer)
+            done()
         case .failover(let job):
             metrics.inFlight(1)
-            defer { metrics.inFlight(-1) }
-            let status = await runFailover(job, writer: writer)
-            metrics.request(route: job.routeLabel, status: status)
+            let metrics = self.metrics
+            let run = FailoverRun(gateway: self, job: job, writer: writer) { status in
+                metrics.inFlight(-1)
+                metrics.request(route: job.routeLabel, status: status)
+                done()
+            }
+            // The client went away: the run stops (the server calls this on the connection's loop).
+            writer.onCancel { run.cancel() }
+            run.start()
         }
     }
 
@@ -133,7 +135,7 @@ public final class GatewayHandler: HTTPHandler {
             return .reply(errorReply(status: .notFound, message: "No route matches \(request.head.method.rawValue) \(facts.path)", type: "invalid_request_error", code: "route_not_found", requestID: requestID, route: "-"))
         }
         let rule = match.rule
-        let routeLabel = rule.route.description
+        let routeLabel = rule.routeLabel
         let total = rule.totalWeight
         var rng = FastRandom()
         guard total > 0, let target = rule.pickTarget(roll: Int.random(in: 0..<total, using: &rng)) else {
@@ -164,150 +166,10 @@ public final class GatewayHandler: HTTPHandler {
         return .failover(FailoverJob(chat: chat, backend: backend, rule: rule, clientHeaders: request.head.headers, requestID: requestID, routeLabel: routeLabel))
     }
 
-    // MARK: - Failover
+    // MARK: - Health
 
     @inline(never)
-    private func runFailover(_ job: FailoverJob, writer: ResponseWriter) async -> Int {
-        let (chat, backend, rule, clientHeaders, requestID) = (job.chat, job.backend, job.rule, job.clientHeaders, job.requestID)
-        let start = ContinuousClock.now
-        let deadline = start + (rule.requestTimeout ?? configuration.defaultRequestTimeout)
-        let backendLabel = backend.name.description
-        let levels: [[FailoverCandidate]] = backend.priorities.enumerated().map { p, level in
-            guard level.count > 1 else { return level.map(FailoverCandidate.init) }
-            let offset = health.nextRoundRobin("\(backendLabel)#\(p)", count: level.count)
-            let rotated = Array(level[offset...] + level[..<offset])
-            return rotated.map(FailoverCandidate.init)
-        }
-        let entries = EntryIndex(backend)
-        let policy = FailoverPolicy(
-            sameEntryRetries: rule.retry.attempts ?? backend.settings.retries, retryCodes: rule.retry.codes, backoff: rule.retry.backoff, deadline: deadline)
-        var rng = FastRandom()
-        var machine = FailoverMachine(levels: levels, policy: policy, seed: rng.next())
-        health.depositRequest(backend: backendLabel)
-        let progress = StreamProgress()
-        let trail = TrailBox()
-        let sink: StreamSink? = chat.stream ? StreamSink(writer: writer) { [trail] upstream in
-            var h = Self.forwardableResponseHeaders(upstream)
-            h.replaceOrAdd(name: GatewayHeaders.requestID, value: requestID)
-            h.replaceOrAdd(name: GatewayHeaders.backend, value: backendLabel)
-            if let m = trail.current.model { h.replaceOrAdd(name: GatewayHeaders.model, value: m) }
-            h.replaceOrAdd(name: GatewayHeaders.attempts, value: trail.current.header)
-            h.replaceOrAdd(name: "cache-control", value: "no-cache")
-            Self.apply(rule.responseHeaders, to: &h)
-            return h
-        } : nil
-
-        var lastResponse: (status: Int, headers: HTTPHeaders, body: ByteBuffer)?
-        var action = machine.start(now: .now, health: health)
-        var previous: CompiledEntry?
-        while true {
-            trail.set(machine: machine)
-            switch action {
-            case .done:
-                return 200
-            case .returnUpstreamResponse:
-                guard let r = lastResponse else { return 502 }
-                var h = Self.forwardableResponseHeaders(r.headers)
-                addGatewayHeaders(&h, requestID: requestID, backend: backendLabel, trail: trail.current, rule: rule)
-                try? await writer.respond(status: HTTPResponseStatus(statusCode: r.status), headers: h, body: r.body)
-                return r.status
-            case .fail(let failure):
-                let attempts: [JSONValue] = machine.records.map { rec in
-                    let c = machine.candidates[rec.index]
-                    var o: [String: JSONValue] = ["model": .string(c.model), "outcome": .string(rec.outcome.label), "priority": .int(c.priority)]
-                    if case .unusable(let why) = rec.outcome { o["detail"] = .string(why) }
-                    return .object(o)
-                }
-                var extra: [(String, String)] = []
-                if let ra = failure.retryAfter {
-                    extra.append(("retry-after", String(max(1, Int((Double(ra.components.seconds) + Double(ra.components.attoseconds) / 1e18).rounded(.up))))))
-                }
-                await send(
-                    errorReply(
-                        status: HTTPResponseStatus(statusCode: failure.status), message: failure.message, type: failure.status == 504 ? "timeout" : "upstream_error",
-                        code: failure.code, requestID: requestID, route: rule.route.description, rule: rule, extraHeaders: extra,
-                        extraFields: ["attempts": .array(attempts)], backend: backendLabel, trail: trail.current),
-                    writer)
-                return failure.status
-            case .attempt(let index, let delay, _):
-                if delay > .zero {
-                    do { try await Task.sleep(for: delay) } catch { return 499 }
-                }
-                // The client went away: no further attempt on its behalf.
-                if Task.isCancelled { return 499 }
-                let candidate = machine.candidates[index]
-                guard let entry = entries[candidate.id] else { return 500 }
-                if let prev = previous, prev.id != entry.id {
-                    metrics.failover(backend: backendLabel, from: prev.model, to: entry.model)
-                }
-                previous = entry
-                let outcome: AttemptOutcome
-                switch buildRequest(chat: chat, entry: entry, clientHeaders: clientHeaders, rule: rule, requestID: requestID, deadline: deadline, settings: backend.settings, prefill: nil) {
-                case .failure(let why):
-                    outcome = .unusable(why.reason)
-                case .success(let req):
-                    trail.setPending(model: entry.model)
-                    let attemptStart = ContinuousClock.now
-                    let result = await caller.perform(req, on: writer.eventLoop, sink: sink, progress: progress) { [metrics] latency in
-                        metrics.upstreamLatency(backend: backendLabel, model: entry.model, latency)
-                    }
-                    switch result {
-                    case .response(let status, let headers, let body, _):
-                        if (200..<300).contains(status) {
-                            // Vouch for the answer (complete JSON, an object) without building it; only
-                            // its usage is read.
-                            if let spans = try? JSONParser.scanTopLevel(body.readableBytesView) {
-                                recordHealth(entry, .success, backend.settings)
-                                metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
-                                _ = machine.record(.success, now: .now, health: health)
-                                trail.set(machine: machine, answered: entry.model)
-                                if let span = spans["usage"], let bytes = body.getBytes(at: body.readerIndex + span.value.lowerBound, length: span.value.count),
-                                    let u = try? JSONParser.parse(bytes)
-                                {
-                                    metrics.tokens(backend: backendLabel, model: entry.model, input: u["prompt_tokens"]?.intValue ?? 0, output: u["completion_tokens"]?.intValue ?? 0)
-                                }
-                                var h = Self.forwardableResponseHeaders(headers)
-                                addGatewayHeaders(&h, requestID: requestID, backend: backendLabel, trail: trail.current, rule: rule)
-                                try? await writer.respond(status: HTTPResponseStatus(statusCode: status), headers: h, body: body)
-                                return status
-                            }
-                            outcome = .truncated
-                        } else {
-                            outcome = AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now)
-                            lastResponse = (status, headers, body)
-                        }
-                    case .failed(let o):
-                        outcome = o
-                    case .streamCompleted:
-                        recordStreamSuccess(entry, settings: backend.settings, backendLabel: backendLabel, progress: progress, attemptStart: attemptStart)
-                        _ = machine.record(.success, now: .now, health: health)
-                        return 200
-                    case .streamBroken(let o):
-                        recordHealth(entry, o, backend.settings)
-                        metrics.attempt(backend: backendLabel, model: entry.model, outcome: o.label)
-                        _ = machine.record(o, now: .now, health: health)
-                        await finishBrokenStream(
-                            original: o, originalModel: entry.model, machine: &machine, chat: chat, backend: backend, entries: entries, rule: rule,
-                            clientHeaders: clientHeaders, requestID: requestID, deadline: deadline, sink: sink!, progress: progress)
-                        return 200
-                    }
-                }
-                recordHealth(entry, outcome, backend.settings)
-                metrics.attempt(backend: backendLabel, model: entry.model, outcome: outcome.label)
-                if case .misconfigured(let s) = outcome {
-                    metrics.misconfigured(backend: backendLabel, model: entry.model, reason: String(s))
-                    logger.warning("provider entry misconfigured", metadata: ["request-id": "\(requestID)", "backend": "\(backendLabel)", "model": "\(entry.model)", "status": "\(s)", "entry": "\(entry.fieldPath)"])
-                }
-                if case .unusable(let why) = outcome {
-                    logger.debug("entry unusable", metadata: ["request-id": "\(requestID)", "backend": "\(backendLabel)", "model": "\(entry.model)", "reason": "\(why)"])
-                }
-                action = machine.record(outcome, now: .now, health: health)
-            }
-        }
-    }
-
-    @inline(never)
-    private func recordHealth(_ entry: CompiledEntry, _ outcome: AttemptOutcome, _ s: BackendSettings) {
+    func recordHealth(_ entry: CompiledEntry, _ outcome: AttemptOutcome, _ s: BackendSettings) {
         let event = health.record(entry.id, outcome: outcome, now: .now, policy: HealthRegistry.Policy(s))
         switch event {
         case .ejected(let d)?:
@@ -320,101 +182,36 @@ public final class GatewayHandler: HTTPHandler {
         }
     }
 
-    @inline(never)
-    private func recordStreamSuccess(_ entry: CompiledEntry, settings: BackendSettings, backendLabel: String, progress: StreamProgress, attemptStart: Instant) {
-        recordHealth(entry, .success, settings)
-        metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
-        let s = progress.state.withLock { $0 }
-        if let u = s.usage { metrics.tokens(backend: backendLabel, model: entry.model, input: u.input, output: u.output) }
-        if let ft = s.firstToken { metrics.timeToFirstToken(backend: backendLabel, model: entry.model, ft - attemptStart) }
-        if s.malformed > 0 {
-            for _ in 0..<s.malformed { metrics.malformedEvent(backend: backendLabel, model: entry.model) }
-        }
-    }
-
-    /// A stream broke after tokens reached the client: continue on the next candidate where the
-    /// Backend enables it, else end the stream with an error event (never a clean finish).
-    @inline(never)
-    private func finishBrokenStream(
-        original: AttemptOutcome, originalModel: String, machine: inout FailoverMachine, chat: ChatRequest, backend: CompiledBackend,
-        entries: EntryIndex, rule: CompiledRule, clientHeaders: HTTPHeaders, requestID: String, deadline: Instant,
-        sink: StreamSink, progress: StreamProgress
-    ) async {
-        let backendLabel = backend.name.description
-        if backend.settings.streamContinuation {
-            while ContinuousClock.now < deadline, let index = machine.continuationCandidate(now: .now, health: health) {
-                let candidate = machine.candidates[index]
-                guard let entry = entries[candidate.id] else { break }
-                let prefill = progress.state.withLock { $0.text }
-                guard case .success(let req) = buildRequest(chat: chat, entry: entry, clientHeaders: clientHeaders, rule: rule, requestID: requestID, deadline: deadline, settings: backend.settings, prefill: prefill) else {
-                    machine.recordContinuation(.unusable("no credentials"))
-                    continue
-                }
-                let attemptStart = ContinuousClock.now
-                let result = await caller.perform(req, on: sink.writer.eventLoop, sink: sink, progress: progress) { _ in }
-                switch result {
-                case .streamCompleted:
-                    machine.recordContinuation(.success)
-                    recordStreamSuccess(entry, settings: backend.settings, backendLabel: backendLabel, progress: progress, attemptStart: attemptStart)
-                    metrics.failover(backend: backendLabel, from: originalModel, to: entry.model)
-                    metrics.streamInterrupted(backend: backendLabel, model: originalModel, resolution: "continued")
-                    logger.debug("stream continued", metadata: ["request-id": "\(requestID)", "from": "\(originalModel)", "to": "\(entry.model)"])
-                    return
-                case .streamBroken(let o):
-                    machine.recordContinuation(o)
-                    recordHealth(entry, o, backend.settings)
-                case .failed(let o):
-                    machine.recordContinuation(o)
-                    recordHealth(entry, o, backend.settings)
-                case .response(let status, let headers, let body, _):
-                    // A rejected prefill (or any other answer) must not become the client's error.
-                    let o = (200..<300).contains(status) ? AttemptOutcome.truncated : AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now)
-                    machine.recordContinuation(o)
-                    if o.isHealthFailure { recordHealth(entry, o, backend.settings) }
-                }
-            }
-        }
-        metrics.streamInterrupted(backend: backendLabel, model: originalModel, resolution: "error_event")
-        let tokens = progress.state.withLock { $0.tokens }
-        let what: String
-        switch original {
-        case .truncated: what = "was cut off"
-        case .attemptTimeout: what = "ran out of time"
-        default: what = "stalled"
-        }
-        let message = "The answer from \(originalModel) \(what) after \(tokens) token chunk(s) and could not be completed; the text received so far is incomplete."
-        let event = "data: " + String(decoding: OpenAIError.body(message: message, type: "upstream_stream_interrupted", code: "stream_interrupted", requestID: requestID), as: UTF8.self) + "\n\n"
-        try? await sink.send(Array(event.utf8))
-        try? await sink.writer.end()
-        logger.debug("stream interrupted", metadata: ["request-id": "\(requestID)", "model": "\(originalModel)", "outcome": "\(original.label)"])
-    }
-
     // MARK: - Requests and responses
 
-    static let droppedRequestHeaders: Set<String> = [
+    static let droppedRequestHeaders = HeaderNameSet([
         "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
         "host", "content-length", "accept-encoding", "authorization", "api-key", "x-api-key", "x-goog-api-key", "expect",
-    ]
+    ])
 
-    static let droppedResponseHeaders: Set<String> = [
+    static let droppedResponseHeaders = HeaderNameSet([
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
-    ]
+    ])
 
     @inline(never)
-    private func buildRequest(
-        chat: ChatRequest, entry: CompiledEntry, clientHeaders: HTTPHeaders, rule: CompiledRule, requestID: String, deadline: Instant,
-        settings: BackendSettings, prefill: String?
-    ) -> Result<AttemptRequest, BuildError> {
+    func buildRequest(job: FailoverJob, entry: CompiledEntry, deadline: Instant, prefill: String?) -> Result<AttemptRequest, BuildError> {
+        let (chat, clientHeaders, rule, requestID, settings) = (job.chat, job.clientHeaders, job.rule, job.requestID, job.backend.settings)
         let target = entry.target
         guard let auth = entry.auth, entry.problem == nil else { return .failure(BuildError(entry.problem ?? "no credentials")) }
         var h = HTTPHeaders()
-        let connectionTokens = Set(clientHeaders[canonicalForm: "connection"].map { $0.lowercased() })
+        h.reserveCapacity(clientHeaders.count + 8)
+        h.add(name: "host", value: target.hostHeader)
+        // Hop-by-hop headers named in `Connection` go too.
+        let connectionTokens = HeaderNameSet(clientHeaders[canonicalForm: "connection"].map(String.init))
         for (name, value) in clientHeaders {
-            let lower = name.lowercased()
-            if Self.droppedRequestHeaders.contains(lower) || connectionTokens.contains(lower) { continue }
+            if Self.droppedRequestHeaders.contains(name) || connectionTokens.contains(name) { continue }
             h.add(name: name, value: value)
         }
-        Self.apply(rule.requestHeaders, to: &h)
+        if !rule.requestHeaders.isEmpty {
+            Self.apply(rule.requestHeaders, to: &h)
+            // The upstream host is not the route's to change.
+            h.replaceOrAdd(name: "host", value: target.hostHeader)
+        }
         h.replaceOrAdd(name: "content-type", value: "application/json")
         if chat.stream { h.replaceOrAdd(name: "accept", value: "text/event-stream") }
         switch auth {
@@ -433,9 +230,12 @@ public final class GatewayHandler: HTTPHandler {
         let now = ContinuousClock.now
         var attemptDeadline = deadline
         if let per = rule.backendRequestTimeout, now + per < deadline { attemptDeadline = now + per }
-        let body = chat.body(model: target.model, includeUsage: true, prefill: prefill)
+        var body = ByteBufferAllocator().buffer(capacity: chat.bytes.count + 64)
+        chat.writeBody(model: target.model, includeUsage: true, prefill: prefill) { body.writeBytes($0) }
+        h.add(name: "content-length", value: String(body.readableBytes))
+        let origin = UpstreamOrigin(tls: target.tls, host: target.host, port: target.port)
         return .success(AttemptRequest(
-            url: target.baseURL + target.path, headers: h, body: body, stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage,
+            origin: origin, head: HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path, headers: h), body: body, stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage,
             settings: settings, attemptDeadline: attemptDeadline, maxResponseBytes: configuration.maxUpstreamResponseBytes))
     }
 
@@ -447,7 +247,8 @@ public final class GatewayHandler: HTTPHandler {
     @inline(never)
     static func forwardableResponseHeaders(_ upstream: HTTPHeaders) -> HTTPHeaders {
         var h = HTTPHeaders()
-        for (name, value) in upstream where !droppedResponseHeaders.contains(name.lowercased()) {
+        h.reserveCapacity(upstream.count + 6)
+        for (name, value) in upstream where !droppedResponseHeaders.contains(name) {
             h.add(name: name, value: value)
         }
         return h
@@ -462,7 +263,7 @@ public final class GatewayHandler: HTTPHandler {
     }
 
     @inline(never)
-    private func addGatewayHeaders(_ h: inout HTTPHeaders, requestID: String, backend: String, trail: Trail, rule: CompiledRule) {
+    func addGatewayHeaders(_ h: inout HTTPHeaders, requestID: String, backend: String, trail: Trail, rule: CompiledRule) {
         h.replaceOrAdd(name: GatewayHeaders.requestID, value: requestID)
         h.replaceOrAdd(name: GatewayHeaders.backend, value: backend)
         if let m = trail.model { h.replaceOrAdd(name: GatewayHeaders.model, value: m) }
@@ -470,13 +271,13 @@ public final class GatewayHandler: HTTPHandler {
         Self.apply(rule.responseHeaders, to: &h)
     }
 
-    private func send(_ reply: PreparedResponse, _ writer: ResponseWriter) async {
-        try? await writer.respond(status: reply.status, headers: reply.headers, body: reply.body)
+    func send(_ reply: PreparedResponse, _ writer: ResponseWriter) {
+        writer.respond(status: reply.status, headers: reply.headers, body: reply.body)
     }
 
     /// An error in the OpenAI shape, counted and logged (the request id, never a payload or key).
     @inline(never)
-    private func errorReply(
+    func errorReply(
         status: HTTPResponseStatus, message: String, type: String, code: String, requestID: String, route: String,
         rule: CompiledRule? = nil, extraHeaders: [(String, String)] = [], extraFields: [String: JSONValue] = [:], backend: String? = nil, trail: Trail? = nil
     ) -> PreparedResponse {
@@ -506,12 +307,18 @@ public final class GatewayHandler: HTTPHandler {
         }
         var rng = FastRandom()
         let hi = rng.next(), lo = rng.next()
-        return hex(hi) + hex(lo)
-    }
-
-    private static func hex(_ v: UInt64) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - s.count) + s
+        // 32 hex digits written in place: one allocation.
+        return String(unsafeUninitializedCapacity: 32) { out in
+            func put(_ v: UInt64, at offset: Int) {
+                for i in 0..<16 {
+                    let nibble = UInt8(truncatingIfNeeded: v >> (60 - 4 * UInt64(i))) & 0xF
+                    out[offset + i] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                }
+            }
+            put(hi, at: 0)
+            put(lo, at: 16)
+            return 32
+        }
     }
 }
 
@@ -548,31 +355,6 @@ struct FastRandom: RandomNumberGenerator {
 struct Trail: Sendable {
     var header = ""
     var model: String?
-}
-
-/// Shares the trail with the stream sink, which sends headers when the first token arrives.
-final class TrailBox: Sendable {
-    private let value = Mutex(Trail())
-
-    var current: Trail { value.withLock { $0 } }
-
-    @inline(never)
-    func set(machine: FailoverMachine, answered: String? = nil) {
-        let header = machine.records.map { rec in
-            "\(Self.token(machine.candidates[rec.index].model))=\(rec.outcome.label)"
-        }.joined(separator: ",")
-        value.withLock { t in
-            t.header = header
-            if let answered { t.model = answered }
-        }
-    }
-
-    /// Sets the model about to answer (streams commit headers before the attempt is recorded).
-    func setPending(model: String) { value.withLock { $0.model = model } }
-
-    static func token(_ s: String) -> String {
-        String(s.unicodeScalars.filter { $0.value > 0x20 && $0.value < 0x7F && $0 != "," && $0 != "=" && $0 != ";" }.map(Character.init))
-    }
 }
 
 import Synchronization

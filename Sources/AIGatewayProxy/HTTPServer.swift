@@ -28,7 +28,8 @@ public struct ServerRequest: Sendable {
     public var remoteAddress: String?
 }
 
-/// How a handler answers: a head, body parts (each awaited for back-pressure), an end.
+/// How a handler answers: a complete response at once, or a head, body parts (each awaited for
+/// back-pressure) and an end.
 ///
 /// The `send…` methods return the write's future and may be called from the connection's event
 /// loop (the upstream relay does); the `async` ones await it.
@@ -39,9 +40,34 @@ public struct ResponseWriter: Sendable {
 
     /// Tracks what was written, so the server can finish a response a handler left open.
     final class ResponseState: Sendable {
-        let value = Mutex<(headSent: Bool, ended: Bool, failed: Bool)>((false, false, false))
+        struct Value {
+            var headSent = false
+            var ended = false
+            var failed = false
+            /// The write of the response's end, once queued.
+            var endWritten: EventLoopFuture<Void>?
+            /// What to do when the client goes away before the response is over.
+            var onCancel: (@Sendable () -> Void)?
+        }
+
+        let value = Mutex(Value())
 
         func markFailed() { value.withLock { $0.failed = true } }
+    }
+
+    /// Sets what to do if the client goes away before the response is over; the server calls it
+    /// on the connection's event loop.
+    public func onCancel(_ handler: @escaping @Sendable () -> Void) {
+        state.value.withLock { $0.onCancel = handler }
+    }
+
+    /// The client went away.
+    func cancel() {
+        let handler = state.value.withLock { v in
+            defer { v.onCancel = nil }
+            return v.onCancel
+        }
+        handler?()
     }
 
     public var allocator: ByteBufferAllocator { channel.allocator }
@@ -63,8 +89,12 @@ public struct ResponseWriter: Sendable {
     func flush() { channel.flush() }
 
     func sendEnd() -> EventLoopFuture<Void> {
-        state.value.withLock { $0.ended = true }
-        return tracked(channel.writeAndFlush(HTTPServerResponsePart.end(nil)))
+        let written = tracked(channel.writeAndFlush(HTTPServerResponsePart.end(nil)))
+        state.value.withLock {
+            $0.ended = true
+            $0.endWritten = written
+        }
+        return written
     }
 
     private func tracked(_ future: EventLoopFuture<Void>) -> EventLoopFuture<Void> {
@@ -89,15 +119,13 @@ public struct ResponseWriter: Sendable {
         try await sendEnd().get()
     }
 
-    /// A complete response with a `Content-Length`, written and flushed at once.
-    public func respond(status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) async throws {
-        var headers = headers
+    /// A complete response with a `Content-Length`, queued and flushed at once. It does not wait
+    /// for the write: a response is over once it is handed to the connection, whose writes stay
+    /// in order (a connection that is to close afterwards closes once the write is done; one
+    /// whose write fails is closed).
+    public func respond(status: HTTPResponseStatus, headers: consuming HTTPHeaders, body: ByteBuffer) {
         headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
         if closeAfter { headers.replaceOrAdd(name: "connection", value: "close") }
-        state.value.withLock {
-            $0.headSent = true
-            $0.ended = true
-        }
         let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
         let channel = self.channel
         let written: EventLoopFuture<Void>
@@ -106,11 +134,16 @@ public struct ResponseWriter: Sendable {
         } else {
             written = channel.eventLoop.flatSubmit { Self.writeWhole(channel, head, body) }
         }
-        try await tracked(written).get()
+        let tracked = tracked(written)
+        state.value.withLock {
+            $0.headSent = true
+            $0.ended = true
+            $0.endWritten = tracked
+        }
     }
 
-    public func respond(status: HTTPResponseStatus, headers: HTTPHeaders, body: some Sequence<UInt8>) async throws {
-        try await respond(status: status, headers: headers, body: allocator.buffer(bytes: body))
+    public func respond(status: HTTPResponseStatus, headers: HTTPHeaders, body: some Sequence<UInt8>) {
+        respond(status: status, headers: headers, body: allocator.buffer(bytes: body))
     }
 
     private static func writeWhole(_ channel: any Channel, _ head: HTTPResponseHead, _ body: ByteBuffer) -> EventLoopFuture<Void> {
@@ -118,18 +151,33 @@ public struct ResponseWriter: Sendable {
         if body.readableBytes > 0 { channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil) }
         return channel.writeAndFlush(HTTPServerResponsePart.end(nil))
     }
+
+    /// Closes the connection once the response's end is written (at once if it never was).
+    func closeWhenWritten() {
+        let channel = self.channel
+        if let written = state.value.withLock({ $0.endWritten }) {
+            written.whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
+    }
 }
 
 public protocol HTTPHandler: Sendable {
-    func handle(_ request: ServerRequest, _ writer: ResponseWriter) async
+    /// Answers `request` through `writer`, and calls `done` (once, on any thread) when it has
+    /// finished with it: normally after ending the response (`respond`, or `sendEnd` for a
+    /// stream). Called on the connection's event loop, where a handler can do all its work
+    /// without a task; one that needs to `await` starts its own. A client that goes away before
+    /// then calls the writer's `onCancel` handler.
+    func handle(_ request: ServerRequest, _ writer: ResponseWriter, done: @escaping @Sendable () -> Void)
     /// Answer for a request the server rejects before the handler sees it (body too large).
-    func reject(status: HTTPResponseStatus, message: String, requestHead: HTTPRequestHead, _ writer: ResponseWriter) async
+    func reject(status: HTTPResponseStatus, message: String, requestHead: HTTPRequestHead, _ writer: ResponseWriter)
 }
 
 /// An HTTP/1.1 server on SwiftNIO: keep-alive, body and header limits, idle timeouts against slow
 /// clients, and a graceful drain (stop accepting, finish in-flight requests, close idle
 /// connections). Each connection is a channel handler that collects one request at a time and
-/// hands it to the `HTTPHandler` in a task on the connection's event loop.
+/// hands it to the `HTTPHandler` on the connection's event loop.
 public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
     public let host: String
     public let requestedPort: Int
@@ -193,7 +241,7 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
                         decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
                         let sync = channel.pipeline.syncOperations
                         try sync.configureHTTPServerPipeline(
-                            withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: true,
+                            withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: true,
                             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
                         try sync.addHandler(IdleStateHandler(readTimeout: TimeAmount(limits.idleTimeout)))
                         try sync.addHandler(ConnectionHandler(server: self))
@@ -227,11 +275,14 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
     }
 }
 
-/// One client connection: collects a request (head and bounded body), runs the handler in a task,
-/// and finishes what the handler left open. `HTTPServerPipelineHandler` in front of it delivers
-/// the next request only once the previous response has ended.
-final class ConnectionHandler<Handler: HTTPHandler>: ChannelInboundHandler {
+/// One client connection: collects a request (head and bounded body), hands it to the handler,
+/// and finishes what the handler left open. Requests are answered one at a time, in order: parts of
+/// pipelined requests that arrive while a response is in progress are queued, and reading stops
+/// only when the queue holds a whole request or too many bytes. (NIO's `HTTPServerPipelineHandler`
+/// stops reading on every request, which costs two `epoll_ctl` calls per request.)
+final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
@@ -242,14 +293,29 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelInboundHandler {
         case answering
     }
 
+    /// Bytes of pipelined requests held while a response is in progress before reading stops.
+    static var queueLimit: Int { 64 * 1024 }
+
     private let server: HTTPServer<Handler>
     private var state = State.idle
+    /// The `.end` of the request being answered has arrived: later parts belong to the next one.
+    private var requestEnded = false
+    /// A response is in progress (its handler has not called `done`).
+    private var responding = false
+    private var queued = CircularBuffer<HTTPServerRequestPart>()
+    private var queuedBytes = 0
+    private var queuedEnds = 0
+    private var readPending = false
+    /// The server is draining: close once the response in progress (if any) is done.
+    private var draining = false
     private var id = 0
     private var served = 0
     private var remoteAddress: String?
-    /// The response in progress, and the task producing it.
+    /// The response in progress.
     private var writer: ResponseWriter?
-    private var task: Task<Void, Never>?
+    /// `handle` is running (a `done` that comes meanwhile waits for it to return).
+    private var dispatching = false
+    private var doneWhileDispatching: (writer: ResponseWriter, head: HTTPRequestHead, closeAfter: Bool)?
 
     init(server: HTTPServer<Handler>) {
         self.server = server
@@ -263,16 +329,31 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         server.connections.remove(id)
         // The client went away: stop the work done on its behalf (upstream attempts included).
-        task?.cancel()
-        task = nil
+        if responding { writer?.cancel() }
+        queued.removeAll()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if responding && requestEnded {
+            // Pipelined: the next request waits for this response.
+            queued.append(part)
+            switch part {
+            case .head: queuedBytes += 256
+            case .body(let b): queuedBytes += b.readableBytes
+            case .end: queuedEnds += 1
+            }
+            return
+        }
+        process(part, context: context)
+    }
+
+    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
-            server.connections.setBusy(id, true)
             writer = nil
+            requestEnded = false
             if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > server.limits.maxBodyBytes {
                 reject(context: context, head: head)
             } else {
@@ -292,11 +373,12 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelInboundHandler {
             }
             state = .receiving(head, body)
         case .end:
+            requestEnded = true
             guard case .receiving(let head, let body) = state else { return }
             state = .answering
             let request = ServerRequest(head: head, body: body, remoteAddress: remoteAddress)
-            dispatch(context: context, head: head, tooLarge: false) { handler, writer in
-                await handler.handle(request, writer)
+            dispatch(context: context, head: head, tooLarge: false) { handler, writer, done in
+                handler.handle(request, writer, done: done)
             }
         }
     }
@@ -304,45 +386,106 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelInboundHandler {
     private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
         state = .answering
         let limit = server.limits.maxBodyBytes
-        dispatch(context: context, head: head, tooLarge: true) { handler, writer in
-            await handler.reject(status: .payloadTooLarge, message: "request body exceeds the limit of \(limit) bytes", requestHead: head, writer)
+        dispatch(context: context, head: head, tooLarge: true) { handler, writer, done in
+            handler.reject(status: .payloadTooLarge, message: "request body exceeds the limit of \(limit) bytes", requestHead: head, writer)
+            done()
         }
     }
 
     private func dispatch(
         context: ChannelHandlerContext, head: HTTPRequestHead, tooLarge: Bool,
-        _ body: @escaping @Sendable (Handler, ResponseWriter) async -> Void
+        _ body: (Handler, ResponseWriter, _ done: @escaping @Sendable () -> Void) -> Void
     ) {
         served += 1
-        let closeAfter = tooLarge || !head.isKeepAlive || server.connections.isDraining || served >= server.limits.maxRequestsPerConnection
+        responding = true
+        let closeAfter = tooLarge || !head.isKeepAlive || draining || served >= server.limits.maxRequestsPerConnection
         let writer = ResponseWriter(channel: context.channel, closeAfter: closeAfter, state: .init())
         self.writer = writer
-        let handler = server.handler
-        let connections = server.connections
-        let id = self.id
-        // Started from the event loop, the task runs on it (NIO is the global executor), and so do
-        // the upstream calls made for it.
-        task = Task {
-            await body(handler, writer)
-            let (headSent, ended, failed) = writer.state.value.withLock { $0 }
-            if failed {
-                writer.channel.close(promise: nil)
-            } else if !ended {
-                // The handler gave up mid-response: the client cannot tell a cut body from a
-                // complete one unless the connection closes.
-                if !headSent {
-                    await handler.reject(status: .internalServerError, message: "internal error", requestHead: head, writer)
-                }
-                writer.channel.close(promise: nil)
-            } else if closeAfter {
-                writer.channel.close(promise: nil)
+        let this = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let done: @Sendable () -> Void = {
+            if this.eventLoop.inEventLoop {
+                this.value.0.handlerDone(writer, head: head, closeAfter: closeAfter, context: this.value.1)
             } else {
-                connections.setBusy(id, false)
+                this.eventLoop.execute { this.value.0.handlerDone(writer, head: head, closeAfter: closeAfter, context: this.value.1) }
             }
+        }
+        dispatching = true
+        body(server.handler, writer, done)
+        dispatching = false
+        if let early = doneWhileDispatching {
+            doneWhileDispatching = nil
+            handlerDone(early.writer, head: early.head, closeAfter: early.closeAfter, context: context)
+        }
+    }
+
+    /// The handler has finished with the request: close the connection, or get ready for the next.
+    private func handlerDone(_ writer: ResponseWriter, head: HTTPRequestHead, closeAfter: Bool, context: ChannelHandlerContext) {
+        // The cancellation handler is done with (and would keep the handler's state alive).
+        writer.state.value.withLock { $0.onCancel = nil }
+        guard self.writer?.state === writer.state else { return }  // A stale call for an earlier request.
+        if dispatching {
+            // Answered before `handle` returned: finish once it has.
+            doneWhileDispatching = (writer, head, closeAfter)
+            return
+        }
+        let (headSent, ended, failed) = writer.state.value.withLock { ($0.headSent, $0.ended, $0.failed) }
+        if failed {
+            context.close(promise: nil)
+        } else if !ended {
+            // The handler gave up mid-response: the client cannot tell a cut body from a complete
+            // one unless the connection closes.
+            if !headSent {
+                server.handler.reject(status: .internalServerError, message: "internal error", requestHead: head, writer)
+            }
+            writer.closeWhenWritten()
+        } else if closeAfter {
+            writer.closeWhenWritten()
+        } else {
+            responseFinished(context: context)
+        }
+    }
+
+    /// The response ended and the connection stays open: answer what was pipelined meanwhile.
+    private func responseFinished(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        responding = false
+        if case .answering = state, requestEnded { state = .idle }
+        if draining {
+            context.close(promise: nil)
+            return
+        }
+        while !responding, let part = queued.popFirst() {
+            switch part {
+            case .head: queuedBytes -= 256
+            case .body(let b): queuedBytes -= b.readableBytes
+            case .end: queuedEnds -= 1
+            }
+            process(part, context: context)
+        }
+        if readPending && !readPaused {
+            readPending = false
+            context.read()
+        }
+    }
+
+    private var readPaused: Bool { queuedEnds > 0 || queuedBytes > Self.queueLimit }
+
+    func read(context: ChannelHandlerContext) {
+        if readPaused {
+            readPending = true
+        } else {
+            context.read()
         }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ConnectionRegistry.Drain {
+            draining = true
+            // Idle between requests: close now. Otherwise the response in progress ends with
+            // `connection: close` (or the next one does, for a request still arriving).
+            if !responding, case .idle = state { context.close(promise: nil) }
+            return
+        }
         if let e = event as? IdleStateHandler.IdleStateEvent, e == .read {
             // Idle between requests, or a client that stopped sending mid-request. A response in
             // progress (a long stream) is left alone.
@@ -351,7 +494,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelInboundHandler {
                 context.close(promise: nil)
             case .answering:
                 let finished = writer.map { w in w.state.value.withLock { $0.ended || $0.failed } } ?? true
-                if finished { context.close(promise: nil) }
+                if finished && !responding { context.close(promise: nil) }
             }
             return
         }
@@ -364,23 +507,25 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelInboundHandler {
     }
 }
 
-/// Open client connections, so a drain can close the idle ones at once and wait for the rest.
+/// Open client connections, so a drain can reach each of them and wait until all are closed.
+/// (Whether a connection is busy is its own handler's business: nothing here runs per request.)
 final class ConnectionRegistry: Sendable {
+    /// Sent down each connection's pipeline when the server starts draining.
+    struct Drain: Sendable {}
+
     private struct State {
         var next = 0
-        var channels: [Int: (channel: any Channel, busy: Bool)] = [:]
+        var channels: [Int: any Channel] = [:]
         var draining = false
         var emptyWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
 
-    var isDraining: Bool { state.withLock { $0.draining } }
-
     func add(_ channel: any Channel) -> Int {
         let (id, draining) = state.withLock { s in
             s.next += 1
-            s.channels[s.next] = (channel, false)
+            s.channels[s.next] = channel
             return (s.next, s.draining)
         }
         if draining { channel.close(promise: nil) }
@@ -397,26 +542,19 @@ final class ConnectionRegistry: Sendable {
         for w in waiters { w.resume() }
     }
 
-    func setBusy(_ id: Int, _ busy: Bool) {
-        let closeNow = state.withLock { s -> (any Channel)? in
-            s.channels[id]?.busy = busy
-            return (!busy && s.draining) ? s.channels[id]?.channel : nil
-        }
-        closeNow?.close(promise: nil)
-    }
-
+    /// Idle connections close at once, busy ones after their response.
     func drain() {
-        let idle = state.withLock { s in
+        let all = state.withLock { s in
             s.draining = true
-            return s.channels.values.filter { !$0.busy }.map(\.channel)
+            return Array(s.channels.values)
         }
-        for c in idle { c.close(promise: nil) }
+        for c in all { c.pipeline.fireUserInboundEventTriggered(Drain()) }
     }
 
     func closeAll() {
         let all = state.withLock { s in
             s.draining = true
-            return s.channels.values.map(\.channel)
+            return Array(s.channels.values)
         }
         for c in all { c.close(promise: nil) }
     }

@@ -1,11 +1,5 @@
 import AIGatewayFailover
 import AIGatewayRouting
-import AsyncHTTPClient
-#if canImport(FoundationEssentials)
-import struct FoundationEssentials.URL
-#else
-import struct Foundation.URL
-#endif
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -41,9 +35,10 @@ enum AttemptResult: Sendable {
 
 /// One attempt's request.
 struct AttemptRequest: Sendable {
-    var url: String
-    var headers: HTTPHeaders
-    var body: [UInt8]
+    var origin: UpstreamOrigin
+    /// The request head (method, path and query, headers including `Host`).
+    var head: HTTPRequestHead
+    var body: ByteBuffer
     var stream: Bool
     /// Drop the usage-only chunk the gateway asked for but the client did not.
     var stripUsageChunk: Bool
@@ -84,86 +79,12 @@ final class StreamSink: Sendable {
     }
 
     func flush() { writer.flush() }
-
-    func send(_ bytes: [UInt8]) async throws {
-        try await writer.writeBody(bytes)
-    }
 }
 
-/// Performs attempts with AsyncHTTPClient's delegate API, its callbacks on the client connection's event loop
-/// enforcing first-byte, first-token, stream-idle and per-attempt timeouts, and relaying streams
-/// to the client once the first token has arrived.
-struct UpstreamCaller: Sendable {
-    let client: HTTPClient
-    let logger: Logger
-    /// The HTTP client's own logging is kept quiet: the gateway logs what matters per attempt.
-    let clientLogger: Logger
-    let templates = RequestTemplates()
-
-    init(client: HTTPClient, logger: Logger) {
-        self.client = client
-        self.logger = logger
-        // A no-op logger: AsyncHTTPClient sets per-request metadata even when nothing is logged,
-        // which costs a formatted string per request with some handlers.
-        self.clientLogger = Logger(label: "ai-gateway.http-client", factory: { _ in SwiftLogNoOpLogHandler() })
-    }
-
-    /// Runs one attempt. `loop` is the client connection's event loop: the upstream connection,
-    /// the timers and the relay all run on it. Cancelling the calling task (the client went away)
-    /// cancels the attempt.
-    func perform(
-        _ req: AttemptRequest, on loop: any EventLoop, sink: StreamSink?, progress: StreamProgress,
-        onFirstByte: @escaping @Sendable (Duration) -> Void
-    ) async -> AttemptResult {
-        let request: HTTPClient.Request
-        do {
-            guard var r = try templates.request(for: req.url) else { return .failed(.connectFailed) }
-            r.headers = req.headers
-            r.body = .byteBuffer(ByteBuffer(bytes: req.body))
-            request = r
-        } catch {
-            return .failed(.connectFailed)
-        }
-        let attempt = UpstreamAttempt(
-            request: req, loop: loop, sink: sink, progress: progress, logger: logger, onFirstByte: onFirstByte)
-        let client = self.client
-        let clientLogger = self.clientLogger
-        if loop.inEventLoop {
-            attempt.start(client: client, request: request, logger: clientLogger)
-        } else {
-            loop.execute { attempt.start(client: client, request: request, logger: clientLogger) }
-        }
-        return await withTaskCancellationHandler {
-            (try? await attempt.result.futureResult.get()) ?? .failed(.connectFailed)
-        } onCancel: {
-            loop.execute { attempt.cancel() }
-        }
-    }
-}
-
-/// A POST request per provider URL, parsed once: a table names a handful of URLs, and parsing
-/// and validating one costs more than a lookup. Attempts copy the template and set headers and body.
-final class RequestTemplates: Sendable {
-    private let requests = Mutex<[String: HTTPClient.Request]>([:])
-
-    func request(for string: String) throws -> HTTPClient.Request? {
-        if let r = requests.withLock({ $0[string] }) { return r }
-        guard let url = URL(string: string) else { return nil }
-        let r = try HTTPClient.Request(url: url, method: .POST)
-        requests.withLock { d in
-            if d.count >= 4096 { d.removeAll() }  // Bounded across reloads that change hosts.
-            d[string] = r
-        }
-        return r
-    }
-}
-
-/// One attempt, driven by AsyncHTTPClient's delegate callbacks. Everything mutable is touched only
-/// on `loop` (the callbacks, the timer and `start`/`cancel` all run there), which is what makes the
+/// One attempt, driven by the upstream client's callbacks. Everything mutable is touched only on
+/// `loop` (the callbacks, the timer and `start`/`cancel` all run there), which is what makes the
 /// unchecked `Sendable` sound.
-final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
-    typealias Response = Void
-
+final class UpstreamAttempt: UpstreamResponseReceiver, NIOScheduledCallbackHandler, @unchecked Sendable {
     /// Which timeout the attempt is currently held to.
     enum Phase: Sendable, Equatable {
         case firstByte, firstToken, streamIdle, body, attempt
@@ -177,7 +98,8 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
         case finished
     }
 
-    let result: EventLoopPromise<AttemptResult>
+    /// Gets the attempt's result, once.
+    private let onResult: (AttemptResult) -> Void
     private let request: AttemptRequest
     private let loop: any EventLoop
     private let sink: StreamSink?
@@ -187,7 +109,7 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
     private let started = ContinuousClock.now
 
     private var mode = Mode.awaitingHead
-    private var task: HTTPClient.Task<Void>?
+    private var exchange: UpstreamExchange?
     private var delivered = false
 
     // The watchdog: one timer, re-armed lazily. A later deadline only moves `deadline` (the timer
@@ -195,7 +117,7 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
     private let attemptDeadline: NIODeadline
     private var deadline: NIODeadline
     private var phase = Phase.attempt
-    private var timer: Scheduled<Void>?
+    private var timer: NIOScheduledCallback?
     private var timerAt: NIODeadline?
 
     // The stream relay.
@@ -207,7 +129,7 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
 
     init(
         request: AttemptRequest, loop: any EventLoop, sink: StreamSink?, progress: StreamProgress, logger: Logger,
-        onFirstByte: @escaping @Sendable (Duration) -> Void
+        onFirstByte: @escaping @Sendable (Duration) -> Void, onResult: @escaping (AttemptResult) -> Void
     ) {
         self.request = request
         self.loop = loop
@@ -215,7 +137,7 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
         self.progress = progress
         self.logger = logger
         self.onFirstByte = onFirstByte
-        self.result = loop.makePromise(of: AttemptResult.self)
+        self.onResult = onResult
         let remaining = request.attemptDeadline - started
         attemptDeadline = NIODeadline.now() + TimeAmount(max(remaining, .zero))
         deadline = attemptDeadline
@@ -223,31 +145,37 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
 
     private var committed: Bool { sink?.isCommitted ?? false }
 
-    func start(client: HTTPClient, request httpRequest: HTTPClient.Request, logger: Logger) {
+    func start(client: UpstreamClient) {
         loop.preconditionInEventLoop()
         arm(.firstByte, for: request.settings.firstByteTimeout)
-        task = client.execute(request: httpRequest, delegate: self, eventLoop: .delegate(on: loop), deadline: nil, logger: logger)
+        exchange = client.execute(
+            origin: request.origin, head: request.head, body: request.body, on: loop, receiver: self)
     }
 
     /// The client went away.
     func cancel() {
         deliver(committed ? .streamBroken(.truncated) : .failed(.connectFailed))
         stopTimer()
-        task?.cancel()
+        cancelExchange()
+    }
+
+    private func cancelExchange() {
+        exchange?.cancel()
+        exchange = nil
     }
 
     private func deliver(_ r: AttemptResult) {
         guard !delivered else { return }
         delivered = true
         mode = .finished
-        result.succeed(r)
+        onResult(r)
     }
 
     /// Delivers a failure and abandons the upstream request.
     private func abandon(_ r: AttemptResult) {
         deliver(r)
         stopTimer()
-        task?.cancel()
+        cancelExchange()
     }
 
     // MARK: Watchdog
@@ -262,7 +190,9 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
 
     private func schedule() {
         timerAt = deadline
-        timer = loop.scheduleTask(deadline: deadline) { [self] in timerFired() }
+        // A scheduled callback (the attempt is its handler) costs no promise or closure.
+        // (It fails only when the loop is shutting down.)
+        timer = try? loop.scheduleCallback(at: deadline, handler: self)
     }
 
     private func stopTimer() {
@@ -271,7 +201,7 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
         timerAt = nil
     }
 
-    private func timerFired() {
+    func handleScheduledCallback(eventLoop: some EventLoop) {
         timer = nil
         timerAt = nil
         if NIODeadline.now() < deadline {
@@ -280,7 +210,7 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
         }
         if streamEnded {
             // The answer is complete; this only drops an upstream that never finishes its response.
-            task?.cancel()
+            cancelExchange()
             return
         }
         let r: AttemptResult
@@ -292,13 +222,13 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
         case .attempt: r = committed ? .streamBroken(.attemptTimeout) : .failed(.attemptTimeout)
         }
         deliver(r)
-        task?.cancel()
+        cancelExchange()
     }
 
-    // MARK: HTTPClientResponseDelegate
+    // MARK: UpstreamResponseReceiver
 
-    func didReceiveHead(task: HTTPClient.Task<Void>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
-        guard case .awaitingHead = mode else { return loop.makeSucceededVoidFuture() }
+    func upstreamHead(_ head: HTTPResponseHead) {
+        guard case .awaitingHead = mode else { return }
         onFirstByte(ContinuousClock.now - started)
         let contentType = head.headers.first(name: "content-type") ?? ""
         if request.stream, head.status == .ok, contentType.contains("text/event-stream"), let sink {
@@ -312,10 +242,9 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
             mode = .buffering(head, ByteBuffer())
             arm(.body, for: request.settings.streamIdleTimeout)
         }
-        return loop.makeSucceededVoidFuture()
     }
 
-    func didReceiveBodyPart(task: HTTPClient.Task<Void>, _ part: ByteBuffer) -> EventLoopFuture<Void> {
+    func upstreamBody(_ part: ByteBuffer) -> EventLoopFuture<Void>? {
         switch mode {
         case .buffering(let head, var body):
             mode = .finished  // Drop the enum's reference, so appending does not copy the buffer.
@@ -331,15 +260,15 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
                 mode = .buffering(head, body)
                 arm(.body, for: request.settings.streamIdleTimeout)
             }
-            return loop.makeSucceededVoidFuture()
+            return nil
         case .streaming(let head):
             return relay(part, head: head)
         case .awaitingHead, .finished:
-            return loop.makeSucceededVoidFuture()
+            return nil
         }
     }
 
-    func didFinishRequest(task: HTTPClient.Task<Void>) throws {
+    func upstreamEnd() {
         stopTimer()
         switch mode {
         case .buffering(let head, let body):
@@ -361,7 +290,7 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
         }
     }
 
-    func didReceiveError(task: HTTPClient.Task<Void>, _ error: any Error) {
+    func upstreamFailed(_ error: UpstreamError) {
         stopTimer()
         switch mode {
         case .awaitingHead: deliver(.failed(.connectFailed))
@@ -375,19 +304,19 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
 
     /// Holds events back until the first token, then commits the client response and forwards
     /// each event. The returned future completes when the client connection has taken the bytes,
-    /// and AsyncHTTPClient reads on only then: back-pressure.
-    private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void> {
+    /// and the upstream connection reads on only then: back-pressure.
+    private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void>? {
         let events: [SSEEvent]
         do {
             events = try parser.feed(part.readableBytesView)
         } catch {
             abandon(committed ? .streamBroken(.truncated) : .failed(.truncated))
-            return loop.makeSucceededVoidFuture()
+            return nil
         }
         var last: EventLoopFuture<Void>?
         for event in events where handle(event, head: head, last: &last) {
             finishStream(head: head)
-            return last ?? loop.makeSucceededVoidFuture()
+            return last
         }
         sink?.flush()
         if committed {
@@ -395,7 +324,7 @@ final class UpstreamAttempt: HTTPClientResponseDelegate, @unchecked Sendable {
         } else {
             arm(.firstToken, for: request.settings.firstTokenTimeout)
         }
-        return last ?? loop.makeSucceededVoidFuture()
+        return last
     }
 
     /// Handles one event; true for `[DONE]`.

@@ -87,14 +87,25 @@ public struct BackendSettings: Sendable, Hashable {
 
 /// A Backend compiled for serving.
 public struct CompiledBackend: Sendable, Hashable {
-    public var name: NamespacedName
+    public let name: NamespacedName
+    /// `namespace/name`, for metrics, headers and logs (made once: every request uses it).
+    public let label: String
     /// Priority levels in order; empty when the Backend cannot be served at all.
     public var priorities: [[CompiledEntry]]
     public var settings: BackendSettings
     /// Why the Backend is not served (unsupported type), if so.
     public var problem: String?
 
+    public init(name: NamespacedName, priorities: [[CompiledEntry]], settings: BackendSettings, problem: String?) {
+        self.name = name
+        self.label = name.description
+        self.priorities = priorities
+        self.settings = settings
+        self.problem = problem
+    }
+
     public var entries: [CompiledEntry] { priorities.flatMap { $0 } }
+    public var entryCount: Int { priorities.reduce(0) { $0 + $1.count } }
 }
 
 /// The route's retry policy, with the gateway's defaults.
@@ -128,7 +139,9 @@ public struct WeightedTarget: Sendable, Hashable {
 
 /// One rule of one HTTPRoute, compiled.
 public struct CompiledRule: Sendable, Hashable {
-    public var route: NamespacedName
+    public let route: NamespacedName
+    /// `namespace/name` of the route, for metrics and logs (made once: every request uses it).
+    public let routeLabel: String
     public var ruleIndex: Int
     public var requestHeaders: [HeaderModifier]
     public var responseHeaders: [HeaderModifier]
@@ -137,6 +150,22 @@ public struct CompiledRule: Sendable, Hashable {
     public var requestTimeout: Duration?
     public var backendRequestTimeout: Duration?
     public var retry: RetryPolicy
+
+    public init(
+        route: NamespacedName, ruleIndex: Int, requestHeaders: [HeaderModifier], responseHeaders: [HeaderModifier], rewrite: URLRewrite?,
+        targets: [WeightedTarget], requestTimeout: Duration?, backendRequestTimeout: Duration?, retry: RetryPolicy
+    ) {
+        self.route = route
+        self.routeLabel = route.description
+        self.ruleIndex = ruleIndex
+        self.requestHeaders = requestHeaders
+        self.responseHeaders = responseHeaders
+        self.rewrite = rewrite
+        self.targets = targets
+        self.requestTimeout = requestTimeout
+        self.backendRequestTimeout = backendRequestTimeout
+        self.retry = retry
+    }
 
     /// Picks a target by weight; `roll` is a uniform random number in `0..<totalWeight`.
     public func pickTarget(roll: Int) -> RuleTarget? {

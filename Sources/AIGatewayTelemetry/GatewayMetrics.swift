@@ -14,11 +14,28 @@ public final class GatewayMetrics: Sendable {
         .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120),
     ]
 
-    /// Metric handles by label and label values, so the hot path looks a handle up instead of
-    /// asking the registry for it again (which sorts, formats and locks) on every request.
+    /// Metric handles by metric and label values, so the hot path looks a handle up (one hash of
+    /// a few strings, no allocation) instead of asking the registry for it again (which sorts,
+    /// formats and locks) on every request.
     private struct Key: Hashable {
-        var label: String
-        var values: [String]
+        var label: Label
+        var a: String
+        var b = ""
+        var c = ""
+    }
+
+    private enum Label: String {
+        case requests = "aigw_requests_total"
+        case attempts = "aigw_upstream_attempts_total"
+        case failovers = "aigw_failovers_total"
+        case ejections = "aigw_ejections_total"
+        case misconfigured = "aigw_misconfigured_total"
+        case tokens = "aigw_tokens_total"
+        case malformed = "aigw_malformed_stream_events_total"
+        case interruptions = "aigw_stream_interruptions_total"
+        case reloads = "aigw_config_reloads_total"
+        case latency = "aigw_upstream_latency_seconds"
+        case timeToFirstToken = "aigw_time_to_first_token_seconds"
     }
 
     private let counters = Mutex<[Key: CoreMetrics.Counter]>([:])
@@ -33,80 +50,83 @@ public final class GatewayMetrics: Sendable {
         inFlightMeter = CoreMetrics.Meter(label: "aigw_requests_in_flight", dimensions: [], factory: factory)
     }
 
-    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        let key = Key(label: label, values: dimensions.map(\.1))
+    /// The counter for `key`; `names` are its label names, in the order of `a`, `b`, `c`.
+    private func counter(_ key: Key, _ names: [String]) -> CoreMetrics.Counter {
         if let c = counters.withLock({ $0[key] }) { return c }
-        let c = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+        let c = CoreMetrics.Counter(label: key.label.rawValue, dimensions: Self.dimensions(key, names), factory: factory)
         counters.withLock { $0[key] = c }
         return c
     }
 
-    private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
-        let key = Key(label: label, values: dimensions.map(\.1))
+    private func timer(_ key: Key, _ names: [String]) -> CoreMetrics.Timer {
         if let t = timers.withLock({ $0[key] }) { return t }
-        let t = CoreMetrics.Timer(label: label, dimensions: dimensions, preferredDisplayUnit: .seconds, factory: factory)
+        let t = CoreMetrics.Timer(label: key.label.rawValue, dimensions: Self.dimensions(key, names), preferredDisplayUnit: .seconds, factory: factory)
         timers.withLock { $0[key] = t }
         return t
     }
 
+    private static func dimensions(_ key: Key, _ names: [String]) -> [(String, String)] {
+        Array(zip(names, [key.a, key.b, key.c]))
+    }
+
     /// One client request finished with `status`.
     public func request(route: String, status: Int) {
-        counter("aigw_requests_total", [("route", route), ("status", String(status))]).increment()
+        counter(Key(label: .requests, a: route, b: String(status)), ["route", "status"]).increment()
     }
 
     /// One attempt against an entry finished with `outcome` (a stable label such as `ok`, `503`, `first_byte_timeout`).
     public func attempt(backend: String, model: String, outcome: String) {
-        counter("aigw_upstream_attempts_total", [("backend", backend), ("model", model), ("outcome", outcome)]).increment()
+        counter(Key(label: .attempts, a: backend, b: model, c: outcome), ["backend", "model", "outcome"]).increment()
     }
 
     /// The request moved from one model to the next.
     public func failover(backend: String, from: String, to: String) {
-        counter("aigw_failovers_total", [("backend", backend), ("from_model", from), ("to_model", to)]).increment()
+        counter(Key(label: .failovers, a: backend, b: from, c: to), ["backend", "from_model", "to_model"]).increment()
     }
 
     /// An entry was ejected by passive health checks.
     public func ejection(backend: String, model: String) {
-        counter("aigw_ejections_total", [("backend", backend), ("model", model)]).increment()
+        counter(Key(label: .ejections, a: backend, b: model), ["backend", "model"]).increment()
     }
 
     /// An entry reported as misconfigured (401, 403, 404 model not found) or unusable (missing Secret).
     public func misconfigured(backend: String, model: String, reason: String) {
-        counter("aigw_misconfigured_total", [("backend", backend), ("model", model), ("reason", reason)]).increment()
+        counter(Key(label: .misconfigured, a: backend, b: model, c: reason), ["backend", "model", "reason"]).increment()
     }
 
     /// Time from sending an attempt to its response headers.
     public func upstreamLatency(backend: String, model: String, _ d: Duration) {
-        timer("aigw_upstream_latency_seconds", [("backend", backend), ("model", model)]).recordNanoseconds(d.nanoseconds)
+        timer(Key(label: .latency, a: backend, b: model), ["backend", "model"]).recordNanoseconds(d.nanoseconds)
     }
 
     /// Time from sending a streaming attempt to its first token.
     public func timeToFirstToken(backend: String, model: String, _ d: Duration) {
-        timer("aigw_time_to_first_token_seconds", [("backend", backend), ("model", model)]).recordNanoseconds(d.nanoseconds)
+        timer(Key(label: .timeToFirstToken, a: backend, b: model), ["backend", "model"]).recordNanoseconds(d.nanoseconds)
     }
 
     /// Tokens reported by the answering model.
     public func tokens(backend: String, model: String, input: Int, output: Int) {
         if input > 0 {
-            counter("aigw_tokens_total", [("backend", backend), ("model", model), ("direction", "input")]).increment(by: input)
+            counter(Key(label: .tokens, a: backend, b: model, c: "input"), ["backend", "model", "direction"]).increment(by: input)
         }
         if output > 0 {
-            counter("aigw_tokens_total", [("backend", backend), ("model", model), ("direction", "output")]).increment(by: output)
+            counter(Key(label: .tokens, a: backend, b: model, c: "output"), ["backend", "model", "direction"]).increment(by: output)
         }
     }
 
     /// An SSE event that was not valid JSON was dropped.
     public func malformedEvent(backend: String, model: String) {
-        counter("aigw_malformed_stream_events_total", [("backend", backend), ("model", model)]).increment()
+        counter(Key(label: .malformed, a: backend, b: model), ["backend", "model"]).increment()
     }
 
     /// A stream broke after tokens reached the client.
     public func streamInterrupted(backend: String, model: String, resolution: String) {
-        counter("aigw_stream_interruptions_total", [("backend", backend), ("model", model), ("resolution", resolution)]).increment()
+        counter(Key(label: .interruptions, a: backend, b: model, c: resolution), ["backend", "model", "resolution"]).increment()
     }
 
     /// A configuration reload was applied (`ok`) or rejected (`error`).
     public func configReload(result: String) {
-        counter("aigw_config_reloads_total", [("result", result)]).increment()
+        counter(Key(label: .reloads, a: result), ["result"]).increment()
     }
 
     /// Requests in flight.

@@ -96,8 +96,11 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("request-timeout"), help: "Whole-request deadline when a route sets no timeouts.request.")
     var requestTimeout: GatewayDuration = GatewayDuration(milliseconds: 300_000)
 
-    @Option(name: .customLong("connect-timeout"), help: "TCP/TLS connect timeout to providers.")
+    @Option(name: .customLong("connect-timeout"), help: "TCP connect timeout to providers (a TLS handshake gets as long again).")
     var connectTimeout: GatewayDuration = GatewayDuration(milliseconds: 5_000)
+
+    @Option(name: .customLong("provider-ca-file"), help: "PEM file of CA certificates trusted for providers, in addition to the system store.")
+    var providerCAFile: String?
 
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body; larger gets 413.")
     var maxBodyBytes: Int = 4 * 1024 * 1024
@@ -191,10 +194,17 @@ struct Run: AsyncParsableCommand {
         var proxyConfig = ProxyConfiguration()
         proxyConfig.defaultRequestTimeout = requestTimeout.duration
         proxyConfig.connectTimeout = connectTimeout.duration
+        proxyConfig.providerCAFile = providerCAFile
         proxyConfig.limits.maxBodyBytes = maxBodyBytes
         proxyConfig.limits.maxHeaderBytes = maxHeaderBytes
         proxyConfig.limits.idleTimeout = idleTimeout.duration
-        let client = GatewayHandler.makeHTTPClient(configuration: proxyConfig)
+        let client: UpstreamClient
+        do {
+            client = try GatewayHandler.makeUpstreamClient(configuration: proxyConfig)
+        } catch {
+            FileHandle.standardError.write(Data("cannot set up TLS for providers (--provider-ca-file \(providerCAFile ?? "-")): \(error)\n".utf8))
+            throw ExitCode(1)
+        }
         let health = HealthRegistry()
         let handler = GatewayHandler(store: store, client: client, health: health, metrics: metrics, configuration: proxyConfig, logger: logger)
         let gateway = HTTPServer(name: "gateway", host: host, port: port, limits: proxyConfig.limits, handler: handler, logger: logger) {
@@ -212,10 +222,10 @@ struct Run: AsyncParsableCommand {
         do {
             try await ServiceGroup(configuration: groupConfig).run()
         } catch {
-            try? await client.shutdown()
+            await client.shutdown()
             throw error
         }
-        try await client.shutdown()
+        await client.shutdown()
     }
 }
 

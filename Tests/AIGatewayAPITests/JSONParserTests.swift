@@ -334,4 +334,26 @@ struct JSONParserTests {
             [JSONValue.null, .bool(true), .int(1), .double(1), .string(""), .array([]), .object([:])].map(\.typeName)
                 == ["null", "boolean", "integer", "number", "string", "array", "object"])
     }
+
+    @Test("integers read out of a scanned document without building it; anything else is nil")
+    func integersFromSpans() throws {
+        let text = #"{"a": 12, "b":-7,"c":0,"d":1.5,"e":"3","f":1e2,"g":9223372036854775807,"h":9223372036854775808,"i":[1]}"#
+        let bytes = Array(text.utf8)
+        let spans = try #require(try JSONParser.scanTopLevel(bytes))
+        let read = { (k: String) in bytes.withUnsafeBytes { JSONParser.integer($0, span: spans[k]!) } }
+        #expect(read("a") == 12)
+        #expect(read("b") == -7)
+        #expect(read("c") == 0)
+        #expect(read("g") == Int.max)
+        for k in ["d", "e", "f", "h", "i"] { #expect(read(k) == nil, "\(k)") }
+        // A span outside the buffer is not read.
+        let outside = JSONMemberSpan(member: 0..<500, value: 490..<500)
+        #expect(bytes.withUnsafeBytes { JSONParser.integer($0, span: outside) } == nil)
+    }
+
+    @Test("strings with and without non-ASCII bytes decode alike; invalid UTF-8 is still rejected")
+    func asciiFastPath() throws {
+        #expect(try parse(#"["plain ascii", "caf\#u{e9}", "\u00e9"]"#) == .array([.string("plain ascii"), .string("café"), .string("é")]))
+        #expect(syntaxError(Array(#"[""#.utf8) + [0xC3, 0x28] + Array(#""]"#.utf8)) != nil)
+    }
 }

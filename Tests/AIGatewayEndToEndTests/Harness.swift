@@ -88,7 +88,7 @@ final class Harness: @unchecked Sendable {
     let metrics = GatewayMetrics()
     let health = HealthRegistry()
     let client: HTTPClient
-    let upstreamClient: HTTPClient
+    let upstreamClient: UpstreamClient
     var port = 0
     var adminPort = 0
     private var task: Task<Void, any Error>?
@@ -101,7 +101,7 @@ final class Harness: @unchecked Sendable {
         var config = HTTPClient.Configuration()
         config.timeout = .init(connect: .seconds(5), read: .seconds(30))
         client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
-        upstreamClient = GatewayHandler.makeHTTPClient(configuration: ProxyConfiguration())
+        upstreamClient = try GatewayHandler.makeUpstreamClient(configuration: ProxyConfiguration())
     }
 
     /// Starts a fake provider and a gateway serving the guide's manifests (plus `extra` files).
@@ -168,7 +168,7 @@ final class Harness: @unchecked Sendable {
         task?.cancel()
         _ = try? await task?.value
         try? await client.shutdown()
-        try? await upstreamClient.shutdown()
+        await upstreamClient.shutdown()
         try? await provider.stop()
         try? FileManager.default.removeItem(at: directory)
     }

@@ -1,0 +1,339 @@
+import AIGatewayAPI
+import AIGatewayFailover
+import AIGatewayProviders
+import AIGatewayRouting
+import AIGatewayTelemetry
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One request's failover, driven on the client connection's event loop: it performs each action
+/// of the `FailoverMachine` (attempt, wait, answer) and feeds every outcome back, with no task
+/// and no thread hop between the client, the provider and the decisions. Everything mutable is
+/// touched only on `loop` (its callbacks, timers and `cancel` all run there), which is what makes
+/// the unchecked `Sendable` sound.
+final class FailoverRun: @unchecked Sendable {
+    private let gateway: GatewayHandler
+    private let job: GatewayHandler.FailoverJob
+    private let writer: ResponseWriter
+    private let loop: any EventLoop
+    private let entries: EntryIndex
+    private let deadline: Instant
+    private let progress = StreamProgress()
+    /// Called once, with the status counted for the request (499: the client went away).
+    private let onFinish: (Int) -> Void
+
+    private var machine: FailoverMachine
+    private var sink: StreamSink?
+    private var lastResponse: (status: Int, headers: HTTPHeaders, body: ByteBuffer)?
+    private var previous: CompiledEntry?
+    /// The model about to answer, or that answered (streams commit headers before the attempt is
+    /// recorded).
+    private var answeringModel: String?
+    private var attempt: UpstreamAttempt?
+    private var delay: Scheduled<Void>?
+    private var finished = false
+
+    private var backend: CompiledBackend { job.backend }
+    private var backendLabel: String { job.backend.label }
+    private var metrics: GatewayMetrics { gateway.metrics }
+    private var health: HealthRegistry { gateway.health }
+    private var logger: Logger { gateway.logger }
+
+    init(gateway: GatewayHandler, job: GatewayHandler.FailoverJob, writer: ResponseWriter, onFinish: @escaping (Int) -> Void) {
+        self.gateway = gateway
+        self.job = job
+        self.writer = writer
+        self.loop = writer.eventLoop
+        self.onFinish = onFinish
+        let backend = job.backend
+        let label = backend.label
+        deadline = ContinuousClock.now + (job.rule.requestTimeout ?? gateway.configuration.defaultRequestTimeout)
+        var candidates: [FailoverCandidate] = []
+        candidates.reserveCapacity(backend.entryCount)
+        for (p, level) in backend.priorities.enumerated() {
+            // Round robin within a pool: each request starts one entry further on.
+            let offset = level.count > 1 ? gateway.health.nextRoundRobin("\(label)#\(p)", count: level.count) : 0
+            for k in level.indices {
+                candidates.append(FailoverCandidate(level[(offset + k) % level.count], backendLabel: label))
+            }
+        }
+        entries = EntryIndex(backend)
+        let policy = FailoverPolicy(
+            sameEntryRetries: job.rule.retry.attempts ?? backend.settings.retries, retryCodes: job.rule.retry.codes, backoff: job.rule.retry.backoff,
+            deadline: deadline)
+        var rng = FastRandom()
+        machine = FailoverMachine(candidates: candidates, policy: policy, seed: rng.next())
+    }
+
+    /// Starts the first action. On `loop`.
+    func start() {
+        loop.preconditionInEventLoop()
+        health.depositRequest(backend: backendLabel)
+        if job.chat.stream {
+            sink = StreamSink(writer: writer) { [self] upstream in streamHeaders(upstream) }
+        }
+        perform(machine.start(now: .now, health: health))
+    }
+
+    /// The client went away: no further attempt on its behalf. On `loop`.
+    func cancel() {
+        guard !finished else { return }
+        delay?.cancel()
+        delay = nil
+        let abandoned = attempt
+        attempt = nil
+        // Finished first: the abandoned attempt's result is not an outcome of the provider's.
+        finish(499)
+        abandoned?.cancel()
+    }
+
+    private func finish(_ status: Int) {
+        guard !finished else { return }
+        finished = true
+        onFinish(status)
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: FailoverMachine.Action) {
+        guard !finished else { return }
+        switch action {
+        case .done:
+            finish(200)
+        case .returnUpstreamResponse:
+            guard let r = lastResponse else { return finish(502) }
+            var h = GatewayHandler.forwardableResponseHeaders(r.headers)
+            gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
+            writer.respond(status: HTTPResponseStatus(statusCode: r.status), headers: h, body: r.body)
+            finish(r.status)
+        case .fail(let failure):
+            answerFailure(failure)
+            finish(failure.status)
+        case .attempt(let index, let wait, _):
+            if wait > .zero {
+                delay = loop.scheduleTask(in: TimeAmount(wait)) { [self] in
+                    delay = nil
+                    launch(index)
+                }
+            } else {
+                launch(index)
+            }
+        }
+    }
+
+    private func answerFailure(_ failure: FailoverFailure) {
+        let attempts: [JSONValue] = machine.records.map { rec in
+            let c = machine.candidates[rec.index]
+            var o: [String: JSONValue] = ["model": .string(c.model), "outcome": .string(rec.outcome.label), "priority": .int(c.priority)]
+            if case .unusable(let why) = rec.outcome { o["detail"] = .string(why) }
+            return .object(o)
+        }
+        var extra: [(String, String)] = []
+        if let ra = failure.retryAfter {
+            extra.append(("retry-after", String(max(1, Int((Double(ra.components.seconds) + Double(ra.components.attoseconds) / 1e18).rounded(.up))))))
+        }
+        gateway.send(
+            gateway.errorReply(
+                status: HTTPResponseStatus(statusCode: failure.status), message: failure.message, type: failure.status == 504 ? "timeout" : "upstream_error",
+                code: failure.code, requestID: job.requestID, route: job.rule.routeLabel, rule: job.rule, extraHeaders: extra,
+                extraFields: ["attempts": .array(attempts)], backend: backendLabel, trail: trail),
+            writer)
+    }
+
+    private func launch(_ index: Int) {
+        guard !finished else { return }
+        let candidate = machine.candidates[index]
+        guard let entry = entries[candidate.id] else { return finish(500) }
+        if let prev = previous, prev.id != entry.id {
+            metrics.failover(backend: backendLabel, from: prev.model, to: entry.model)
+        }
+        previous = entry
+        switch gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: nil) {
+        case .failure(let why):
+            recordFailure(entry, .unusable(why.reason))
+        case .success(let req):
+            answeringModel = entry.model
+            let attemptStart = ContinuousClock.now
+            let (metrics, backendLabel) = (self.metrics, self.backendLabel)
+            start(req, onFirstByte: { latency in metrics.upstreamLatency(backend: backendLabel, model: entry.model, latency) }) { [self] result in
+                attemptEnded(result, entry: entry, attemptStart: attemptStart)
+            }
+        }
+    }
+
+    private func start(_ req: AttemptRequest, onFirstByte: @escaping @Sendable (Duration) -> Void, _ onResult: @escaping (AttemptResult) -> Void) {
+        let a = UpstreamAttempt(request: req, loop: loop, sink: sink, progress: progress, logger: logger, onFirstByte: onFirstByte) { [self] result in
+            attempt = nil
+            onResult(result)
+        }
+        attempt = a
+        a.start(client: gateway.client)
+    }
+
+    private func attemptEnded(_ result: AttemptResult, entry: CompiledEntry, attemptStart: Instant) {
+        guard !finished else { return }
+        switch result {
+        case .response(let status, let headers, let body, _):
+            if (200..<300).contains(status) {
+                // Vouch for the answer (complete JSON, an object) without building it; only its
+                // usage is read.
+                if let spans = try? JSONParser.scanTopLevel(body.readableBytesView) {
+                    gateway.recordHealth(entry, .success, backend.settings)
+                    metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
+                    _ = machine.record(.success, now: .now, health: health)
+                    answeringModel = entry.model
+                    if let span = spans["usage"] {
+                        let (input, output) = body.withUnsafeReadableBytes { raw in
+                            let usage = UnsafeRawBufferPointer(rebasing: raw[span.value])
+                            let members = (try? JSONParser.scanTopLevel(usage)) ?? nil
+                            let tokens = { (key: String) in members?[key].flatMap { JSONParser.integer(usage, span: $0) } ?? 0 }
+                            return (tokens("prompt_tokens"), tokens("completion_tokens"))
+                        }
+                        metrics.tokens(backend: backendLabel, model: entry.model, input: input, output: output)
+                    }
+                    var h = GatewayHandler.forwardableResponseHeaders(headers)
+                    gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
+                    writer.respond(status: HTTPResponseStatus(statusCode: status), headers: h, body: body)
+                    return finish(status)
+                }
+                recordFailure(entry, .truncated)
+            } else {
+                lastResponse = (status, headers, body)
+                recordFailure(entry, AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now))
+            }
+        case .failed(let o):
+            recordFailure(entry, o)
+        case .streamCompleted:
+            recordStreamSuccess(entry, attemptStart: attemptStart)
+            _ = machine.record(.success, now: .now, health: health)
+            finish(200)
+        case .streamBroken(let o):
+            gateway.recordHealth(entry, o, backend.settings)
+            metrics.attempt(backend: backendLabel, model: entry.model, outcome: o.label)
+            _ = machine.record(o, now: .now, health: health)
+            continueBrokenStream(original: o, originalModel: entry.model)
+        }
+    }
+
+    /// Counts a failed attempt and moves on to whatever the machine decides.
+    private func recordFailure(_ entry: CompiledEntry, _ outcome: AttemptOutcome) {
+        gateway.recordHealth(entry, outcome, backend.settings)
+        metrics.attempt(backend: backendLabel, model: entry.model, outcome: outcome.label)
+        if case .misconfigured(let s) = outcome {
+            metrics.misconfigured(backend: backendLabel, model: entry.model, reason: String(s))
+            logger.warning(
+                "provider entry misconfigured",
+                metadata: ["request-id": "\(job.requestID)", "backend": "\(backendLabel)", "model": "\(entry.model)", "status": "\(s)", "entry": "\(entry.fieldPath)"])
+        }
+        if case .unusable(let why) = outcome {
+            logger.debug("entry unusable", metadata: ["request-id": "\(job.requestID)", "backend": "\(backendLabel)", "model": "\(entry.model)", "reason": "\(why)"])
+        }
+        perform(machine.record(outcome, now: .now, health: health))
+    }
+
+    private func recordStreamSuccess(_ entry: CompiledEntry, attemptStart: Instant) {
+        gateway.recordHealth(entry, .success, backend.settings)
+        metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
+        let s = progress.state.withLock { $0 }
+        if let u = s.usage { metrics.tokens(backend: backendLabel, model: entry.model, input: u.input, output: u.output) }
+        if let ft = s.firstToken { metrics.timeToFirstToken(backend: backendLabel, model: entry.model, ft - attemptStart) }
+        if s.malformed > 0 {
+            for _ in 0..<s.malformed { metrics.malformedEvent(backend: backendLabel, model: entry.model) }
+        }
+    }
+
+    // MARK: Streams
+
+    /// A stream broke after tokens reached the client: continue on the next candidate where the
+    /// Backend enables it, else end the stream with an error event (never a clean finish).
+    private func continueBrokenStream(original: AttemptOutcome, originalModel: String) {
+        guard !finished else { return }
+        if backend.settings.streamContinuation, ContinuousClock.now < deadline, let index = machine.continuationCandidate(now: .now, health: health) {
+            let candidate = machine.candidates[index]
+            guard let entry = entries[candidate.id] else { return endBrokenStream(original: original, originalModel: originalModel) }
+            let prefill = progress.state.withLock { $0.text }
+            guard case .success(let req) = gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: prefill) else {
+                machine.recordContinuation(.unusable("no credentials"))
+                return continueBrokenStream(original: original, originalModel: originalModel)
+            }
+            let attemptStart = ContinuousClock.now
+            start(req, onFirstByte: { _ in }) { [self] result in
+                guard !finished else { return }
+                switch result {
+                case .streamCompleted:
+                    machine.recordContinuation(.success)
+                    recordStreamSuccess(entry, attemptStart: attemptStart)
+                    metrics.failover(backend: backendLabel, from: originalModel, to: entry.model)
+                    metrics.streamInterrupted(backend: backendLabel, model: originalModel, resolution: "continued")
+                    logger.debug("stream continued", metadata: ["request-id": "\(job.requestID)", "from": "\(originalModel)", "to": "\(entry.model)"])
+                    return finish(200)
+                case .streamBroken(let o), .failed(let o):
+                    machine.recordContinuation(o)
+                    gateway.recordHealth(entry, o, backend.settings)
+                case .response(let status, let headers, let body, _):
+                    // A rejected prefill (or any other answer) must not become the client's error.
+                    let o =
+                        (200..<300).contains(status)
+                        ? AttemptOutcome.truncated
+                        : AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now)
+                    machine.recordContinuation(o)
+                    if o.isHealthFailure { gateway.recordHealth(entry, o, backend.settings) }
+                }
+                continueBrokenStream(original: original, originalModel: originalModel)
+            }
+            return
+        }
+        endBrokenStream(original: original, originalModel: originalModel)
+    }
+
+    /// Ends the stream with an error event the SDKs raise: no `[DONE]`, no clean finish.
+    private func endBrokenStream(original: AttemptOutcome, originalModel: String) {
+        metrics.streamInterrupted(backend: backendLabel, model: originalModel, resolution: "error_event")
+        let tokens = progress.state.withLock { $0.tokens }
+        let what: String
+        switch original {
+        case .truncated: what = "was cut off"
+        case .attemptTimeout: what = "ran out of time"
+        default: what = "stalled"
+        }
+        let message = "The answer from \(originalModel) \(what) after \(tokens) token chunk(s) and could not be completed; the text received so far is incomplete."
+        let event = "data: " + String(decoding: OpenAIError.body(message: message, type: "upstream_stream_interrupted", code: "stream_interrupted", requestID: job.requestID), as: UTF8.self) + "\n\n"
+        _ = writer.sendBody(writer.allocator.buffer(string: event), flush: false)
+        _ = writer.sendEnd()
+        logger.debug("stream interrupted", metadata: ["request-id": "\(job.requestID)", "model": "\(originalModel)", "outcome": "\(original.label)"])
+        finish(200)
+    }
+
+    // MARK: What the client sees
+
+    /// The attempt trail so far.
+    private var trail: Trail {
+        let header = machine.records.map { rec in
+            "\(TrailToken.make(machine.candidates[rec.index].model))=\(rec.outcome.label)"
+        }.joined(separator: ",")
+        return Trail(header: header, model: answeringModel)
+    }
+
+    /// Headers of a stream's response, made when it commits to the client (on `loop`).
+    private func streamHeaders(_ upstream: HTTPHeaders) -> HTTPHeaders {
+        let trail = self.trail
+        var h = GatewayHandler.forwardableResponseHeaders(upstream)
+        h.replaceOrAdd(name: GatewayHeaders.requestID, value: job.requestID)
+        h.replaceOrAdd(name: GatewayHeaders.backend, value: backendLabel)
+        if let m = trail.model { h.replaceOrAdd(name: GatewayHeaders.model, value: m) }
+        h.replaceOrAdd(name: GatewayHeaders.attempts, value: trail.header)
+        h.replaceOrAdd(name: "cache-control", value: "no-cache")
+        GatewayHandler.apply(job.rule.responseHeaders, to: &h)
+        return h
+    }
+}
+
+/// A model name as it appears in the attempt trail: printable ASCII without the trail's separators.
+enum TrailToken {
+    static func make(_ s: String) -> String {
+        func allowed(_ c: UInt8) -> Bool { c > 0x20 && c < 0x7F && c != UInt8(ascii: ",") && c != UInt8(ascii: "=") && c != UInt8(ascii: ";") }
+        if s.utf8.allSatisfy(allowed) { return s }
+        return String(decoding: s.utf8.filter(allowed), as: UTF8.self)
+    }
+}

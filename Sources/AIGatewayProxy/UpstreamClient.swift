@@ -1,0 +1,487 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Synchronization
+
+/// Where upstream requests go: scheme, host and port.
+struct UpstreamOrigin: Hashable, Sendable, CustomStringConvertible {
+    var tls: Bool
+    var host: String
+    var port: Int
+
+    var description: String { "\(tls ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+}
+
+/// Why an upstream exchange failed. The failover logic tells faults apart by when they happened
+/// (before the response head, during its body); the code is for logs.
+struct UpstreamError: Error, Sendable, CustomStringConvertible {
+    private enum Code: String, Sendable {
+        case connect, tlsHandshake, closed, protocolError, shutdown
+    }
+
+    private let code: Code
+    private let detail: String
+
+    private init(_ code: Code, _ detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+
+    static func connect(_ error: any Error) -> Self { .init(.connect, "\(error)") }
+    static func tlsHandshake(_ detail: String) -> Self { .init(.tlsHandshake, detail) }
+    static let closed = Self(.closed, "the connection closed")
+    static func protocolError(_ error: any Error) -> Self { .init(.protocolError, "\(error)") }
+    static let shutdown = Self(.shutdown, "the upstream client is shut down")
+
+    /// A short stable label.
+    var label: String { code.rawValue }
+    var description: String { "\(code.rawValue): \(detail)" }
+}
+
+/// Receives one upstream response, on the event loop the exchange was started on.
+protocol UpstreamResponseReceiver: AnyObject {
+    func upstreamHead(_ head: HTTPResponseHead)
+    /// Returns a future to wait for before more of the response is read (back-pressure), or nil
+    /// to read on at once.
+    func upstreamBody(_ part: ByteBuffer) -> EventLoopFuture<Void>?
+    func upstreamEnd()
+    func upstreamFailed(_ error: UpstreamError)
+}
+
+/// The gateway's HTTP/1.1 client for providers.
+///
+/// Each event loop has its own keep-alive pool, and an exchange runs entirely on the loop of the
+/// client connection it serves, so the request path takes no lock and hops no thread. A request is
+/// written head, body and end with one flush (one system call). TLS (port 443) is NIOSSL, verified
+/// against the system trust store plus an optional extra CA file, with SNI and hostname checks.
+///
+/// (AsyncHTTPClient did this job before; its request path cost three more system calls per
+/// request, two writes and a read-interest toggle, and its pool a lock, which kept the gateway
+/// well below its throughput target. See the README's benchmark section.)
+public final class UpstreamClient: Sendable {
+    public struct Configuration: Sendable, Hashable {
+        /// TCP connect timeout; a TLS handshake gets as long again.
+        public var connectTimeout: Duration = .seconds(5)
+        /// Pooled connections unused this long are closed.
+        public var idleTimeout: Duration = .seconds(60)
+        /// Idle connections kept per origin on each event loop.
+        public var maxIdlePerOrigin = 512
+        /// Largest upstream response head.
+        public var maxResponseHeaderBytes = 64 * 1024
+        /// PEM file of CA certificates trusted in addition to the system store (private mirrors).
+        public var additionalCAFile: String?
+
+        public init() {}
+    }
+
+    let configuration: Configuration
+    private let tlsContext: NIOSSLContext
+    private let pools: [ObjectIdentifier: LoopPool]
+    /// Pools for loops outside the group given at init (rare: tests with a group of their own).
+    private let otherPools = Mutex<[ObjectIdentifier: LoopPool]>([:])
+
+    /// - Throws: when the TLS configuration cannot be built (an unreadable CA file).
+    public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, configuration: Configuration = .init()) throws {
+        self.configuration = configuration
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.applicationProtocols = ["http/1.1"]
+        if let file = configuration.additionalCAFile {
+            tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMFile(file))]
+        }
+        tlsContext = try NIOSSLContext(configuration: tls)
+        var pools: [ObjectIdentifier: LoopPool] = [:]
+        for loop in group.makeIterator() {
+            pools[ObjectIdentifier(loop)] = LoopPool(loop: loop, configuration: configuration)
+        }
+        self.pools = pools
+    }
+
+    private func pool(for loop: any EventLoop) -> LoopPool {
+        if let p = pools[ObjectIdentifier(loop)] { return p }
+        return otherPools.withLock { d in
+            if let p = d[ObjectIdentifier(loop)] { return p }
+            let p = LoopPool(loop: loop, configuration: configuration)
+            d[ObjectIdentifier(loop)] = p
+            return p
+        }
+    }
+
+    /// Sends one request and reports the response to `receiver`. Must be called on `loop`; every
+    /// callback comes on it too. `head` carries `Host` and the body's `Content-Length`.
+    func execute(
+        origin: UpstreamOrigin, head: HTTPRequestHead, body: ByteBuffer, on loop: any EventLoop, receiver: any UpstreamResponseReceiver
+    ) -> UpstreamExchange {
+        loop.preconditionInEventLoop()
+        let exchange = UpstreamExchange(receiver: receiver, head: head, body: body)
+        pool(for: loop).start(exchange, origin: origin, tlsContext: origin.tls ? tlsContext : nil)
+        return exchange
+    }
+
+    /// Idle connections open right now, over all loops (for tests).
+    func idleConnectionCount() async -> Int {
+        var total = 0
+        for p in Array(pools.values) + otherPools.withLock({ Array($0.values) }) {
+            total += (try? await p.loop.submit { p.idleCount }.get()) ?? 0
+        }
+        return total
+    }
+
+    /// Closes the idle connections and refuses new exchanges; exchanges in flight finish, and
+    /// their connections close then.
+    public func shutdown() async {
+        for p in Array(pools.values) + otherPools.withLock({ Array($0.values) }) {
+            try? await p.loop.submit { p.shutdown() }.get()
+        }
+    }
+}
+
+/// One request/response on an upstream connection, as its caller holds it. Loop-bound.
+final class UpstreamExchange {
+    private(set) var receiver: (any UpstreamResponseReceiver)?
+    let head: HTTPRequestHead
+    let body: ByteBuffer
+    fileprivate var connection: UpstreamConnection?
+
+    fileprivate init(receiver: any UpstreamResponseReceiver, head: HTTPRequestHead, body: ByteBuffer) {
+        self.receiver = receiver
+        self.head = head
+        self.body = body
+    }
+
+    /// Abandons the exchange: no further callback, and a connection in the middle of it is closed.
+    func cancel() {
+        receiver = nil
+        connection?.abandon()
+        connection = nil
+    }
+
+    fileprivate var isCancelled: Bool { receiver == nil }
+
+    /// Ends the exchange with a failure (at most one of end or failure is reported).
+    fileprivate func fail(_ error: UpstreamError) {
+        let r = receiver
+        receiver = nil
+        connection = nil
+        r?.upstreamFailed(error)
+    }
+
+    fileprivate func end() {
+        let r = receiver
+        receiver = nil
+        connection = nil
+        r?.upstreamEnd()
+    }
+}
+
+/// The keep-alive connections of one event loop. Everything here runs on `loop` (the client
+/// calls in through `execute` on it and `submit`s the rest), which is what makes the unchecked
+/// `Sendable` sound.
+final class LoopPool: @unchecked Sendable {
+    let loop: any EventLoop
+    let configuration: UpstreamClient.Configuration
+    /// Idle connections per origin, most recently used last.
+    private var idle: [UpstreamOrigin: [UpstreamConnection]] = [:]
+    private(set) var idleCount = 0
+    private var sweeper: Scheduled<Void>?
+    private var closed = false
+
+    init(loop: any EventLoop, configuration: UpstreamClient.Configuration) {
+        self.loop = loop
+        self.configuration = configuration
+    }
+
+    func start(_ exchange: UpstreamExchange, origin: UpstreamOrigin, tlsContext: NIOSSLContext?) {
+        guard !closed else {
+            exchange.fail(.shutdown)
+            return
+        }
+        while let c = idle[origin]?.popLast() {
+            idleCount -= 1
+            if c.isReusable {
+                c.send(exchange)
+                return
+            }
+        }
+        connect(origin, tlsContext: tlsContext).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let c):
+                if exchange.isCancelled {
+                    self.release(c)
+                } else {
+                    c.send(exchange)
+                }
+            case .failure(let e as UpstreamError):
+                exchange.fail(e)
+            case .failure(let e):
+                exchange.fail(.connect(e))
+            }
+        }
+    }
+
+    private func connect(_ origin: UpstreamOrigin, tlsContext: NIOSSLContext?) -> EventLoopFuture<UpstreamConnection> {
+        let limits = {
+            var l = NIOHTTPDecoderLimitConfiguration()
+            l.maxHeaderListSize = configuration.maxResponseHeaderBytes
+            return l
+        }()
+        let handshakeTimeout = TimeAmount(configuration.connectTimeout)
+        let connection = UpstreamConnection(origin: origin, pool: self, tls: tlsContext != nil)
+        let serverHostname = Self.isIPAddress(origin.host) ? nil : origin.host
+        return ClientBootstrap(group: loop)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tlsContext {
+                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
+                    }
+                    try sync.addHandler(HTTPRequestEncoder())
+                    try sync.addHandler(
+                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)))
+                    try sync.addHandler(NIOHTTPRequestHeadersValidator())
+                    try sync.addHandler(connection)
+                }
+            }
+            .connect(host: origin.host, port: origin.port)
+            .flatMap { _ in connection.ready(timeout: handshakeTimeout) }
+    }
+
+    /// A connection whose exchange ended cleanly and that may carry another.
+    func release(_ c: UpstreamConnection) {
+        guard !closed, c.isReusable, idle[c.origin, default: []].count < configuration.maxIdlePerOrigin else {
+            c.close()
+            return
+        }
+        c.idleSince = .now()
+        idle[c.origin, default: []].append(c)
+        idleCount += 1
+        if sweeper == nil { scheduleSweep() }
+    }
+
+    /// An idle connection closed (by the server, or by us): it leaves the pool.
+    func remove(_ c: UpstreamConnection) {
+        guard var list = idle[c.origin], let i = list.firstIndex(where: { $0 === c }) else { return }
+        list.remove(at: i)
+        idle[c.origin] = list.isEmpty ? nil : list
+        idleCount -= 1
+    }
+
+    /// Closes connections idle for longer than the idle timeout.
+    private func scheduleSweep() {
+        let every = TimeAmount.nanoseconds(max(TimeAmount(configuration.idleTimeout).nanoseconds / 4, 100_000_000))
+        sweeper = loop.scheduleTask(in: every) { [self] in
+            sweeper = nil
+            let cutoff = NIODeadline.now() - TimeAmount(configuration.idleTimeout)
+            for (origin, list) in idle {
+                let keep = list.filter { $0.isReusable && $0.idleSince > cutoff }
+                for c in list where !(c.isReusable && c.idleSince > cutoff) { c.close() }
+                idleCount -= list.count - keep.count
+                idle[origin] = keep.isEmpty ? nil : keep
+            }
+            if idleCount > 0 { scheduleSweep() }
+        }
+    }
+
+    func shutdown() {
+        closed = true
+        sweeper?.cancel()
+        sweeper = nil
+        for list in idle.values {
+            for c in list { c.close() }
+        }
+        idle = [:]
+        idleCount = 0
+    }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
+    }
+}
+
+/// One upstream connection: the last handler of its pipeline. It carries one exchange at a time;
+/// reads are held back while the receiver has not taken the previous body part. Loop-bound.
+final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
+    // @unchecked: every member is touched only on the channel's event loop (handler callbacks,
+    // and the pool, which runs there too).
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        case connecting
+        case idle
+        case busy(UpstreamExchange)
+        case closed
+    }
+
+    let origin: UpstreamOrigin
+    private unowned let pool: LoopPool
+    private let tls: Bool
+    private var state = State.connecting
+    private var context: ChannelHandlerContext?
+    private var readyPromise: EventLoopPromise<UpstreamConnection>?
+    private var handshakeTimer: Scheduled<Void>?
+    private var handshakeDone: Bool
+    /// The current response allows another request on this connection. (A server that answers
+    /// before reading the whole request and keeps the connection must read the rest first, so
+    /// the next request, written after it, stays in step.)
+    private var keepAlive = true
+    private var readBlocked = false
+    private var readPending = false
+    var idleSince = NIODeadline.now()
+
+    init(origin: UpstreamOrigin, pool: LoopPool, tls: Bool) {
+        self.origin = origin
+        self.pool = pool
+        self.tls = tls
+        self.handshakeDone = !tls
+    }
+
+    var isReusable: Bool {
+        if case .idle = state, let context, context.channel.isActive { return true }
+        return false
+    }
+
+    /// Succeeds once the connection can carry a request (TLS: after the handshake).
+    fileprivate func ready(timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+        guard let context else { return pool.loop.makeFailedFuture(UpstreamError.closed) }
+        if handshakeDone {
+            state = .idle
+            return context.eventLoop.makeSucceededFuture(self)
+        }
+        let promise = context.eventLoop.makePromise(of: UpstreamConnection.self)
+        readyPromise = promise
+        handshakeTimer = context.eventLoop.scheduleTask(in: timeout) { [self] in
+            failReady(.tlsHandshake("timed out"))
+            self.context?.close(promise: nil)
+        }
+        return promise.futureResult
+    }
+
+    private func failReady(_ error: UpstreamError) {
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        readyPromise?.fail(error)
+        readyPromise = nil
+    }
+
+    func send(_ exchange: UpstreamExchange) {
+        guard let context, case .idle = state, context.channel.isActive else {
+            exchange.fail(.closed)
+            return
+        }
+        state = .busy(exchange)
+        exchange.connection = self
+        keepAlive = true
+        context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
+        if exchange.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(exchange.body))), promise: nil)
+        }
+        // A failed write closes the channel, which fails the exchange.
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    /// The caller walked away mid-exchange: the connection cannot carry another request.
+    func abandon() {
+        if case .busy = state { state = .closed }
+        context?.close(promise: nil)
+    }
+
+    func close() {
+        state = .closed
+        context?.close(promise: nil)
+    }
+
+    // MARK: ChannelHandler
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? TLSUserEvent, case .handshakeCompleted = e {
+            handshakeDone = true
+            if let p = readyPromise {
+                handshakeTimer?.cancel()
+                handshakeTimer = nil
+                readyPromise = nil
+                state = .idle
+                p.succeed(self)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .busy(let exchange) = state else {
+            // Bytes nobody asked for: the connection is out of step.
+            close()
+            return
+        }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            keepAlive = head.isKeepAlive
+            exchange.receiver?.upstreamHead(head)
+        case .body(let part):
+            if let wait = exchange.receiver?.upstreamBody(part) {
+                readBlocked = true
+                wait.whenComplete { [self] _ in
+                    readBlocked = false
+                    if readPending, let context = self.context {
+                        readPending = false
+                        context.read()
+                    }
+                }
+            }
+        case .end:
+            if keepAlive {
+                state = .idle
+                exchange.end()
+                pool.release(self)
+            } else {
+                close()
+                exchange.end()
+            }
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if readBlocked {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let previous = state
+        state = .closed
+        failReady(.closed)
+        switch previous {
+        case .busy(let exchange): exchange.fail(.closed)
+        case .idle: pool.remove(self)
+        case .connecting, .closed: break
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let previous = state
+        state = .closed
+        if error is NIOSSLError || error is BoringSSLError {
+            failReady(.tlsHandshake("\(error)"))
+        } else {
+            failReady(.protocolError(error))
+        }
+        if case .busy(let exchange) = previous { exchange.fail(.protocolError(error)) }
+        context.close(promise: nil)
+    }
+}
