@@ -4,9 +4,11 @@
 #   1. fake-provider (release, --no-record), nginx (plain keep-alive reverse proxy) and ai-gateway,
 #      the latter two in front of the fake provider;
 #   2. wrk drives each target (direct, nginx, gateway) with the same settings after a warm-up:
-#      requests/s, p50, p99, non-2xx and socket errors;
-#   3. the gateway's peak RSS during its wrk run;
-#   4. gateway rps / nginx rps, PASS if >= 0.5;
+#      requests/s, p50, p99, non-2xx and socket errors. nginx and the gateway are measured in
+#      BENCH_ROUNDS alternating rounds (nginx, gateway, nginx, gateway, ...), so that both see the
+#      same machine: a shared VM's speed drifts by tens of percent over minutes;
+#   3. the gateway's peak RSS during its wrk runs;
+#   4. gateway rps / nginx rps per round, and their median, PASS if the median is >= 0.5;
 #   5. 1,000 concurrent streams through the gateway (fake provider restarted with a token interval):
 #      gateway VmRSS once all have their first SSE bytes, PASS if < 100 MB.
 #
@@ -16,9 +18,10 @@
 # Environment (all optional):
 #   BENCH_BIN_DIR       directory holding release ai-gateway and fake-provider (skips the build)
 #   BENCH_SCRATCH_PATH  --scratch-path for the release build (default: SwiftPM's .build)
-#   BENCH_THREADS=2 BENCH_CONNECTIONS=64 BENCH_DURATION=10 BENCH_WARMUP=3   wrk settings (seconds)
+#   BENCH_THREADS=2 BENCH_CONNECTIONS=64 BENCH_DURATION=8 BENCH_WARMUP=3   wrk settings (seconds)
+#   BENCH_ROUNDS=3      alternating nginx/gateway rounds
 #   BENCH_STREAMS=1000 BENCH_STREAM_TOKENS=250 BENCH_STREAM_INTERVAL_MS=100  stream test
-#   BENCH_BUDGET=280    seconds the benchmark (after the build) may take before it is aborted
+#   BENCH_BUDGET=400    seconds the benchmark (after the build) may take before it is aborted
 #   BENCH_KEEP=1        keep the temporary directory (logs, configs)
 set -euo pipefail
 
@@ -26,12 +29,13 @@ BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 THREADS="${BENCH_THREADS:-2}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
-DURATION="${BENCH_DURATION:-10}"
+DURATION="${BENCH_DURATION:-8}"
+ROUNDS="${BENCH_ROUNDS:-3}"
 WARMUP="${BENCH_WARMUP:-3}"
 STREAMS="${BENCH_STREAMS:-1000}"
 STREAM_TOKENS="${BENCH_STREAM_TOKENS:-250}"
 STREAM_INTERVAL_MS="${BENCH_STREAM_INTERVAL_MS:-100}"
-BUDGET="${BENCH_BUDGET:-280}"
+BUDGET="${BENCH_BUDGET:-400}"
 RATIO_REQUIRED="0.5"
 STREAM_RSS_LIMIT_MB="100"
 
@@ -309,8 +313,8 @@ run_wrk() { # run_wrk NAME URL PID...: the PIDs are the proxy under test (for it
     shift 2
     timeout $((WARMUP + 15)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 5s -s "$BENCH_DIR/chat.lua" "$url" \
         >"$TMP/wrk-$name-warmup.txt" 2>&1 || { cat "$TMP/wrk-$name-warmup.txt"; die "wrk warm-up against $name failed"; }
-    if [ "$name" = gateway ]; then
-        rss_sampler "$GW_PID" "$TMP/gateway-rss-max" &
+    if [[ "$name" == gateway* ]]; then
+        rss_sampler "$GW_PID" "$TMP/$name-rss-max" &
         SAMPLER=$!
     fi
     cpu0="$(cpu_ticks "$@")"
@@ -328,33 +332,41 @@ run_wrk() { # run_wrk NAME URL PID...: the PIDs are the proxy under test (for it
 }
 
 run_wrk direct "$URL_DIRECT" "$FAKE_PID"
-run_wrk nginx "$URL_NGINX" "$NGINX_PID"
-kill -0 "$NGINX_PID" 2>/dev/null || { log_tail "$NGX/error.log" "nginx error log"; die "nginx died under load"; }
-run_wrk gateway "$URL_GATEWAY" "$GW_PID"
+for ((r = 1; r <= ROUNDS; r++)); do
+    run_wrk "nginx$r" "$URL_NGINX" "$NGINX_PID"
+    kill -0 "$NGINX_PID" 2>/dev/null || { log_tail "$NGX/error.log" "nginx error log"; die "nginx died under load"; }
+    run_wrk "gateway$r" "$URL_GATEWAY" "$GW_PID"
+    kill -0 "$GW_PID" 2>/dev/null || break
+done
 GW_ALIVE_AFTER_LOAD=1
 kill -0 "$GW_PID" 2>/dev/null || GW_ALIVE_AFTER_LOAD=0
 GW_HWM_KB="$(read_kb "$GW_PID" VmHWM)"
-GW_SAMPLED_KB="$(cat "$TMP/gateway-rss-max" 2>/dev/null || true)"
+GW_SAMPLED_KB="$(cat "$TMP"/gateway*-rss-max 2>/dev/null | sort -n | tail -n 1 || true)"
 
 printf '\n%-12s %12s %10s %10s %11s %9s %14s  %s\n' target "requests/s" "p50 ms" "p99 ms" requests non-2xx "CPU us/req(*)" "socket errors (conn/read/write/timeout)"
 ERRORS=0
-for name in direct nginx gateway; do
-    label="$name"; [ "$name" = gateway ] && label="ai-gateway"; [ "$name" = direct ] && label="direct"
+GW_ERRORS=0
+NAMES=(direct)
+for ((r = 1; r <= ROUNDS; r++)); do NAMES+=("nginx$r" "gateway$r"); done
+for name in "${NAMES[@]}"; do
+    [ -n "${RES[$name.RPS]:-}" ] || continue
+    label="$name"; [[ "$name" == gateway* ]] && label="ai-gateway${name#gateway}"
     sock="${RES[$name.SOCK_CONNECT]}/${RES[$name.SOCK_READ]}/${RES[$name.SOCK_WRITE]}/${RES[$name.SOCK_TIMEOUT]}"
     printf '%-12s %12s %10s %10s %11s %9s %14s  %s\n' "$label" "${RES[$name.RPS]}" "${RES[$name.P50_MS]}" "${RES[$name.P99_MS]}" \
         "${RES[$name.REQUESTS]}" "${RES[$name.NON2XX]}" "${RES[$name.CPU_US]}" "$sock"
     if [ "${RES[$name.NON2XX]}" != 0 ] || [ "$sock" != 0/0/0/0 ]; then
         ERRORS=1
+        [[ "$name" == gateway* ]] && GW_ERRORS=1
         say "  !! $label: ${RES[$name.NON2XX]} non-2xx responses, socket errors $sock"
     fi
 done
-say "  direct = wrk straight to the fake provider, for reference."
+say "  direct = wrk straight to the fake provider, for reference; nginN and ai-gatewayN ran one after the other."
 say "  (*) CPU time of the process under test (direct: fake provider; nginx: master+workers; ai-gateway)"
 say "      per request during the measured run; less sensitive than requests/s to other load on the machine."
 
 if [ "$GW_ALIVE_AFTER_LOAD" = 1 ]; then
     say ""
-    say "gateway peak RSS (VmHWM, since start): $(mib "$GW_HWM_KB") MiB; highest VmRSS sampled during its wrk run: $(mib "$GW_SAMPLED_KB") MiB"
+    say "gateway peak RSS (VmHWM, since start): $(mib "$GW_HWM_KB") MiB; highest VmRSS sampled during its wrk runs: $(mib "$GW_SAMPLED_KB") MiB"
 else
     say ""
     say "!! the gateway process exited during or right after its wrk run"
@@ -362,13 +374,16 @@ else
     FAILED_TO_RUN=1
 fi
 
-RATIO="$(awk -v g="${RES[gateway.RPS]}" -v n="${RES[nginx.RPS]}" 'BEGIN { printf "%.3f", (n > 0 ? g / n : 0) }')"
+RATIOS=()
+for ((r = 1; r <= ROUNDS; r++)); do
+    [ -n "${RES[gateway$r.RPS]:-}" ] && [ -n "${RES[nginx$r.RPS]:-}" ] || continue
+    RATIOS+=("$(awk -v g="${RES[gateway$r.RPS]}" -v n="${RES[nginx$r.RPS]}" 'BEGIN { printf "%.3f", (n > 0 ? g / n : 0) }')")
+done
+RATIO="$(printf '%s\n' "${RATIOS[@]:-0}" | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "0.000"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
 VERDICT="$(awk -v r="$RATIO" -v req="$RATIO_REQUIRED" 'BEGIN { print (r >= req ? "PASS" : "FAIL") }')"
-gw_err=0
-{ [ "${RES[gateway.NON2XX]}" != 0 ] || [ "${RES[gateway.SOCK_CONNECT]}/${RES[gateway.SOCK_READ]}/${RES[gateway.SOCK_WRITE]}/${RES[gateway.SOCK_TIMEOUT]}" != 0/0/0/0 ]; } && gw_err=1
-if [ "$gw_err" = 1 ]; then VERDICT="FAIL (the gateway run had errors)"; fi
-THROUGHPUT_LINE="$(printf 'gateway rps / nginx rps = %s / %s = %s   (required >= %s)   %s' \
-    "${RES[gateway.RPS]}" "${RES[nginx.RPS]}" "$RATIO" "$RATIO_REQUIRED" "$VERDICT")"
+if [ "$GW_ERRORS" = 1 ]; then VERDICT="FAIL (the gateway runs had errors)"; fi
+THROUGHPUT_LINE="$(printf 'gateway rps / nginx rps = %s (median of rounds: %s)   (required >= %s)   %s' \
+    "$RATIO" "${RATIOS[*]:-none}" "$RATIO_REQUIRED" "$VERDICT")"
 say "$THROUGHPUT_LINE"
 
 if [ "$GW_ALIVE_AFTER_LOAD" = 0 ]; then
