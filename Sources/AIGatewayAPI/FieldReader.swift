@@ -138,6 +138,26 @@ final class ObjectReader {
         }
     }
 
+    /// A string that must be an HTTP header name (an RFC 9110 token).
+    func headerName(_ key: String, required: Bool = false) -> String? {
+        guard let s = string(key, required: required) else { return nil }
+        guard HTTPText.isToken(s), s.utf8.count <= 256 else {
+            diagnostics.add(childPath(key), "must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~, at most 256), found \(JSONValue.quoted(s))")
+            return nil
+        }
+        return s
+    }
+
+    /// A string that goes into a header value: no control characters (CR, LF, NUL, ...).
+    func headerValue(_ key: String, required: Bool = false) -> String? {
+        guard let s = string(key, required: required, nonEmpty: false) else { return nil }
+        guard HTTPText.isFieldValue(s), s.utf8.count <= 4096 else {
+            diagnostics.add(childPath(key), "must be a header value without control characters (CR, LF, NUL), at most 4096 bytes")
+            return nil
+        }
+        return s
+    }
+
     func strings(_ key: String, maxItems: Int = .max) -> [String] {
         (array(key, maxItems: maxItems) ?? []).compactMap { item in
             guard case .string(let s) = item.value else {
@@ -222,5 +242,26 @@ public struct GatewayDuration: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         if milliseconds % 1000 != 0 { return "\(milliseconds)ms" }
         return "\(milliseconds / 1000)s"
+    }
+}
+
+/// What HTTP allows in header names and values (RFC 9110), checked where configuration enters.
+public enum HTTPText {
+    /// A token: the characters of a header name.
+    public static func isToken(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.allSatisfy { c in
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                return true
+            default:
+                return "!#$%&'*+-.^_`|~".utf8.contains(c)
+            }
+        }
+    }
+
+    /// Visible characters, spaces and tabs, and bytes of UTF-8 text: nothing that could end a
+    /// header line or smuggle a control character.
+    public static func isFieldValue(_ s: String) -> Bool {
+        s.utf8.allSatisfy { c in c == 0x09 || (c >= 0x20 && c != 0x7F) }
     }
 }

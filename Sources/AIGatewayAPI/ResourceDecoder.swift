@@ -241,7 +241,7 @@ public enum ResourceDecoder {
         var authHeader: AuthHeaderOverride?
         for key in ["authHeader", "authHeaderOverride"] {
             if let a = e.object(key) {
-                let o = AuthHeaderOverride(prefix: a.string("prefix", nonEmpty: false), headerName: a.string("headerName"))
+                let o = AuthHeaderOverride(prefix: a.headerValue("prefix"), headerName: a.headerName("headerName"))
                 if o.prefix == nil && o.headerName == nil {
                     d.add(a.path, "at least one of prefix or headerName must be set")
                 }
@@ -512,14 +512,19 @@ public enum ResourceDecoder {
     static func decodeHeaderModifier(_ m: ObjectReader) -> HeaderModifier {
         func pairs(_ key: String) -> [HeaderModifier.HeaderPair] {
             m.objects(key, maxItems: 16).compactMap { p in
-                let name = p.string("name", required: true)
-                let value = p.string("value", required: true, nonEmpty: false)
+                let name = p.headerName("name", required: true)
+                let value = p.headerValue("value", required: true)
                 p.rejectUnknownFields()
                 guard let name, let value else { return nil }
                 return .init(name: name, value: value)
             }
         }
-        let modifier = HeaderModifier(setPairs: pairs("set"), addPairs: pairs("add"), remove: m.strings("remove", maxItems: 16))
+        let (set, add) = (pairs("set"), pairs("add"))
+        let remove = m.strings("remove", maxItems: 16)
+        for (i, name) in remove.enumerated() where !HTTPText.isToken(name) {
+            m.diagnostics.add("\(m.childPath("remove"))[\(i)]", "must be an HTTP header name, found \(JSONValue.quoted(name))")
+        }
+        let modifier = HeaderModifier(setPairs: set, addPairs: add, remove: remove.filter(HTTPText.isToken))
         m.rejectUnknownFields()
         return modifier
     }

@@ -321,7 +321,7 @@ final class FailoverRun: @unchecked Sendable {
         var h = GatewayHandler.forwardableResponseHeaders(upstream)
         h.replaceOrAdd(name: GatewayHeaders.requestID, value: job.requestID)
         h.replaceOrAdd(name: GatewayHeaders.backend, value: backendLabel)
-        if let m = trail.model { h.replaceOrAdd(name: GatewayHeaders.model, value: m) }
+        if let m = trail.model { h.replaceOrAdd(name: GatewayHeaders.model, value: TrailToken.make(m)) }
         h.replaceOrAdd(name: GatewayHeaders.attempts, value: trail.header)
         h.replaceOrAdd(name: "cache-control", value: "no-cache")
         GatewayHandler.apply(job.rule.responseHeaders, to: &h)

@@ -266,7 +266,7 @@ public final class GatewayHandler: HTTPHandler {
     func addGatewayHeaders(_ h: inout HTTPHeaders, requestID: String, backend: String, trail: Trail, rule: CompiledRule) {
         h.replaceOrAdd(name: GatewayHeaders.requestID, value: requestID)
         h.replaceOrAdd(name: GatewayHeaders.backend, value: backend)
-        if let m = trail.model { h.replaceOrAdd(name: GatewayHeaders.model, value: m) }
+        if let m = trail.model { h.replaceOrAdd(name: GatewayHeaders.model, value: TrailToken.make(m)) }
         if !trail.header.isEmpty { h.replaceOrAdd(name: GatewayHeaders.attempts, value: trail.header) }
         Self.apply(rule.responseHeaders, to: &h)
     }

@@ -241,9 +241,11 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
                         decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
                         let sync = channel.pipeline.syncOperations
                         try sync.configureHTTPServerPipeline(
-                            withPipeliningAssistance: false, withErrorHandling: true, withOutboundHeaderValidation: true,
+                            withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-                        try sync.addHandler(IdleStateHandler(readTimeout: TimeAmount(limits.idleTimeout)))
+                        // One handler after the codec does the rest (pipelining, idle timeout, parse
+                        // errors): every handler is a hop for every part of every request. Header
+                        // values are checked where they enter (the HTTP parser, manifest decoding).
                         try sync.addHandler(ConnectionHandler(server: self))
                     }
                 }
@@ -324,10 +326,41 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         id = server.connections.add(context.channel)
         remoteAddress = context.channel.remoteAddress?.description
+        scheduleIdleCheck(context: context, at: lastRead + TimeAmount(server.limits.idleTimeout))
+    }
+
+    // MARK: Idle timeout
+
+    /// When the client last sent anything.
+    private var lastRead = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>?
+
+    /// One timer per connection, moved on only when it fires (reads just note the time).
+    private func scheduleIdleCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let this = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) { this.value.0.idleCheckFired(context: this.value.1) }
+    }
+
+    private func idleCheckFired(context: ChannelHandlerContext) {
+        idleCheck = nil
+        guard context.channel.isActive else { return }
+        let timeout = TimeAmount(server.limits.idleTimeout)
+        let now = NIODeadline.now()
+        // Idle between requests, or a client that stopped sending mid-request, for the whole
+        // timeout. A response in progress (a long stream) is left alone.
+        if responding {
+            scheduleIdleCheck(context: context, at: now + timeout)
+        } else if now - lastRead >= timeout {
+            context.close(promise: nil)
+        } else {
+            scheduleIdleCheck(context: context, at: lastRead + timeout)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         server.connections.remove(id)
+        idleCheck?.cancel()
+        idleCheck = nil
         // The client went away: stop the work done on its behalf (upstream attempts included).
         if responding { writer?.cancel() }
         queued.removeAll()
@@ -336,6 +369,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        lastRead = .now()
         if responding && requestEnded {
             // Pipelined: the next request waits for this response.
             queued.append(part)
@@ -449,6 +483,8 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     private func responseFinished(context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
         responding = false
+        // The idle time between requests starts now, not at the request's last byte.
+        lastRead = .now()
         if case .answering = state, requestEnded { state = .idle }
         if draining {
             context.close(promise: nil)
@@ -486,23 +522,20 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
             if !responding, case .idle = state { context.close(promise: nil) }
             return
         }
-        if let e = event as? IdleStateHandler.IdleStateEvent, e == .read {
-            // Idle between requests, or a client that stopped sending mid-request. A response in
-            // progress (a long stream) is left alone.
-            switch state {
-            case .idle, .receiving:
-                context.close(promise: nil)
-            case .answering:
-                let finished = writer.map { w in w.state.value.withLock { $0.ended || $0.failed } } ?? true
-                if finished && !responding { context.close(promise: nil) }
-            }
-            return
-        }
         context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         server.logger.debug("connection error", metadata: ["error": "\(error)"])
+        if error is HTTPParserError {
+            // Malformed (or oversized) request: say so, unless a response has begun, then close.
+            let midResponse = writer.map { w in w.state.value.withLock { $0.headSent && !$0.ended } } ?? false
+            if !midResponse {
+                let headers = HTTPHeaders([("connection", "close"), ("content-length", "0")])
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            }
+        }
         context.close(promise: nil)
     }
 }

@@ -242,7 +242,8 @@ final class LoopPool: @unchecked Sendable {
                     try sync.addHandler(HTTPRequestEncoder())
                     try sync.addHandler(
                         ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)))
-                    try sync.addHandler(NIOHTTPRequestHeadersValidator())
+                    // No header validator: what goes upstream is checked where it enters (the
+                    // client's headers by the HTTP parser, configured ones when manifests decode).
                     try sync.addHandler(connection)
                 }
             }

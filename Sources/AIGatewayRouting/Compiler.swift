@@ -309,6 +309,8 @@ public enum RouteCompiler {
                     let key = stripBearer(s.value)
                     if key.isEmpty {
                         entry.problem = "authToken.inline holds no key"
+                    } else if !HTTPText.isFieldValue(key) {
+                        entry.problem = "authToken.inline holds a control character (a line break?), which no header can carry"
                     } else {
                         entry.auth = .key(SecretString(key))
                     }
@@ -318,7 +320,12 @@ public enum RouteCompiler {
                     let key = NamespacedName(namespace: name.namespace, name: secretName)
                     if let secret = secrets[key] {
                         if let v = secret.data["Authorization"], !stripBearer(v.value).isEmpty {
-                            entry.auth = .key(SecretString(stripBearer(v.value)))
+                            let value = stripBearer(v.value)
+                            if HTTPText.isFieldValue(value) {
+                                entry.auth = .key(SecretString(value))
+                            } else {
+                                entry.problem = "Secret \(key) key Authorization holds a control character (a line break?), which no header can carry"
+                            }
                         } else {
                             entry.problem = "Secret \(key) has no non-empty key Authorization"
                         }

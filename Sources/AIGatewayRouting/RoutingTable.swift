@@ -18,24 +18,26 @@ public struct RequestFacts: Sendable {
         self.headers = headers
     }
 
-    /// Builds the facts from a request target (`/path?query`) and its headers.
+    /// Builds the facts from a request target (`/path?query`) and its headers. (Scans bytes,
+    /// not characters: it runs for every request.)
     public init(method: String, uri: String, headers: [(name: String, value: String)]) {
         var path = Substring(uri)
         var query: [(String, String)] = []
-        if let q = uri.firstIndex(of: "?") {
+        if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = uri[..<q]
-            for pair in uri[uri.index(after: q)...].split(separator: "&") {
+            for pair in uri[uri.utf8.index(after: q)...].split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 query.append((String(kv[0]).removingPercentEncoding ?? String(kv[0]), kv.count > 1 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""))
             }
         }
-        var host = headers.first(where: { $0.name.lowercased() == "host" })?.value ?? ""
-        if host.hasPrefix("[") {
-            if let close = host.firstIndex(of: "]") { host = String(host[...close]) }
-        } else if let colon = host.lastIndex(of: ":") {
-            host = String(host[..<colon])
+        var host = Substring(headers.first(where: { $0.name.isASCIICaseInsensitive("host") })?.value ?? "")
+        if host.utf8.first == UInt8(ascii: "[") {
+            if let close = host.utf8.firstIndex(of: UInt8(ascii: "]")) { host = host[...close] }
+        } else if let colon = host.utf8.lastIndex(of: UInt8(ascii: ":")) {
+            host = host[..<colon]
         }
-        self.init(method: method, host: host.lowercased(), path: String(path.isEmpty ? "/" : path), query: query, headers: headers)
+        let lowered = host.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? host.lowercased() : String(host)
+        self.init(method: method, host: lowered, path: path.isEmpty ? "/" : String(path), query: query, headers: headers)
     }
 
     func header(_ name: String) -> String? {
@@ -46,6 +48,14 @@ public struct RequestFacts: Sendable {
 extension String {
     fileprivate func caseInsensitiveCompare(_ other: String) -> Bool {
         self.utf8.count == other.utf8.count && self.lowercased() == other.lowercased()
+    }
+
+    /// Equal to `lowered` (already lowercase ASCII) ignoring ASCII case, without making a string.
+    fileprivate func isASCIICaseInsensitive(_ lowered: String) -> Bool {
+        guard utf8.count == lowered.utf8.count else { return false }
+        return zip(utf8, lowered.utf8).allSatisfy { a, b in
+            (a >= UInt8(ascii: "A") && a <= UInt8(ascii: "Z") ? a | 0x20 : a) == b
+        }
     }
 
     fileprivate var removingPercentEncoding: String? {

@@ -267,6 +267,10 @@ private let backendCases: [InvalidCase] = [
         llmBackend("openai: {\(passthrough)}\nauthHeader: {}"),
         ["spec.ai.llm.authHeader: at least one of prefix or headerName must be set"]),
     .init(
+        "an authHeader whose name is no header name",
+        llmBackend("openai: {\(passthrough)}\nauthHeader: {headerName: \"api key\"}"),
+        [#"spec.ai.llm.authHeader.headerName: must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~, at most 256), found "api key""#, "spec.ai.llm.authHeader: at least one of prefix or headerName must be set"]),
+    .init(
         "llm and multipool together",
         aiBackend("llm: {openai: {\(passthrough)}}\nmultipool:\n  priorities:\n  - pool:\n    - openai: {\(passthrough)}"),
         ["spec.ai: exactly one of llm, multipool or priorityGroups must be set, found llm and multipool"]),
@@ -332,6 +336,22 @@ private let backendCases: [InvalidCase] = [
 ]
 
 private let routeCases: [InvalidCase] = [
+    .init(
+        "a request header name with a space, a value with a line break, a removal that is no header name",
+        routeWithRules(
+            """
+            - filters:
+              - type: RequestHeaderModifier
+                requestHeaderModifier:
+                  set: [{name: "x team", value: a}]
+                  add: [{name: x-ok, value: "a\\r\\nx-injected: 1"}]
+                  remove: ["bad:name"]
+            """),
+        [
+            #"spec.rules[0].filters[0].requestHeaderModifier.set[0].name: must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~, at most 256), found "x team""#,
+            "spec.rules[0].filters[0].requestHeaderModifier.add[0].value: must be a header value without control characters (CR, LF, NUL), at most 4096 bytes",
+            #"spec.rules[0].filters[0].requestHeaderModifier.remove[0]: must be an HTTP header name, found "bad:name""#,
+        ]),
     .init(
         "a request timeout with a space",
         routeWithRules("- timeouts: {request: 30 s}"),

@@ -111,6 +111,19 @@ struct CompilerTests {
         #expect(t.backends[guide]?.entries.allSatisfy { !$0.isUsable } == true)
     }
 
+    @Test("a key with a line break inside (a file with two lines) is unusable, and the message does not show it")
+    func keyWithLineBreak() throws {
+        let t = try compile(yamlDocs(guideBackendYAML, openAISecret("sk-first\nsk-second\n")))
+        let c = try #require(t.status.backends[guide]?.first)
+        #expect(!c.status && c.reason == "Invalid")
+        #expect(c.message.hasPrefix("spec.ai.multipool.priorities[0].pool[0]: Secret kgateway-system/openai-secret key Authorization holds a control character"))
+        #expect(!c.message.contains("sk-"))
+        #expect(t.backends[guide]?.entries.allSatisfy { !$0.isUsable } == true)
+        // A trailing newline alone (`kubectl create secret --from-file`) is trimmed, not an error.
+        let trimmed = try compile(yamlDocs(guideBackendYAML, openAISecret("sk-only\n")))
+        #expect(trimmed.backends[guide]?.entries.first?.auth == .key(SecretString("sk-only")))
+    }
+
     @Test("inline and passthrough tokens")
     func inlineAndPassthrough() throws {
         let t = try compile(
