@@ -84,7 +84,7 @@ final class StreamSink: Sendable {
 /// One attempt, driven by the upstream client's callbacks. Everything mutable is touched only on
 /// `loop` (the callbacks, the timer and `start`/`cancel` all run there), which is what makes the
 /// unchecked `Sendable` sound.
-final class UpstreamAttempt: UpstreamResponseReceiver, NIOScheduledCallbackHandler, @unchecked Sendable {
+final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// Which timeout the attempt is currently held to.
     enum Phase: Sendable, Equatable {
         case firstByte, firstToken, streamIdle, body, attempt
@@ -112,13 +112,12 @@ final class UpstreamAttempt: UpstreamResponseReceiver, NIOScheduledCallbackHandl
     private var exchange: UpstreamExchange?
     private var delivered = false
 
-    // The watchdog: one timer, re-armed lazily. A later deadline only moves `deadline` (the timer
-    // fires, sees it, and sleeps again); an earlier one reschedules the timer.
+    // The watchdog: the loop's `DeadlineWatch` checks `deadline` while the attempt is watched;
+    // arming only moves it.
     private let attemptDeadline: NIODeadline
-    private var deadline: NIODeadline
+    private(set) var deadline: NIODeadline
     private var phase = Phase.attempt
-    private var timer: NIOScheduledCallback?
-    private var timerAt: NIODeadline?
+    private var watch: DeadlineWatch?
 
     // The stream relay.
     private var parser = SSEParser()
@@ -147,7 +146,9 @@ final class UpstreamAttempt: UpstreamResponseReceiver, NIOScheduledCallbackHandl
 
     func start(client: UpstreamClient) {
         loop.preconditionInEventLoop()
+        watch = client.deadlineWatch(for: loop)
         arm(.firstByte, for: request.settings.firstByteTimeout)
+        watch?.add(self)
         exchange = client.execute(
             origin: request.origin, head: request.head, body: request.body, on: loop, receiver: self)
     }
@@ -183,31 +184,16 @@ final class UpstreamAttempt: UpstreamResponseReceiver, NIOScheduledCallbackHandl
     private func arm(_ phase: Phase, for d: Duration) {
         let proposed = NIODeadline.now() + TimeAmount(d)
         (deadline, self.phase) = proposed < attemptDeadline ? (proposed, phase) : (attemptDeadline, .attempt)
-        if let at = timerAt, at <= deadline { return }
-        timer?.cancel()
-        schedule()
-    }
-
-    private func schedule() {
-        timerAt = deadline
-        // A scheduled callback (the attempt is its handler) costs no promise or closure.
-        // (It fails only when the loop is shutting down.)
-        timer = try? loop.scheduleCallback(at: deadline, handler: self)
     }
 
     private func stopTimer() {
-        timer?.cancel()
-        timer = nil
-        timerAt = nil
+        watch?.remove(self)
+        watch = nil
     }
 
-    func handleScheduledCallback(eventLoop: some EventLoop) {
-        timer = nil
-        timerAt = nil
-        if NIODeadline.now() < deadline {
-            schedule()
-            return
-        }
+    /// The watch saw `deadline` pass.
+    func deadlinePassed() {
+        watch = nil
         if streamEnded {
             // The answer is complete; this only drops an upstream that never finishes its response.
             cancelExchange()
@@ -385,6 +371,47 @@ final class UpstreamAttempt: UpstreamResponseReceiver, NIOScheduledCallbackHandl
             case .success: deliver(.streamCompleted)
             case .failure: deliver(.streamBroken(.truncated))
             }
+        }
+    }
+}
+
+/// The deadlines of the attempts in flight on one event loop, checked by one timer ticking every
+/// `granularity` while any is watched, instead of a timer per attempt: NIO's timer heap takes a
+/// lock to add a timer and scans itself to cancel one, for every request. Timeouts fire up to
+/// `granularity` late. Touched only on `loop`, which makes the unchecked `Sendable` sound.
+final class DeadlineWatch: @unchecked Sendable {
+    static let granularity = TimeAmount.milliseconds(20)
+
+    private let loop: any EventLoop
+    private var watched: [ObjectIdentifier: UpstreamAttempt] = [:]
+    private var tick: Scheduled<Void>?
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    var count: Int { watched.count }
+
+    func add(_ attempt: UpstreamAttempt) {
+        watched[ObjectIdentifier(attempt)] = attempt
+        if tick == nil { scheduleTick() }
+    }
+
+    func remove(_ attempt: UpstreamAttempt) {
+        watched.removeValue(forKey: ObjectIdentifier(attempt))
+    }
+
+    private func scheduleTick() {
+        tick = loop.scheduleTask(in: Self.granularity) { [self] in
+            tick = nil
+            let now = NIODeadline.now()
+            var passed: [UpstreamAttempt] = []
+            for a in watched.values where a.deadline <= now { passed.append(a) }
+            for a in passed {
+                remove(a)
+                a.deadlinePassed()
+            }
+            if !watched.isEmpty { scheduleTick() }
         }
     }
 }

@@ -109,6 +109,11 @@ public final class UpstreamClient: Sendable {
         }
     }
 
+    /// The deadline watch of `loop` (see `DeadlineWatch`).
+    func deadlineWatch(for loop: any EventLoop) -> DeadlineWatch {
+        pool(for: loop).deadlines
+    }
+
     /// Sends one request and reports the response to `receiver`. Must be called on `loop`; every
     /// callback comes on it too. `head` carries `Host` and the body's `Content-Length`.
     func execute(
@@ -182,6 +187,8 @@ final class UpstreamExchange {
 final class LoopPool: @unchecked Sendable {
     let loop: any EventLoop
     let configuration: UpstreamClient.Configuration
+    /// The timeouts of the attempts running on this loop.
+    let deadlines: DeadlineWatch
     /// Idle connections per origin, most recently used last.
     private var idle: [UpstreamOrigin: [UpstreamConnection]] = [:]
     private(set) var idleCount = 0
@@ -191,6 +198,7 @@ final class LoopPool: @unchecked Sendable {
     init(loop: any EventLoop, configuration: UpstreamClient.Configuration) {
         self.loop = loop
         self.configuration = configuration
+        self.deadlines = DeadlineWatch(loop: loop)
     }
 
     func start(_ exchange: UpstreamExchange, origin: UpstreamOrigin, tlsContext: NIOSSLContext?) {
