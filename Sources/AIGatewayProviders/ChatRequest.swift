@@ -16,17 +16,30 @@ public struct ChatRequest: Sendable {
     public var value: JSONValue { (try? JSONParser.parse(bytes)) ?? .null }
 
     /// The client's `model`, if it sent one.
-    public var model: String? { read["model"]?.stringValue }
+    public let model: String?
     /// Whether the client asked for a server-sent-event stream.
-    public var stream: Bool { read["stream"] == .bool(true) }
+    public let stream: Bool
     /// Whether the client asked for the usage chunk at the end of a stream.
-    public var clientWantsStreamUsage: Bool { read["stream_options"]?["include_usage"] == .bool(true) }
+    public let clientWantsStreamUsage: Bool
 
     public struct Invalid: Error, Sendable, CustomStringConvertible {
         public var description: String
     }
 
     public init(bytes: [UInt8]) throws(Invalid) {
+        let (spans, read, messagesEmpty) = try Self.check(bytes)
+        self.bytes = bytes
+        self.spans = spans
+        self.read = read
+        self.messagesEmpty = messagesEmpty
+        // Read once here: every attempt asks.
+        self.model = read["model"]?.stringValue
+        self.stream = read["stream"] == .bool(true)
+        self.clientWantsStreamUsage = read["stream_options"]?["include_usage"] == .bool(true)
+    }
+
+    /// Validates the body; returns its top-level spans, the members read, and whether `messages` is empty.
+    private static func check(_ bytes: [UInt8]) throws(Invalid) -> (spans: [String: JSONMemberSpan], read: [String: JSONValue], messagesEmpty: Bool) {
         let scanned: [String: JSONMemberSpan]?
         do {
             scanned = try JSONParser.scanTopLevel(bytes)
@@ -57,10 +70,7 @@ public struct ChatRequest: Sendable {
             let inside = bytes[(span.value.lowerBound + 1)..<span.value.upperBound]
             messagesEmpty = inside.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) } == UInt8(ascii: "]")
         }
-        self.bytes = bytes
-        self.spans = spans
-        self.read = read
-        self.messagesEmpty = messagesEmpty
+        return (spans, read, messagesEmpty)
     }
 
     /// The body for one attempt.

@@ -19,7 +19,6 @@ final class FailoverRun: @unchecked Sendable {
     private let loop: any EventLoop
     private let entries: EntryIndex
     private let deadline: Instant
-    private let progress = StreamProgress()
     /// Called once, with the status counted for the request (499: the client went away).
     private let onFinish: (Int) -> Void
 
@@ -155,15 +154,15 @@ final class FailoverRun: @unchecked Sendable {
         case .success(let req):
             answeringModel = entry.model
             let attemptStart = ContinuousClock.now
-            let (metrics, backendLabel) = (self.metrics, self.backendLabel)
-            start(req, onFirstByte: { latency in metrics.upstreamLatency(backend: backendLabel, model: entry.model, latency) }) { [self] result in
-                attemptEnded(result, entry: entry, attemptStart: attemptStart)
+            let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model)
+            start(req, onFirstByte: { latency in entryMetrics.upstreamLatency(latency) }) { [self] result in
+                attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart)
             }
         }
     }
 
     private func start(_ req: AttemptRequest, onFirstByte: @escaping @Sendable (Duration) -> Void, _ onResult: @escaping (AttemptResult) -> Void) {
-        let a = UpstreamAttempt(request: req, loop: loop, sink: sink, progress: progress, logger: logger, onFirstByte: onFirstByte) { [self] result in
+        let a = UpstreamAttempt(request: req, loop: loop, sink: sink, logger: logger, onFirstByte: onFirstByte) { [self] result in
             attempt = nil
             onResult(result)
         }
@@ -171,7 +170,7 @@ final class FailoverRun: @unchecked Sendable {
         a.start(client: gateway.client)
     }
 
-    private func attemptEnded(_ result: AttemptResult, entry: CompiledEntry, attemptStart: Instant) {
+    private func attemptEnded(_ result: AttemptResult, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics, attemptStart: Instant) {
         guard !finished else { return }
         switch result {
         case .response(let status, let headers, let body, _):
@@ -180,7 +179,7 @@ final class FailoverRun: @unchecked Sendable {
                 // usage is read.
                 if let spans = try? JSONParser.scanTopLevel(body.readableBytesView) {
                     gateway.recordHealth(entry, .success, backend.settings)
-                    metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
+                    entryMetrics.succeeded()
                     _ = machine.record(.success, now: .now, health: health)
                     answeringModel = entry.model
                     if let span = spans["usage"] {
@@ -190,7 +189,7 @@ final class FailoverRun: @unchecked Sendable {
                             let tokens = { (key: String) in members?[key].flatMap { JSONParser.integer(usage, span: $0) } ?? 0 }
                             return (tokens("prompt_tokens"), tokens("completion_tokens"))
                         }
-                        metrics.tokens(backend: backendLabel, model: entry.model, input: input, output: output)
+                        entryMetrics.tokens(input: input, output: output)
                     }
                     var h = GatewayHandler.forwardableResponseHeaders(headers)
                     gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
@@ -235,7 +234,7 @@ final class FailoverRun: @unchecked Sendable {
     private func recordStreamSuccess(_ entry: CompiledEntry, attemptStart: Instant) {
         gateway.recordHealth(entry, .success, backend.settings)
         metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
-        let s = progress.state.withLock { $0 }
+        guard let s = sink?.progress.state.withLock({ $0 }) else { return }
         if let u = s.usage { metrics.tokens(backend: backendLabel, model: entry.model, input: u.input, output: u.output) }
         if let ft = s.firstToken { metrics.timeToFirstToken(backend: backendLabel, model: entry.model, ft - attemptStart) }
         if s.malformed > 0 {
@@ -252,7 +251,7 @@ final class FailoverRun: @unchecked Sendable {
         if backend.settings.streamContinuation, ContinuousClock.now < deadline, let index = machine.continuationCandidate(now: .now, health: health) {
             let candidate = machine.candidates[index]
             guard let entry = entries[candidate.id] else { return endBrokenStream(original: original, originalModel: originalModel) }
-            let prefill = progress.state.withLock { $0.text }
+            let prefill = sink?.progress.state.withLock { $0.text } ?? ""
             guard case .success(let req) = gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: prefill) else {
                 machine.recordContinuation(.unusable("no credentials"))
                 return continueBrokenStream(original: original, originalModel: originalModel)
@@ -290,7 +289,7 @@ final class FailoverRun: @unchecked Sendable {
     /// Ends the stream with an error event the SDKs raise: no `[DONE]`, no clean finish.
     private func endBrokenStream(original: AttemptOutcome, originalModel: String) {
         metrics.streamInterrupted(backend: backendLabel, model: originalModel, resolution: "error_event")
-        let tokens = progress.state.withLock { $0.tokens }
+        let tokens = sink?.progress.state.withLock { $0.tokens } ?? 0
         let what: String
         switch original {
         case .truncated: what = "was cut off"
@@ -309,9 +308,13 @@ final class FailoverRun: @unchecked Sendable {
 
     /// The attempt trail so far.
     private var trail: Trail {
-        let header = machine.records.map { rec in
-            "\(TrailToken.make(machine.candidates[rec.index].model))=\(rec.outcome.label)"
-        }.joined(separator: ",")
+        var header = ""
+        for (k, rec) in machine.records.enumerated() {
+            if k > 0 { header += "," }
+            header += TrailToken.make(machine.candidates[rec.index].model)
+            header += "="
+            header += rec.outcome.label
+        }
         return Trail(header: header, model: answeringModel)
     }
 

@@ -134,11 +134,11 @@ public struct ResponseWriter: Sendable {
         } else {
             written = channel.eventLoop.flatSubmit { Self.writeWhole(channel, head, body) }
         }
-        let tracked = tracked(written)
+        // Not tracked: a write that fails closes the connection anyway.
         state.value.withLock {
             $0.headSent = true
             $0.ended = true
-            $0.endWritten = tracked
+            $0.endWritten = written
         }
     }
 

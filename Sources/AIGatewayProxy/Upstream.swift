@@ -51,6 +51,8 @@ struct AttemptRequest: Sendable {
 /// Where streamed events go: the client connection, committed on the first token.
 final class StreamSink: Sendable {
     let writer: ResponseWriter
+    /// What the stream has delivered so far, over every attempt.
+    let progress = StreamProgress()
     /// Headers for the client response, computed when the stream commits (the attempt trail so far).
     let makeHeaders: @Sendable (_ upstream: HTTPHeaders) -> HTTPHeaders
     private let committed = Mutex(false)
@@ -103,7 +105,6 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     private let request: AttemptRequest
     private let loop: any EventLoop
     private let sink: StreamSink?
-    private let progress: StreamProgress
     private let logger: Logger
     private let onFirstByte: @Sendable (Duration) -> Void
     private let started = ContinuousClock.now
@@ -127,13 +128,12 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     private var streamEnded = false
 
     init(
-        request: AttemptRequest, loop: any EventLoop, sink: StreamSink?, progress: StreamProgress, logger: Logger,
+        request: AttemptRequest, loop: any EventLoop, sink: StreamSink?, logger: Logger,
         onFirstByte: @escaping @Sendable (Duration) -> Void, onResult: @escaping (AttemptResult) -> Void
     ) {
         self.request = request
         self.loop = loop
         self.sink = sink
-        self.progress = progress
         self.logger = logger
         self.onFirstByte = onFirstByte
         self.onResult = onResult
@@ -262,7 +262,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case .streaming(let head):
             var last: EventLoopFuture<Void>?
             if !sawDone, let event = parser.finish() { _ = handle(event, head: head, last: &last) }
-            if sawDone || progress.state.withLock({ $0.finished }) {
+            if sawDone || sink?.progress.state.withLock({ $0.finished }) == true {
                 finishStream(head: head)
             } else {
                 // Ended cleanly but without a finish: the answer is incomplete.
@@ -326,11 +326,11 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         }
         guard let facts = ChunkFacts(json: data) else {
             // Not JSON: drop it, keep the stream going.
-            progress.state.withLock { $0.malformed += 1 }
+            sink.progress.state.withLock { $0.malformed += 1 }
             logger.debug("dropped malformed stream event")
             return false
         }
-        progress.state.withLock { s in
+        sink.progress.state.withLock { s in
             if let u = facts.usage { s.usage = u }
             if let m = facts.model { s.model = m }
             s.text += facts.content
@@ -341,7 +341,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         if !sink.isCommitted {
             if forward { pending.append(event.raw) }
             if facts.isToken {
-                progress.state.withLock { $0.firstToken = .now }
+                sink.progress.state.withLock { $0.firstToken = .now }
                 commitPending(head: head, last: &last)
             }
         } else if forward {

@@ -69,6 +69,46 @@ public final class GatewayMetrics: Sendable {
         Array(zip(names, [key.a, key.b, key.c]))
     }
 
+    /// The handles a successful attempt of one entry updates, looked up once per attempt.
+    public final class EntryMetrics: Sendable {
+        let ok: CoreMetrics.Counter
+        let latency: CoreMetrics.Timer
+        let tokensIn: CoreMetrics.Counter
+        let tokensOut: CoreMetrics.Counter
+
+        init(ok: CoreMetrics.Counter, latency: CoreMetrics.Timer, tokensIn: CoreMetrics.Counter, tokensOut: CoreMetrics.Counter) {
+            self.ok = ok
+            self.latency = latency
+            self.tokensIn = tokensIn
+            self.tokensOut = tokensOut
+        }
+
+        /// The same as `GatewayMetrics.attempt(... outcome: "ok")`.
+        public func succeeded() { ok.increment() }
+        /// The same as `GatewayMetrics.upstreamLatency`.
+        public func upstreamLatency(_ d: Duration) { latency.recordNanoseconds(d.nanoseconds) }
+        /// The same as `GatewayMetrics.tokens`.
+        public func tokens(input: Int, output: Int) {
+            if input > 0 { tokensIn.increment(by: input) }
+            if output > 0 { tokensOut.increment(by: output) }
+        }
+    }
+
+    private let entries = Mutex<[Key: EntryMetrics]>([:])
+
+    /// The handles of `backend`'s entry `model` (made on first use).
+    public func entry(backend: String, model: String) -> EntryMetrics {
+        let key = Key(label: .attempts, a: backend, b: model)
+        if let e = entries.withLock({ $0[key] }) { return e }
+        let e = EntryMetrics(
+            ok: counter(Key(label: .attempts, a: backend, b: model, c: "ok"), ["backend", "model", "outcome"]),
+            latency: timer(Key(label: .latency, a: backend, b: model), ["backend", "model"]),
+            tokensIn: counter(Key(label: .tokens, a: backend, b: model, c: "input"), ["backend", "model", "direction"]),
+            tokensOut: counter(Key(label: .tokens, a: backend, b: model, c: "output"), ["backend", "model", "direction"]))
+        entries.withLock { $0[key] = e }
+        return e
+    }
+
     /// One client request finished with `status`.
     public func request(route: String, status: Int) {
         counter(Key(label: .requests, a: route, b: String(status)), ["route", "status"]).increment()
