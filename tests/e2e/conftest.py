@@ -5,6 +5,8 @@ import os
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -42,14 +44,20 @@ def wait_for(url: str, timeout: float = 20.0) -> None:
 
 
 class Stack:
-    def __init__(self, tmp: Path):
+    """The fake provider and the gateway on the guide's manifests in front of it.
+
+    provider_args/gateway_args go to the two commands; endpoint_host names the provider in
+    --provider-endpoint (its scheme follows the provider's: https with --tls-cert)."""
+
+    def __init__(self, tmp: Path, provider_args=(), gateway_args=(), endpoint_host="127.0.0.1"):
         self.bins = bin_dir()
         self.provider = subprocess.Popen(
-            [str(self.bins / "fake-provider"), "--port", "0", "--require-key", "sk-demo-not-a-real-key"],
+            [str(self.bins / "fake-provider"), "--port", "0", "--require-key", "sk-demo-not-a-real-key", *provider_args],
             stdout=subprocess.PIPE, text=True)
         line = self.provider.stdout.readline().strip()
         assert line.startswith("fake-provider listening on "), line
-        self.provider_url = line.rsplit(" ", 1)[1]
+        listening = urllib.parse.urlsplit(line.rsplit(" ", 1)[1])
+        self.provider_url = f"{listening.scheme}://{endpoint_host}:{listening.port}"
         manifests = tmp / "manifests"
         manifests.mkdir()
         for f in (ROOT / "examples" / "model-failover").glob("*.yaml"):
@@ -67,7 +75,7 @@ class Stack:
         self.gateway = subprocess.Popen(
             [str(self.bins / "ai-gateway"), "run", "--manifests", str(manifests), "--host", "127.0.0.1",
              "--port", str(self.port), "--admin-port", str(self.admin_port),
-             "--provider-endpoint", f"openai={self.provider_url}", "--log-format", "json"],
+             "--provider-endpoint", f"openai={self.provider_url}", "--log-format", "json", *gateway_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(f"http://127.0.0.1:{self.admin_port}/readyz")
 
@@ -83,10 +91,21 @@ class Stack:
         with urllib.request.urlopen(f"{self.provider_url}/_fake/requests", timeout=5) as r:
             return json.loads(r.read())
 
+    def post(self, body: str, path: str = "/model", timeout: float = 30):
+        """POSTs JSON to the gateway; returns (status, headers, body bytes), errors included."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=body.encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
     def stop(self) -> None:
         started = time.monotonic()
         for p in (self.gateway, self.provider):
-            p.terminate()
+            if p.poll() is None:
+                p.terminate()
         for p in (self.gateway, self.provider):
             try:
                 p.wait(timeout=10)

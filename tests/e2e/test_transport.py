@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, bin_dir, free_port, wait_for
+from conftest import ROOT, Stack, bin_dir, free_port
 
 BODY = json.dumps({"messages": [{"role": "user", "content": "What is kubernetes?"}]})
 
@@ -24,50 +24,6 @@ def load_fake_apiserver():
     return module
 
 
-class Gateway:
-    """A fake provider (optionally HTTPS) and the gateway on the guide's manifests in front of it."""
-
-    def __init__(self, tmp, provider_args=(), gateway_args=(), endpoint_scheme="http", endpoint_host="127.0.0.1", token_interval_ms=0):
-        bins = bin_dir()
-        self.provider = subprocess.Popen(
-            [str(bins / "fake-provider"), "--port", "0", "--require-key", "sk-demo-not-a-real-key",
-             "--token-interval-ms", str(token_interval_ms), *provider_args],
-            stdout=subprocess.PIPE, text=True)
-        line = self.provider.stdout.readline().strip()
-        assert line.startswith("fake-provider listening on "), line
-        port = int(line.rsplit(":", 1)[1])
-        self.provider_url = f"{endpoint_scheme}://{endpoint_host}:{port}"
-        self.port, self.admin_port = free_port(), free_port()
-        self.log_path = tmp / "gateway.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [str(bins / "ai-gateway"), "run", "--manifests", str(ROOT / "examples" / "model-failover"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--admin-port", str(self.admin_port),
-             "--provider-endpoint", f"openai={self.provider_url}", "--log-format", "json", *gateway_args],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(f"http://127.0.0.1:{self.admin_port}/readyz")
-
-    def post(self, body=BODY, timeout=30):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/model", data=body.encode(), method="POST",
-                                     headers={"content-type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, dict(r.headers), r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
-
-    def stop(self):
-        for p in (self.proc, self.provider):
-            if p.poll() is None:
-                p.terminate()
-        for p in (self.proc, self.provider):
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.log.close()
-
-
 @pytest.fixture
 def certs(tmp_path):
     ca, crt, key = load_fake_apiserver().make_certs(str(tmp_path))
@@ -76,11 +32,10 @@ def certs(tmp_path):
 
 def test_https_provider_verified_against_a_private_ca(tmp_path, certs):
     ca, crt, key = certs
-    g = Gateway(tmp_path, provider_args=["--tls-cert", crt, "--tls-key", key], gateway_args=["--provider-ca-file", ca],
-                endpoint_scheme="https", endpoint_host="localhost")
+    g = Stack(tmp_path, provider_args=["--tls-cert", crt, "--tls-key", key], gateway_args=["--provider-ca-file", ca], endpoint_host="localhost")
     try:
         for _ in range(3):  # the second and third reuse the pooled TLS connection
-            status, headers, body = g.post()
+            status, headers, body = g.post(BODY)
             assert status == 200, body
             assert headers["x-aigw-model"] == "gpt-4o"
             assert json.loads(body)["choices"][0]["message"]["content"].startswith("Kubernetes")
@@ -91,9 +46,9 @@ def test_https_provider_verified_against_a_private_ca(tmp_path, certs):
 def test_https_provider_with_an_untrusted_certificate_is_refused(tmp_path, certs):
     ca, crt, key = certs
     # No --provider-ca-file: the certificate does not chain to the system store.
-    g = Gateway(tmp_path, provider_args=["--tls-cert", crt, "--tls-key", key], endpoint_scheme="https", endpoint_host="localhost")
+    g = Stack(tmp_path, provider_args=["--tls-cert", crt, "--tls-key", key], endpoint_host="localhost")
     try:
-        status, headers, body = g.post()
+        status, headers, body = g.post(BODY)
         assert status == 502, body
         error = json.loads(body)["error"]
         assert [a["outcome"] for a in error["attempts"]][:2] == ["connect_error", "connect_error"]
@@ -134,7 +89,7 @@ def read_responses(sock, count, timeout=20):
 
 
 def test_pipelined_requests_are_answered_in_order(tmp_path):
-    g = Gateway(tmp_path)
+    g = Stack(tmp_path)
     try:
         body = BODY.encode()
         requests = b"".join(
@@ -154,7 +109,7 @@ def test_pipelined_requests_are_answered_in_order(tmp_path):
 
 def test_sigterm_lets_the_stream_in_flight_finish_and_refuses_new_connections(tmp_path):
     # 12 tokens 150 ms apart: the stream lasts about 1.8 s.
-    g = Gateway(tmp_path, token_interval_ms=150)
+    g = Stack(tmp_path, provider_args=["--token-interval-ms", "150"])
     try:
         stream_body = json.dumps({"stream": True, "messages": [{"role": "user", "content": "hi"}]}).encode()
         s = socket.create_connection(("127.0.0.1", g.port))
@@ -169,7 +124,7 @@ def test_sigterm_lets_the_stream_in_flight_finish_and_refuses_new_connections(tm
         idle.sendall(b"POST /model HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\n"
                      + f"content-length: {len(body)}\r\n\r\n".encode() + body)
         assert read_responses(idle, 1)[0][0] == 200
-        g.proc.send_signal(signal.SIGTERM)
+        g.gateway.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             chunk = s.recv(65536)
@@ -181,7 +136,7 @@ def test_sigterm_lets_the_stream_in_flight_finish_and_refuses_new_connections(tm
         assert received.endswith(b"\r\n0\r\n\r\n"), "and ended cleanly (the last chunk)"
         idle.settimeout(10)
         assert idle.recv(1) == b"", "the idle connection was closed"
-        assert g.proc.wait(timeout=20) == 0
+        assert g.gateway.wait(timeout=20) == 0
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", g.port), timeout=2).close()
     finally:
