@@ -328,7 +328,9 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     let origin: UpstreamOrigin
-    private unowned let pool: LoopPool
+    /// Weak: a connection may outlive its client (closing after `shutdown`).
+    private weak var pool: LoopPool?
+    private let loop: any EventLoop
     private let tls: Bool
     private var state = State.connecting
     private var context: ChannelHandlerContext?
@@ -346,6 +348,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     init(origin: UpstreamOrigin, pool: LoopPool, tls: Bool) {
         self.origin = origin
         self.pool = pool
+        self.loop = pool.loop
         self.tls = tls
         self.handshakeDone = !tls
     }
@@ -357,7 +360,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
 
     /// Succeeds once the connection can carry a request (TLS: after the handshake).
     fileprivate func ready(timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
-        guard let context else { return pool.loop.makeFailedFuture(UpstreamError.closed) }
+        guard let context else { return loop.makeFailedFuture(UpstreamError.closed) }
         if handshakeDone {
             state = .idle
             return context.eventLoop.makeSucceededFuture(self)
@@ -454,7 +457,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
             if keepAlive {
                 state = .idle
                 exchange.end()
-                pool.release(self)
+                if let pool { pool.release(self) } else { close() }
             } else {
                 close()
                 exchange.end()
@@ -476,7 +479,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
         failReady(.closed)
         switch previous {
         case .busy(let exchange): exchange.fail(.closed)
-        case .idle: pool.remove(self)
+        case .idle: pool?.remove(self)
         case .connecting, .closed: break
         }
         context.fireChannelInactive()
