@@ -19,7 +19,7 @@
 #   BENCH_BIN_DIR       directory holding release ai-gateway and fake-provider (skips the build)
 #   BENCH_SCRATCH_PATH  --scratch-path for the release build (default: SwiftPM's .build)
 #   BENCH_THREADS=2 BENCH_CONNECTIONS=64 BENCH_DURATION=8 BENCH_WARMUP=3   wrk settings (seconds)
-#   BENCH_ROUNDS=3      alternating nginx/gateway rounds
+#   BENCH_ROUNDS=5      alternating nginx/gateway rounds
 #   BENCH_STREAMS=1000 BENCH_STREAM_TOKENS=250 BENCH_STREAM_INTERVAL_MS=100  stream test
 #   BENCH_BUDGET=400    seconds the benchmark (after the build) may take before it is aborted
 #   BENCH_KEEP=1        keep the temporary directory (logs, configs)
@@ -30,7 +30,7 @@ ROOT="$(cd "$BENCH_DIR/.." && pwd)"
 THREADS="${BENCH_THREADS:-2}"
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 DURATION="${BENCH_DURATION:-8}"
-ROUNDS="${BENCH_ROUNDS:-3}"
+ROUNDS="${BENCH_ROUNDS:-5}"
 WARMUP="${BENCH_WARMUP:-3}"
 STREAMS="${BENCH_STREAMS:-1000}"
 STREAM_TOKENS="${BENCH_STREAM_TOKENS:-250}"
