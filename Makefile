@@ -22,7 +22,7 @@ test: setup
 # `make bench`: the data-plane benchmark. bench/run.sh builds the release ai-gateway and
 # fake-provider, then runs wrk against the fake provider, nginx and the gateway, and holds 1,000
 # concurrent streams through the gateway. Installs wrk and nginx-light when missing (as root).
-# Optional: BENCH_SCRATCH_PATH=.build-release, BENCH_DURATION=10, BENCH_CONNECTIONS=64.
+# Optional: BENCH_SCRATCH_PATH=.build-release, BENCH_DURATION=8, BENCH_ROUNDS=5, BENCH_CONNECTIONS=64.
 bench: setup
 	bash bench/run.sh
 
