@@ -191,6 +191,32 @@ func ssePayloads(_ text: String) -> [String] {
     }
 }
 
+/// The body of a raw chunked HTTP/1.1 response (head included), as far as it goes: a cut body
+/// gives the chunks that arrived whole.
+func dechunked(_ raw: String) -> String {
+    // Bytes, not characters: "\r\n" is one Character.
+    let bytes = Array(raw.utf8)
+    func crlf(from i: Int) -> Int? {
+        var k = i
+        while k + 1 < bytes.count {
+            if bytes[k] == 0x0D && bytes[k + 1] == 0x0A { return k }
+            k += 1
+        }
+        return nil
+    }
+    guard var i = (0..<max(0, bytes.count - 3)).first(where: { bytes[$0..<($0 + 4)].elementsEqual([0x0D, 0x0A, 0x0D, 0x0A]) }).map({ $0 + 4 }) else {
+        return ""
+    }
+    var body: [UInt8] = []
+    while let end = crlf(from: i), let size = Int(String(decoding: bytes[i..<end], as: UTF8.self), radix: 16), size > 0,
+        end + 2 + size <= bytes.count
+    {
+        body += bytes[(end + 2)..<(end + 2 + size)]
+        i = end + 2 + size + 2
+    }
+    return String(decoding: body, as: UTF8.self)
+}
+
 /// The content deltas of the JSON chunks among `payloads` (invalid JSON is skipped).
 func contentDeltas(_ payloads: [String]) -> [String] {
     payloads.compactMap { payload in
