@@ -2189,11 +2189,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if action == "restart":
                 # Every connection goes, as when the process dies; data and the
                 # resourceVersion counter survive, like etcd behind a restarted apiserver.
+                # The others go before the answer: a client that has the answer finds them cut.
+                for c in others:
+                    _shutdown_socket(c)
                 self.close_connection = True
                 self._send(200, {"ok": True, "droppedConnections": len(others) + 1},
                            headers={"Connection": "close"})
-                for c in others:
-                    _shutdown_socket(c)
                 return
             return self._send(200, {"ok": True, "droppedWatches": watches})
         return self._send(404, ApiError(404, f"unknown fault endpoint {action}").status())
