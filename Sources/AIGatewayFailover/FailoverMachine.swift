@@ -48,10 +48,6 @@ public struct FailoverCandidate: Sendable, Hashable {
         self.problem = problem
     }
 
-    public init(_ e: CompiledEntry) {
-        self.init(e, backendLabel: e.backend.description)
-    }
-
     /// `backendLabel` is `e.backend.description`, made once by the caller.
     public init(_ e: CompiledEntry, backendLabel: String) {
         self.init(id: e.id, backend: backendLabel, model: e.model, priority: e.priority, problem: e.isUsable ? nil : (e.problem ?? "no credentials"))

@@ -78,7 +78,7 @@ public final class GatewayHandler: HTTPHandler {
             let metrics = self.metrics
             let run = FailoverRun(gateway: self, job: job, writer: writer) { status in
                 metrics.inFlight(-1)
-                metrics.request(route: job.routeLabel, status: status)
+                metrics.request(route: job.rule.routeLabel, status: status)
                 done()
             }
             // The client went away: the run stops (the server calls this on the connection's loop).
@@ -100,15 +100,13 @@ public final class GatewayHandler: HTTPHandler {
         let rule: CompiledRule
         let clientHeaders: HTTPHeaders
         let requestID: String
-        let routeLabel: String
 
-        init(chat: ChatRequest, backend: CompiledBackend, rule: CompiledRule, clientHeaders: HTTPHeaders, requestID: String, routeLabel: String) {
+        init(chat: ChatRequest, backend: CompiledBackend, rule: CompiledRule, clientHeaders: HTTPHeaders, requestID: String) {
             self.chat = chat
             self.backend = backend
             self.rule = rule
             self.clientHeaders = clientHeaders
             self.requestID = requestID
-            self.routeLabel = routeLabel
         }
     }
 
@@ -163,7 +161,7 @@ public final class GatewayHandler: HTTPHandler {
         } catch {
             return .reply(errorReply(status: .badRequest, message: error.description, type: "invalid_request_error", code: "invalid_json", requestID: requestID, route: routeLabel, rule: rule))
         }
-        return .failover(FailoverJob(chat: chat, backend: backend, rule: rule, clientHeaders: request.head.headers, requestID: requestID, routeLabel: routeLabel))
+        return .failover(FailoverJob(chat: chat, backend: backend, rule: rule, clientHeaders: request.head.headers, requestID: requestID))
     }
 
     // MARK: - Health

@@ -28,11 +28,9 @@ public struct ServerRequest: Sendable {
     public var remoteAddress: String?
 }
 
-/// How a handler answers: a complete response at once, or a head, body parts (each awaited for
-/// back-pressure) and an end.
-///
-/// The `send…` methods return the write's future and may be called from the connection's event
-/// loop (the upstream relay does); the `async` ones await it.
+/// How a handler answers: a complete response at once (`respond`), or a head, body parts and an
+/// end (`send…`, whose futures give back-pressure; the upstream relay uses them on the
+/// connection's event loop).
 public struct ResponseWriter: Sendable {
     let channel: any Channel
     let closeAfter: Bool
@@ -101,22 +99,6 @@ public struct ResponseWriter: Sendable {
         let state = self.state
         future.whenFailure { _ in state.markFailed() }
         return future
-    }
-
-    public func writeHead(status: HTTPResponseStatus, headers: HTTPHeaders) async throws {
-        try await sendHead(status: status, headers: headers).get()
-    }
-
-    public func writeBody(_ buffer: ByteBuffer) async throws {
-        try await sendBody(buffer).get()
-    }
-
-    public func writeBody(_ bytes: some Sequence<UInt8>) async throws {
-        try await writeBody(allocator.buffer(bytes: bytes))
-    }
-
-    public func end() async throws {
-        try await sendEnd().get()
     }
 
     /// A complete response with a `Content-Length`, queued and flushed at once. It does not wait

@@ -390,8 +390,6 @@ final class DeadlineWatch: @unchecked Sendable {
         self.loop = loop
     }
 
-    var count: Int { watched.count }
-
     func add(_ attempt: UpstreamAttempt) {
         watched[ObjectIdentifier(attempt)] = attempt
         if tick == nil { scheduleTick() }
