@@ -74,8 +74,15 @@ struct FaultBehaviourTests {
         let provider = FakeProvider(configuration: .init(faults: ["m": try FaultSpec(parsing: "silence")]))
         _ = try await provider.start()
         do {
+            // The client gives up after its deadline. (Long enough that the request surely reaches
+            // the server first, even on a loaded machine: a 300 ms deadline once expired before the
+            // request was sent, and the count below came out one short.)
+            let silent = Task { try await send(provider, body: chatBody(model: "m"), timeoutMilliseconds: 3_000) }
+            let received = ContinuousClock.now + .seconds(10)
+            while provider.recordedRequests().isEmpty, ContinuousClock.now < received { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(provider.recordedRequests().count == 1, "the request was read, and not answered")
             await #expect {
-                _ = try await send(provider, body: chatBody(model: "m"), timeoutMilliseconds: 300)
+                _ = try await silent.value
             } throws: { error in
                 (error as? HTTPClientError) == .deadlineExceeded
             }
