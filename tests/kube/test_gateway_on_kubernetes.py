@@ -246,6 +246,51 @@ def test_missing_secret_is_reported_in_the_backend_status(stack):
     eventually(lambda: gw.request()[0] == 200)
 
 
+def test_a_secret_made_before_its_backend_is_read_when_the_backend_references_it(tmp_path):
+    """The gateway keeps the data of referenced Secrets only, so a Secret that was there before
+    any Backend named it is held without its data; applying the Backend makes the gateway read
+    that one Secret (a GET), and the request goes out with its key. The Secret list and watch
+    ask the API server for the key-holding types only."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from test_fake_apiserver import GATEWAY_SECRET_SELECTOR, secret
+
+    server = FakeServer(tmp_path / "api", "--verbose")
+    gateway = None
+    try:
+        server.kubectl("apply", "-f", str(REPO / "crds"))
+        server.kubectl("wait", "--for=condition=established", "crd", "--all", "--timeout=30s")
+        server.kubectl("apply", "-f", str(REPO / "manifests"))
+        server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS,
+                       "--from-literal=Authorization=Bearer sk-made-first")
+        server.kubectl("apply", "-f", "-", input=json.dumps(secret("serving-cert", NS, "kubernetes.io/tls",
+                                                                   {"tls.crt": "c", "tls.key": "private"})))
+        gateway = Gateway(tmp_path, server.kubeconfig)
+        eventually(gateway.ready, timeout=30)
+
+        def secret_gets():
+            stats = server.ok("GET", "/_fake/stats")
+            return stats["byResource"].get("secrets", {}).get("get", 0)
+        before = secret_gets()  # kubectl apply read one; the gateway, with nothing referenced, none
+
+        for name in ("backend.yaml", "httproute.yaml"):
+            server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / name).read_text())
+        status, headers, body = eventually(lambda: (r := gateway.request())[0] == 200 and r)
+        assert dict(gateway.provider_requests()[-1]["headers"])["authorization"] == "Bearer sk-made-first"
+        assert secret_gets() == before + 1
+
+        # Every Secret list and watch the gateway sent carried the type selector.
+        gateway_reads = [line.split('"')[1].split()[1] for line in server.err_path.read_text().splitlines()
+                         if '"GET /api/v1/secrets' in line]
+        assert gateway_reads, "the gateway listed no Secrets"
+        for path in gateway_reads:
+            assert parse_qs(urlsplit(path).query)["fieldSelector"] == [GATEWAY_SECRET_SELECTOR], path
+    finally:
+        if gateway:
+            gateway.stop()
+        server.stop()
+
+
 # --- Leader election: two replicas against one API server -------------------------------------
 
 FAST_ELECTION = ("--leader-election-lease-duration", "2s", "--leader-election-renew-deadline", "1500ms",
