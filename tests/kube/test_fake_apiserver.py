@@ -243,17 +243,22 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(server):
-    """The shared server with crds/ and manifests/ applied by kubectl (or, without kubectl,
-    by posting the documents directly)."""
+    """The shared server with crds/ and manifests/ applied by kubectl (`apply -k` for the
+    kustomize base), or, without kubectl, by posting the documents directly."""
     if KUBECTL:
         server.kubectl("apply", "-f", str(REPO / "crds"))
-        server.kubectl("apply", "-f", str(REPO / "manifests"))
+        server.kubectl("apply", "-k", str(REPO / "manifests"))
     else:
-        for folder in ("crds", "manifests"):
-            for path in sorted((REPO / folder).glob("*.yaml")):
-                for doc in yaml.safe_load_all(path.read_text()):
-                    _post_document(server, doc)
+        paths = sorted((REPO / "crds").glob("*.yaml")) + [REPO / "manifests" / p for p in base_resources()]
+        for path in paths:
+            for doc in yaml.safe_load_all(path.read_text()):
+                _post_document(server, doc)
     return server
+
+
+def base_resources() -> list:
+    """The files manifests/kustomization.yaml lists."""
+    return yaml.safe_load((REPO / "manifests" / "kustomization.yaml").read_text())["resources"]
 
 
 def _post_document(server: FakeServer, doc: dict):
@@ -320,9 +325,17 @@ def test_manifests_have_the_required_shape():
 # kubectl against the fake.
 # ---------------------------------------------------------------------------------------
 
+def test_the_kustomize_base_lists_every_manifest():
+    """`kubectl apply -k manifests/` must install all of it: a file left out of the
+    kustomization would be silently skipped."""
+    listed = base_resources()
+    assert sorted(listed) == sorted(p.name for p in (REPO / "manifests").glob("*.yaml") if p.name != "kustomization.yaml")
+    assert listed == sorted(listed)  # in install order (namespace first)
+
+
 @needs_kubectl
 def test_kubectl_applies_crds_and_manifests(cluster):
-    dry = cluster.kubectl("apply", "--dry-run=client", "-f", str(REPO / "manifests"), "-f", str(REPO / "crds"))
+    dry = cluster.kubectl("apply", "--dry-run=client", "-k", str(REPO / "manifests"))
     assert "deployment.apps/ai-gateway created (dry run)" in dry.stdout or \
         "deployment.apps/ai-gateway configured (dry run)" in dry.stdout
     crds = cluster.kubectl("get", "crd", "-o", "name").stdout.split()
@@ -342,7 +355,7 @@ def test_kubectl_applies_crds_and_manifests(cluster):
     # Applying again changes nothing (the PDB always reports "configured": its selector is
     # patchStrategy=replace, so kubectl always sends it; the server sees a no-op).
     before = cluster.ok("GET", "/_fake/stats")["resourceVersion"]
-    again = cluster.kubectl("apply", "-f", str(REPO / "manifests")).stdout
+    again = cluster.kubectl("apply", "-k", str(REPO / "manifests")).stdout
     assert "deployment.apps/ai-gateway unchanged" in again
     assert cluster.ok("GET", "/_fake/stats")["resourceVersion"] == before
 
