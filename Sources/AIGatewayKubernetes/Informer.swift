@@ -33,7 +33,9 @@ public final class Informer: Sendable {
         public var random: @Sendable () -> Double
         /// Applied to every object before it enters the cache (listed, watched or `refresh`ed),
         /// like client-go's transform: how to keep less of an object than the API sends. It
-        /// must keep `metadata.name`, `namespace` and `resourceVersion`.
+        /// must keep `metadata.name`, `namespace` and `resourceVersion`. It runs under the
+        /// cache's lock, so that a transform whose rule changes (then `reapplyTransform`) never
+        /// lets an object transformed by the old rule in afterwards.
         public var transform: (@Sendable (JSONValue) -> JSONValue)?
 
         public init(
@@ -117,9 +119,8 @@ public final class Informer: Sendable {
     /// emitted as `.modified`. Returns whether the cache changed.
     @discardableResult
     public func refresh(_ object: JSONValue) -> Bool {
-        let object = options.transform?(object) ?? object
-        return state.withLock { state in
-            guard let change = state.store.refresh(object) else { return false }
+        state.withLock { state in
+            guard let change = state.store.refresh(options.transform?(object) ?? object) else { return false }
             state.emit(change)
             return true
         }
@@ -282,8 +283,8 @@ public final class Informer: Sendable {
         let list = try await client.listAll(
             resource, namespace: namespace, labelSelector: options.labelSelector, fieldSelector: options.fieldSelector)
         try Task.checkCancellation()
-        let items = options.transform.map { list.items.map($0) } ?? list.items
         let waiters = state.withLock { state in
+            let items = options.transform.map { list.items.map($0) } ?? list.items
             for event in state.store.replace(items: items, resourceVersion: list.resourceVersion) {
                 state.emit(event)
             }
@@ -311,11 +312,11 @@ public final class Informer: Sendable {
                 sawEvent = true
                 onFirstEvent()
             }
-            var event = received
-            if let transform = options.transform, [.added, .modified, .deleted].contains(event.type) {
-                event.object = transform(event.object)
-            }
             let result = state.withLock { state -> InformerStore.ApplyResult in
+                var event = received
+                if let transform = options.transform, [.added, .modified, .deleted].contains(event.type) {
+                    event.object = transform(event.object)
+                }
                 let result = state.store.apply(event)
                 if case .applied(let change?) = result { state.emit(change) }
                 return result
