@@ -214,6 +214,8 @@ public final class KubernetesSource: Service, Sendable {
         let started = ContinuousClock.now
         var set = ResourceSet()
         var invalid: [String] = []
+        /// Backends that do not decode: they serve nothing, and their status says why.
+        var invalidBackends: [NamespacedName: Condition] = [:]
         let previous = decoded.withLock { $0 }
         var current: [DecodeKey: DecodeEntry] = [:]
         current.reserveCapacity(previous.count)
@@ -236,6 +238,11 @@ public final class KubernetesSource: Service, Sendable {
                     set.insert(r)
                 case .invalid(let kind, let name, let errors):
                     invalid.append("\(kind) \(name): " + errors.map(\.description).joined(separator: "; "))
+                    if kind == "Backend", !name.name.isEmpty {
+                        invalidBackends[name] = Condition(
+                            type: "Accepted", status: false, reason: "Invalid", message: errors.map(\.description).joined(separator: "; "),
+                            observedGeneration: object["metadata"]?["generation"]?.intValue ?? 1)
+                    }
                 case .ignored:
                     break
                 }
@@ -250,7 +257,10 @@ public final class KubernetesSource: Service, Sendable {
         }
         for line in fresh { logger.warning("invalid object ignored", metadata: ["problem": "\(line)"]) }
         let decoded = ContinuousClock.now
-        let status = sink.apply(set, origin: "kubernetes")
+        var status = sink.apply(set, origin: "kubernetes")
+        for (name, condition) in invalidBackends where status.backends[name] == nil {
+            status.backends[name] = [condition]
+        }
         let compiled = ContinuousClock.now
         onReconcile(
             ReconcileReport(

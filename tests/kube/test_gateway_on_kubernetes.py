@@ -246,6 +246,47 @@ def test_missing_secret_is_reported_in_the_backend_status(stack):
     eventually(lambda: gw.request()[0] == 200)
 
 
+INJECTED_BACKEND = """apiVersion: gateway.kgateway.dev/v1alpha1
+kind: Backend
+metadata: {name: model-failover, namespace: kgateway-system}
+spec:
+  type: AI
+  ai:
+    llm:
+      provider:
+        openai:
+          model: gpt-4o
+          authToken: {kind: SecretRef, secretRef: {name: openai-secret}}
+      pathOverride:
+        fullPath: "/v1/chat/completions HTTP/1.1\\r\\nX-Injected: yes\\r\\nX-Pad: x"
+"""
+
+
+def test_a_backend_whose_path_would_add_a_header_is_not_accepted(stack):
+    """The schema takes any string, so the API server stores the Backend; the gateway refuses it
+    where it decodes, says why in the Backend's Accepted condition, and sends nothing of it."""
+    server, gw = stack
+    server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / "httproute.yaml").read_text())
+    server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS, "--from-literal=Authorization=Bearer sk-x")
+    server.kubectl("apply", "-f", "-", input=INJECTED_BACKEND)
+
+    def condition():
+        return server.kubectl("get", "backend", "model-failover", "-n", NS, "-o",
+                              'jsonpath={.status.conditions[?(@.type=="Accepted")].status}/'
+                              '{.status.conditions[?(@.type=="Accepted")].reason}/'
+                              '{.status.conditions[?(@.type=="Accepted")].message}').stdout
+    status = eventually(lambda: (c := condition()).startswith("False/") and c)
+    assert status.startswith("False/Invalid/spec.ai.llm.pathOverride.fullPath: must be a URL path: spaces are not allowed")
+    code, _, _ = gw.request()
+    assert code != 200
+    assert gw.provider_requests() == []
+    # Fixed, it is accepted and serves.
+    server.kubectl("apply", "-f", "-", input=INJECTED_BACKEND.replace(
+        "/v1/chat/completions HTTP/1.1\\r\\nX-Injected: yes\\r\\nX-Pad: x", "/v1/chat/completions"))
+    eventually(lambda: condition().startswith("True/"))
+    eventually(lambda: gw.request()[0] == 200)
+
+
 # --- Leader election: two replicas against one API server -------------------------------------
 
 FAST_ELECTION = ("--leader-election-lease-duration", "2s", "--leader-election-renew-deadline", "1500ms",
