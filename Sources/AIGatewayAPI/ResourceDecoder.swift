@@ -218,7 +218,11 @@ public enum ResourceDecoder {
         if let ho = e.object("hostOverride") {
             host = ho.host("host", required: true)
             port = ho.int("port", required: true, range: 1...65535)
-            ho.ignore("insecureSkipVerify")
+            // Provider TLS is always verified; skipping it is not offered (a private CA goes in
+            // --provider-ca-file). `false` says what happens anyway.
+            if ho.bool("insecureSkipVerify") == true {
+                d.add(ho.childPath("insecureSkipVerify"), "not supported: provider TLS is always verified (trust a private CA with --provider-ca-file)")
+            }
             ho.rejectUnknownFields()
         }
         if e.has("host") || e.has("port") {

@@ -199,6 +199,14 @@ private let backendCases: [InvalidCase] = [
         llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: a, port: 70000}"),
         ["spec.ai.llm.hostOverride.port: must be between 1 and 65535, found 70000"]),
     .init(
+        "hostOverride.insecureSkipVerify: true (provider TLS is always verified)",
+        llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: a, port: 443, insecureSkipVerify: true}"),
+        ["spec.ai.llm.hostOverride.insecureSkipVerify: not supported: provider TLS is always verified (trust a private CA with --provider-ca-file)"]),
+    .init(
+        "hostOverride.insecureSkipVerify that is no boolean",
+        llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: a, port: 443, insecureSkipVerify: \"yes\"}"),
+        ["spec.ai.llm.hostOverride.insecureSkipVerify: must be a boolean, found string"]),
+    .init(
         "kind SecretRef without secretRef",
         llmBackend("openai: {authToken: {kind: SecretRef}}"),
         ["spec.ai.llm.openai.authToken.secretRef: required when kind is SecretRef"]),

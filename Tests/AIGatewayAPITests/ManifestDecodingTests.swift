@@ -260,6 +260,7 @@ struct ManifestDecodingTests {
         #expect(try host("host: \"::1\", port: 80") == "::1")
         #expect(try host("host: \"[fe80::1]\", port: 80") == "fe80::1", "brackets are dropped")
         #expect(try host("host: localhost, port: 80") == "localhost")
+        #expect(try host("host: a.example, port: 443, insecureSkipVerify: false") == "a.example", "false says what happens anyway")
         let path = "/v1/chat/completions?api-version=2024-02-01&x=%20y;z=@:!$'()*+,~"
         #expect(try llmEntry("openai: {\(inlineToken)}\npath: {full: \"\(path)\"}").pathOverride == path)
         let bedrock = { (model: String) in try llmEntry("bedrock: {auth: {type: Secret}, model: \"\(model)\"}").provider.model }

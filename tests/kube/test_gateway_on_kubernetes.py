@@ -287,6 +287,24 @@ def test_a_backend_whose_path_would_add_a_header_is_not_accepted(stack):
     eventually(lambda: gw.request()[0] == 200)
 
 
+def test_insecure_skip_verify_true_is_reported_not_dropped(stack):
+    """The CRD keeps the field (instead of pruning it), so the gateway sees it and says it is not
+    supported: provider TLS is always verified."""
+    server, gw = stack
+    backend = (INJECTED_BACKEND.split("      pathOverride:")[0]
+               + "      hostOverride: {host: llm.internal, port: 443, insecureSkipVerify: true}\n")
+    assert "insecureSkipVerify" in backend
+    server.kubectl("apply", "-f", "-", input=backend)
+
+    def condition():
+        return server.kubectl("get", "backend", "model-failover", "-n", NS, "-o",
+                              'jsonpath={.status.conditions[?(@.type=="Accepted")].status}/'
+                              '{.status.conditions[?(@.type=="Accepted")].message}').stdout
+    status = eventually(lambda: (c := condition()).startswith("False/") and c)
+    assert status == ("False/spec.ai.llm.hostOverride.insecureSkipVerify: not supported: provider TLS is always "
+                      "verified (trust a private CA with --provider-ca-file)")
+
+
 # --- Leader election: two replicas against one API server -------------------------------------
 
 FAST_ELECTION = ("--leader-election-lease-duration", "2s", "--leader-election-renew-deadline", "1500ms",
