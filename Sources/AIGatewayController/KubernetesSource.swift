@@ -237,6 +237,7 @@ public final class KubernetesSource: Service, Sendable {
     struct Decoded: Sendable {
         var set: ResourceSet
         var invalid: [String]
+        var invalidBackends: [NamespacedName: Condition]
         var referencedSecrets: Set<ObjectKey>
     }
 
@@ -245,6 +246,8 @@ public final class KubernetesSource: Service, Sendable {
         var set = ResourceSet()
         var invalid: [String] = []
         var referenced: Set<ObjectKey> = []
+        /// Backends that do not decode: they serve nothing, and their status says why.
+        var invalidBackends: [NamespacedName: Condition] = [:]
         let previous = decoded.withLock { $0 }
         var current: [DecodeKey: DecodeEntry] = [:]
         current.reserveCapacity(previous.count)
@@ -275,13 +278,18 @@ public final class KubernetesSource: Service, Sendable {
                     set.insert(r)
                 case .invalid(let kind, let name, let errors):
                     invalid.append("\(kind) \(name): " + errors.map(\.description).joined(separator: "; "))
+                    if kind == "Backend", !name.name.isEmpty {
+                        invalidBackends[name] = Condition(
+                            type: "Accepted", status: false, reason: "Invalid", message: errors.map(\.description).joined(separator: "; "),
+                            observedGeneration: object["metadata"]?["generation"]?.intValue ?? 1)
+                    }
                 case .ignored:
                     break
                 }
             }
         }
         decoded.withLock { $0 = current }
-        return Decoded(set: set, invalid: invalid, referencedSecrets: referenced)
+        return Decoded(set: set, invalid: invalid, invalidBackends: invalidBackends, referencedSecrets: referenced)
     }
 
     /// The names in every `secretRef: {name: ...}` under a Backend's spec: the kgateway
@@ -313,6 +321,7 @@ public final class KubernetesSource: Service, Sendable {
     func apply(_ decoded: Decoded, started: ContinuousClock.Instant) -> TableStatus {
         var set = decoded.set
         var invalid = decoded.invalid
+        let invalidBackends = decoded.invalidBackends
         for key in decoded.referencedSecrets.sorted() {
             guard let object = secrets.cached(key), SecretScope.holdsData(object) else { continue }
             switch ResourceDecoder.decode(object, defaultNamespace: "default") {
@@ -332,7 +341,10 @@ public final class KubernetesSource: Service, Sendable {
         }
         for line in fresh { logger.warning("invalid object ignored", metadata: ["problem": "\(line)"]) }
         let decoded = ContinuousClock.now
-        let status = sink.apply(set, origin: "kubernetes")
+        var status = sink.apply(set, origin: "kubernetes")
+        for (name, condition) in invalidBackends where status.backends[name] == nil {
+            status.backends[name] = [condition]
+        }
         let compiled = ContinuousClock.now
         onReconcile(
             ReconcileReport(

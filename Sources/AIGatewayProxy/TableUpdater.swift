@@ -2,6 +2,7 @@ import AIGatewayAPI
 import AIGatewayRouting
 import AIGatewayTelemetry
 import Logging
+import Synchronization
 
 /// Compiles each new resource set into a routing table and swaps it into the proxy. Shared by every
 /// configuration source (files, the Kubernetes API).
@@ -10,6 +11,9 @@ public final class TableUpdater: ConfigurationSink {
     public let options: CompileOptions
     let metrics: GatewayMetrics
     let logger: Logger
+    /// The keys in clear already warned about: each entry is logged once, not on every reload
+    /// (and again if it goes away and comes back).
+    private let warnedInClear = Mutex<Set<KeyInClear>>([])
 
     public init(store: TableStore, options: CompileOptions, metrics: GatewayMetrics, logger: Logger) {
         self.store = store
@@ -32,6 +36,19 @@ public final class TableUpdater: ConfigurationSink {
                 "origin": "\(origin)", "objects": "\(resources.count)", "rules": "\(table.ruleCount)", "backends": "\(table.backends.count)",
                 "compile-time": "\(ContinuousClock.now - start)",
             ])
+        let fresh = warnedInClear.withLock { warned in
+            let current = Set(table.status.keysInClear)
+            defer { warned = current }
+            return table.status.keysInClear.filter { !warned.contains($0) }
+        }
+        for k in fresh {
+            logger.warning(
+                "provider key sent in clear",
+                metadata: [
+                    "backend": "\(k.backend)", "model": "\(k.model)", "host": "\(k.host)", "port": "\(k.port)", "entry": "\(k.entry)",
+                    "hint": "plaintext HTTP to a host that is not loopback; use port 443 (TLS)",
+                ])
+        }
         return table.status
     }
 

@@ -249,7 +249,7 @@ struct Validate: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let table = RouteCompiler.compile(snapshot.resources, options: CompileOptions(implicitGateway: true))
-        let problems = table.status.problems
+        let problems = table.status.problems + table.status.keysInClear.map(\.description)
         for p in problems { print("warning: \(p)") }
         if dump { print(table.dump(), terminator: "") }
         print("\(snapshot.resources.count) object(s) in \(snapshot.fileCount) file(s): valid\(problems.isEmpty ? "" : ", with \(problems.count) warning(s)")")

@@ -416,6 +416,65 @@ def test_each_install_grants_every_request_the_gateway_makes(tmp_path, install):
         assert {ns for _, _, resource, ns in requests if not resource.startswith("gatewayclasses")} == {NS}
 
 
+INJECTED_BACKEND = """apiVersion: gateway.kgateway.dev/v1alpha1
+kind: Backend
+metadata: {name: model-failover, namespace: kgateway-system}
+spec:
+  type: AI
+  ai:
+    llm:
+      provider:
+        openai:
+          model: gpt-4o
+          authToken: {kind: SecretRef, secretRef: {name: openai-secret}}
+      pathOverride:
+        fullPath: "/v1/chat/completions HTTP/1.1\\r\\nX-Injected: yes\\r\\nX-Pad: x"
+"""
+
+
+def test_a_backend_whose_path_would_add_a_header_is_not_accepted(stack):
+    """The schema takes any string, so the API server stores the Backend; the gateway refuses it
+    where it decodes, says why in the Backend's Accepted condition, and sends nothing of it."""
+    server, gw = stack
+    server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / "httproute.yaml").read_text())
+    server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS, "--from-literal=Authorization=Bearer sk-x")
+    server.kubectl("apply", "-f", "-", input=INJECTED_BACKEND)
+
+    def condition():
+        return server.kubectl("get", "backend", "model-failover", "-n", NS, "-o",
+                              'jsonpath={.status.conditions[?(@.type=="Accepted")].status}/'
+                              '{.status.conditions[?(@.type=="Accepted")].reason}/'
+                              '{.status.conditions[?(@.type=="Accepted")].message}').stdout
+    status = eventually(lambda: (c := condition()).startswith("False/") and c)
+    assert status.startswith("False/Invalid/spec.ai.llm.pathOverride.fullPath: must be a URL path: spaces are not allowed")
+    code, _, _ = gw.request()
+    assert code != 200
+    assert gw.provider_requests() == []
+    # Fixed, it is accepted and serves.
+    server.kubectl("apply", "-f", "-", input=INJECTED_BACKEND.replace(
+        "/v1/chat/completions HTTP/1.1\\r\\nX-Injected: yes\\r\\nX-Pad: x", "/v1/chat/completions"))
+    eventually(lambda: condition().startswith("True/"))
+    eventually(lambda: gw.request()[0] == 200)
+
+
+def test_insecure_skip_verify_true_is_reported_not_dropped(stack):
+    """The CRD keeps the field (instead of pruning it), so the gateway sees it and says it is not
+    supported: provider TLS is always verified."""
+    server, gw = stack
+    backend = (INJECTED_BACKEND.split("      pathOverride:")[0]
+               + "      hostOverride: {host: llm.internal, port: 443, insecureSkipVerify: true}\n")
+    assert "insecureSkipVerify" in backend
+    server.kubectl("apply", "-f", "-", input=backend)
+
+    def condition():
+        return server.kubectl("get", "backend", "model-failover", "-n", NS, "-o",
+                              'jsonpath={.status.conditions[?(@.type=="Accepted")].status}/'
+                              '{.status.conditions[?(@.type=="Accepted")].message}').stdout
+    status = eventually(lambda: (c := condition()).startswith("False/") and c)
+    assert status == ("False/spec.ai.llm.hostOverride.insecureSkipVerify: not supported: provider TLS is always "
+                      "verified (trust a private CA with --provider-ca-file)")
+
+
 # --- Leader election: two replicas against one API server -------------------------------------
 
 FAST_ELECTION = ("--leader-election-lease-duration", "2s", "--leader-election-renew-deadline", "1500ms",
