@@ -67,6 +67,9 @@ public final class HealthRegistry: HealthOracle {
         var entries: [String: EntryState] = [:]
         var counters: [String: Int] = [:]
         var budgets: [String: Budget] = [:]
+        /// The entry ids of the table in force, once one was installed (`retain`): an outcome of an
+        /// entry outside it (a request that started on an older table) is not recorded.
+        var known: Set<String>?
     }
 
     /// Retry budget: each request deposits `retryRatio` tokens, each retry spends one, up to `retryBurst`.
@@ -113,6 +116,7 @@ public final class HealthRegistry: HealthOracle {
     @discardableResult
     public func record(_ entry: String, outcome: AttemptOutcome, now: Instant, policy: Policy = .init()) -> HealthEvent? {
         state.withLock { s in
+            if let known = s.known, !known.contains(entry) { return nil }
             var e = s.entries[entry] ?? EntryState()
             defer { s.entries[entry] = e }
             switch outcome {
@@ -176,6 +180,33 @@ public final class HealthRegistry: HealthOracle {
             guard b.tokens >= 1 else { return false }
             b.tokens -= 1
             return true
+        }
+    }
+
+    /// A new table is in force: keeps the state of its entries (ids are identities, so a model keeps
+    /// its health when the Backend is reordered or reloaded) and drops that of entries and Backends
+    /// it no longer has.
+    public func retain(_ table: RoutingTable) {
+        var ids: Set<String> = []
+        var labels: Set<String> = []
+        for b in table.backends.values {
+            labels.insert(b.label)
+            for e in b.entries { ids.insert(e.id) }
+        }
+        retain(entries: ids, backends: labels)
+    }
+
+    /// Keeps the state of these entry ids and backend labels only (round-robin counters are keyed
+    /// `label#priority`).
+    public func retain(entries ids: Set<String>, backends labels: Set<String>) {
+        state.withLock { s in
+            s.known = ids
+            s.entries = s.entries.filter { ids.contains($0.key) }
+            s.budgets = s.budgets.filter { labels.contains($0.key) }
+            s.counters = s.counters.filter { key, _ in
+                guard let hash = key.lastIndex(of: "#") else { return false }
+                return labels.contains(String(key[..<hash]))
+            }
         }
     }
 

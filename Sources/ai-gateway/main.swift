@@ -147,7 +147,8 @@ struct Run: AsyncParsableCommand {
         for o in providerEndpoints { endpoints[o.provider] = o.endpoint }
         let standalone = !manifests.isEmpty
         let options = CompileOptions(controllerName: controllerName, implicitGateway: standalone, endpoints: endpoints)
-        let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger)
+        let health = HealthRegistry()
+        let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger, health: health)
         let source: any Service
         var leaderElection: LeaderElectionService?
         if standalone {
@@ -205,7 +206,6 @@ struct Run: AsyncParsableCommand {
             FileHandle.standardError.write(Data("cannot set up TLS for providers (--provider-ca-file \(providerCAFile ?? "-")): \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let health = HealthRegistry()
         let handler = GatewayHandler(store: store, client: client, health: health, metrics: metrics, configuration: proxyConfig, logger: logger)
         let gateway = HTTPServer(name: "gateway", host: host, port: port, limits: proxyConfig.limits, handler: handler, logger: logger) {
             store.markDraining()

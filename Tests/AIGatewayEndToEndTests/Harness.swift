@@ -143,7 +143,7 @@ final class Harness: @unchecked Sendable {
         var logger = Logger(label: "e2e") { label in self.logs.handler(label: label) }
         logger.logLevel = .debug
         let options = CompileOptions(implicitGateway: true, endpoints: ["openai": ProviderEndpoint(tls: false, host: "127.0.0.1", port: provider.port)])
-        let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger)
+        let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger, health: health)
         let source = ManifestSource(paths: [directory.path], pollInterval: .milliseconds(50), sink: updater, logger: logger)
         _ = try source.loadInitial()
         var config = ProxyConfiguration()

@@ -89,6 +89,30 @@ struct HealthRegistryTests {
         #expect(r.availability(of: "e", now: t0) == .available)
     }
 
+    @Test("a new table keeps the state of its entries and drops the rest; late outcomes of dropped entries are ignored")
+    func retainOnNewTable() {
+        let r = HealthRegistry()
+        let t0 = ContinuousClock.now
+        for _ in 0..<3 {
+            r.record("kept", outcome: .serverError(500), now: t0, policy: policy)
+            r.record("gone", outcome: .serverError(500), now: t0, policy: policy)
+        }
+        r.record("cooling", outcome: .rateLimited(retryAfter: .seconds(30)), now: t0, policy: policy)
+        _ = r.nextRoundRobin("ns/b#0", count: 2)
+        _ = r.nextRoundRobin("ns/old#0", count: 2)
+        r.retain(entries: ["kept", "cooling", "new"], backends: ["ns/b"])
+        #expect(r.availability(of: "kept", now: t0 + .seconds(1)) == .ejected(until: t0 + .seconds(5)))
+        #expect(r.availability(of: "cooling", now: t0 + .seconds(1)) == .coolingDown(until: t0 + .seconds(30)))
+        #expect(r.availability(of: "gone", now: t0 + .seconds(1)) == .available)
+        #expect(r.nextRoundRobin("ns/b#0", count: 2) == 1, "kept")
+        #expect(r.nextRoundRobin("ns/old#0", count: 2) == 0, "dropped")
+        // A request that started on the old table reports late: nothing is recorded for an entry
+        // the table no longer has, so it cannot come back with stale state.
+        for _ in 0..<3 { #expect(r.record("gone", outcome: .serverError(500), now: t0, policy: policy) == nil) }
+        r.retain(entries: ["kept", "cooling", "gone"], backends: ["ns/b"])
+        #expect(r.availability(of: "gone", now: t0 + .seconds(1)) == .available)
+    }
+
     @Test("retry budget: bursts up to the cap, then refills at 20% of requests")
     func retryBudget() {
         let r = HealthRegistry(retryRatio: 0.5, retryBurst: 2)
