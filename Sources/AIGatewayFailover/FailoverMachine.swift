@@ -11,13 +11,19 @@ public struct FailoverPolicy: Sendable, Hashable {
     public var rateLimitRetries: Int
     /// The request's deadline: nothing is attempted or waited for past it.
     public var deadline: Instant
+    /// The longest provider-requested wait honoured (`--retry-after-cap`).
+    public var retryAfterCap: Duration
 
-    public init(sameEntryRetries: Int = 1, retryCodes: Set<Int> = RetryPolicy.defaultCodes, backoff: Duration = .milliseconds(100), rateLimitRetries: Int = 2, deadline: Instant) {
+    public init(
+        sameEntryRetries: Int = 1, retryCodes: Set<Int> = RetryPolicy.defaultCodes, backoff: Duration = .milliseconds(100), rateLimitRetries: Int = 2,
+        deadline: Instant, retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap
+    ) {
         self.sameEntryRetries = sameEntryRetries
         self.retryCodes = retryCodes
         self.backoff = backoff
         self.rateLimitRetries = rateLimitRetries
         self.deadline = deadline
+        self.retryAfterCap = retryAfterCap
     }
 }
 
@@ -144,8 +150,8 @@ public struct FailoverMachine: Sendable {
             return nextCandidate(now: now, health: health)
         case .rateLimited(let after):
             if let after {
-                // Never sooner than asked; other candidates first.
-                slots[c].state = .waiting(until: now + after)
+                // Never sooner than asked (up to the cap); other candidates first.
+                slots[c].state = .waiting(until: now + min(after, policy.retryAfterCap))
                 return nextCandidate(now: now, health: health)
             }
             if slots[c].rateLimitRetries < policy.rateLimitRetries, health.withdrawRetry(backend: candidates[c].backend) {

@@ -32,22 +32,29 @@ public enum HealthEvent: Sendable, Hashable {
 
 /// Passive health of every entry, shared by all requests: consecutive failures eject an entry for
 /// a cool-down that doubles on each repeat; when it ends a single live request probes it and a
-/// success restores it. Also holds provider-requested cool-downs (429 `Retry-After`), round-robin
+/// success restores it. Also holds provider-requested cool-downs (429 `Retry-After`, honoured up to
+/// `Policy.retryAfterCap`, after which a single request probes as after an ejection), round-robin
 /// counters and per-backend retry budgets.
 public final class HealthRegistry: HealthOracle {
     public struct Policy: Sendable, Hashable {
         public var threshold: Int
         public var base: Duration
         public var max: Duration
+        /// The longest provider-requested cool-down honoured (`--retry-after-cap`): a longer one ends
+        /// at the cap, and a single request then probes the entry, as after an ejection.
+        public var retryAfterCap: Duration
 
-        public init(threshold: Int = 3, base: Duration = .seconds(5), max: Duration = .seconds(300)) {
+        public static let defaultRetryAfterCap: Duration = .seconds(300)
+
+        public init(threshold: Int = 3, base: Duration = .seconds(5), max: Duration = .seconds(300), retryAfterCap: Duration = Policy.defaultRetryAfterCap) {
             self.threshold = threshold
             self.base = base
             self.max = max
+            self.retryAfterCap = retryAfterCap
         }
 
-        public init(_ s: BackendSettings) {
-            self.init(threshold: s.ejectionThreshold, base: s.ejectionBase, max: s.ejectionMax)
+        public init(_ s: BackendSettings, retryAfterCap: Duration = Policy.defaultRetryAfterCap) {
+            self.init(threshold: s.ejectionThreshold, base: s.ejectionBase, max: s.ejectionMax, retryAfterCap: retryAfterCap)
         }
     }
 
@@ -57,6 +64,8 @@ public final class HealthRegistry: HealthOracle {
         var ejectedUntil: Instant?
         var probeStarted: Instant?
         var coolingUntil: Instant?
+        /// The provider asked for longer than the cap: when the cool-down ends, one request probes.
+        var coolingCapped = false
     }
 
     struct Budget {
@@ -92,7 +101,7 @@ public final class HealthRegistry: HealthOracle {
     static func availability(_ e: EntryState?, now: Instant, probeTimeout: Duration) -> Availability {
         guard let e else { return .available }
         if let until = e.coolingUntil, until > now { return .coolingDown(until: until) }
-        if let until = e.ejectedUntil {
+        if let until = e.ejectedUntil ?? (e.coolingCapped ? e.coolingUntil : nil) {
             if until > now { return .ejected(until: until) }
             if let started = e.probeStarted, now - started < probeTimeout { return .ejected(until: started + probeTimeout) }
             return .probe
@@ -121,14 +130,21 @@ public final class HealthRegistry: HealthOracle {
             defer { s.entries[entry] = e }
             switch outcome {
             case .success:
-                let wasEjected = e.ejectedUntil != nil
+                let wasEjected = e.ejectedUntil != nil || e.coolingCapped
                 e = EntryState()
                 return wasEjected ? .restored : nil
             case .rateLimited(let after):
                 // Remember the provider's cool-down for later requests; without a hint, a short one.
-                let wait = after ?? .milliseconds(500)
-                let until = now + wait
-                if e.coolingUntil == nil || e.coolingUntil! < until { e.coolingUntil = until }
+                // Up to the cap: a provider cannot park a model for a day.
+                let asked = after ?? .milliseconds(500)
+                let capped = asked > policy.retryAfterCap
+                let until = now + min(asked, policy.retryAfterCap)
+                if e.coolingUntil.map({ $0 < until }) ?? true {
+                    e.coolingUntil = until
+                    e.coolingCapped = capped
+                } else if capped {
+                    e.coolingCapped = true
+                }
                 e.probeStarted = nil
                 return nil
             case _ where outcome.isHealthFailure:

@@ -180,6 +180,26 @@ struct FailoverMachineTests {
         #expect(f.retryAfter != nil && f.retryAfter! > .seconds(29))
     }
 
+    @Test("a Retry-After beyond the cap is honoured up to the cap: waited for when it fits, told to the client when not")
+    func rateLimitedCapped() {
+        let now = ContinuousClock.now
+        let health = FakeHealth()
+        var waits = FailoverMachine(levels: [guideLevels()[0]], policy: FailoverPolicy(deadline: now + .seconds(60), retryAfterCap: .seconds(2)), seed: 1)
+        _ = waits.start(now: now, health: health)
+        let a = waits.record(.rateLimited(retryAfter: .seconds(86400)), now: now, health: health)
+        #expect(a == .attempt(index: 0, delay: .seconds(2), isRetry: true))
+        // The default cap (300 s) does not fit a one-minute deadline: 503, come back when the cap ends.
+        var fails = FailoverMachine(levels: [guideLevels()[0]], policy: FailoverPolicy(deadline: now + .seconds(60)), seed: 1)
+        _ = fails.start(now: now, health: health)
+        let b = fails.record(.rateLimited(retryAfter: .seconds(86400)), now: now, health: health)
+        guard case .fail(let f) = b else {
+            Issue.record("expected failure, got \(b)")
+            return
+        }
+        #expect(f.status == 503)
+        #expect(f.retryAfter == .seconds(300))
+    }
+
     @Test("429 without a hint: bounded backoff retries on the same entry, then the next candidate; never a tight loop")
     func rateLimitedWithoutHint() throws {
         var h = Harness()

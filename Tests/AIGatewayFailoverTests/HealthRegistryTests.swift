@@ -77,6 +77,32 @@ struct HealthRegistryTests {
         #expect(r.availability(of: "e", now: t0 + .seconds(3)) == .available)
     }
 
+    @Test("a Retry-After beyond the cap cools the entry down for the cap only; then a single request probes it")
+    func retryAfterCap() {
+        #expect(HealthRegistry.Policy().retryAfterCap == .seconds(300), "the documented default")
+        let r = HealthRegistry()
+        let capped = HealthRegistry.Policy(retryAfterCap: .seconds(300))
+        let t0 = ContinuousClock.now
+        r.record("e", outcome: .rateLimited(retryAfter: .seconds(86400)), now: t0, policy: capped)
+        #expect(r.availability(of: "e", now: t0 + .seconds(299)) == .coolingDown(until: t0 + .seconds(300)))
+        let t1 = t0 + .seconds(300)
+        #expect(r.availability(of: "e", now: t1) == .probe)
+        #expect(r.admit("e", now: t1))
+        #expect(!r.admit("e", now: t1), "a single probe")
+        // Still throttled: another capped cool-down, another single probe.
+        r.record("e", outcome: .rateLimited(retryAfter: .seconds(86400)), now: t1 + .seconds(1), policy: capped)
+        #expect(r.availability(of: "e", now: t1 + .seconds(2)) == .coolingDown(until: t1 + .seconds(301)))
+        let t2 = t1 + .seconds(301)
+        #expect(r.admit("e", now: t2))
+        #expect(!r.admit("e", now: t2), "a single probe")
+        #expect(r.record("e", outcome: .success, now: t2, policy: capped) == .restored)
+        #expect(r.availability(of: "e", now: t2) == .available)
+        // A wait within the cap is honoured in full, and then every request may go.
+        r.record("f", outcome: .rateLimited(retryAfter: .seconds(120)), now: t0, policy: capped)
+        #expect(r.availability(of: "f", now: t0 + .seconds(119)) == .coolingDown(until: t0 + .seconds(120)))
+        #expect(r.availability(of: "f", now: t0 + .seconds(120)) == .available)
+    }
+
     @Test("request faults (content filter, bad request, context length) do not count against the entry")
     func neutralOutcomes() {
         let r = HealthRegistry()

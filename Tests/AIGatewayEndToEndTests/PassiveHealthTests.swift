@@ -1,4 +1,5 @@
 import AIGatewayAPI
+import AIGatewayFailover
 import AIGatewayRouting
 import AIGatewayTesting
 import Foundation
@@ -38,6 +39,35 @@ struct HealthIdentityTests {
             try await Self.reorder(h, ["gpt-4.0-turbo", "gpt-3.5-turbo"])
             try h.setFault("gpt-4o", nil)
             try await Self.reorder(h, ["gpt-4o", "gpt-4.0-turbo", "gpt-3.5-turbo"])
+            #expect(try await h.send().attempts == "gpt-4o=ok")
+        }
+    }
+}
+
+/// `Retry-After` is honoured up to `--retry-after-cap`.
+@Suite("Provider cool-downs are capped", .serialized)
+struct RetryAfterCapTests {
+    @Test("429 with Retry-After: 86400 parks the model for the cap, not a day; then one request probes it, and it serves again once healthy")
+    func retryAfterCapped() async throws {
+        let cap = Duration.seconds(1)
+        try await withGateway(faults: ["gpt-4o": "status=429,retry-after=86400"], retryAfterCap: cap) { h in
+            let first = try await h.send()
+            #expect(first.attempts == "gpt-4o=429,gpt-4.0-turbo=ok")
+            let id = try #require(h.store.current.backends[HealthIdentityTests.guideName]?.entries.first?.id)
+            // The cool-down in force ends within the cap (or already did, on a slow machine).
+            let now = ContinuousClock.now
+            switch h.health.availability(of: id, now: now) {
+            case .coolingDown(let until): #expect(until <= now + cap, "cooling down for \(until - now)")
+            case .probe: break
+            case let other: Issue.record("gpt-4o is \(other)")
+            }
+            // Once the cap has passed, a request tries gpt-4o again; still throttled, it answers 429
+            // and the next model serves.
+            try await waitUntil { try await h.send().attempts.hasPrefix("gpt-4o=429,") }
+            #expect(h.providerModels.filter { $0 == "gpt-4o" }.count == 2, "one probe, not a retry storm")
+            // The provider recovers: within a cap or so, gpt-4o serves again.
+            try h.setFault("gpt-4o", nil)
+            try await waitUntil { try await h.send().servedModel == "gpt-4o" }
             #expect(try await h.send().attempts == "gpt-4o=ok")
         }
     }
