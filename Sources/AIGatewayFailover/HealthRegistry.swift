@@ -46,7 +46,7 @@ public final class HealthRegistry: HealthOracle {
 
         public static let defaultRetryAfterCap: Duration = .seconds(300)
 
-        public init(threshold: Int = 3, base: Duration = .seconds(5), max: Duration = .seconds(300), retryAfterCap: Duration = Policy.defaultRetryAfterCap) {
+        public init(threshold: Int = 3, base: Duration = .seconds(5), max: Duration = .seconds(20), retryAfterCap: Duration = Policy.defaultRetryAfterCap) {
             self.threshold = threshold
             self.base = base
             self.max = max

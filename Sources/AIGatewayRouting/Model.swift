@@ -53,7 +53,10 @@ public struct BackendSettings: Sendable, Hashable {
     /// Consecutive failures before an entry is ejected.
     public var ejectionThreshold = 3
     public var ejectionBase: Duration = .seconds(5)
-    public var ejectionMax: Duration = .seconds(300)
+    /// The longest ejection. A recovered entry waits at most this long for its probe (plus the gap
+    /// to the next request), so the default keeps it under 30 s for traffic of one request every
+    /// 10 s or more, while a dead entry still costs only one probe per cool-down.
+    public var ejectionMax: Duration = .seconds(20)
 
     public init() {}
 

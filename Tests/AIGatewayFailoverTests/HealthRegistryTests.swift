@@ -1,4 +1,5 @@
 import AIGatewayFailover
+import AIGatewayRouting
 import Testing
 
 @Suite("Passive health")
@@ -47,6 +48,53 @@ struct HealthRegistryTests {
             last = r.record("e", outcome: .serverError(500), now: t, policy: policy)
         }
         #expect(last == .ejected(for: .seconds(300)))
+    }
+
+    /// One primary behind the default per-Backend policy, a request every 4 s, and an outage from
+    /// `start` for `length`: each request tries the primary when health admits it (a 503 is retried
+    /// once while the entry is still available, as the failover machine does). Returns how long after
+    /// recovering the primary got its first request, and checks that while it was down it got at
+    /// most one request (the probe) per cool-down.
+    static func outage(start: Duration, length: Duration) -> Duration? {
+        let r = HealthRegistry()
+        let policy = HealthRegistry.Policy(BackendSettings())
+        let t0 = ContinuousClock.now
+        let recovery = t0 + start + length
+        var ejectedUntil: Instant?
+        var t = t0
+        while t < recovery + .seconds(600) {
+            defer { t = t + .seconds(4) }
+            guard r.admit("primary", now: t) else { continue }
+            if let until = ejectedUntil { #expect(t >= until, "a request while ejected (until \(until - t0), at \(t - t0))") }
+            if t >= recovery { return t - recovery }
+            let down = t >= t0 + start
+            var event = r.record("primary", outcome: down ? .serverError(503) : .success, now: t, policy: policy)
+            if down, event == nil, r.availability(of: "primary", now: t) == .available {
+                event = r.record("primary", outcome: .serverError(503), now: t, policy: policy)
+            }
+            if case .ejected(let d)? = event {
+                ejectedUntil = t + d
+            } else if down, ejectedUntil != nil {
+                Issue.record("a probe that failed did not eject the entry again (at \(t - t0))")
+            }
+        }
+        return nil
+    }
+
+    @Test("back to the preferred model promptly: after an outage of any length, a request every 4 s reaches the recovered primary within 30 s, and the down primary got at most one probe per cool-down")
+    func promptReturn() throws {
+        // The issue's 60 s outage, and outages up to a quarter of an hour, each at every phase
+        // (in half seconds) against the request clock.
+        var worst: (back: Duration, length: Duration, start: Duration) = (.zero, .zero, .zero)
+        for seconds in [60] + Array(stride(from: 61, through: 900, by: 7)) {
+            let length = Duration.seconds(seconds)
+            for half in 0..<8 {
+                let start = Duration.seconds(10) + .milliseconds(500 * half)
+                let back = try #require(Self.outage(start: start, length: length), "never used again after a \(length) outage")
+                if back > worst.back { worst = (back, length, start) }
+            }
+        }
+        #expect(worst.back <= .seconds(30), "first request \(worst.back) after recovering from a \(worst.length) outage starting at \(worst.start)")
     }
 
     @Test("failures arriving while already ejected do not extend or double the ejection")
