@@ -12,6 +12,10 @@ public enum Availability: Sendable, Hashable {
     case ejected(until: Instant)
     /// The provider asked us to wait until then.
     case coolingDown(until: Instant)
+    /// The provider asked for longer than the cap (`--retry-after-cap`): unavailable until then,
+    /// and not worth waiting for (its end is when one request probes, not when the provider said
+    /// it would be back).
+    case parked(until: Instant)
 }
 
 /// What the failover machine asks of shared health state. `HealthRegistry` is the real one;
@@ -100,7 +104,7 @@ public final class HealthRegistry: HealthOracle {
 
     static func availability(_ e: EntryState?, now: Instant, probeTimeout: Duration) -> Availability {
         guard let e else { return .available }
-        if let until = e.coolingUntil, until > now { return .coolingDown(until: until) }
+        if let until = e.coolingUntil, until > now { return e.coolingCapped ? .parked(until: until) : .coolingDown(until: until) }
         if let until = e.ejectedUntil ?? (e.coolingCapped ? e.coolingUntil : nil) {
             if until > now { return .ejected(until: until) }
             if let started = e.probeStarted, now - started < probeTimeout { return .ejected(until: started + probeTimeout) }
@@ -116,7 +120,7 @@ public final class HealthRegistry: HealthOracle {
             case .probe:
                 s.entries[entry, default: .init()].probeStarted = now
                 return true
-            case .ejected, .coolingDown: return false
+            case .ejected, .coolingDown, .parked: return false
             }
         }
     }

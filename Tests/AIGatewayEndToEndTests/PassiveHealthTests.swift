@@ -57,7 +57,7 @@ struct RetryAfterCapTests {
             // The cool-down in force ends within the cap (or already did, on a slow machine).
             let now = ContinuousClock.now
             switch h.health.availability(of: id, now: now) {
-            case .coolingDown(let until): #expect(until <= now + cap, "cooling down for \(until - now)")
+            case .parked(let until): #expect(until <= now + cap, "parked for \(until - now)")
             case .probe: break
             case let other: Issue.record("gpt-4o is \(other)")
             }

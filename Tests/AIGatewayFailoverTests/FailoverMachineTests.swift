@@ -180,24 +180,38 @@ struct FailoverMachineTests {
         #expect(f.retryAfter != nil && f.retryAfter! > .seconds(29))
     }
 
-    @Test("a Retry-After beyond the cap is honoured up to the cap: waited for when it fits, told to the client when not")
+    @Test("a Retry-After beyond the cap: not waited for, even when the cap fits the deadline; the client is told to come back at the cap")
     func rateLimitedCapped() {
         let now = ContinuousClock.now
         let health = FakeHealth()
-        var waits = FailoverMachine(levels: [guideLevels()[0]], policy: FailoverPolicy(deadline: now + .seconds(60), retryAfterCap: .seconds(2)), seed: 1)
-        _ = waits.start(now: now, health: health)
-        let a = waits.record(.rateLimited(retryAfter: .seconds(86400)), now: now, health: health)
-        #expect(a == .attempt(index: 0, delay: .seconds(2), isRetry: true))
-        // The default cap (300 s) does not fit a one-minute deadline: 503, come back when the cap ends.
-        var fails = FailoverMachine(levels: [guideLevels()[0]], policy: FailoverPolicy(deadline: now + .seconds(60)), seed: 1)
-        _ = fails.start(now: now, health: health)
-        let b = fails.record(.rateLimited(retryAfter: .seconds(86400)), now: now, health: health)
-        guard case .fail(let f) = b else {
-            Issue.record("expected failure, got \(b)")
+        for cap in [Duration.seconds(2), .seconds(300)] {
+            var m = FailoverMachine(levels: [guideLevels()[0]], policy: FailoverPolicy(deadline: now + .seconds(60), retryAfterCap: cap), seed: 1)
+            _ = m.start(now: now, health: health)
+            let a = m.record(.rateLimited(retryAfter: .seconds(86400)), now: now, health: health)
+            guard case .fail(let f) = a else {
+                Issue.record("expected failure, got \(a)")
+                continue
+            }
+            #expect(f.status == 503)
+            #expect(f.retryAfter == cap)
+        }
+        // Another request finds the entry parked (by passive health): it is neither waited for nor
+        // tried in panic; the next candidate serves, or the client hears when to come back.
+        var next = Harness()
+        next.health.set("b[0][0]", .parked(until: next.now + .seconds(2)))
+        #expect(next.model(next.begin()) == "gpt-4.0-turbo")
+        #expect(next.report(.success) == .done)
+        #expect(next.trail == ["gpt-4.0-turbo=ok"])
+        var only = Harness(levels: [guideLevels()[0]])
+        only.health.set("b[0][0]", .parked(until: only.now + .seconds(2)))
+        let a = only.begin()
+        guard case .fail(let f) = a else {
+            Issue.record("expected failure, got \(a)")
             return
         }
         #expect(f.status == 503)
-        #expect(f.retryAfter == .seconds(300))
+        #expect(f.retryAfter == .seconds(2))
+        #expect(only.health.admitted.isEmpty, "not tried in panic")
     }
 
     @Test("429 without a hint: bounded backoff retries on the same entry, then the next candidate; never a tight loop")

@@ -132,14 +132,14 @@ struct HealthRegistryTests {
         let capped = HealthRegistry.Policy(retryAfterCap: .seconds(300))
         let t0 = ContinuousClock.now
         r.record("e", outcome: .rateLimited(retryAfter: .seconds(86400)), now: t0, policy: capped)
-        #expect(r.availability(of: "e", now: t0 + .seconds(299)) == .coolingDown(until: t0 + .seconds(300)))
+        #expect(r.availability(of: "e", now: t0 + .seconds(299)) == .parked(until: t0 + .seconds(300)))
         let t1 = t0 + .seconds(300)
         #expect(r.availability(of: "e", now: t1) == .probe)
         #expect(r.admit("e", now: t1))
         #expect(!r.admit("e", now: t1), "a single probe")
         // Still throttled: another capped cool-down, another single probe.
         r.record("e", outcome: .rateLimited(retryAfter: .seconds(86400)), now: t1 + .seconds(1), policy: capped)
-        #expect(r.availability(of: "e", now: t1 + .seconds(2)) == .coolingDown(until: t1 + .seconds(301)))
+        #expect(r.availability(of: "e", now: t1 + .seconds(2)) == .parked(until: t1 + .seconds(301)))
         let t2 = t1 + .seconds(301)
         #expect(r.admit("e", now: t2))
         #expect(!r.admit("e", now: t2), "a single probe")
