@@ -145,6 +145,14 @@ struct HealthRegistryTests {
         #expect(!r.admit("e", now: t2), "a single probe")
         #expect(r.record("e", outcome: .success, now: t2, policy: capped) == .restored)
         #expect(r.availability(of: "e", now: t2) == .available)
+        // Every reset hint the classifier reads is capped alike.
+        for header in [("Retry-After", "86400"), ("retry-after-ms", "86400000"), ("x-ratelimit-reset-requests", "24h0m0s"), ("x-ratelimit-reset-tokens", "1440m")] {
+            let outcome = AttemptOutcome.classify(status: 429, headers: [(name: header.0, value: header.1)], body: [], now: t0)
+            #expect(outcome == .rateLimited(retryAfter: .seconds(86400)))
+            r.record("g", outcome: outcome, now: t0, policy: capped)
+            #expect(r.availability(of: "g", now: t0) == .parked(until: t0 + .seconds(300)), "\(header.0)")
+            r.record("g", outcome: .success, now: t0, policy: capped)
+        }
         // A wait within the cap is honoured in full, and then every request may go.
         r.record("f", outcome: .rateLimited(retryAfter: .seconds(120)), now: t0, policy: capped)
         #expect(r.availability(of: "f", now: t0 + .seconds(119)) == .coolingDown(until: t0 + .seconds(120)))
