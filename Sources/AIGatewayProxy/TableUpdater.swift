@@ -1,4 +1,5 @@
 import AIGatewayAPI
+import AIGatewayFailover
 import AIGatewayRouting
 import AIGatewayTelemetry
 import Logging
@@ -14,12 +15,15 @@ public final class TableUpdater: ConfigurationSink {
     /// The keys in clear already warned about: each entry is logged once, not on every reload
     /// (and again if it goes away and comes back).
     private let warnedInClear = Mutex<Set<KeyInClear>>([])
+    /// Passive health, told of each new table so that it drops the state of entries that are gone.
+    let health: HealthRegistry?
 
-    public init(store: TableStore, options: CompileOptions, metrics: GatewayMetrics, logger: Logger) {
+    public init(store: TableStore, options: CompileOptions, metrics: GatewayMetrics, logger: Logger, health: HealthRegistry? = nil) {
         self.store = store
         self.options = options
         self.metrics = metrics
         self.logger = logger
+        self.health = health
     }
 
     /// Compiles and swaps; returns the compiled table's status.
@@ -28,6 +32,7 @@ public final class TableUpdater: ConfigurationSink {
         let start = ContinuousClock.now
         let table = RouteCompiler.compile(resources, options: options)
         store.swap(table)
+        health?.retain(table)
         store.markReady()
         metrics.configReload(result: "ok")
         logger.info(

@@ -294,6 +294,8 @@ public enum RouteCompiler {
         var unserved: Set<String> = []
         var inClear: [KeyInClear] = []
         var levels: [[CompiledEntry]] = []
+        // How often each identity (less its occurrence) was seen so far in this Backend.
+        var occurrences: [String: Int] = [:]
         for (p, level) in ai.priorities.enumerated() {
             var entries: [CompiledEntry] = []
             for (i, e) in level.enumerated() {
@@ -304,8 +306,11 @@ public enum RouteCompiler {
                 case .priorityGroups: fieldPath = "spec.ai.priorityGroups[\(p)].providers[\(i)]"
                 }
                 let target = ProviderCatalog.target(for: e, endpoints: options.endpoints)
+                let base = CompiledEntry.identity(backend: name, target: target, occurrence: 0)
+                let occurrence = occurrences[base, default: 0]
+                occurrences[base] = occurrence + 1
                 var entry = CompiledEntry(
-                    id: "\(name)[\(p)][\(i)]", backend: name, priority: p, index: i, fieldPath: fieldPath, target: target, auth: nil, problem: nil)
+                    id: CompiledEntry.identity(backend: name, target: target, occurrence: occurrence), backend: name, priority: p, index: i, fieldPath: fieldPath, target: target, auth: nil, problem: nil)
                 switch e.provider.authToken {
                 case .inline(let s)?:
                     let key = stripBearer(s.value)
