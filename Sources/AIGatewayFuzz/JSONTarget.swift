@@ -46,9 +46,12 @@ public enum JSONTarget {
     }
 
     /// Where Foundation accepts what RFC 8259 does not, and the gateway keeps to the RFC: a trailing
-    /// comma before `]` or `}`, and a byte-order mark before the document.
+    /// comma before `]` or `}`, a byte-order mark before the document, and UTF-16 or UTF-32 text
+    /// (Foundation guesses the encoding from NUL bytes or a BOM at the start; JSON exchanged between
+    /// systems is UTF-8).
     static func foundationIsLenient(_ data: [UInt8], at offset: Int) -> Bool {
-        if data.starts(with: [0xEF, 0xBB, 0xBF]) { return true }
+        if data.starts(with: [0xEF, 0xBB, 0xBF]) || data.starts(with: [0xFE, 0xFF]) || data.starts(with: [0xFF, 0xFE]) { return true }
+        if data.prefix(4).contains(0) { return true }
         guard offset < data.count, data[offset] == UInt8(ascii: "]") || data[offset] == UInt8(ascii: "}") else { return false }
         var k = offset - 1
         while k >= 0, [0x20, 0x09, 0x0A, 0x0D].contains(data[k]) { k -= 1 }

@@ -1,5 +1,6 @@
-// The fuzz driver. Built for fuzzing (`make fuzz`: -sanitize=fuzzer,address -DFUZZING), libFuzzer
-// provides `main` and calls `LLVMFuzzerTestOneInput` with the target named by AIGW_FUZZ_TARGET.
+// The fuzz driver. Built for fuzzing (`make fuzz`: -sanitize=fuzzer,address -DFUZZING), it hands
+// over to libFuzzer's driver, which calls `LLVMFuzzerTestOneInput` with the target named by
+// AIGW_FUZZ_TARGET.
 // Built normally, it replays files through a target: `ai-gateway-fuzz TARGET FILE...`.
 import AIGatewayFuzz
 import Foundation
@@ -20,6 +21,21 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         fatalError("fuzz finding: \(why)")
     }
     return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runDriver(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+/// SwiftPM links an executable's entry point under this name (its `main` points here), so the
+/// fuzz build provides it and runs libFuzzer's driver instead of libFuzzer's own `main`.
+@_cdecl("ai_gateway_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var vector = argv
+    return runDriver(&count, &vector) { data, size in fuzzOne(data, size) }
 }
 #else
 @main
