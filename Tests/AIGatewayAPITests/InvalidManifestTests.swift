@@ -807,4 +807,24 @@ struct InvalidManifestTests {
         #expect(e?.message.hasPrefix("invalid YAML") == true)
         #expect(e.map { !$0.description.contains("sk-live") } == true, "\(e?.description ?? "")")
     }
+
+    @Test("a mapping key that is not a string is refused, not a crash (found by the fuzzer)")
+    func nonScalarKey() {
+        let yaml = """
+            apiVersion: v1
+            kind: Secret
+            metadata:
+              ? name: openai-secret
+              : x
+            """
+        let e = #expect(throws: ManifestError.self) { try ManifestLoader.parse(yaml, source: "s.yaml") }
+        #expect(e?.message == "invalid YAML: a mapping key must be a string, found a mapping at line 4, column 5", "\(e?.description ?? "")")
+    }
+
+    @Test("nesting deeper than the limit is refused")
+    func tooDeep() {
+        let yaml = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        let e = #expect(throws: ManifestError.self) { try ManifestLoader.parse(yaml, source: "d.yaml") }
+        #expect(e?.message.contains("nested deeper than 128 levels") == true, "\(e?.description ?? "")")
+    }
 }
