@@ -220,6 +220,7 @@ public enum JSONParser {
         mutating func parseNumber() throws(JSONSyntaxError) -> JSONValue {
             let start = i
             var isInteger = true
+            var hasExponent = false
             if b[i] == UInt8(ascii: "-") { i += 1 }
             guard i < b.count, isDigit(b[i]) else { throw fail("invalid number") }
             if b[i] == UInt8(ascii: "0") {
@@ -235,16 +236,22 @@ public enum JSONParser {
             }
             if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
                 isInteger = false
+                hasExponent = true
                 i += 1
                 if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
                 guard i < b.count, isDigit(b[i]) else { throw fail("invalid number") }
                 while i < b.count, isDigit(b[i]) { i += 1 }
             }
-            if !materialize { return .null }
+            // Only an exponent or more than 308 digits can leave a double's range: the scan checks
+            // those too, so it accepts exactly what `parse` does.
+            let mayOverflow = hasExponent || i - start > 308
+            if !materialize && !mayOverflow { return .null }
             let text = String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
             if isInteger, let v = Int(text) { return .int(v) }
-            guard let d = Double(text) else { throw fail("invalid number") }
-            return .double(d)
+            // A number beyond a double's range (`1e400`) is refused rather than read as infinity,
+            // which no JSON text can carry back out.
+            guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
+            return materialize ? .double(d) : .null
         }
 
         func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }

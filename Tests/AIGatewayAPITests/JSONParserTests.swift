@@ -53,6 +53,15 @@ struct JSONParserTests {
         #expect(try parse(text) == expected)
     }
 
+    @Test("a number beyond a double's range is refused by parse and scan alike (found by the fuzzer)", arguments: ["1e400", "-1e400", "[1, 1e72036854775]", "{\"a\": 1" + String(repeating: "0", count: 400) + "}"])
+    func outOfRange(text: String) throws {
+        let e = syntaxError(Array(text.utf8))
+        #expect(e?.reason == "number out of range")
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.scanTopLevel(Array(text.utf8)) }
+        // Tiny numbers round to zero, as everywhere.
+        #expect(try parse("1e-400") == .double(0))
+    }
+
     @Test("integers and doubles stay distinct")
     func intVersusDouble() throws {
         #expect(try parse("1") != parse("1.0"))
