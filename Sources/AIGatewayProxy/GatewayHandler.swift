@@ -182,11 +182,6 @@ public final class GatewayHandler: HTTPHandler {
 
     // MARK: - Requests and responses
 
-    static let droppedRequestHeaders = HeaderNameSet([
-        "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-        "host", "content-length", "accept-encoding", "authorization", "api-key", "x-api-key", "x-goog-api-key", "expect",
-    ])
-
     static let droppedResponseHeaders = HeaderNameSet([
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
     ])
@@ -199,12 +194,7 @@ public final class GatewayHandler: HTTPHandler {
         var h = HTTPHeaders()
         h.reserveCapacity(clientHeaders.count + 8)
         h.add(name: "host", value: target.hostHeader)
-        // Hop-by-hop headers named in `Connection` go too.
-        let connectionTokens = HeaderNameSet(clientHeaders[canonicalForm: "connection"].map(String.init))
-        for (name, value) in clientHeaders {
-            if Self.droppedRequestHeaders.contains(name) || connectionTokens.contains(name) { continue }
-            h.add(name: name, value: value)
-        }
+        ClientHeaderPolicy.forAuth(auth).forward(clientHeaders, into: &h)
         if !rule.requestHeaders.isEmpty {
             Self.apply(rule.requestHeaders, to: &h)
             // The upstream host is not the route's to change.
