@@ -14,6 +14,9 @@ public struct ProxyConfiguration: Sendable, Hashable {
     public var defaultRequestTimeout: Duration = .seconds(300)
     /// Largest non-streamed upstream response accepted.
     public var maxUpstreamResponseBytes = 64 * 1024 * 1024
+    /// Most text of a streamed answer kept for a continuation (Backends with stream continuation
+    /// on); a longer answer that breaks ends with the error event instead.
+    public var maxContinuationTextBytes = 1024 * 1024
     /// TCP connect timeout to providers (a TLS handshake gets as long again).
     public var connectTimeout: Duration = .seconds(5)
     /// PEM file of CA certificates trusted for providers in addition to the system store.
@@ -224,7 +227,8 @@ public final class GatewayHandler: HTTPHandler {
         let origin = UpstreamOrigin(tls: target.tls, host: target.host, port: target.port)
         return .success(AttemptRequest(
             origin: origin, head: HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path, headers: h), body: body, stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage,
-            settings: settings, attemptDeadline: attemptDeadline, maxResponseBytes: configuration.maxUpstreamResponseBytes))
+            settings: settings, attemptDeadline: attemptDeadline, maxResponseBytes: configuration.maxUpstreamResponseBytes,
+            continuationTextLimit: settings.streamContinuation ? configuration.maxContinuationTextBytes : 0))
     }
 
     struct BuildError: Error {

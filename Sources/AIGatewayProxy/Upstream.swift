@@ -9,13 +9,29 @@ import Synchronization
 /// What a stream has delivered so far (shared with the watchdog's error path).
 final class StreamProgress: Sendable {
     struct State: Sendable {
-        var text = ""
+        /// The answer's text so far, kept only for a continuation (the prefill of the next
+        /// candidate), and only up to a limit.
+        private(set) var text = ""
+        /// The text outgrew its limit and was let go: the answer cannot be continued.
+        private(set) var textOverflowed = false
         var tokens = 0
         var finished = false
         var usage: (input: Int, output: Int)?
         var model: String?
         var malformed = 0
         var firstToken: Instant?
+
+        /// Keeps `content` when `limit` (bytes of text in all) allows: 0 keeps nothing (no
+        /// continuation); past the limit the text is dropped for good.
+        mutating func appendText(_ content: String, limit: Int) {
+            guard limit > 0, !textOverflowed, !content.isEmpty else { return }
+            if text.utf8.count + content.utf8.count > limit {
+                textOverflowed = true
+                text = ""
+            } else {
+                text += content
+            }
+        }
     }
 
     let state = Mutex(State())
@@ -45,6 +61,9 @@ struct AttemptRequest: Sendable {
     var settings: BackendSettings
     var attemptDeadline: Instant
     var maxResponseBytes: Int
+    /// Bytes of a stream's text kept for a continuation; 0 when the Backend does not continue
+    /// broken streams.
+    var continuationTextLimit: Int
 }
 
 
@@ -333,7 +352,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         sink.progress.state.withLock { s in
             if let u = facts.usage { s.usage = u }
             if let m = facts.model { s.model = m }
-            s.text += facts.content
+            s.appendText(facts.content, limit: request.continuationTextLimit)
             if !facts.content.isEmpty { s.tokens += 1 }
             if facts.finished { s.finished = true }
         }

@@ -56,11 +56,11 @@ func guideBackend(annotations: [String: String] = [:], models: [String] = ["gpt-
 func withGateway(
     faults: [String: String] = [:], backendAnnotations: [String: String] = [:], files: [String: String]? = nil, tokens: Int = 12,
     tokenInterval: Duration = .zero, limits: ServerLimits = .init(), requestTimeout: Duration = .seconds(30),
-    _ body: (Harness) async throws -> Void
+    proxy: ProxyConfiguration = .init(), _ body: (Harness) async throws -> Void
 ) async throws {
     let h = try await Harness.start(
         files: files, faults: faults, backendAnnotations: backendAnnotations, tokens: tokens, tokenInterval: tokenInterval, limits: limits,
-        requestTimeout: requestTimeout)
+        requestTimeout: requestTimeout, proxy: proxy)
     do {
         try await body(h)
     } catch {
@@ -94,26 +94,30 @@ final class Harness: @unchecked Sendable {
     private var task: Task<Void, any Error>?
     let logs = LogCapture()
 
-    init(provider: FakeProvider) throws {
+    /// The gateway's settings (`limits` and the request timeout are set when it runs).
+    let proxy: ProxyConfiguration
+
+    init(provider: FakeProvider, proxy: ProxyConfiguration = .init()) throws {
         self.provider = provider
+        self.proxy = proxy
         directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("aigw-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = HTTPClient.Configuration()
         config.timeout = .init(connect: .seconds(5), read: .seconds(30))
         client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
-        upstreamClient = try GatewayHandler.makeUpstreamClient(configuration: ProxyConfiguration())
+        upstreamClient = try GatewayHandler.makeUpstreamClient(configuration: proxy)
     }
 
     /// Starts a fake provider and a gateway serving the guide's manifests (plus `extra` files).
     static func start(
         files: [String: String]? = nil, faults: [String: String] = [:], backendAnnotations: [String: String] = [:], tokens: Int = 12,
-        tokenInterval: Duration = .zero, limits: ServerLimits = .init(), requestTimeout: Duration = .seconds(30)
+        tokenInterval: Duration = .zero, limits: ServerLimits = .init(), requestTimeout: Duration = .seconds(30), proxy: ProxyConfiguration = .init()
     ) async throws -> Harness {
         var parsed: [String: FaultSpec] = [:]
         for (m, f) in faults { parsed[m] = try FaultSpec(parsing: f) }
         let provider = FakeProvider(configuration: .init(faults: parsed, tokens: tokens, tokenInterval: tokenInterval, requiredKey: demoKey))
         _ = try await provider.start()
-        let h = try Harness(provider: provider)
+        let h = try Harness(provider: provider, proxy: proxy)
         let defaults = [
             "backend.yaml": guideBackend(annotations: backendAnnotations),
             "httproute.yaml": try repositoryFile("examples/model-failover/httproute.yaml"),
@@ -146,7 +150,7 @@ final class Harness: @unchecked Sendable {
         let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger)
         let source = ManifestSource(paths: [directory.path], pollInterval: .milliseconds(50), sink: updater, logger: logger)
         _ = try source.loadInitial()
-        var config = ProxyConfiguration()
+        var config = proxy
         config.limits = limits
         config.defaultRequestTimeout = requestTimeout
         let handler = GatewayHandler(store: store, client: upstreamClient, health: health, metrics: metrics, configuration: config, logger: logger)
