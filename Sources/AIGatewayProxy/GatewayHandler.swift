@@ -21,6 +21,9 @@ public struct ProxyConfiguration: Sendable, Hashable {
     public var connectTimeout: Duration = .seconds(5)
     /// PEM file of CA certificates trusted for providers in addition to the system store.
     public var providerCAFile: String?
+    /// Connections per provider origin on each event loop; a burst beyond waits for one. (A stream
+    /// holds its connection for the whole answer: 1,000 concurrent streams fit on one loop.)
+    public var maxUpstreamConnections = 1024
 
     public init() {}
 }
@@ -62,6 +65,7 @@ public final class GatewayHandler: HTTPHandler {
         var c = UpstreamClient.Configuration()
         c.connectTimeout = configuration.connectTimeout
         c.additionalCAFile = configuration.providerCAFile
+        c.maxConnectionsPerOrigin = configuration.maxUpstreamConnections
         return try UpstreamClient(configuration: c)
     }
 

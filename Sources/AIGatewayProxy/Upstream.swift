@@ -109,6 +109,9 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// Which timeout the attempt is currently held to.
     enum Phase: Sendable, Equatable {
         case firstByte, firstToken, streamIdle, body, attempt
+        /// Waiting for a connection to the provider (the pool is at its cap): only the attempt's
+        /// deadline applies, and the provider has not been asked.
+        case queued
     }
 
     private enum Mode {
@@ -127,6 +130,8 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     private let logger: Logger
     private let onFirstByte: @Sendable (Duration) -> Void
     private let started = ContinuousClock.now
+    /// When the request went to the provider (later than `started` if it waited for a connection).
+    private var sent = ContinuousClock.now
 
     private var mode = Mode.awaitingHead
     private var exchange: UpstreamExchange?
@@ -225,6 +230,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case .streamIdle: r = committed ? .streamBroken(.truncated) : .failed(.truncated)
         case .body: r = .failed(.truncated)
         case .attempt: r = committed ? .streamBroken(.attemptTimeout) : .failed(.attemptTimeout)
+        case .queued: r = .failed(.unusable("no connection to the provider came free within the attempt's time"))
         }
         deliver(r)
         cancelExchange()
@@ -232,9 +238,20 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
 
     // MARK: UpstreamResponseReceiver
 
+    func upstreamQueued() {
+        guard case .awaitingHead = mode else { return }
+        (deadline, phase) = (attemptDeadline, .queued)
+    }
+
+    func upstreamDequeued() {
+        guard phase == .queued else { return }
+        sent = .now
+        arm(.firstByte, for: request.settings.firstByteTimeout)
+    }
+
     func upstreamHead(_ head: HTTPResponseHead) {
         guard case .awaitingHead = mode else { return }
-        onFirstByte(ContinuousClock.now - started)
+        onFirstByte(ContinuousClock.now - sent)
         let contentType = head.headers.first(name: "content-type") ?? ""
         if request.stream, head.status == .ok, contentType.contains("text/event-stream"), let sink {
             mode = .streaming(head)

@@ -102,6 +102,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("provider-ca-file"), help: "PEM file of CA certificates trusted for providers, in addition to the system store.")
     var providerCAFile: String?
 
+    @Option(name: .customLong("max-upstream-connections"), help: "Connections per provider origin on each event loop; a burst beyond waits for one.")
+    var maxUpstreamConnections: Int = 1024
+
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body; larger gets 413.")
     var maxBodyBytes: Int = 4 * 1024 * 1024
 
@@ -131,6 +134,7 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("port \(p) is out of range")
         }
         if maxBodyBytes < 1 { throw ValidationError("--max-body-bytes must be positive") }
+        if maxUpstreamConnections < 1 { throw ValidationError("--max-upstream-connections must be positive") }
         if let problem = leaderElectionTiming.problem { throw ValidationError("leader election: \(problem)") }
     }
 
@@ -195,6 +199,7 @@ struct Run: AsyncParsableCommand {
         proxyConfig.defaultRequestTimeout = requestTimeout.duration
         proxyConfig.connectTimeout = connectTimeout.duration
         proxyConfig.providerCAFile = providerCAFile
+        proxyConfig.maxUpstreamConnections = maxUpstreamConnections
         proxyConfig.limits.maxBodyBytes = maxBodyBytes
         proxyConfig.limits.maxHeaderBytes = maxHeaderBytes
         proxyConfig.limits.idleTimeout = idleTimeout.duration

@@ -8,20 +8,30 @@ import NIOEmbedded
 import NIOHTTP1
 import Testing
 
-/// One streamed attempt driven by hand on an embedded channel: what it keeps of the answer's text.
-private struct StreamedAttempt {
+/// One streamed attempt driven by hand on an embedded channel, as the upstream client would.
+struct StreamedAttempt {
     let channel = EmbeddedChannel()
     let sink: StreamSink
     let attempt: UpstreamAttempt
+    /// What the attempt delivered, if anything yet.
+    let result = ResultBox()
 
-    init(continuationTextLimit: Int) {
+    final class ResultBox: @unchecked Sendable {
+        // Touched only on the embedded loop (the test's thread).
+        var value: AttemptResult?
+    }
+
+    init(continuationTextLimit: Int = 0, settings: BackendSettings = BackendSettings(), headArrived: Bool = true) {
         sink = StreamSink(writer: ResponseWriter(channel: channel, closeAfter: false, state: .init())) { $0 }
         var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/chat/completions")
         head.headers.add(name: "host", value: "provider.test")
         let request = AttemptRequest(
             origin: UpstreamOrigin(tls: false, host: "provider.test", port: 80), head: head, body: ByteBuffer(), stream: true, stripUsageChunk: false,
-            settings: BackendSettings(), attemptDeadline: .now + .seconds(60), maxResponseBytes: 1 << 20, continuationTextLimit: continuationTextLimit)
-        attempt = UpstreamAttempt(request: request, loop: channel.eventLoop, sink: sink, logger: Logger(label: "test"), onFirstByte: { _ in }) { _ in }
+            settings: settings, attemptDeadline: .now + .seconds(60), maxResponseBytes: 1 << 20, continuationTextLimit: continuationTextLimit)
+        let result = self.result
+        attempt = UpstreamAttempt(request: request, loop: channel.eventLoop, sink: sink, logger: Logger(label: "test"), onFirstByte: { _ in }) { result.value = $0 }
+        // The provider has answered with a stream's head (else the attempt still waits for one).
+        guard headArrived else { return }
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/event-stream")
         attempt.upstreamHead(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))
