@@ -2,7 +2,7 @@
 SWIFT ?= swift
 PYTHON := .venv/bin/python
 
-.PHONY: setup build run test test-swift test-python bench bench-controller clean
+.PHONY: setup build run test test-swift test-python bench bench-controller fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -40,5 +40,10 @@ bench: setup
 bench-controller: setup
 	$(PYTHON) bench/controller.py
 
+# `make fuzz`: libFuzzer on the JSON parser (differential against Foundation), the SSE parser, the
+# manifest decoder and the client-facing HTTP handler, FUZZ_SECONDS (60) each; see scripts/fuzz.sh.
+fuzz:
+	bash scripts/fuzz.sh
+
 clean:
-	rm -rf .build .build-release .venv
+	rm -rf .build .build-release .build-fuzz .fuzz-work .venv

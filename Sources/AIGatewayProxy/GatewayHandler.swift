@@ -21,6 +21,8 @@ public struct ProxyConfiguration: Sendable, Hashable {
     public var connectTimeout: Duration = .seconds(5)
     /// PEM file of CA certificates trusted for providers in addition to the system store.
     public var providerCAFile: String?
+    /// The longest cool-down a provider's `Retry-After` / `x-ratelimit-reset-*` can impose on an entry.
+    public var retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap
     /// Connections per provider origin on each event loop; a burst beyond waits for one. (A stream
     /// holds its connection for the whole answer: 1,000 concurrent streams fit on one loop.)
     public var maxUpstreamConnections = 1024
@@ -175,7 +177,7 @@ public final class GatewayHandler: HTTPHandler {
 
     @inline(never)
     func recordHealth(_ entry: CompiledEntry, _ outcome: AttemptOutcome, _ s: BackendSettings) {
-        let event = health.record(entry.id, outcome: outcome, now: .now, policy: HealthRegistry.Policy(s))
+        let event = health.record(entry.id, outcome: outcome, now: .now, policy: HealthRegistry.Policy(s, retryAfterCap: configuration.retryAfterCap))
         switch event {
         case .ejected(let d)?:
             metrics.ejection(backend: entry.backend.description, model: entry.model)
