@@ -222,6 +222,8 @@ final class LoopPool: @unchecked Sendable {
     private var open: [UpstreamOrigin: Int] = [:]
     /// Exchanges waiting for a connection per origin, oldest first.
     private var waiting: [UpstreamOrigin: CircularBuffer<Waiter>] = [:]
+    /// Exchanges in `waiting`, over all origins (so the end of every exchange need not look it up).
+    private var waiterCount = 0
     private var sweeper: Scheduled<Void>?
     private var closed = false
 
@@ -256,6 +258,7 @@ final class LoopPool: @unchecked Sendable {
             exchange.waitingIn = self
             exchange.waitingFor = origin
             waiting[origin, default: []].append(Waiter(exchange: exchange, tlsContext: tlsContext))
+            waiterCount += 1
             exchange.receiver?.upstreamQueued()
         }
     }
@@ -281,10 +284,11 @@ final class LoopPool: @unchecked Sendable {
 
     /// The oldest exchange still waiting for a connection to `origin`, taken off the queue.
     private func nextWaiter(for origin: UpstreamOrigin) -> Waiter? {
-        guard var queue = waiting[origin] else { return nil }
+        guard waiterCount > 0, var queue = waiting[origin] else { return nil }
         waiting[origin] = nil  // Drop the dictionary's reference, so popping does not copy the queue.
         defer { waiting[origin] = queue.isEmpty ? nil : queue }
         while let w = queue.popFirst() {
+            waiterCount -= 1
             w.exchange.waitingIn = nil
             w.exchange.waitingFor = nil
             if !w.exchange.isCancelled { return w }
@@ -299,6 +303,7 @@ final class LoopPool: @unchecked Sendable {
         guard var queue = waiting[origin], let i = queue.firstIndex(where: { $0.exchange === exchange }) else { return }
         waiting[origin] = nil
         queue.remove(at: i)
+        waiterCount -= 1
         waiting[origin] = queue.isEmpty ? nil : queue
     }
 
@@ -391,6 +396,7 @@ final class LoopPool: @unchecked Sendable {
         sweeper = nil
         let waiters = waiting.values.flatMap { $0 }
         waiting = [:]
+        waiterCount = 0
         for w in waiters {
             w.exchange.waitingIn = nil
             w.exchange.waitingFor = nil
