@@ -204,6 +204,7 @@ let package = Package(
                 "AIGatewayAPI", "AIGatewayRouting", "AIGatewayProxy", "AIGatewaySources", "AIGatewayTesting", "AIGatewayTelemetry",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strict

@@ -248,7 +248,9 @@ final class FailoverRun: @unchecked Sendable {
     /// Backend enables it, else end the stream with an error event (never a clean finish).
     private func continueBrokenStream(original: AttemptOutcome, originalModel: String) {
         guard !finished else { return }
-        if backend.settings.streamContinuation, ContinuousClock.now < deadline, let index = machine.continuationCandidate(now: .now, health: health) {
+        // An answer longer than the text kept for it cannot be continued.
+        let textKept = sink.map { s in s.progress.state.withLock { !$0.textOverflowed } } ?? false
+        if backend.settings.streamContinuation, textKept, ContinuousClock.now < deadline, let index = machine.continuationCandidate(now: .now, health: health) {
             let candidate = machine.candidates[index]
             guard let entry = entries[candidate.id] else { return endBrokenStream(original: original, originalModel: originalModel) }
             let prefill = sink?.progress.state.withLock { $0.text } ?? ""

@@ -14,12 +14,18 @@ public struct ProxyConfiguration: Sendable, Hashable {
     public var defaultRequestTimeout: Duration = .seconds(300)
     /// Largest non-streamed upstream response accepted.
     public var maxUpstreamResponseBytes = 64 * 1024 * 1024
+    /// Most text of a streamed answer kept for a continuation (Backends with stream continuation
+    /// on); a longer answer that breaks ends with the error event instead.
+    public var maxContinuationTextBytes = 1024 * 1024
     /// TCP connect timeout to providers (a TLS handshake gets as long again).
     public var connectTimeout: Duration = .seconds(5)
     /// PEM file of CA certificates trusted for providers in addition to the system store.
     public var providerCAFile: String?
     /// The longest cool-down a provider's `Retry-After` / `x-ratelimit-reset-*` can impose on an entry.
     public var retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap
+    /// Connections per provider origin on each event loop; a burst beyond waits for one. (A stream
+    /// holds its connection for the whole answer: 1,000 concurrent streams fit on one loop.)
+    public var maxUpstreamConnections = 1024
 
     public init() {}
 }
@@ -61,6 +67,7 @@ public final class GatewayHandler: HTTPHandler {
         var c = UpstreamClient.Configuration()
         c.connectTimeout = configuration.connectTimeout
         c.additionalCAFile = configuration.providerCAFile
+        c.maxConnectionsPerOrigin = configuration.maxUpstreamConnections
         return try UpstreamClient(configuration: c)
     }
 
@@ -184,11 +191,6 @@ public final class GatewayHandler: HTTPHandler {
 
     // MARK: - Requests and responses
 
-    static let droppedRequestHeaders = HeaderNameSet([
-        "connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-        "host", "content-length", "accept-encoding", "authorization", "api-key", "x-api-key", "x-goog-api-key", "expect",
-    ])
-
     static let droppedResponseHeaders = HeaderNameSet([
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
     ])
@@ -201,12 +203,7 @@ public final class GatewayHandler: HTTPHandler {
         var h = HTTPHeaders()
         h.reserveCapacity(clientHeaders.count + 8)
         h.add(name: "host", value: target.hostHeader)
-        // Hop-by-hop headers named in `Connection` go too.
-        let connectionTokens = HeaderNameSet(clientHeaders[canonicalForm: "connection"].map(String.init))
-        for (name, value) in clientHeaders {
-            if Self.droppedRequestHeaders.contains(name) || connectionTokens.contains(name) { continue }
-            h.add(name: name, value: value)
-        }
+        ClientHeaderPolicy.forAuth(auth).forward(clientHeaders, into: &h)
         if !rule.requestHeaders.isEmpty {
             Self.apply(rule.requestHeaders, to: &h)
             // The upstream host is not the route's to change.
@@ -236,7 +233,8 @@ public final class GatewayHandler: HTTPHandler {
         let origin = UpstreamOrigin(tls: target.tls, host: target.host, port: target.port)
         return .success(AttemptRequest(
             origin: origin, head: HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path, headers: h), body: body, stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage,
-            settings: settings, attemptDeadline: attemptDeadline, maxResponseBytes: configuration.maxUpstreamResponseBytes))
+            settings: settings, attemptDeadline: attemptDeadline, maxResponseBytes: configuration.maxUpstreamResponseBytes,
+            continuationTextLimit: settings.streamContinuation ? configuration.maxContinuationTextBytes : 0))
     }
 
     struct BuildError: Error {

@@ -445,7 +445,9 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
             return
         }
         let (headSent, ended, failed) = writer.state.value.withLock { ($0.headSent, $0.ended, $0.failed) }
-        if failed {
+        if failed || !context.channel.isActive {
+            // Nobody is waiting for an answer (the client went away, and the handler counted the
+            // request as it saw it, 499): nothing to answer, nothing more to count.
             context.close(promise: nil)
         } else if !ended {
             // The handler gave up mid-response: the client cannot tell a cut body from a complete

@@ -9,13 +9,29 @@ import Synchronization
 /// What a stream has delivered so far (shared with the watchdog's error path).
 final class StreamProgress: Sendable {
     struct State: Sendable {
-        var text = ""
+        /// The answer's text so far, kept only for a continuation (the prefill of the next
+        /// candidate), and only up to a limit.
+        private(set) var text = ""
+        /// The text outgrew its limit and was let go: the answer cannot be continued.
+        private(set) var textOverflowed = false
         var tokens = 0
         var finished = false
         var usage: (input: Int, output: Int)?
         var model: String?
         var malformed = 0
         var firstToken: Instant?
+
+        /// Keeps `content` when `limit` (bytes of text in all) allows: 0 keeps nothing (no
+        /// continuation); past the limit the text is dropped for good.
+        mutating func appendText(_ content: String, limit: Int) {
+            guard limit > 0, !textOverflowed, !content.isEmpty else { return }
+            if text.utf8.count + content.utf8.count > limit {
+                textOverflowed = true
+                text = ""
+            } else {
+                text += content
+            }
+        }
     }
 
     let state = Mutex(State())
@@ -45,6 +61,9 @@ struct AttemptRequest: Sendable {
     var settings: BackendSettings
     var attemptDeadline: Instant
     var maxResponseBytes: Int
+    /// Bytes of a stream's text kept for a continuation; 0 when the Backend does not continue
+    /// broken streams.
+    var continuationTextLimit: Int
 }
 
 
@@ -90,6 +109,9 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// Which timeout the attempt is currently held to.
     enum Phase: Sendable, Equatable {
         case firstByte, firstToken, streamIdle, body, attempt
+        /// Waiting for a connection to the provider (the pool is at its cap): only the attempt's
+        /// deadline applies, and the provider has not been asked.
+        case queued
     }
 
     private enum Mode {
@@ -108,6 +130,8 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     private let logger: Logger
     private let onFirstByte: @Sendable (Duration) -> Void
     private let started = ContinuousClock.now
+    /// When the request went to the provider (later than `started` if it waited for a connection).
+    private var sent = ContinuousClock.now
 
     private var mode = Mode.awaitingHead
     private var exchange: UpstreamExchange?
@@ -206,6 +230,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case .streamIdle: r = committed ? .streamBroken(.truncated) : .failed(.truncated)
         case .body: r = .failed(.truncated)
         case .attempt: r = committed ? .streamBroken(.attemptTimeout) : .failed(.attemptTimeout)
+        case .queued: r = .failed(.unusable("no connection to the provider came free within the attempt's time"))
         }
         deliver(r)
         cancelExchange()
@@ -213,9 +238,20 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
 
     // MARK: UpstreamResponseReceiver
 
+    func upstreamQueued() {
+        guard case .awaitingHead = mode else { return }
+        (deadline, phase) = (attemptDeadline, .queued)
+    }
+
+    func upstreamDequeued() {
+        guard phase == .queued else { return }
+        sent = .now
+        arm(.firstByte, for: request.settings.firstByteTimeout)
+    }
+
     func upstreamHead(_ head: HTTPResponseHead) {
         guard case .awaitingHead = mode else { return }
-        onFirstByte(ContinuousClock.now - started)
+        onFirstByte(ContinuousClock.now - sent)
         let contentType = head.headers.first(name: "content-type") ?? ""
         if request.stream, head.status == .ok, contentType.contains("text/event-stream"), let sink {
             mode = .streaming(head)
@@ -337,7 +373,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         sink.progress.state.withLock { s in
             if let u = facts.usage { s.usage = u }
             if let m = facts.model { s.model = m }
-            s.text += facts.content
+            s.appendText(facts.content, limit: request.continuationTextLimit)
             if !facts.content.isEmpty { s.tokens += 1 }
             if facts.finished { s.finished = true }
         }

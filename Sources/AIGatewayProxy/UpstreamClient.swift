@@ -54,6 +54,16 @@ protocol UpstreamResponseReceiver: AnyObject {
     func upstreamBody(_ part: ByteBuffer) -> EventLoopFuture<Void>?
     func upstreamEnd()
     func upstreamFailed(_ error: UpstreamError)
+    /// The origin's connections on this loop are all in use: the exchange waits for one (first come,
+    /// first served) until it gets one (`upstreamDequeued`) or is cancelled.
+    func upstreamQueued()
+    /// The exchange got a connection, or the room to open one, after waiting.
+    func upstreamDequeued()
+}
+
+extension UpstreamResponseReceiver {
+    func upstreamQueued() {}
+    func upstreamDequeued() {}
 }
 
 /// The gateway's HTTP/1.1 client for providers.
@@ -74,6 +84,8 @@ public final class UpstreamClient: Sendable {
         public var idleTimeout: Duration = .seconds(60)
         /// Idle connections kept per origin on each event loop.
         public var maxIdlePerOrigin = 512
+        /// Connections open (or opening) per origin on each event loop; more requests wait for one.
+        public var maxConnectionsPerOrigin = 1024
         /// Largest upstream response head.
         public var maxResponseHeaderBytes = 64 * 1024
         /// PEM file of CA certificates trusted in addition to the system store (private mirrors).
@@ -159,6 +171,9 @@ final class UpstreamExchange {
     let head: HTTPRequestHead
     let body: ByteBuffer
     fileprivate var connection: UpstreamConnection?
+    /// The pool whose queue holds the exchange while it waits for a connection.
+    fileprivate weak var waitingIn: LoopPool?
+    fileprivate var waitingFor: UpstreamOrigin?
 
     fileprivate init(receiver: any UpstreamResponseReceiver, head: HTTPRequestHead, body: ByteBuffer) {
         self.receiver = receiver
@@ -169,6 +184,7 @@ final class UpstreamExchange {
     /// Abandons the exchange: no further callback, and a connection in the middle of it is closed.
     func cancel() {
         receiver = nil
+        if let pool = waitingIn, let origin = waitingFor { pool.withdraw(self, origin: origin) }
         connection?.abandon()
         connection = nil
     }
@@ -202,6 +218,12 @@ final class LoopPool: @unchecked Sendable {
     /// Idle connections per origin, most recently used last.
     private var idle: [UpstreamOrigin: [UpstreamConnection]] = [:]
     private(set) var idleCount = 0
+    /// Connections per origin, open or opening, idle or busy (at most `maxConnectionsPerOrigin`).
+    private var open: [UpstreamOrigin: Int] = [:]
+    /// Exchanges waiting for a connection per origin, oldest first.
+    private var waiting: [UpstreamOrigin: CircularBuffer<Waiter>] = [:]
+    /// Exchanges in `waiting`, over all origins (so the end of every exchange need not look it up).
+    private var waiterCount = 0
     private var sweeper: Scheduled<Void>?
     private var closed = false
 
@@ -209,6 +231,11 @@ final class LoopPool: @unchecked Sendable {
         self.loop = loop
         self.configuration = configuration
         self.deadlines = DeadlineWatch(loop: loop)
+    }
+
+    private struct Waiter {
+        var exchange: UpstreamExchange
+        var tlsContext: NIOSSLContext?
     }
 
     func start(_ exchange: UpstreamExchange, origin: UpstreamOrigin, tlsContext: NIOSSLContext?) {
@@ -223,7 +250,23 @@ final class LoopPool: @unchecked Sendable {
                 return
             }
         }
-        connect(origin, tlsContext: tlsContext).assumeIsolated().whenComplete { result in
+        if open[origin, default: 0] < configuration.maxConnectionsPerOrigin {
+            openConnection(for: exchange, origin: origin, tlsContext: tlsContext)
+        } else {
+            // Every connection to the origin is busy (or opening): wait for one, in turn. The
+            // attempt's own deadline bounds the wait (it cancels the exchange).
+            exchange.waitingIn = self
+            exchange.waitingFor = origin
+            waiting[origin, default: []].append(Waiter(exchange: exchange, tlsContext: tlsContext))
+            waiterCount += 1
+            exchange.receiver?.upstreamQueued()
+        }
+    }
+
+    private func openConnection(for exchange: UpstreamExchange, origin: UpstreamOrigin, tlsContext: NIOSSLContext?) {
+        open[origin, default: 0] += 1
+        let connection = UpstreamConnection(origin: origin, pool: self, tls: tlsContext != nil)
+        connect(connection, tlsContext: tlsContext).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let c):
                 if exchange.isCancelled {
@@ -231,22 +274,58 @@ final class LoopPool: @unchecked Sendable {
                 } else {
                     c.send(exchange)
                 }
-            case .failure(let e as UpstreamError):
-                exchange.fail(e)
             case .failure(let e):
-                exchange.fail(.connect(e))
+                // It never carried a request (its channel, if any, is closing).
+                self.connectionGone(connection)
+                exchange.fail(e as? UpstreamError ?? .connect(e))
             }
         }
     }
 
-    private func connect(_ origin: UpstreamOrigin, tlsContext: NIOSSLContext?) -> EventLoopFuture<UpstreamConnection> {
+    /// The oldest exchange still waiting for a connection to `origin`, taken off the queue.
+    private func nextWaiter(for origin: UpstreamOrigin) -> Waiter? {
+        guard waiterCount > 0, var queue = waiting[origin] else { return nil }
+        waiting[origin] = nil  // Drop the dictionary's reference, so popping does not copy the queue.
+        defer { waiting[origin] = queue.isEmpty ? nil : queue }
+        while let w = queue.popFirst() {
+            waiterCount -= 1
+            w.exchange.waitingIn = nil
+            w.exchange.waitingFor = nil
+            if !w.exchange.isCancelled { return w }
+        }
+        return nil
+    }
+
+    /// A waiting exchange was cancelled (its deadline passed, or its client left).
+    func withdraw(_ exchange: UpstreamExchange, origin: UpstreamOrigin) {
+        exchange.waitingIn = nil
+        exchange.waitingFor = nil
+        guard var queue = waiting[origin], let i = queue.firstIndex(where: { $0.exchange === exchange }) else { return }
+        waiting[origin] = nil
+        queue.remove(at: i)
+        waiterCount -= 1
+        waiting[origin] = queue.isEmpty ? nil : queue
+    }
+
+    /// A connection closed, or never opened: it no longer counts, and a waiting exchange may open one.
+    func connectionGone(_ c: UpstreamConnection) {
+        guard c.countedOpen else { return }
+        c.countedOpen = false
+        let remaining = open[c.origin, default: 1] - 1
+        open[c.origin] = remaining > 0 ? remaining : nil
+        guard !closed, remaining < configuration.maxConnectionsPerOrigin, let w = nextWaiter(for: c.origin) else { return }
+        w.exchange.receiver?.upstreamDequeued()
+        openConnection(for: w.exchange, origin: c.origin, tlsContext: w.tlsContext)
+    }
+
+    private func connect(_ connection: UpstreamConnection, tlsContext: NIOSSLContext?) -> EventLoopFuture<UpstreamConnection> {
+        let origin = connection.origin
         let limits = {
             var l = NIOHTTPDecoderLimitConfiguration()
             l.maxHeaderListSize = configuration.maxResponseHeaderBytes
             return l
         }()
         let handshakeTimeout = TimeAmount(configuration.connectTimeout)
-        let connection = UpstreamConnection(origin: origin, pool: self, tls: tlsContext != nil)
         let serverHostname = Self.isIPAddress(origin.host) ? nil : origin.host
         return ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
@@ -269,8 +348,14 @@ final class LoopPool: @unchecked Sendable {
             .flatMap { _ in connection.ready(timeout: handshakeTimeout) }
     }
 
-    /// A connection whose exchange ended cleanly and that may carry another.
+    /// A connection whose exchange ended cleanly and that may carry another: the oldest waiting
+    /// exchange gets it, else it goes idle.
     func release(_ c: UpstreamConnection) {
+        if !closed, c.isReusable, let w = nextWaiter(for: c.origin) {
+            w.exchange.receiver?.upstreamDequeued()
+            c.send(w.exchange)
+            return
+        }
         guard !closed, c.isReusable, idle[c.origin, default: []].count < configuration.maxIdlePerOrigin else {
             c.close()
             return
@@ -309,6 +394,14 @@ final class LoopPool: @unchecked Sendable {
         closed = true
         sweeper?.cancel()
         sweeper = nil
+        let waiters = waiting.values.flatMap { $0 }
+        waiting = [:]
+        waiterCount = 0
+        for w in waiters {
+            w.exchange.waitingIn = nil
+            w.exchange.waitingFor = nil
+            w.exchange.fail(.shutdown)
+        }
         for list in idle.values {
             for c in list { c.close() }
         }
@@ -354,6 +447,8 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     private var readBlocked = false
     private var readPending = false
     var idleSince = NIODeadline.now()
+    /// Counted in the pool's connections of its origin (until it closes).
+    var countedOpen = true
 
     init(origin: UpstreamOrigin, pool: LoopPool, tls: Bool) {
         self.origin = origin
@@ -492,6 +587,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
         case .idle: pool?.remove(self)
         case .connecting, .closed: break
         }
+        pool?.connectionGone(self)
         context.fireChannelInactive()
     }
 

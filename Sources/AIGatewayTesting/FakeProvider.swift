@@ -35,6 +35,7 @@ public final class FakeProvider: Sendable {
         var port = 0
         var accepting = false
         var connections: [ObjectIdentifier: any Channel] = [:]
+        var accepted = 0
     }
 
     private let faultTable: Mutex<[String: ActiveFault]>
@@ -127,6 +128,12 @@ public final class FakeProvider: Sendable {
         lifecycle.withLock { $0.connections.count }
     }
 
+    /// Client connections accepted since the start, open or closed (tests use it to count the
+    /// sockets a proxy opened).
+    public var acceptedConnections: Int {
+        lifecycle.withLock { $0.accepted }
+    }
+
     /// `http://<host>:<port>` (`https` with TLS); wildcard hosts are given as 127.0.0.1.
     public var baseURL: String {
         var host = configuration.host
@@ -163,6 +170,7 @@ public final class FakeProvider: Sendable {
         let accepted = lifecycle.withLock { state in
             guard state.accepting else { return false }
             state.connections[id] = channel
+            state.accepted += 1
             return true
         }
         if accepted {

@@ -107,6 +107,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("provider-ca-file"), help: "PEM file of CA certificates trusted for providers, in addition to the system store.")
     var providerCAFile: String?
 
+    @Option(name: .customLong("max-upstream-connections"), help: "Connections per provider origin on each event loop; a burst beyond waits for one.")
+    var maxUpstreamConnections: Int = 1024
+
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body; larger gets 413.")
     var maxBodyBytes: Int = 4 * 1024 * 1024
 
@@ -137,6 +140,7 @@ struct Run: AsyncParsableCommand {
         }
         if maxBodyBytes < 1 { throw ValidationError("--max-body-bytes must be positive") }
         if retryAfterCap.milliseconds < 1 { throw ValidationError("--retry-after-cap must be positive") }
+        if maxUpstreamConnections < 1 { throw ValidationError("--max-upstream-connections must be positive") }
         if let problem = leaderElectionTiming.problem { throw ValidationError("leader election: \(problem)") }
     }
 
@@ -203,6 +207,7 @@ struct Run: AsyncParsableCommand {
         proxyConfig.connectTimeout = connectTimeout.duration
         proxyConfig.providerCAFile = providerCAFile
         proxyConfig.retryAfterCap = retryAfterCap.duration
+        proxyConfig.maxUpstreamConnections = maxUpstreamConnections
         proxyConfig.limits.maxBodyBytes = maxBodyBytes
         proxyConfig.limits.maxHeaderBytes = maxHeaderBytes
         proxyConfig.limits.idleTimeout = idleTimeout.duration

@@ -69,4 +69,25 @@ struct ClientGoneTests {
             #expect(h.provider.recordedRequests().map(\.model) == ["gpt-4o"], "no other model is tried for a client that left")
         }
     }
+
+    @Test("a client that leaves mid-request is counted once, as 499, and nothing answers it (no 500 on route -)")
+    func clientGoneCountedOnce() async throws {
+        try await withGateway(faults: ["gpt-4o": "silence"]) { h in
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connect(host: "127.0.0.1", port: h.port).get()
+            let body = Harness.question()
+            let request = "POST /model HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)"
+            try await channel.writeAndFlush(ByteBuffer(string: request)).get()
+            // The request is in flight: the provider has it and keeps silent.
+            try await waitUntil { h.provider.recordedRequests().count == 1 }
+            try await channel.close()
+            let clientGone = #"aigw_requests_total{route="kgateway-system/model-failover",status="499"} 1"#
+            try await waitUntil { try await h.admin("/metrics").body.contains(clientGone) }
+            // Whatever the connection's safety net would count is counted with the 499 (same loop turn).
+            let metrics = try await h.admin("/metrics").body
+            let requestLines = metrics.split(separator: "\n").filter { $0.hasPrefix("aigw_requests_total{") }
+            #expect(requestLines == [Substring(clientGone)], "exactly one request counted, as 499: \(requestLines)")
+            #expect(!metrics.contains(#"aigw_requests_total{route="-""#))
+        }
+    }
 }

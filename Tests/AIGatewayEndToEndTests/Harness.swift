@@ -11,6 +11,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// The guide's Backend, with optional extra annotations and models.
 func guideBackend(annotations: [String: String] = [:], models: [String] = ["gpt-4o", "gpt-4.0-turbo", "gpt-3.5-turbo"], secret: String = "openai-secret") -> String {
@@ -56,11 +57,12 @@ func guideBackend(annotations: [String: String] = [:], models: [String] = ["gpt-
 func withGateway(
     faults: [String: String] = [:], backendAnnotations: [String: String] = [:], files: [String: String]? = nil, tokens: Int = 12,
     tokenInterval: Duration = .zero, limits: ServerLimits = .init(), requestTimeout: Duration = .seconds(30),
-    retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap, _ body: (Harness) async throws -> Void
+    retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap, proxy: ProxyConfiguration = .init(), singleLoop: Bool = false,
+    _ body: (Harness) async throws -> Void
 ) async throws {
     let h = try await Harness.start(
         files: files, faults: faults, backendAnnotations: backendAnnotations, tokens: tokens, tokenInterval: tokenInterval, limits: limits,
-        requestTimeout: requestTimeout, retryAfterCap: retryAfterCap)
+        requestTimeout: requestTimeout, retryAfterCap: retryAfterCap, proxy: proxy, singleLoop: singleLoop)
     do {
         try await body(h)
     } catch {
@@ -94,27 +96,35 @@ final class Harness: @unchecked Sendable {
     private var task: Task<Void, any Error>?
     let logs = LogCapture()
 
-    init(provider: FakeProvider) throws {
+    /// The gateway's settings (`limits` and the request timeout are set when it runs).
+    let proxy: ProxyConfiguration
+
+    /// The gateway server's own event loops (nil: the shared singleton group).
+    let serverGroup: MultiThreadedEventLoopGroup?
+
+    init(provider: FakeProvider, proxy: ProxyConfiguration = .init(), serverGroup: MultiThreadedEventLoopGroup? = nil) throws {
         self.provider = provider
+        self.proxy = proxy
+        self.serverGroup = serverGroup
         directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("aigw-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = HTTPClient.Configuration()
         config.timeout = .init(connect: .seconds(5), read: .seconds(30))
         client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: config)
-        upstreamClient = try GatewayHandler.makeUpstreamClient(configuration: ProxyConfiguration())
+        upstreamClient = try GatewayHandler.makeUpstreamClient(configuration: proxy)
     }
 
     /// Starts a fake provider and a gateway serving the guide's manifests (plus `extra` files).
     static func start(
         files: [String: String]? = nil, faults: [String: String] = [:], backendAnnotations: [String: String] = [:], tokens: Int = 12,
         tokenInterval: Duration = .zero, limits: ServerLimits = .init(), requestTimeout: Duration = .seconds(30),
-        retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap
+        retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap, proxy: ProxyConfiguration = .init(), singleLoop: Bool = false
     ) async throws -> Harness {
         var parsed: [String: FaultSpec] = [:]
         for (m, f) in faults { parsed[m] = try FaultSpec(parsing: f) }
         let provider = FakeProvider(configuration: .init(faults: parsed, tokens: tokens, tokenInterval: tokenInterval, requiredKey: demoKey))
         _ = try await provider.start()
-        let h = try Harness(provider: provider)
+        let h = try Harness(provider: provider, proxy: proxy, serverGroup: singleLoop ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil)
         let defaults = [
             "backend.yaml": guideBackend(annotations: backendAnnotations),
             "httproute.yaml": try repositoryFile("examples/model-failover/httproute.yaml"),
@@ -147,12 +157,13 @@ final class Harness: @unchecked Sendable {
         let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger, health: health)
         let source = ManifestSource(paths: [directory.path], pollInterval: .milliseconds(50), sink: updater, logger: logger)
         _ = try source.loadInitial()
-        var config = ProxyConfiguration()
+        var config = proxy
         config.limits = limits
         config.defaultRequestTimeout = requestTimeout
         config.retryAfterCap = retryAfterCap
         let handler = GatewayHandler(store: store, client: upstreamClient, health: health, metrics: metrics, configuration: config, logger: logger)
-        let server = HTTPServer(name: "gateway", host: "127.0.0.1", port: 0, limits: limits, handler: handler, logger: logger)
+        let server = HTTPServer(
+            name: "gateway", host: "127.0.0.1", port: 0, limits: limits, handler: handler, logger: logger, group: serverGroup ?? MultiThreadedEventLoopGroup.singleton)
         let admin = HTTPServer(name: "admin", host: "127.0.0.1", port: 0, handler: AdminHandler(store: store, metrics: metrics, health: health), logger: logger)
         task = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -171,6 +182,7 @@ final class Harness: @unchecked Sendable {
         _ = try? await task?.value
         try? await client.shutdown()
         await upstreamClient.shutdown()
+        try? await serverGroup?.shutdownGracefully()
         try? await provider.stop()
         try? FileManager.default.removeItem(at: directory)
     }

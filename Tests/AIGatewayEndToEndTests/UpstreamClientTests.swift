@@ -1,4 +1,5 @@
 @testable import AIGatewayProxy
+import AIGatewayRouting
 import AIGatewayTesting
 import NIOCore
 import NIOHTTP1
@@ -39,17 +40,40 @@ final class RecordingReceiver: UpstreamResponseReceiver, @unchecked Sendable {
     }
 }
 
-/// One chat request through `client` to `provider`, on one of the singleton group's loops.
-func exchange(
-    _ client: UpstreamClient, port: Int, host: String = "127.0.0.1", tls: Bool = false, model: String = "gpt-4o",
-    on loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()
-) async throws -> [RecordingReceiver.Event] {
+/// A chat request's head and body for `model`.
+func chatRequest(host: String = "127.0.0.1", port: Int, model: String = "gpt-4o") -> (HTTPRequestHead, ByteBuffer) {
     var headers = HTTPHeaders()
     headers.add(name: "host", value: "\(host):\(port)")
     headers.add(name: "content-type", value: "application/json")
     headers.add(name: "authorization", value: "Bearer \(demoKey)")
     let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/v1/chat/completions", headers: headers)
-    let body = ByteBuffer(string: #"{"model":"\#(model)","messages":[{"role":"user","content":"hi"}]}"#)
+    return (head, ByteBuffer(string: #"{"model":"\#(model)","messages":[{"role":"user","content":"hi"}]}"#))
+}
+
+/// Starts one exchange per model, all in the same event-loop turn (so none can find a connection
+/// another has finished with), cancels those at `cancelled` (still in that turn), and returns
+/// their receivers and exchanges in order.
+func startBurst(
+    _ client: UpstreamClient, port: Int, models: [String], cancelled: [Int] = [], on loop: any EventLoop
+) async throws -> [(receiver: RecordingReceiver, exchange: UpstreamExchange)] {
+    try await loop.submit {
+        let burst = models.map { model in
+            let (head, body) = chatRequest(port: port, model: model)
+            let receiver = RecordingReceiver(loop: loop)
+            let exchange = client.execute(origin: UpstreamOrigin(tls: false, host: "127.0.0.1", port: port), head: head, body: body, on: loop, receiver: receiver)
+            return (receiver, exchange)
+        }
+        for i in cancelled { burst[i].1.cancel() }
+        return burst
+    }.get()
+}
+
+/// One chat request through `client` to `provider`, on one of the singleton group's loops.
+func exchange(
+    _ client: UpstreamClient, port: Int, host: String = "127.0.0.1", tls: Bool = false, model: String = "gpt-4o",
+    on loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()
+) async throws -> [RecordingReceiver.Event] {
+    let (head, body) = chatRequest(host: host, port: port, model: model)
     let receiver = RecordingReceiver(loop: loop)
     try await loop.submit {
         _ = client.execute(origin: UpstreamOrigin(tls: tls, host: host, port: port), head: head, body: body, on: loop, receiver: receiver)
@@ -78,6 +102,7 @@ struct UpstreamClientTests {
             #expect(body.contains(#""object":"chat.completion""#))
         }
         #expect(provider.openConnections == 1, "one connection carried all five requests")
+        #expect(provider.acceptedConnections == 1)
         #expect(provider.recordedRequests().count == 5)
         #expect(await client.idleConnectionCount() == 1)
         // Another event loop has a pool of its own (when the machine has more than one).
@@ -169,5 +194,130 @@ struct UpstreamClientTests {
         var configuration = UpstreamClient.Configuration()
         configuration.additionalCAFile = "/nonexistent/ca.pem"
         #expect(throws: (any Error).self) { try UpstreamClient(configuration: configuration) }
+    }
+
+}
+
+// `UpstreamExchange` is loop-bound; the tests only carry it back to its loop.
+extension UpstreamExchange: @unchecked Sendable {}
+
+@Suite("The upstream client: connections per origin are capped; a burst waits its turn", .serialized)
+struct UpstreamConnectionCapTests {
+    func client(cap: Int) throws -> UpstreamClient {
+        var configuration = UpstreamClient.Configuration()
+        configuration.maxConnectionsPerOrigin = cap
+        return try UpstreamClient(configuration: configuration)
+    }
+
+    @Test("with the cap at 2, ten concurrent requests to a slow provider open 2 connections, and all ten succeed")
+    func burstSharesTheCap() async throws {
+        let provider = FakeProvider(configuration: .init(faults: ["gpt-4o": try FaultSpec(parsing: "delay=100")], requiredKey: demoKey))
+        let port = try await provider.start()
+        let client = try client(cap: 2)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let burst = try await startBurst(client, port: port, models: Array(repeating: "gpt-4o", count: 10), on: loop)
+        for (receiver, _) in burst {
+            let events = try await receiver.done.futureResult.get()
+            #expect(status(events) == 200, "\(events)")
+            #expect(events.last == .end)
+        }
+        #expect(provider.acceptedConnections == 2, "two sockets carried the ten requests")
+        #expect(provider.recordedRequests().count == 10)
+        #expect(await client.idleConnectionCount() == 2)
+        await client.shutdown()
+        try await provider.stop()
+    }
+
+    @Test("waiting requests go first come, first served; one cancelled while waiting is never sent")
+    func fifoAndCancelledWaiters() async throws {
+        let provider = FakeProvider(configuration: .init(requiredKey: demoKey))
+        let port = try await provider.start()
+        let client = try client(cap: 1)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let models = ["m1", "m2", "m3", "m4", "m5"]
+        // m3 gives up while it waits (as its attempt's deadline would).
+        let burst = try await startBurst(client, port: port, models: models, cancelled: [2], on: loop)
+        let cancelled = burst[2]
+        for (i, (receiver, _)) in burst.enumerated() where i != 2 {
+            #expect(status(try await receiver.done.futureResult.get()) == 200)
+        }
+        #expect(provider.recordedRequests().map(\.model) == ["m1", "m2", "m4", "m5"], "in the order asked, without the cancelled one")
+        #expect(provider.acceptedConnections == 1)
+        #expect(try await loop.submit { cancelled.receiver.events }.get().isEmpty, "the cancelled exchange hears nothing")
+        cancelled.receiver.done.succeed([])  // (NIO checks that no promise is left unfulfilled)
+        await client.shutdown()
+        try await provider.stop()
+    }
+
+    @Test("a connection that closes makes room: the next waiting request opens a new one")
+    func closedConnectionMakesRoom() async throws {
+        // m1's answer closes its connection (a reset), so m2 cannot reuse it.
+        let provider = FakeProvider(configuration: .init(faults: ["m1": try FaultSpec(parsing: "reset")], requiredKey: demoKey))
+        let port = try await provider.start()
+        let client = try client(cap: 1)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let burst = try await startBurst(client, port: port, models: ["m1", "m2"], on: loop)
+        let first = try await burst[0].receiver.done.futureResult.get()
+        #expect(first.allSatisfy { if case .failed = $0 { true } else { false } }, "\(first)")
+        #expect(status(try await burst[1].receiver.done.futureResult.get()) == 200)
+        #expect(provider.acceptedConnections == 2)
+        await client.shutdown()
+        try await provider.stop()
+    }
+
+    @Test("on shutdown, requests still waiting for a connection fail at once")
+    func shutdownFailsWaiters() async throws {
+        let provider = FakeProvider(configuration: .init(faults: ["m1": try FaultSpec(parsing: "silence")], requiredKey: demoKey))
+        let port = try await provider.start()
+        let client = try client(cap: 1)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let burst = try await startBurst(client, port: port, models: ["m1", "m2"], on: loop)
+        try await waitUntil { provider.recordedRequests().count == 1 }
+        await client.shutdown()
+        #expect(try await burst[1].receiver.done.futureResult.get() == [.failed("shutdown")])
+        try await provider.stop()
+        #expect(try await burst[0].receiver.done.futureResult.get() == [.failed("closed")])
+    }
+
+    @Test("an attempt waiting for a connection is held to its own deadline only; if that passes, the entry was not tried and its health is untouched")
+    func queuedAttemptDeadline() throws {
+        var settings = BackendSettings()
+        settings.firstByteTimeout = .seconds(1)
+        // Waited, then got a connection: the first-byte timeout runs from then.
+        let served = StreamedAttempt(settings: settings, headArrived: false)
+        served.attempt.upstreamQueued()
+        #expect(served.attempt.deadline > NIODeadline.now() + .seconds(50), "the attempt's deadline, not the first-byte timeout")
+        served.attempt.upstreamDequeued()
+        #expect(served.attempt.deadline < NIODeadline.now() + .seconds(2), "the first-byte timeout, from the dequeue")
+        served.attempt.deadlinePassed()
+        guard case .failed(.firstByteTimeout)? = served.result.value else {
+            Issue.record("\(String(describing: served.result.value))")
+            return
+        }
+        // Never got one.
+        let starved = StreamedAttempt(settings: settings, headArrived: false)
+        starved.attempt.upstreamQueued()
+        starved.attempt.deadlinePassed()
+        guard case .failed(let outcome)? = starved.result.value, case .unusable = outcome else {
+            Issue.record("\(String(describing: starved.result.value))")
+            return
+        }
+        #expect(!outcome.isHealthFailure)
+    }
+
+    @Test("through the gateway: with --max-upstream-connections 2, ten concurrent requests to a slow model share two connections, and all succeed")
+    func gatewayBurst() async throws {
+        var proxy = ProxyConfiguration()
+        proxy.maxUpstreamConnections = 2
+        // One event loop serves the clients, so one pool holds every upstream connection.
+        try await withGateway(faults: ["gpt-4o": "delay=100"], proxy: proxy, singleLoop: true) { h in
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<10 { group.addTask { try await h.send().status } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 200, count: 10))
+            #expect(h.provider.recordedRequests().count == 10)
+            #expect(h.provider.acceptedConnections == 2)
+        }
     }
 }
