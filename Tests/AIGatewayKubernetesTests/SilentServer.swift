@@ -55,12 +55,12 @@ final class SilentServer: Sendable {
 
     /// Stops accepting and closes the connections still open.
     func stop() {
-        let open = state.withLock { s -> Set<Int32> in
+        // Under the lock, so that no descriptor is closed (and its number reused) in between.
+        state.withLock { s in
             s.stopped = true
-            return s.connections
+            for fd in s.connections { _ = shutdown(fd, Int32(SHUT_RDWR)) }
         }
         _ = shutdown(listener, Int32(SHUT_RDWR))
-        for fd in open { _ = shutdown(fd, Int32(SHUT_RDWR)) }
     }
 
     deinit {
@@ -100,7 +100,9 @@ final class SilentServer: Sendable {
                 break
             }
         }
-        state.withLock { _ = $0.connections.remove(fd) }
-        close(fd)
+        state.withLock { s in
+            s.connections.remove(fd)
+            close(fd)
+        }
     }
 }
