@@ -4,7 +4,7 @@ PYTHON := .venv/bin/python
 # The tests use what scripts/setup.sh installed into .venv (kubectl, python3 with pyyaml) first.
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup build run test test-swift test-python bench bench-controller clean
+.PHONY: setup build run test test-swift test-python bench bench-controller fuzz clean
 
 setup:
 	@bash scripts/setup.sh
@@ -44,5 +44,10 @@ bench: setup
 bench-controller: setup
 	$(PYTHON) bench/controller.py
 
+# `make fuzz`: libFuzzer on the JSON parser (differential against Foundation), the SSE parser, the
+# manifest decoder and the client-facing HTTP handler, FUZZ_SECONDS (60) each; see scripts/fuzz.sh.
+fuzz:
+	bash scripts/fuzz.sh
+
 clean:
-	rm -rf .build .build-release .venv
+	rm -rf .build .build-release .build-fuzz .fuzz-work .venv

@@ -138,6 +138,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Fuzz targets (JSON, SSE, manifests, the client-facing HTTP handler) and their driver:
+        // `make fuzz` builds the driver with libFuzzer; the tests replay the corpus through them.
+        .target(
+            name: "AIGatewayFuzz",
+            dependencies: [
+                "AIGatewayAPI", "AIGatewayRouting", "AIGatewayFailover", "AIGatewayProxy", "AIGatewayTelemetry",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "ai-gateway-fuzz",
+            dependencies: ["AIGatewayFuzz"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "fake-provider",
             dependencies: [
@@ -168,6 +186,11 @@ let package = Package(
                 "AIGatewayTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AIGatewayFuzzTests",
+            dependencies: ["AIGatewayFuzz"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -400,7 +400,7 @@ def main() -> int:
     try:
         api.kubectl("apply", "-f", str(REPO / "crds"))
         api.kubectl("wait", "--for=condition=established", "crd", "--all", "--timeout=60s")
-        api.kubectl("apply", "-f", str(REPO / "manifests"))
+        api.kubectl("apply", "-k", str(REPO / "manifests"))
         api.kubectl("create", "secret", "generic", "openai-secret", "-n", NS, "--from-literal=Authorization=Bearer sk-bench")
         api.kubectl("apply", "-f", "-", input=BACKEND_YAML)
         api.kubectl("apply", "-f", "-", input=ROUTE_YAML)

@@ -59,13 +59,20 @@ public enum ManifestLoader {
         do {
             // `YamlSequence` stops at a syntax error and keeps it in `error` instead of throwing:
             // check it, or a broken document would silently vanish.
-            var sequence = try Yams.load_all(yaml: text, resolver)
-            while let doc = sequence.next() {
-                values.append(JSONValue(any: doc))
+            var sequence = try Yams.compose_all(yaml: text, resolver)
+            while let node = sequence.next() {
+                // Yams builds a mapping's keys as strings and traps on any other key (`? [a]: b`),
+                // so such a document is refused before it is built.
+                if let problem = Self.unsupportedNode(node, depth: 0) {
+                    throw ManifestError(source: source, message: "invalid YAML: \(problem)")
+                }
+                values.append(JSONValue(any: node.any))
             }
             if let error = sequence.error { throw error }
         } catch let error as YamlError {
             throw ManifestError(source: source, message: "invalid YAML: \(yamlMessage(error))")
+        } catch let error as ManifestError {
+            throw error
         } catch {
             throw ManifestError(source: source, message: "invalid YAML")
         }
@@ -83,6 +90,28 @@ public enum ManifestLoader {
             out.append(ManifestDocument(source: where_, outcome: ResourceDecoder.decode(value, defaultNamespace: defaultNamespace)))
         }
         return out
+    }
+
+    /// Deepest nesting of mappings and sequences accepted in a manifest (Kubernetes objects need
+    /// a few dozen levels at most).
+    static let maximumDepth = 128
+
+    /// A node the gateway cannot turn into JSON: a mapping key that is not a scalar, or nesting
+    /// deeper than `maximumDepth`. Names the position, never the content.
+    static func unsupportedNode(_ node: Node, depth: Int) -> String? {
+        func at(_ n: Node) -> String { n.mark.map { " at line \($0.line), column \($0.column)" } ?? "" }
+        if depth > maximumDepth { return "nested deeper than \(maximumDepth) levels\(at(node))" }
+        if let mapping = node.mapping {
+            for (key, value) in mapping {
+                guard key.scalar != nil else { return "a mapping key must be a string, found a \(key.mapping != nil ? "mapping" : "sequence")\(at(key))" }
+                if let problem = unsupportedNode(value, depth: depth + 1) { return problem }
+            }
+        } else if let sequence = node.sequence {
+            for item in sequence {
+                if let problem = unsupportedNode(item, depth: depth + 1) { return problem }
+            }
+        }
+        return nil
     }
 
     static func yamlMessage(_ error: YamlError) -> String {

@@ -197,6 +197,9 @@ public enum ResourceDecoder {
     static func decodeEntry(_ e: ObjectReader, named: Bool) -> LLMProviderEntry? {
         let d = e.diagnostics
         let name = e.string("name", required: named)
+        if let name, !HTTPText.isFieldValue(name) {
+            d.add(e.childPath("name"), "must not hold control characters (CR, LF, NUL, ...)")
+        }
         var provider: LLMProvider?
         let direct = LLMProvider.keys.filter { e.has($0) }
         if e.has("provider") {
@@ -213,30 +216,36 @@ public enum ResourceDecoder {
         var host: String?
         var port: Int?
         if let ho = e.object("hostOverride") {
-            host = ho.string("host", required: true)
+            host = ho.host("host", required: true)
             port = ho.int("port", required: true, range: 1...65535)
-            ho.ignore("insecureSkipVerify")
+            // Provider TLS is always verified; skipping it is not offered (a private CA goes in
+            // --provider-ca-file). `false` says what happens anyway.
+            if ho.bool("insecureSkipVerify") == true {
+                d.add(ho.childPath("insecureSkipVerify"), "not supported: provider TLS is always verified (trust a private CA with --provider-ca-file)")
+            }
             ho.rejectUnknownFields()
         }
         if e.has("host") || e.has("port") {
-            if host != nil { d.add(e.path, "set either hostOverride or host/port, not both") }
-            host = e.string("host")
+            if e.has("hostOverride") { d.add(e.path, "set either hostOverride or host/port, not both") }
+            host = e.host("host")
             port = e.int("port", range: 1...65535)
-            if (host == nil) != (port == nil) {
-                d.add(e.childPath(host == nil ? "host" : "port"), "host and port must be set together")
+            if e.has("host") != e.has("port") {
+                d.add(e.childPath(e.has("host") ? "port" : "host"), "host and port must be set together")
             }
         }
         var path: String?
-        if let p = e.object("path") {
-            path = p.string("full", required: true)
+        for (key, member) in [("path", "full"), ("pathOverride", "fullPath")] {
+            guard let p = e.object(key) else { continue }
+            if let full = p.string(member, required: true) {
+                if !full.hasPrefix("/") {
+                    d.add(p.childPath(member), "must start with /")
+                } else if let why = WireSyntax.pathProblem(full) {
+                    d.add(p.childPath(member), "must be a URL path: \(why), found \(ObjectReader.echo(full))")
+                } else {
+                    path = full
+                }
+            }
             p.rejectUnknownFields()
-        }
-        if let p = e.object("pathOverride") {
-            path = p.string("fullPath", required: true)
-            p.rejectUnknownFields()
-        }
-        if let path, !path.hasPrefix("/") {
-            d.add(e.childPath(e.has("path") ? "path.full" : "pathOverride.fullPath"), "must start with /")
         }
         var authHeader: AuthHeaderOverride?
         for key in ["authHeader", "authHeaderOverride"] {
@@ -272,33 +281,33 @@ public enum ResourceDecoder {
         switch key {
         case "openai":
             let token = decodeAuthToken(p)
-            let model = p.string("model")
+            let model = p.wireString("model", "a model name", WireSyntax.modelNameProblem)
             return token.map { .openai(OpenAIProvider(authToken: $0, model: model)) }
         case "azureopenai":
             let token = decodeAuthToken(p)
-            let endpoint = p.string("endpoint", required: true)
-            let deployment = p.string("deploymentName", required: true)
-            let version = p.string("apiVersion", required: true)
+            let endpoint = p.wireString("endpoint", required: true, "a host name such as my-resource.openai.azure.com", WireSyntax.azureEndpointProblem)
+            let deployment = p.wireString("deploymentName", required: true, "one URL path segment", segment)
+            let version = p.wireString("apiVersion", required: true, "a version token", WireSyntax.tokenProblem)
             guard let token, let endpoint, let deployment, let version else { return nil }
             return .azureopenai(AzureOpenAIProvider(authToken: token, endpoint: endpoint, deploymentName: deployment, apiVersion: version))
         case "anthropic":
             let token = decodeAuthToken(p)
-            let model = p.string("model")
-            let version = p.string("apiVersion")
+            let model = p.wireString("model", "a model name", WireSyntax.modelNameProblem)
+            let version = p.wireString("apiVersion", "a version token", WireSyntax.tokenProblem)
             return token.map { .anthropic(AnthropicProvider(authToken: $0, model: model, apiVersion: version)) }
         case "gemini":
             let token = decodeAuthToken(p)
-            let model = p.string("model", required: true)
-            let version = p.string("apiVersion", required: true)
+            let model = p.wireString("model", required: true, "one URL path segment", segment)
+            let version = p.wireString("apiVersion", required: true, "a version token", WireSyntax.tokenProblem)
             guard let token, let model, let version else { return nil }
             return .gemini(GeminiProvider(authToken: token, model: model, apiVersion: version))
         case "vertexai":
             let token = decodeAuthToken(p)
-            let model = p.string("model", required: true)
-            let version = p.string("apiVersion", required: true)
-            let project = p.string("projectId", required: true)
-            let location = p.string("location", required: true)
-            let modelPath = p.string("modelPath")
+            let model = p.wireString("model", required: true, "one URL path segment", segment)
+            let version = p.wireString("apiVersion", required: true, "a version token", WireSyntax.tokenProblem)
+            let project = p.wireString("projectId", required: true, "one URL path segment", segment)
+            let location = p.wireString("location", required: true, "a region name", WireSyntax.labelProblem)
+            let modelPath = p.wireString("modelPath", "a URL path") { WireSyntax.pathProblem($0, leadingSlash: false) }
             let publisher = p.enumeration("publisher", ["GOOGLE"])
             guard let token, let model, let version, let project, let location else { return nil }
             return .vertexai(VertexAIProvider(
@@ -307,12 +316,12 @@ public enum ResourceDecoder {
         case "bedrock":
             let auth = p.raw("auth", required: true)
             if let auth, auth.objectValue == nil { p.diagnostics.add(p.childPath("auth"), "must be an object, found \(auth.typeName)") }
-            let model = p.string("model", required: true)
-            let region = p.string("region") ?? "us-east-1"
+            let model = p.wireString("model", required: true, "one URL path segment (or an ARN)", segmentOrARN)
+            let region = p.wireString("region", "a region name", WireSyntax.labelProblem) ?? "us-east-1"
             var guardrail: BedrockProvider.Guardrail?
             if let g = p.object("guardrail") {
-                let id = g.string("identifier", required: true)
-                let version = g.string("version", required: true)
+                let id = g.wireString("identifier", required: true, "one URL path segment (or an ARN)", segmentOrARN)
+                let version = g.wireString("version", required: true, "a version token", WireSyntax.tokenProblem)
                 g.rejectUnknownFields()
                 if let id, let version { guardrail = .init(identifier: id, version: version) }
             }
@@ -322,6 +331,12 @@ public enum ResourceDecoder {
             return nil
         }
     }
+
+    static func segment(_ s: String) -> String? { WireSyntax.segmentProblem(s) }
+
+    /// A Bedrock model or guardrail: one segment, or an ARN (`arn:aws:bedrock:...:inference-profile/...`),
+    /// whose `/` the path builder escapes.
+    static func segmentOrARN(_ s: String) -> String? { WireSyntax.segmentProblem(s, allowSlash: s.hasPrefix("arn:")) }
 
     static func decodeAuthToken(_ p: ObjectReader) -> AuthToken? {
         guard let a = p.object("authToken", required: true) else { return nil }

@@ -23,7 +23,7 @@ public struct ReconcileReport: Sendable {
     /// Objects in the resource set (valid ones), and HTTPRoutes among them.
     public var objects: Int
     public var routes: Int
-    /// Reading and decoding the caches.
+    /// Reading and decoding the caches (and reading any Secret a Backend newly references).
     public var decodeTime: Duration
     /// Compiling the table and swapping it into the proxy.
     public var compileTime: Duration
@@ -37,7 +37,10 @@ public struct ReconcileReport: Sendable {
 public final class KubernetesSource: Service, Sendable {
     let client: KubernetesClient
     let sink: any ConfigurationSink
+    /// Every informer, the Secret ones (`secrets.informers`) last.
     let informers: [Informer]
+    /// The Secrets, with the data of those a Backend references only.
+    let secrets: ReferencedSecrets
     /// Time after a change before reconciling, so that a burst compiles once or twice; changes
     /// during a reconcile are folded into the next one.
     let debounce: Duration
@@ -62,6 +65,8 @@ public final class KubernetesSource: Service, Sendable {
     struct DecodeEntry {
         var resourceVersion: String
         var outcome: DecodeOutcome
+        /// The names of the Secrets the object references (a Backend's `secretRef`s).
+        var secretNames: [String]
     }
 
     /// A change of status alone keeps the object's decoding (which ignores status): the entry
@@ -95,14 +100,15 @@ public final class KubernetesSource: Service, Sendable {
         self.debounce = debounce
         self.logger = logger
         var informers: [Informer] = []
-        for kind in WatchedKinds.all {
+        for kind in WatchedKinds.all where kind != WatchedKinds.secrets {
             if kind.namespaced && !namespaces.isEmpty {
                 for ns in namespaces { informers.append(Informer(client: client, resource: kind, namespace: ns, logger: logger)) }
             } else {
                 informers.append(Informer(client: client, resource: kind, logger: logger))
             }
         }
-        self.informers = informers
+        self.secrets = ReferencedSecrets(client: client, namespaces: namespaces, logger: logger)
+        self.informers = informers + secrets.informers
     }
 
     final class Latest<Value: Sendable>: Sendable {
@@ -147,6 +153,7 @@ public final class KubernetesSource: Service, Sendable {
                 }
                 group.addTask {
                     var last: (end: ContinuousClock.Instant, duration: Duration)?
+                    var secretRetry = Backoff(initial: .milliseconds(500), maximum: .seconds(10))
                     for await _ in dirty.stream {
                         guard self.informers.allSatisfy(\.hasSynced) else { continue }
                         // Wait the debounce, and under a stream of changes at least as long as the
@@ -155,10 +162,17 @@ public final class KubernetesSource: Service, Sendable {
                         if let last, last.duration - (.now - last.end) > wait { wait = last.duration - (.now - last.end) }
                         try? await Task.sleep(for: wait)
                         let started = ContinuousClock.now
-                        let status = await self.reconcileOffLoop()
+                        let (status, secretsRead) = await self.reconcileOffLoop()
                         last = (.now, .now - started)
                         latestStatus.set(status)
                         statusDue.continuation.yield()
+                        if secretsRead {
+                            secretRetry.reset()
+                        } else {
+                            // A referenced Secret could not be read: try again (the API is failing).
+                            try? await Task.sleep(for: secretRetry.next())
+                            dirty.continuation.yield()
+                        }
                     }
                 }
                 if let writer = self.statusWriter {
@@ -201,47 +215,124 @@ public final class KubernetesSource: Service, Sendable {
 
     /// Reconciles on a thread of its own: with thousands of objects, decoding and compiling
     /// take a while, and the tasks of this process run on the proxy's event loops (the NIO
-    /// executor), which must keep serving requests meanwhile.
-    func reconcileOffLoop() async -> TableStatus {
+    /// executor), which must keep serving requests meanwhile. Between decoding and applying,
+    /// the Secrets the Backends reference become the ones whose data is kept (and any of them
+    /// held without its data is read). Returns the status, and whether every referenced Secret
+    /// could be read.
+    func reconcileOffLoop() async -> (TableStatus, secretsRead: Bool) {
+        let started = ContinuousClock.now
+        let decoded = await onReconcileQueue { self.decodeObjects() }
+        let secretsRead = await secrets.reference(decoded.referencedSecrets)
+        let status = await onReconcileQueue { self.apply(decoded, started: started) }
+        return (status, secretsRead)
+    }
+
+    private func onReconcileQueue<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         await withCheckedContinuation { continuation in
-            reconcileQueue.async { continuation.resume(returning: self.reconcile()) }
+            reconcileQueue.async { continuation.resume(returning: work()) }
         }
     }
 
-    /// Rebuilds the resource set from every cache and applies it.
-    @discardableResult
-    func reconcile() -> TableStatus {
-        let started = ContinuousClock.now
+    /// Every cached object but the Secrets, decoded, and the Secrets they reference.
+    struct Decoded: Sendable {
+        var set: ResourceSet
+        var invalid: [String]
+        var invalidBackends: [NamespacedName: Condition]
+        var referencedSecrets: Set<ObjectKey>
+    }
+
+    /// Rebuilds the resource set from every cache but the Secrets' (see `apply`).
+    func decodeObjects() -> Decoded {
         var set = ResourceSet()
         var invalid: [String] = []
+        var referenced: Set<ObjectKey> = []
+        /// Backends that do not decode: they serve nothing, and their status says why.
+        var invalidBackends: [NamespacedName: Condition] = [:]
         let previous = decoded.withLock { $0 }
         var current: [DecodeKey: DecodeEntry] = [:]
         current.reserveCapacity(previous.count)
-        for (index, informer) in informers.enumerated() {
+        for (index, informer) in informers.enumerated() where informer.resource != WatchedKinds.secrets {
+            let isBackend = informer.resource == WatchedKinds.backends
             for object in informer.snapshot() {
                 let outcome: DecodeOutcome
+                let secretNames: [String]
                 if let key = ObjectKey(object: object), let rv = object.resourceVersion, !rv.isEmpty {
                     let cacheKey = DecodeKey(informer: index, key: key)
                     if let hit = previous[cacheKey], hit.resourceVersion == rv {
                         outcome = hit.outcome
+                        secretNames = hit.secretNames
                     } else {
                         outcome = ResourceDecoder.decode(object, defaultNamespace: "default")
+                        secretNames = isBackend ? Self.secretReferences(in: object["spec"]) : []
                     }
-                    current[cacheKey] = DecodeEntry(resourceVersion: rv, outcome: outcome)
+                    current[cacheKey] = DecodeEntry(resourceVersion: rv, outcome: outcome, secretNames: secretNames)
                 } else {
                     outcome = ResourceDecoder.decode(object, defaultNamespace: "default")
+                    secretNames = isBackend ? Self.secretReferences(in: object["spec"]) : []
+                }
+                for name in secretNames {
+                    referenced.insert(ObjectKey(namespace: object.namespace ?? "default", name: name))
                 }
                 switch outcome {
                 case .resource(let r):
                     set.insert(r)
                 case .invalid(let kind, let name, let errors):
                     invalid.append("\(kind) \(name): " + errors.map(\.description).joined(separator: "; "))
+                    if kind == "Backend", !name.name.isEmpty {
+                        invalidBackends[name] = Condition(
+                            type: "Accepted", status: false, reason: "Invalid", message: errors.map(\.description).joined(separator: "; "),
+                            observedGeneration: object["metadata"]?["generation"]?.intValue ?? 1)
+                    }
                 case .ignored:
                     break
                 }
             }
         }
         decoded.withLock { $0 = current }
+        return Decoded(set: set, invalid: invalid, invalidBackends: invalidBackends, referencedSecrets: referenced)
+    }
+
+    /// The names in every `secretRef: {name: ...}` under a Backend's spec: the kgateway
+    /// convention for a Secret in the Backend's namespace, whichever provider or field holds it.
+    static func secretReferences(in spec: JSONValue?) -> [String] {
+        var names: [String] = []
+        func walk(_ value: JSONValue) {
+            switch value {
+            case .object(let fields):
+                for (key, child) in fields {
+                    if key == "secretRef", let name = child["name"]?.stringValue, !name.isEmpty {
+                        names.append(name)
+                    } else {
+                        walk(child)
+                    }
+                }
+            case .array(let items):
+                items.forEach(walk)
+            default:
+                break
+            }
+        }
+        if let spec { walk(spec) }
+        return names
+    }
+
+    /// Adds the referenced Secrets (as the cache holds them now, with their data) to the
+    /// decoded set and applies it. Secrets no Backend references are never decoded.
+    func apply(_ decoded: Decoded, started: ContinuousClock.Instant) -> TableStatus {
+        var set = decoded.set
+        var invalid = decoded.invalid
+        let invalidBackends = decoded.invalidBackends
+        for key in decoded.referencedSecrets.sorted() {
+            guard let object = secrets.cached(key), SecretScope.holdsData(object) else { continue }
+            switch ResourceDecoder.decode(object, defaultNamespace: "default") {
+            case .resource(let r):
+                set.insert(r)
+            case .invalid(let kind, let name, let errors):
+                invalid.append("\(kind) \(name): " + errors.map(\.description).joined(separator: "; "))
+            case .ignored:
+                break
+            }
+        }
         // Say once per distinct problem, not on every reconcile.
         let fresh = reported.withLock { seen in
             let new = invalid.filter { !seen.contains($0) }
@@ -250,7 +341,10 @@ public final class KubernetesSource: Service, Sendable {
         }
         for line in fresh { logger.warning("invalid object ignored", metadata: ["problem": "\(line)"]) }
         let decoded = ContinuousClock.now
-        let status = sink.apply(set, origin: "kubernetes")
+        var status = sink.apply(set, origin: "kubernetes")
+        for (name, condition) in invalidBackends where status.backends[name] == nil {
+            status.backends[name] = [condition]
+        }
         let compiled = ContinuousClock.now
         onReconcile(
             ReconcileReport(

@@ -11,13 +11,19 @@ public struct FailoverPolicy: Sendable, Hashable {
     public var rateLimitRetries: Int
     /// The request's deadline: nothing is attempted or waited for past it.
     public var deadline: Instant
+    /// The longest provider-requested wait honoured (`--retry-after-cap`).
+    public var retryAfterCap: Duration
 
-    public init(sameEntryRetries: Int = 1, retryCodes: Set<Int> = RetryPolicy.defaultCodes, backoff: Duration = .milliseconds(100), rateLimitRetries: Int = 2, deadline: Instant) {
+    public init(
+        sameEntryRetries: Int = 1, retryCodes: Set<Int> = RetryPolicy.defaultCodes, backoff: Duration = .milliseconds(100), rateLimitRetries: Int = 2,
+        deadline: Instant, retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap
+    ) {
         self.sameEntryRetries = sameEntryRetries
         self.retryCodes = retryCodes
         self.backoff = backoff
         self.rateLimitRetries = rateLimitRetries
         self.deadline = deadline
+        self.retryAfterCap = retryAfterCap
     }
 }
 
@@ -81,6 +87,8 @@ public struct FailoverMachine: Sendable {
         case finished
         /// Asked to wait (429) until then; may be retried if nothing else is left.
         case waiting(until: Instant)
+        /// Asked to wait longer than the cap: not waited for; its end is told to the client.
+        case parked(until: Instant)
     }
 
     /// Per candidate: where it stands and the retries it has had (one array, not three).
@@ -144,8 +152,9 @@ public struct FailoverMachine: Sendable {
             return nextCandidate(now: now, health: health)
         case .rateLimited(let after):
             if let after {
-                // Never sooner than asked; other candidates first.
-                slots[c].state = .waiting(until: now + after)
+                // Never sooner than asked; other candidates first. Beyond the cap, the entry is
+                // probed again when the cap ends, by a later request: not worth waiting for.
+                slots[c].state = after > policy.retryAfterCap ? .parked(until: now + policy.retryAfterCap) : .waiting(until: now + after)
                 return nextCandidate(now: now, health: health)
             }
             if slots[c].rateLimitRetries < policy.rateLimitRetries, health.withdrawRetry(backend: candidates[c].backend) {
@@ -228,6 +237,8 @@ public struct FailoverMachine: Sendable {
                 skippedEjected.append(i)
             case .coolingDown(let until):
                 slots[i].state = .waiting(until: until)
+            case .parked(let until):
+                slots[i].state = .parked(until: until)
             }
         }
         markSkipped(skippedEjected)
@@ -280,8 +291,10 @@ public struct FailoverMachine: Sendable {
             return FailoverFailure(status: 504, code: "gateway_timeout", message: "The request deadline passed before any model answered (\(detail)).", retryAfter: nil)
         }
         let waits = candidates.indices.compactMap { i -> Instant? in
-            if case .waiting(let until) = slots[i].state { return until }
-            return nil
+            switch slots[i].state {
+            case .waiting(let until), .parked(let until): return until
+            case .pending, .finished: return nil
+            }
         }
         let allTimeouts = !tried.isEmpty && tried.allSatisfy {
             switch $0.outcome {

@@ -12,6 +12,10 @@ public enum Availability: Sendable, Hashable {
     case ejected(until: Instant)
     /// The provider asked us to wait until then.
     case coolingDown(until: Instant)
+    /// The provider asked for longer than the cap (`--retry-after-cap`): unavailable until then,
+    /// and not worth waiting for (its end is when one request probes, not when the provider said
+    /// it would be back).
+    case parked(until: Instant)
 }
 
 /// What the failover machine asks of shared health state. `HealthRegistry` is the real one;
@@ -32,22 +36,29 @@ public enum HealthEvent: Sendable, Hashable {
 
 /// Passive health of every entry, shared by all requests: consecutive failures eject an entry for
 /// a cool-down that doubles on each repeat; when it ends a single live request probes it and a
-/// success restores it. Also holds provider-requested cool-downs (429 `Retry-After`), round-robin
+/// success restores it. Also holds provider-requested cool-downs (429 `Retry-After`, honoured up to
+/// `Policy.retryAfterCap`, after which a single request probes as after an ejection), round-robin
 /// counters and per-backend retry budgets.
 public final class HealthRegistry: HealthOracle {
     public struct Policy: Sendable, Hashable {
         public var threshold: Int
         public var base: Duration
         public var max: Duration
+        /// The longest provider-requested cool-down honoured (`--retry-after-cap`): a longer one ends
+        /// at the cap, and a single request then probes the entry, as after an ejection.
+        public var retryAfterCap: Duration
 
-        public init(threshold: Int = 3, base: Duration = .seconds(5), max: Duration = .seconds(300)) {
+        public static let defaultRetryAfterCap: Duration = .seconds(300)
+
+        public init(threshold: Int = 3, base: Duration = .seconds(5), max: Duration = .seconds(20), retryAfterCap: Duration = Policy.defaultRetryAfterCap) {
             self.threshold = threshold
             self.base = base
             self.max = max
+            self.retryAfterCap = retryAfterCap
         }
 
-        public init(_ s: BackendSettings) {
-            self.init(threshold: s.ejectionThreshold, base: s.ejectionBase, max: s.ejectionMax)
+        public init(_ s: BackendSettings, retryAfterCap: Duration = Policy.defaultRetryAfterCap) {
+            self.init(threshold: s.ejectionThreshold, base: s.ejectionBase, max: s.ejectionMax, retryAfterCap: retryAfterCap)
         }
     }
 
@@ -57,6 +68,8 @@ public final class HealthRegistry: HealthOracle {
         var ejectedUntil: Instant?
         var probeStarted: Instant?
         var coolingUntil: Instant?
+        /// The provider asked for longer than the cap: when the cool-down ends, one request probes.
+        var coolingCapped = false
     }
 
     struct Budget {
@@ -67,6 +80,9 @@ public final class HealthRegistry: HealthOracle {
         var entries: [String: EntryState] = [:]
         var counters: [String: Int] = [:]
         var budgets: [String: Budget] = [:]
+        /// The entry ids of the table in force, once one was installed (`retain`): an outcome of an
+        /// entry outside it (a request that started on an older table) is not recorded.
+        var known: Set<String>?
     }
 
     /// Retry budget: each request deposits `retryRatio` tokens, each retry spends one, up to `retryBurst`.
@@ -88,8 +104,8 @@ public final class HealthRegistry: HealthOracle {
 
     static func availability(_ e: EntryState?, now: Instant, probeTimeout: Duration) -> Availability {
         guard let e else { return .available }
-        if let until = e.coolingUntil, until > now { return .coolingDown(until: until) }
-        if let until = e.ejectedUntil {
+        if let until = e.coolingUntil, until > now { return e.coolingCapped ? .parked(until: until) : .coolingDown(until: until) }
+        if let until = e.ejectedUntil ?? (e.coolingCapped ? e.coolingUntil : nil) {
             if until > now { return .ejected(until: until) }
             if let started = e.probeStarted, now - started < probeTimeout { return .ejected(until: started + probeTimeout) }
             return .probe
@@ -104,7 +120,7 @@ public final class HealthRegistry: HealthOracle {
             case .probe:
                 s.entries[entry, default: .init()].probeStarted = now
                 return true
-            case .ejected, .coolingDown: return false
+            case .ejected, .coolingDown, .parked: return false
             }
         }
     }
@@ -113,18 +129,26 @@ public final class HealthRegistry: HealthOracle {
     @discardableResult
     public func record(_ entry: String, outcome: AttemptOutcome, now: Instant, policy: Policy = .init()) -> HealthEvent? {
         state.withLock { s in
+            if let known = s.known, !known.contains(entry) { return nil }
             var e = s.entries[entry] ?? EntryState()
             defer { s.entries[entry] = e }
             switch outcome {
             case .success:
-                let wasEjected = e.ejectedUntil != nil
+                let wasEjected = e.ejectedUntil != nil || e.coolingCapped
                 e = EntryState()
                 return wasEjected ? .restored : nil
             case .rateLimited(let after):
                 // Remember the provider's cool-down for later requests; without a hint, a short one.
-                let wait = after ?? .milliseconds(500)
-                let until = now + wait
-                if e.coolingUntil == nil || e.coolingUntil! < until { e.coolingUntil = until }
+                // Up to the cap: a provider cannot park a model for a day.
+                let asked = after ?? .milliseconds(500)
+                let capped = asked > policy.retryAfterCap
+                let until = now + min(asked, policy.retryAfterCap)
+                if e.coolingUntil.map({ $0 < until }) ?? true {
+                    e.coolingUntil = until
+                    e.coolingCapped = capped
+                } else if capped {
+                    e.coolingCapped = true
+                }
                 e.probeStarted = nil
                 return nil
             case _ where outcome.isHealthFailure:
@@ -176,6 +200,33 @@ public final class HealthRegistry: HealthOracle {
             guard b.tokens >= 1 else { return false }
             b.tokens -= 1
             return true
+        }
+    }
+
+    /// A new table is in force: keeps the state of its entries (ids are identities, so a model keeps
+    /// its health when the Backend is reordered or reloaded) and drops that of entries and Backends
+    /// it no longer has.
+    public func retain(_ table: RoutingTable) {
+        var ids: Set<String> = []
+        var labels: Set<String> = []
+        for b in table.backends.values {
+            labels.insert(b.label)
+            for e in b.entries { ids.insert(e.id) }
+        }
+        retain(entries: ids, backends: labels)
+    }
+
+    /// Keeps the state of these entry ids and backend labels only (round-robin counters are keyed
+    /// `label#priority`).
+    public func retain(entries ids: Set<String>, backends labels: Set<String>) {
+        state.withLock { s in
+            s.known = ids
+            s.entries = s.entries.filter { ids.contains($0.key) }
+            s.budgets = s.budgets.filter { labels.contains($0.key) }
+            s.counters = s.counters.filter { key, _ in
+                guard let hash = key.lastIndex(of: "#") else { return false }
+                return labels.contains(String(key[..<hash]))
+            }
         }
     }
 

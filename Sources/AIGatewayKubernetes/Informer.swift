@@ -31,6 +31,12 @@ public final class Informer: Sendable {
         public var sleep: @Sendable (Duration) async throws -> Void
         /// A random number in 0..<1 for jitter (injectable for tests).
         public var random: @Sendable () -> Double
+        /// Applied to every object before it enters the cache (listed, watched or `refresh`ed),
+        /// like client-go's transform: how to keep less of an object than the API sends. It
+        /// must keep `metadata.name`, `namespace` and `resourceVersion`. It runs under the
+        /// cache's lock, so that a transform whose rule changes (then `reapplyTransform`) never
+        /// lets an object transformed by the old rule in afterwards.
+        public var transform: (@Sendable (JSONValue) -> JSONValue)?
 
         public init(
             labelSelector: String? = nil,
@@ -40,7 +46,8 @@ public final class Informer: Sendable {
             backoff: Backoff = Backoff(),
             minimumHealthyWatch: Duration = .seconds(1),
             sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-            random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+            random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+            transform: (@Sendable (JSONValue) -> JSONValue)? = nil
         ) {
             self.labelSelector = labelSelector
             self.fieldSelector = fieldSelector
@@ -50,6 +57,7 @@ public final class Informer: Sendable {
             self.minimumHealthyWatch = minimumHealthyWatch
             self.sleep = sleep
             self.random = random
+            self.transform = transform
         }
     }
 
@@ -104,6 +112,25 @@ public final class Informer: Sendable {
     /// One cached object.
     public func get(_ key: ObjectKey) -> JSONValue? {
         state.withLock { $0.store.objects[key] }
+    }
+
+    /// Puts an object read by other means (a GET) into the cache, through the transform, in
+    /// place of the cached copy when it is not older (see `InformerStore.refresh`); a change is
+    /// emitted as `.modified`. Returns whether the cache changed.
+    @discardableResult
+    public func refresh(_ object: JSONValue) -> Bool {
+        state.withLock { state in
+            guard let change = state.store.refresh(options.transform?(object) ?? object) else { return false }
+            state.emit(change)
+            return true
+        }
+    }
+
+    /// Runs the transform again over the cached objects with these keys (when what it keeps has
+    /// changed), without emitting anything.
+    public func reapplyTransform(to keys: some Sequence<ObjectKey> & Sendable) {
+        guard let transform = options.transform else { return }
+        state.withLock { $0.store.transform(keys, with: transform) }
     }
 
     /// A new stream of the changes applied to the cache from now on, in order (unbounded
@@ -257,7 +284,8 @@ public final class Informer: Sendable {
             resource, namespace: namespace, labelSelector: options.labelSelector, fieldSelector: options.fieldSelector)
         try Task.checkCancellation()
         let waiters = state.withLock { state in
-            for event in state.store.replace(items: list.items, resourceVersion: list.resourceVersion) {
+            let items = options.transform.map { list.items.map($0) } ?? list.items
+            for event in state.store.replace(items: items, resourceVersion: list.resourceVersion) {
                 state.emit(event)
             }
             state.synced = true
@@ -279,12 +307,16 @@ public final class Informer: Sendable {
             resource, namespace: namespace, resourceVersion: resourceVersion, labelSelector: options.labelSelector,
             fieldSelector: options.fieldSelector, allowBookmarks: true, timeoutSeconds: timeout)
         var sawEvent = false
-        for try await event in stream {
-            if !sawEvent && event.type != .error {
+        for try await received in stream {
+            if !sawEvent && received.type != .error {
                 sawEvent = true
                 onFirstEvent()
             }
             let result = state.withLock { state -> InformerStore.ApplyResult in
+                var event = received
+                if let transform = options.transform, [.added, .modified, .deleted].contains(event.type) {
+                    event.object = transform(event.object)
+                }
                 let result = state.store.apply(event)
                 if case .applied(let change?) = result { state.emit(change) }
                 return result

@@ -112,6 +112,26 @@ struct InformerStore: Sendable {
         }
     }
 
+    /// Puts an object read outside the list and watch (a GET) in place of the cached one with
+    /// its key, unless it is older (by numeric resourceVersion) or the same. Objects not cached
+    /// are left to the watch (it will deliver them), and the resume point does not move (the
+    /// watch has not seen what lies between). Returns the change, if any.
+    mutating func refresh(_ object: JSONValue) -> InformerEvent? {
+        guard let key = ObjectKey(object: object), let old = objects[key] else { return nil }
+        if let order = Self.compare(object.resourceVersion, old.resourceVersion), order < 0 { return nil }
+        guard object != old else { return nil }
+        objects[key] = object
+        return .modified(old: old, new: object)
+    }
+
+    /// Replaces the cached objects with these keys by `transform` of them, without an event:
+    /// the objects did not change, only how much of them is kept.
+    mutating func transform(_ keys: some Sequence<ObjectKey>, with transform: (JSONValue) -> JSONValue) {
+        for key in keys {
+            if let object = objects[key] { objects[key] = transform(object) }
+        }
+    }
+
     /// Cached objects sorted by namespace/name.
     func sortedObjects() -> [JSONValue] {
         objects.sorted { $0.key < $1.key }.map(\.value)

@@ -46,7 +46,8 @@ public struct ProviderEndpoint: Sendable, Hashable, CustomStringConvertible {
             guard let p = Self.port(rest[rest.index(after: colon)...]) else { return nil }
             port = p
         }
-        guard !host.isEmpty else { return nil }
+        // Only a host: it becomes the `Host` header and the TLS server name.
+        guard !host.isEmpty, WireSyntax.hostProblem(String(host)) == nil else { return nil }
         self.init(tls: tls, host: String(host), port: port)
     }
 
@@ -157,7 +158,8 @@ public enum ProviderCatalog {
             path = "/\(p.apiVersion)/projects/\(p.projectId)/locations/\(p.location)/publishers/google/models/\(p.model):generateContent"
         case .bedrock(let p):
             host = "bedrock-runtime.\(p.region).amazonaws.com"
-            path = "/model/\(p.model)/converse"
+            // An ARN's `/` stays inside its segment (the decoder allows it only there).
+            path = "/model/\(p.model.replacingOccurrences(of: "/", with: "%2F"))/converse"
             header = "Authorization"
             prefix = ""
         }

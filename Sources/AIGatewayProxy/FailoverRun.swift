@@ -60,7 +60,7 @@ final class FailoverRun: @unchecked Sendable {
         entries = EntryIndex(backend)
         let policy = FailoverPolicy(
             sameEntryRetries: job.rule.retry.attempts ?? backend.settings.retries, retryCodes: job.rule.retry.codes, backoff: job.rule.retry.backoff,
-            deadline: deadline)
+            deadline: deadline, retryAfterCap: gateway.configuration.retryAfterCap)
         var rng = FastRandom()
         machine = FailoverMachine(candidates: candidates, policy: policy, seed: rng.next())
     }

@@ -18,6 +18,8 @@ public struct ProxyConfiguration: Sendable, Hashable {
     public var connectTimeout: Duration = .seconds(5)
     /// PEM file of CA certificates trusted for providers in addition to the system store.
     public var providerCAFile: String?
+    /// The longest cool-down a provider's `Retry-After` / `x-ratelimit-reset-*` can impose on an entry.
+    public var retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap
 
     public init() {}
 }
@@ -168,7 +170,7 @@ public final class GatewayHandler: HTTPHandler {
 
     @inline(never)
     func recordHealth(_ entry: CompiledEntry, _ outcome: AttemptOutcome, _ s: BackendSettings) {
-        let event = health.record(entry.id, outcome: outcome, now: .now, policy: HealthRegistry.Policy(s))
+        let event = health.record(entry.id, outcome: outcome, now: .now, policy: HealthRegistry.Policy(s, retryAfterCap: configuration.retryAfterCap))
         switch event {
         case .ejected(let d)?:
             metrics.ejection(backend: entry.backend.description, model: entry.model)

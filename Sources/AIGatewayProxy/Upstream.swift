@@ -278,6 +278,10 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
 
     func upstreamFailed(_ error: UpstreamError) {
         stopTimer()
+        if error.isInvalidRequest {
+            logger.warning("request to the provider refused before sending", metadata: ["origin": "\(request.origin)", "reason": "\(error)"])
+            return deliver(.failed(.unusable("the request to the provider was refused before sending: \(error)")))
+        }
         switch mode {
         case .awaitingHead: deliver(.failed(.connectFailed))
         case .buffering: deliver(.failed(.truncated))

@@ -19,7 +19,7 @@ struct UpstreamOrigin: Hashable, Sendable, CustomStringConvertible {
 /// (before the response head, during its body); the code is for logs.
 struct UpstreamError: Error, Sendable, CustomStringConvertible {
     private enum Code: String, Sendable {
-        case connect, tlsHandshake, closed, protocolError, shutdown
+        case connect, tlsHandshake, closed, protocolError, shutdown, invalidRequest
     }
 
     private let code: Code
@@ -35,6 +35,11 @@ struct UpstreamError: Error, Sendable, CustomStringConvertible {
     static let closed = Self(.closed, "the connection closed")
     static func protocolError(_ error: any Error) -> Self { .init(.protocolError, "\(error)") }
     static let shutdown = Self(.shutdown, "the upstream client is shut down")
+    /// The request head holds what must not be written (see `RequestHeadCheck`): nothing was sent.
+    static func invalidRequest(_ detail: String) -> Self { .init(.invalidRequest, detail) }
+
+    /// A request this client refused to write: the entry is misconfigured, the provider is fine.
+    var isInvalidRequest: Bool { code == .invalidRequest }
 
     /// A short stable label.
     var label: String { code.rawValue }
@@ -121,6 +126,11 @@ public final class UpstreamClient: Sendable {
     ) -> UpstreamExchange {
         loop.preconditionInEventLoop()
         let exchange = UpstreamExchange(receiver: receiver, head: head, body: body)
+        if let problem = RequestHeadCheck.problem(head) {
+            // Before any connection is taken: nothing of it reaches the provider.
+            exchange.fail(.invalidRequest(problem))
+            return exchange
+        }
         pool(for: loop).start(exchange, origin: origin, tlsContext: origin.tls ? tlsContext : nil)
         return exchange
     }

@@ -39,9 +39,10 @@ public enum RouteCompiler {
         // Backends.
         var backends: [NamespacedName: CompiledBackend] = [:]
         for b in resources.backends {
-            let (compiled, conditions) = compileBackend(b, secrets: secrets, options: options)
+            let (compiled, conditions, inClear) = compileBackend(b, secrets: secrets, options: options)
             backends[b.metadata.namespacedName] = compiled
             status.backends[b.metadata.namespacedName] = conditions
+            status.keysInClear += inClear
         }
 
         // GatewayClasses and Gateways of ours.
@@ -278,7 +279,7 @@ public enum RouteCompiler {
         }
     }
 
-    static func compileBackend(_ b: Backend, secrets: [NamespacedName: Secret], options: CompileOptions) -> (CompiledBackend, [Condition]) {
+    static func compileBackend(_ b: Backend, secrets: [NamespacedName: Secret], options: CompileOptions) -> (CompiledBackend, [Condition], [KeyInClear]) {
         let name = b.metadata.namespacedName
         let gen = b.metadata.generation
         let (settings, settingErrors) = BackendSettings.parse(b.metadata.annotations)
@@ -286,12 +287,15 @@ public enum RouteCompiler {
             let msg = "Backend type \(b.spec.type.rawValue) is not supported by this gateway; only type AI is served"
             return (
                 CompiledBackend(name: name, priorities: [], settings: settings, problem: msg),
-                [Condition(type: "Accepted", status: false, reason: "Invalid", message: msg, observedGeneration: gen)]
+                [Condition(type: "Accepted", status: false, reason: "Invalid", message: msg, observedGeneration: gen)], []
             )
         }
         var problems: [String] = settingErrors
         var unserved: Set<String> = []
+        var inClear: [KeyInClear] = []
         var levels: [[CompiledEntry]] = []
+        // How often each identity (less its occurrence) was seen so far in this Backend.
+        var occurrences: [String: Int] = [:]
         for (p, level) in ai.priorities.enumerated() {
             var entries: [CompiledEntry] = []
             for (i, e) in level.enumerated() {
@@ -302,8 +306,11 @@ public enum RouteCompiler {
                 case .priorityGroups: fieldPath = "spec.ai.priorityGroups[\(p)].providers[\(i)]"
                 }
                 let target = ProviderCatalog.target(for: e, endpoints: options.endpoints)
+                let base = CompiledEntry.identity(backend: name, target: target, occurrence: 0)
+                let occurrence = occurrences[base, default: 0]
+                occurrences[base] = occurrence + 1
                 var entry = CompiledEntry(
-                    id: "\(name)[\(p)][\(i)]", backend: name, priority: p, index: i, fieldPath: fieldPath, target: target, auth: nil, problem: nil)
+                    id: CompiledEntry.identity(backend: name, target: target, occurrence: occurrence), backend: name, priority: p, index: i, fieldPath: fieldPath, target: target, auth: nil, problem: nil)
                 switch e.provider.authToken {
                 case .inline(let s)?:
                     let key = stripBearer(s.value)
@@ -337,6 +344,9 @@ public enum RouteCompiler {
                     entry.problem = nil
                 }
                 if let problem = entry.problem { problems.append("\(fieldPath): \(problem)") }
+                if entry.auth != nil, target.served, !target.tls, !WireSyntax.isLoopback(target.host) {
+                    inClear.append(KeyInClear(backend: name, entry: fieldPath, model: target.displayModel, host: target.host, port: target.port))
+                }
                 if !target.served {
                     unserved.insert(target.provider)
                     if entry.problem == nil {
@@ -348,17 +358,20 @@ public enum RouteCompiler {
             levels.append(entries)
         }
         let compiled = CompiledBackend(name: name, priorities: levels, settings: settings, problem: nil)
+        // A key in clear does not stop the Backend (a lab's plaintext mirror is legitimate), but
+        // its status says so.
+        let warnings = inClear.map { "; warning: \($0.message)" }.joined()
         let condition: Condition
         if problems.isEmpty {
             var msg = "Backend accepted"
             if !unserved.isEmpty {
                 msg += "; provider(s) \(unserved.sorted().joined(separator: ", ")) are validated but not served yet"
             }
-            condition = Condition(type: "Accepted", status: true, reason: "Accepted", message: msg, observedGeneration: gen)
+            condition = Condition(type: "Accepted", status: true, reason: "Accepted", message: msg + warnings, observedGeneration: gen)
         } else {
-            condition = Condition(type: "Accepted", status: false, reason: "Invalid", message: problems.joined(separator: "; "), observedGeneration: gen)
+            condition = Condition(type: "Accepted", status: false, reason: "Invalid", message: problems.joined(separator: "; ") + warnings, observedGeneration: gen)
         }
-        return (compiled, [condition])
+        return (compiled, [condition], inClear)
     }
 
     /// The Secret holds the raw key; a leading `Bearer ` is tolerated and removed.

@@ -11,7 +11,8 @@ public enum CompiledAuth: Sendable, Hashable {
 
 /// One model endpoint of a Backend, ready to call.
 public struct CompiledEntry: Sendable, Hashable, Identifiable {
-    /// Stable identity used for health tracking: `namespace/backend[priority][index]`.
+    /// Identity used for passive health: what the entry is, not where it sits, so that reordering
+    /// a Backend's priorities keeps each model's health with the model. See `CompiledEntry.identity`.
     public var id: String
     public var backend: NamespacedName
     public var priority: Int
@@ -25,6 +26,15 @@ public struct CompiledEntry: Sendable, Hashable, Identifiable {
 
     public var model: String { target.displayModel }
     public var isUsable: Bool { problem == nil && auth != nil }
+
+    /// `namespace/backend provider scheme://host:port/path model #n`: the Backend, the provider, the
+    /// endpoint and the model (or deployment, which Azure carries in the path), and `n`, the
+    /// occurrence of that same combination in the Backend (priority by priority), so that two
+    /// identical entries of one Backend stay distinguishable. No key or header is part of it.
+    public static func identity(backend: NamespacedName, target: UpstreamTarget, occurrence: Int) -> String {
+        let host = target.host.contains(":") ? "[\(target.host)]" : target.host
+        return "\(backend) \(target.provider) \(target.tls ? "https" : "http")://\(host):\(target.port)\(target.path) \(target.model ?? "(client's)") #\(occurrence)"
+    }
 }
 
 /// Per-Backend knobs, set with `ai-gateway.kgateway.dev/*` annotations (the Backend schema is kgateway's).
@@ -43,7 +53,10 @@ public struct BackendSettings: Sendable, Hashable {
     /// Consecutive failures before an entry is ejected.
     public var ejectionThreshold = 3
     public var ejectionBase: Duration = .seconds(5)
-    public var ejectionMax: Duration = .seconds(300)
+    /// The longest ejection. A recovered entry waits at most this long for its probe (plus the gap
+    /// to the next request), so the default keeps it under 30 s for traffic of one request every
+    /// 10 s or more, while a dead entry still costs only one probe per cool-down.
+    public var ejectionMax: Duration = .seconds(20)
 
     public init() {}
 

@@ -32,9 +32,37 @@ public struct GatewayStatus: Sendable, Hashable {
     public var attachedRoutes: [String: Int]
 }
 
+/// A provider entry whose key goes over plaintext HTTP to a host that is not this machine: anyone
+/// on the path can read it. Worth a warning (the Backend is still accepted). Never holds the key.
+public struct KeyInClear: Sendable, Hashable, CustomStringConvertible {
+    public var backend: NamespacedName
+    /// The entry's field path (`spec.ai.llm`).
+    public var entry: String
+    public var model: String
+    public var host: String
+    public var port: Int
+
+    public init(backend: NamespacedName, entry: String, model: String, host: String, port: Int) {
+        self.backend = backend
+        self.entry = entry
+        self.model = model
+        self.host = host
+        self.port = port
+    }
+
+    /// What the Backend's status says.
+    public var message: String {
+        "\(entry) (model \(model)) sends its key in clear (plaintext HTTP) to \(host.contains(":") ? "[\(host)]" : host):\(port), which is not loopback: use port 443 (TLS)"
+    }
+
+    public var description: String { "Backend \(backend): \(message)" }
+}
+
 /// Everything the compiler concluded about each object.
 public struct TableStatus: Sendable, Hashable {
     public var backends: [NamespacedName: [Condition]] = [:]
+    /// Entries that send a key over plaintext to a host that is not loopback, in Backend order.
+    public var keysInClear: [KeyInClear] = []
     public var routes: [NamespacedName: [RouteParentStatus]] = [:]
     public var gateways: [NamespacedName: GatewayStatus] = [:]
     public var gatewayClasses: [String: [Condition]] = [:]

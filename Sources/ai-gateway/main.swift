@@ -99,6 +99,11 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("connect-timeout"), help: "TCP connect timeout to providers (a TLS handshake gets as long again).")
     var connectTimeout: GatewayDuration = GatewayDuration(milliseconds: 5_000)
 
+    @Option(
+        name: .customLong("retry-after-cap"),
+        help: "Longest cool-down a provider's Retry-After or x-ratelimit-reset-* can impose on a model; after it one request probes the model again.")
+    var retryAfterCap: GatewayDuration = GatewayDuration(milliseconds: 300_000)
+
     @Option(name: .customLong("provider-ca-file"), help: "PEM file of CA certificates trusted for providers, in addition to the system store.")
     var providerCAFile: String?
 
@@ -131,6 +136,7 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("port \(p) is out of range")
         }
         if maxBodyBytes < 1 { throw ValidationError("--max-body-bytes must be positive") }
+        if retryAfterCap.milliseconds < 1 { throw ValidationError("--retry-after-cap must be positive") }
         if let problem = leaderElectionTiming.problem { throw ValidationError("leader election: \(problem)") }
     }
 
@@ -147,7 +153,8 @@ struct Run: AsyncParsableCommand {
         for o in providerEndpoints { endpoints[o.provider] = o.endpoint }
         let standalone = !manifests.isEmpty
         let options = CompileOptions(controllerName: controllerName, implicitGateway: standalone, endpoints: endpoints)
-        let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger)
+        let health = HealthRegistry()
+        let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger, health: health)
         let source: any Service
         var leaderElection: LeaderElectionService?
         if standalone {
@@ -195,6 +202,7 @@ struct Run: AsyncParsableCommand {
         proxyConfig.defaultRequestTimeout = requestTimeout.duration
         proxyConfig.connectTimeout = connectTimeout.duration
         proxyConfig.providerCAFile = providerCAFile
+        proxyConfig.retryAfterCap = retryAfterCap.duration
         proxyConfig.limits.maxBodyBytes = maxBodyBytes
         proxyConfig.limits.maxHeaderBytes = maxHeaderBytes
         proxyConfig.limits.idleTimeout = idleTimeout.duration
@@ -205,7 +213,6 @@ struct Run: AsyncParsableCommand {
             FileHandle.standardError.write(Data("cannot set up TLS for providers (--provider-ca-file \(providerCAFile ?? "-")): \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let health = HealthRegistry()
         let handler = GatewayHandler(store: store, client: client, health: health, metrics: metrics, configuration: proxyConfig, logger: logger)
         let gateway = HTTPServer(name: "gateway", host: host, port: port, limits: proxyConfig.limits, handler: handler, logger: logger) {
             store.markDraining()
@@ -249,7 +256,7 @@ struct Validate: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let table = RouteCompiler.compile(snapshot.resources, options: CompileOptions(implicitGateway: true))
-        let problems = table.status.problems
+        let problems = table.status.problems + table.status.keysInClear.map(\.description)
         for p in problems { print("warning: \(p)") }
         if dump { print(table.dump(), terminator: "") }
         print("\(snapshot.resources.count) object(s) in \(snapshot.fileCount) file(s): valid\(problems.isEmpty ? "" : ", with \(problems.count) warning(s)")")

@@ -199,6 +199,14 @@ private let backendCases: [InvalidCase] = [
         llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: a, port: 70000}"),
         ["spec.ai.llm.hostOverride.port: must be between 1 and 65535, found 70000"]),
     .init(
+        "hostOverride.insecureSkipVerify: true (provider TLS is always verified)",
+        llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: a, port: 443, insecureSkipVerify: true}"),
+        ["spec.ai.llm.hostOverride.insecureSkipVerify: not supported: provider TLS is always verified (trust a private CA with --provider-ca-file)"]),
+    .init(
+        "hostOverride.insecureSkipVerify that is no boolean",
+        llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: a, port: 443, insecureSkipVerify: \"yes\"}"),
+        ["spec.ai.llm.hostOverride.insecureSkipVerify: must be a boolean, found string"]),
+    .init(
         "kind SecretRef without secretRef",
         llmBackend("openai: {authToken: {kind: SecretRef}}"),
         ["spec.ai.llm.openai.authToken.secretRef: required when kind is SecretRef"]),
@@ -333,6 +341,136 @@ private let backendCases: [InvalidCase] = [
         "a label that is not a string",
         guideBackendYAML.replacingOccurrences(of: "app: model-failover", with: "app: 1"),
         ["metadata.labels.app: must be a string, found integer"]),
+]
+
+/// Fields that reach the provider's request line or headers, next to the gateway's key: each one
+/// that could carry a line break, a space or syntax of another part of the request is refused.
+private let wireCases: [InvalidCase] = [
+    .init(
+        "a pathOverride that adds a header line after a request line of its own",
+        llmBackend("provider: {openai: {\(passthrough)}}\npathOverride: {fullPath: \"/v1/chat HTTP/1.1\\r\\nX-Injected: yes\\r\\n\"}"),
+        [#"spec.ai.llm.pathOverride.fullPath: must be a URL path: spaces are not allowed (write %20), found "/v1/chat HTTP/1.1\r\nX-Injected: yes\r\n""#]),
+    .init(
+        "a path.full with a line break and no space",
+        aiBackend("priorityGroups:\n- providers:\n  - name: a\n    openai: {\(passthrough)}\n    path: {full: \"/v1/chat\\r\\nX-Injected:yes\"}"),
+        [#"spec.ai.priorityGroups[0].providers[0].path.full: must be a URL path: control characters (CR, LF, NUL, ...) are not allowed, found "/v1/chat\r\nX-Injected:yes""#]),
+    .init(
+        "a path with a fragment",
+        llmBackend("openai: {\(passthrough)}\npath: {full: \"/v1/chat#x\"}"),
+        [#"spec.ai.llm.path.full: must be a URL path: # (a fragment) is not allowed, found "/v1/chat#x""#]),
+    .init(
+        "a path with a stray %",
+        llmBackend("openai: {\(passthrough)}\npath: {full: \"/v1/100%\"}"),
+        [#"spec.ai.llm.path.full: must be a URL path: % must start a %XX escape, found "/v1/100%""#]),
+    .init(
+        "a path with raw non-ASCII",
+        llmBackend("openai: {\(passthrough)}\npath: {full: \"/v1/caf\u{E9}\"}"),
+        ["spec.ai.llm.path.full: must be a URL path: non-ASCII characters must be percent-encoded, found \"/v1/caf\u{E9}\""]),
+    .init(
+        "a path with an angle bracket",
+        llmBackend("openai: {\(passthrough)}\npath: {full: \"/v1/<x>\"}"),
+        [#"spec.ai.llm.path.full: must be a URL path: "<" is not allowed (percent-encode it), found "/v1/<x>""#]),
+    .init(
+        "a hostOverride.host that adds a header",
+        llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: \"api.openai.com\\r\\nX-Injected: yes\", port: 443}"),
+        [#"spec.ai.llm.hostOverride.host: must be a host name or IP address: control characters (CR, LF, NUL, ...) are not allowed, found "api.openai.com\r\nX-Injected: yes""#]),
+    .init(
+        "a hostOverride.host with a port",
+        llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: \"llm.internal:8080\", port: 8080}"),
+        [#"spec.ai.llm.hostOverride.host: must be a host name or IP address: a port is not allowed here: give the host only, found "llm.internal:8080""#]),
+    .init(
+        "a hostOverride.host with a scheme",
+        llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: \"https://llm.internal\", port: 443}"),
+        [#"spec.ai.llm.hostOverride.host: must be a host name or IP address: a scheme is not allowed: give the host only, found "https://llm.internal""#]),
+    .init(
+        "a host with a path",
+        aiBackend("priorityGroups:\n- providers:\n  - name: a\n    openai: {\(passthrough)}\n    host: llm.internal/v1\n    port: 80"),
+        [#"spec.ai.priorityGroups[0].providers[0].host: must be a host name or IP address: a path is not allowed: give the host only, found "llm.internal/v1""#]),
+    .init(
+        "a host with user information",
+        aiBackend("priorityGroups:\n- providers:\n  - name: a\n    openai: {\(passthrough)}\n    host: user@llm.internal\n    port: 80"),
+        [#"spec.ai.priorityGroups[0].providers[0].host: must be a host name or IP address: user information is not allowed: give the host only, found "user@llm.internal""#]),
+    .init(
+        "a host that is no IPv4 address",
+        llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: 10.0.0.300, port: 80}"),
+        [#"spec.ai.llm.hostOverride.host: must be a host name or IP address: not a valid IPv4 address, found "10.0.0.300""#]),
+    .init(
+        "a host with an empty label",
+        llmBackend("provider: {openai: {\(passthrough)}}\nhostOverride: {host: llm..internal, port: 80}"),
+        [#"spec.ai.llm.hostOverride.host: must be a host name or IP address: empty label (a leading, trailing or doubled dot), found "llm..internal""#]),
+    .init(
+        "Azure OpenAI fields that add a header, leave the deployment and add a query parameter",
+        llmBackend(
+            "azureopenai: {\(passthrough), endpoint: \"x.openai.azure.com\\r\\nX-Injected: yes\", deploymentName: \"../../x\", apiVersion: \"2024-02-01&key=1\"}"),
+        [
+            #"spec.ai.llm.azureopenai.endpoint: must be a host name such as my-resource.openai.azure.com: control characters (CR, LF, NUL, ...) are not allowed, found "x.openai.azure.com\r\nX-Injected: yes""#,
+            #"spec.ai.llm.azureopenai.deploymentName: must be one URL path segment: / is not allowed in a single path segment, found "../../x""#,
+            #"spec.ai.llm.azureopenai.apiVersion: must be a version token: only letters, digits and -._~ are allowed, found "2024-02-01&key=1""#,
+        ]),
+    .init(
+        "an Azure endpoint with another port or path, and a dot-segment deployment",
+        llmBackend("azureopenai: {\(passthrough), endpoint: \"https://x.openai.azure.com:8443/v2\", deploymentName: \"..\", apiVersion: v}"),
+        [
+            #"spec.ai.llm.azureopenai.endpoint: must be a host name such as my-resource.openai.azure.com: a path other than /openai is not allowed (set pathOverride for another path), found "https://x.openai.azure.com:8443/v2""#,
+            #"spec.ai.llm.azureopenai.deploymentName: must be one URL path segment: must not be . or .., found "..""#,
+        ]),
+    .init(
+        "an Azure endpoint with another port",
+        llmBackend("azureopenai: {\(passthrough), endpoint: \"x.openai.azure.com:8443\", deploymentName: d, apiVersion: v}"),
+        [#"spec.ai.llm.azureopenai.endpoint: must be a host name such as my-resource.openai.azure.com: a port other than 443 is not allowed (set hostOverride for another port), found "x.openai.azure.com:8443""#]),
+    .init(
+        "an OpenAI model and an Anthropic apiVersion that add a header",
+        aiBackend(
+            """
+            multipool:
+              priorities:
+              - pool:
+                - openai: {\(passthrough), model: "gpt-4o\\r\\nX-Injected: yes"}
+                - anthropic: {\(passthrough), apiVersion: "2023-06-01\\r\\nX-Injected: yes"}
+            """),
+        [
+            #"spec.ai.multipool.priorities[0].pool[0].openai.model: must be a model name: control characters (CR, LF, NUL, ...) are not allowed, found "gpt-4o\r\nX-Injected: yes""#,
+            #"spec.ai.multipool.priorities[0].pool[1].anthropic.apiVersion: must be a version token: control characters (CR, LF, NUL, ...) are not allowed, found "2023-06-01\r\nX-Injected: yes""#,
+        ]),
+    .init(
+        "an Anthropic model with a space",
+        llmBackend("anthropic: {\(passthrough), model: \"claude 3\"}"),
+        [#"spec.ai.llm.anthropic.model: must be a model name: spaces are not allowed (write %20), found "claude 3""#]),
+    .init(
+        "a Gemini model that adds a query and a version that adds a segment",
+        llmBackend("gemini: {\(passthrough), model: \"gemini-pro:generateContent?key=x\", apiVersion: v1/x}"),
+        [
+            #"spec.ai.llm.gemini.model: must be one URL path segment: ? is not allowed in a single path segment, found "gemini-pro:generateContent?key=x""#,
+            #"spec.ai.llm.gemini.apiVersion: must be a version token: only letters, digits and -._~ are allowed, found "v1/x""#,
+        ]),
+    .init(
+        "Vertex AI fields that leave their segment or host label",
+        llmBackend(
+            "vertexai: {\(passthrough), model: \"m#x\", apiVersion: v1, projectId: \"p x\", location: us-central1.evil.example, modelPath: \"a\\nb\"}"),
+        [
+            #"spec.ai.llm.vertexai.model: must be one URL path segment: # (a fragment) is not allowed, found "m#x""#,
+            #"spec.ai.llm.vertexai.projectId: must be one URL path segment: spaces are not allowed (write %20), found "p x""#,
+            #"spec.ai.llm.vertexai.location: must be a region name: only letters, digits and - (not first or last) are allowed, found "us-central1.evil.example""#,
+            #"spec.ai.llm.vertexai.modelPath: must be a URL path: control characters (CR, LF, NUL, ...) are not allowed, found "a\nb""#,
+        ]),
+    .init(
+        "Bedrock fields that leave their segment or host label",
+        llmBackend(
+            "bedrock: {auth: {type: Secret}, model: \"anthropic.claude v2\", region: \"us-east-1.evil.example\", guardrail: {identifier: \"g/x\", version: \"1\\r\\n\"}}"),
+        [
+            #"spec.ai.llm.bedrock.model: must be one URL path segment (or an ARN): spaces are not allowed (write %20), found "anthropic.claude v2""#,
+            #"spec.ai.llm.bedrock.region: must be a region name: only letters, digits and - (not first or last) are allowed, found "us-east-1.evil.example""#,
+            #"spec.ai.llm.bedrock.guardrail.identifier: must be one URL path segment (or an ARN): / is not allowed in a single path segment, found "g/x""#,
+            #"spec.ai.llm.bedrock.guardrail.version: must be a version token: control characters (CR, LF, NUL, ...) are not allowed, found "1\r\n""#,
+        ]),
+    .init(
+        "a priority-group entry name with a line break",
+        aiBackend("priorityGroups:\n- providers:\n  - {name: \"a\\r\\nb\", openai: {\(passthrough)}}"),
+        ["spec.ai.priorityGroups[0].providers[0].name: must not hold control characters (CR, LF, NUL, ...)"]),
+    .init(
+        "a very long injected value is cut in the message",
+        llmBackend("openai: {\(passthrough)}\npath: {full: \"/\(String(repeating: "a", count: 120)) x\"}"),
+        ["spec.ai.llm.path.full: must be a URL path: spaces are not allowed (write %20), found \"/\(String(repeating: "a", count: 99))\"..."]),
 ]
 
 private let routeCases: [InvalidCase] = [
@@ -576,6 +714,11 @@ struct InvalidManifestTests {
         #expect(try fieldErrors(c.yaml) == c.errors)
     }
 
+    @Test("Backend fields that reach the provider's request line or headers are checked", arguments: wireCases)
+    func wireErrors(_ c: InvalidCase) throws {
+        #expect(try fieldErrors(c.yaml) == c.errors)
+    }
+
     @Test("HTTPRoute errors name the field path", arguments: routeCases)
     func routeErrors(_ c: InvalidCase) throws {
         #expect(try fieldErrors(c.yaml) == c.errors)
@@ -663,5 +806,25 @@ struct InvalidManifestTests {
         let e = #expect(throws: ManifestError.self) { try ManifestLoader.parse(yaml, source: "s.yaml") }
         #expect(e?.message.hasPrefix("invalid YAML") == true)
         #expect(e.map { !$0.description.contains("sk-live") } == true, "\(e?.description ?? "")")
+    }
+
+    @Test("a mapping key that is not a string is refused, not a crash (found by the fuzzer)")
+    func nonScalarKey() {
+        let yaml = """
+            apiVersion: v1
+            kind: Secret
+            metadata:
+              ? name: openai-secret
+              : x
+            """
+        let e = #expect(throws: ManifestError.self) { try ManifestLoader.parse(yaml, source: "s.yaml") }
+        #expect(e?.message == "invalid YAML: a mapping key must be a string, found a mapping at line 4, column 5", "\(e?.description ?? "")")
+    }
+
+    @Test("nesting deeper than the limit is refused")
+    func tooDeep() {
+        let yaml = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        let e = #expect(throws: ManifestError.self) { try ManifestLoader.parse(yaml, source: "d.yaml") }
+        #expect(e?.message.contains("nested deeper than 128 levels") == true, "\(e?.description ?? "")")
     }
 }

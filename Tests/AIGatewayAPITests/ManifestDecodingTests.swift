@@ -252,6 +252,33 @@ struct ManifestDecodingTests {
             ])
     }
 
+    @Test("what the wire checks accept: real model ids, hosts, IP literals, escaped paths with a query")
+    func wireValuesAccepted() throws {
+        let host = { (yaml: String) in try llmEntry("provider: {openai: {\(inlineToken)}}\nhostOverride: {\(yaml)}").host }
+        #expect(try host("host: llm-1.internal_zone.example, port: 8080") == "llm-1.internal_zone.example")
+        #expect(try host("host: 10.0.0.5, port: 80") == "10.0.0.5")
+        #expect(try host("host: \"::1\", port: 80") == "::1")
+        #expect(try host("host: \"[fe80::1]\", port: 80") == "fe80::1", "brackets are dropped")
+        #expect(try host("host: localhost, port: 80") == "localhost")
+        #expect(try host("host: a.example, port: 443, insecureSkipVerify: false") == "a.example", "false says what happens anyway")
+        let path = "/v1/chat/completions?api-version=2024-02-01&x=%20y;z=@:!$'()*+,~"
+        #expect(try llmEntry("openai: {\(inlineToken)}\npath: {full: \"\(path)\"}").pathOverride == path)
+        let bedrock = { (model: String) in try llmEntry("bedrock: {auth: {type: Secret}, model: \"\(model)\"}").provider.model }
+        for model in [
+            "anthropic.claude-3-5-sonnet-20240620-v1:0", "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0",
+        ] {
+            #expect(try bedrock(model) == model)
+        }
+        #expect(try llmEntry("openai: {\(inlineToken), model: \"ft:gpt-4o-mini:org:name:9xyz\"}").provider.model == "ft:gpt-4o-mini:org:name:9xyz")
+        #expect(try llmEntry("openai: {\(inlineToken), model: meta-llama/Llama-3-70b-chat-hf}").provider.model == "meta-llama/Llama-3-70b-chat-hf", "a body-only model may hold /")
+        #expect(try llmEntry("gemini: {\(inlineToken), model: gemini-1.5-pro-002, apiVersion: v1beta}").provider.model == "gemini-1.5-pro-002")
+        for endpoint in ["my.openai.azure.com", "https://my.openai.azure.com/", "https://my.openai.azure.com:443/openai/", "HTTPS://my.openai.azure.com"] {
+            let e = try llmEntry("azureopenai: {\(inlineToken), endpoint: \"\(endpoint)\", deploymentName: gpt-4o_prod.1, apiVersion: 2024-10-21-preview}")
+            #expect(e.provider.model == "gpt-4o_prod.1", "endpoint \(endpoint)")
+        }
+    }
+
     @Test("llm, in both the provider-wrapped and the direct shape")
     func llm() throws {
         let wrapped = try llmEntry("provider:\n  openai: {model: gpt-4o, \(inlineToken)}")

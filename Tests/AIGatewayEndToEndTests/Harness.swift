@@ -56,11 +56,11 @@ func guideBackend(annotations: [String: String] = [:], models: [String] = ["gpt-
 func withGateway(
     faults: [String: String] = [:], backendAnnotations: [String: String] = [:], files: [String: String]? = nil, tokens: Int = 12,
     tokenInterval: Duration = .zero, limits: ServerLimits = .init(), requestTimeout: Duration = .seconds(30),
-    _ body: (Harness) async throws -> Void
+    retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap, _ body: (Harness) async throws -> Void
 ) async throws {
     let h = try await Harness.start(
         files: files, faults: faults, backendAnnotations: backendAnnotations, tokens: tokens, tokenInterval: tokenInterval, limits: limits,
-        requestTimeout: requestTimeout)
+        requestTimeout: requestTimeout, retryAfterCap: retryAfterCap)
     do {
         try await body(h)
     } catch {
@@ -107,7 +107,8 @@ final class Harness: @unchecked Sendable {
     /// Starts a fake provider and a gateway serving the guide's manifests (plus `extra` files).
     static func start(
         files: [String: String]? = nil, faults: [String: String] = [:], backendAnnotations: [String: String] = [:], tokens: Int = 12,
-        tokenInterval: Duration = .zero, limits: ServerLimits = .init(), requestTimeout: Duration = .seconds(30)
+        tokenInterval: Duration = .zero, limits: ServerLimits = .init(), requestTimeout: Duration = .seconds(30),
+        retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap
     ) async throws -> Harness {
         var parsed: [String: FaultSpec] = [:]
         for (m, f) in faults { parsed[m] = try FaultSpec(parsing: f) }
@@ -122,7 +123,7 @@ final class Harness: @unchecked Sendable {
         let manifests = files ?? defaults
         do {
             for (name, text) in manifests { try h.write(name, text) }
-            try await h.run(limits: limits, requestTimeout: requestTimeout)
+            try await h.run(limits: limits, requestTimeout: requestTimeout, retryAfterCap: retryAfterCap)
         } catch {
             await h.stop()
             throw error
@@ -139,16 +140,17 @@ final class Harness: @unchecked Sendable {
         }
     }
 
-    func run(limits: ServerLimits, requestTimeout: Duration) async throws {
+    func run(limits: ServerLimits, requestTimeout: Duration, retryAfterCap: Duration = HealthRegistry.Policy.defaultRetryAfterCap) async throws {
         var logger = Logger(label: "e2e") { label in self.logs.handler(label: label) }
         logger.logLevel = .debug
         let options = CompileOptions(implicitGateway: true, endpoints: ["openai": ProviderEndpoint(tls: false, host: "127.0.0.1", port: provider.port)])
-        let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger)
+        let updater = TableUpdater(store: store, options: options, metrics: metrics, logger: logger, health: health)
         let source = ManifestSource(paths: [directory.path], pollInterval: .milliseconds(50), sink: updater, logger: logger)
         _ = try source.loadInitial()
         var config = ProxyConfiguration()
         config.limits = limits
         config.defaultRequestTimeout = requestTimeout
+        config.retryAfterCap = retryAfterCap
         let handler = GatewayHandler(store: store, client: upstreamClient, health: health, metrics: metrics, configuration: config, logger: logger)
         let server = HTTPServer(name: "gateway", host: "127.0.0.1", port: 0, limits: limits, handler: handler, logger: logger)
         let admin = HTTPServer(name: "admin", host: "127.0.0.1", port: 0, handler: AdminHandler(store: store, metrics: metrics, health: health), logger: logger)

@@ -180,6 +180,40 @@ struct FailoverMachineTests {
         #expect(f.retryAfter != nil && f.retryAfter! > .seconds(29))
     }
 
+    @Test("a Retry-After beyond the cap: not waited for, even when the cap fits the deadline; the client is told to come back at the cap")
+    func rateLimitedCapped() {
+        let now = ContinuousClock.now
+        let health = FakeHealth()
+        for cap in [Duration.seconds(2), .seconds(300)] {
+            var m = FailoverMachine(levels: [guideLevels()[0]], policy: FailoverPolicy(deadline: now + .seconds(60), retryAfterCap: cap), seed: 1)
+            _ = m.start(now: now, health: health)
+            let a = m.record(.rateLimited(retryAfter: .seconds(86400)), now: now, health: health)
+            guard case .fail(let f) = a else {
+                Issue.record("expected failure, got \(a)")
+                continue
+            }
+            #expect(f.status == 503)
+            #expect(f.retryAfter == cap)
+        }
+        // Another request finds the entry parked (by passive health): it is neither waited for nor
+        // tried in panic; the next candidate serves, or the client hears when to come back.
+        var next = Harness()
+        next.health.set("b[0][0]", .parked(until: next.now + .seconds(2)))
+        #expect(next.model(next.begin()) == "gpt-4.0-turbo")
+        #expect(next.report(.success) == .done)
+        #expect(next.trail == ["gpt-4.0-turbo=ok"])
+        var only = Harness(levels: [guideLevels()[0]])
+        only.health.set("b[0][0]", .parked(until: only.now + .seconds(2)))
+        let a = only.begin()
+        guard case .fail(let f) = a else {
+            Issue.record("expected failure, got \(a)")
+            return
+        }
+        #expect(f.status == 503)
+        #expect(f.retryAfter == .seconds(2))
+        #expect(only.health.admitted.isEmpty, "not tried in panic")
+    }
+
     @Test("429 without a hint: bounded backoff retries on the same entry, then the next candidate; never a tight loop")
     func rateLimitedWithoutHint() throws {
         var h = Harness()

@@ -1,4 +1,5 @@
 import AIGatewayFailover
+import AIGatewayRouting
 import Testing
 
 @Suite("Passive health")
@@ -49,6 +50,53 @@ struct HealthRegistryTests {
         #expect(last == .ejected(for: .seconds(300)))
     }
 
+    /// One primary behind the default per-Backend policy, a request every 4 s, and an outage from
+    /// `start` for `length`: each request tries the primary when health admits it (a 503 is retried
+    /// once while the entry is still available, as the failover machine does). Returns how long after
+    /// recovering the primary got its first request, and checks that while it was down it got at
+    /// most one request (the probe) per cool-down.
+    static func outage(start: Duration, length: Duration) -> Duration? {
+        let r = HealthRegistry()
+        let policy = HealthRegistry.Policy(BackendSettings())
+        let t0 = ContinuousClock.now
+        let recovery = t0 + start + length
+        var ejectedUntil: Instant?
+        var t = t0
+        while t < recovery + .seconds(600) {
+            defer { t = t + .seconds(4) }
+            guard r.admit("primary", now: t) else { continue }
+            if let until = ejectedUntil { #expect(t >= until, "a request while ejected (until \(until - t0), at \(t - t0))") }
+            if t >= recovery { return t - recovery }
+            let down = t >= t0 + start
+            var event = r.record("primary", outcome: down ? .serverError(503) : .success, now: t, policy: policy)
+            if down, event == nil, r.availability(of: "primary", now: t) == .available {
+                event = r.record("primary", outcome: .serverError(503), now: t, policy: policy)
+            }
+            if case .ejected(let d)? = event {
+                ejectedUntil = t + d
+            } else if down, ejectedUntil != nil {
+                Issue.record("a probe that failed did not eject the entry again (at \(t - t0))")
+            }
+        }
+        return nil
+    }
+
+    @Test("back to the preferred model promptly: after an outage of any length, a request every 4 s reaches the recovered primary within 30 s, and the down primary got at most one probe per cool-down")
+    func promptReturn() throws {
+        // The issue's 60 s outage, and outages up to a quarter of an hour, each at every phase
+        // (in half seconds) against the request clock.
+        var worst: (back: Duration, length: Duration, start: Duration) = (.zero, .zero, .zero)
+        for seconds in [60] + Array(stride(from: 61, through: 900, by: 7)) {
+            let length = Duration.seconds(seconds)
+            for half in 0..<8 {
+                let start = Duration.seconds(10) + .milliseconds(500 * half)
+                let back = try #require(Self.outage(start: start, length: length), "never used again after a \(length) outage")
+                if back > worst.back { worst = (back, length, start) }
+            }
+        }
+        #expect(worst.back <= .seconds(30), "first request \(worst.back) after recovering from a \(worst.length) outage starting at \(worst.start)")
+    }
+
     @Test("failures arriving while already ejected do not extend or double the ejection")
     func lateFailures() {
         let r = HealthRegistry()
@@ -77,6 +125,40 @@ struct HealthRegistryTests {
         #expect(r.availability(of: "e", now: t0 + .seconds(3)) == .available)
     }
 
+    @Test("a Retry-After beyond the cap cools the entry down for the cap only; then a single request probes it")
+    func retryAfterCap() {
+        #expect(HealthRegistry.Policy().retryAfterCap == .seconds(300), "the documented default")
+        let r = HealthRegistry()
+        let capped = HealthRegistry.Policy(retryAfterCap: .seconds(300))
+        let t0 = ContinuousClock.now
+        r.record("e", outcome: .rateLimited(retryAfter: .seconds(86400)), now: t0, policy: capped)
+        #expect(r.availability(of: "e", now: t0 + .seconds(299)) == .parked(until: t0 + .seconds(300)))
+        let t1 = t0 + .seconds(300)
+        #expect(r.availability(of: "e", now: t1) == .probe)
+        #expect(r.admit("e", now: t1))
+        #expect(!r.admit("e", now: t1), "a single probe")
+        // Still throttled: another capped cool-down, another single probe.
+        r.record("e", outcome: .rateLimited(retryAfter: .seconds(86400)), now: t1 + .seconds(1), policy: capped)
+        #expect(r.availability(of: "e", now: t1 + .seconds(2)) == .parked(until: t1 + .seconds(301)))
+        let t2 = t1 + .seconds(301)
+        #expect(r.admit("e", now: t2))
+        #expect(!r.admit("e", now: t2), "a single probe")
+        #expect(r.record("e", outcome: .success, now: t2, policy: capped) == .restored)
+        #expect(r.availability(of: "e", now: t2) == .available)
+        // Every reset hint the classifier reads is capped alike.
+        for header in [("Retry-After", "86400"), ("retry-after-ms", "86400000"), ("x-ratelimit-reset-requests", "24h0m0s"), ("x-ratelimit-reset-tokens", "1440m")] {
+            let outcome = AttemptOutcome.classify(status: 429, headers: [(name: header.0, value: header.1)], body: [], now: t0)
+            #expect(outcome == .rateLimited(retryAfter: .seconds(86400)))
+            r.record("g", outcome: outcome, now: t0, policy: capped)
+            #expect(r.availability(of: "g", now: t0) == .parked(until: t0 + .seconds(300)), "\(header.0)")
+            r.record("g", outcome: .success, now: t0, policy: capped)
+        }
+        // A wait within the cap is honoured in full, and then every request may go.
+        r.record("f", outcome: .rateLimited(retryAfter: .seconds(120)), now: t0, policy: capped)
+        #expect(r.availability(of: "f", now: t0 + .seconds(119)) == .coolingDown(until: t0 + .seconds(120)))
+        #expect(r.availability(of: "f", now: t0 + .seconds(120)) == .available)
+    }
+
     @Test("request faults (content filter, bad request, context length) do not count against the entry")
     func neutralOutcomes() {
         let r = HealthRegistry()
@@ -87,6 +169,30 @@ struct HealthRegistryTests {
             r.record("e", outcome: .contextLengthExceeded(400), now: t0, policy: policy)
         }
         #expect(r.availability(of: "e", now: t0) == .available)
+    }
+
+    @Test("a new table keeps the state of its entries and drops the rest; late outcomes of dropped entries are ignored")
+    func retainOnNewTable() {
+        let r = HealthRegistry()
+        let t0 = ContinuousClock.now
+        for _ in 0..<3 {
+            r.record("kept", outcome: .serverError(500), now: t0, policy: policy)
+            r.record("gone", outcome: .serverError(500), now: t0, policy: policy)
+        }
+        r.record("cooling", outcome: .rateLimited(retryAfter: .seconds(30)), now: t0, policy: policy)
+        _ = r.nextRoundRobin("ns/b#0", count: 2)
+        _ = r.nextRoundRobin("ns/old#0", count: 2)
+        r.retain(entries: ["kept", "cooling", "new"], backends: ["ns/b"])
+        #expect(r.availability(of: "kept", now: t0 + .seconds(1)) == .ejected(until: t0 + .seconds(5)))
+        #expect(r.availability(of: "cooling", now: t0 + .seconds(1)) == .coolingDown(until: t0 + .seconds(30)))
+        #expect(r.availability(of: "gone", now: t0 + .seconds(1)) == .available)
+        #expect(r.nextRoundRobin("ns/b#0", count: 2) == 1, "kept")
+        #expect(r.nextRoundRobin("ns/old#0", count: 2) == 0, "dropped")
+        // A request that started on the old table reports late: nothing is recorded for an entry
+        // the table no longer has, so it cannot come back with stale state.
+        for _ in 0..<3 { #expect(r.record("gone", outcome: .serverError(500), now: t0, policy: policy) == nil) }
+        r.retain(entries: ["kept", "cooling", "gone"], backends: ["ns/b"])
+        #expect(r.availability(of: "gone", now: t0 + .seconds(1)) == .available)
     }
 
     @Test("retry budget: bursts up to the cap, then refills at 20% of requests")

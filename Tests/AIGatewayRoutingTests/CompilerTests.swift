@@ -68,10 +68,41 @@ struct CompilerTests {
         #expect(b.priorities.map { $0.map(\.model) } == [["gpt-4o"], ["gpt-4.0-turbo"], ["gpt-3.5-turbo"]])
         #expect(b.entries.allSatisfy { $0.auth == .key(SecretString("sk-guide-123")) })
         #expect(b.entries.allSatisfy { $0.isUsable })
-        #expect(b.entries.map(\.id) == ["kgateway-system/model-failover[0][0]", "kgateway-system/model-failover[1][0]", "kgateway-system/model-failover[2][0]"])
+        #expect(
+            b.entries.map(\.id) == ["gpt-4o", "gpt-4.0-turbo", "gpt-3.5-turbo"].map {
+                "kgateway-system/model-failover openai https://api.openai.com:443/v1/chat/completions \($0) #0"
+            })
         #expect(b.entries.map(\.fieldPath) == (0..<3).map { "spec.ai.multipool.priorities[\($0)].pool[0]" })
         #expect(b.entries.map(\.priority) == [0, 1, 2])
         #expect(t.status.problems.isEmpty)
+    }
+
+    @Test("entry ids name what the entry is: reordering priorities keeps each model's id; identical entries stay distinct")
+    func entryIdentity() throws {
+        func pool(_ models: [String]) -> String {
+            let levels = models.map { "{pool: [{provider: {openai: {model: \($0), authToken: {kind: Passthrough}}}}]}" }
+            return "{multipool: {priorities: [\(levels.joined(separator: ", "))]}}"
+        }
+        func ids(_ models: [String]) throws -> [String: [String]] {
+            let b = try #require(try compile(backendDoc("b", ai: pool(models))).backends[NamespacedName(namespace: "default", name: "b")])
+            return Dictionary(grouping: b.entries, by: \.model).mapValues { $0.map(\.id) }
+        }
+        let before = try ids(["m1", "m2", "m3"])
+        let after = try ids(["m3", "m1", "m2"])
+        #expect(before == after, "each model keeps its id when the priorities are reordered")
+        #expect(Set(before.values.flatMap { $0 }).count == 3)
+        // The same model twice in one Backend: two entries, two ids, in order of appearance.
+        let twice = try ids(["m1", "m2", "m1"])
+        #expect(twice["m1"] == ["default/b openai https://api.openai.com:443/v1/chat/completions m1 #0", "default/b openai https://api.openai.com:443/v1/chat/completions m1 #1"])
+        // Same model, another endpoint or another Backend: another entry.
+        let other = try compile(
+            backendDoc(
+                "b",
+                ai: "{priorityGroups: [{providers: [{name: a, host: 10.0.0.1, port: 8080, openai: {model: m1, authToken: {kind: Passthrough}}}]}, {providers: [{name: b, openai: {model: m1, authToken: {kind: Passthrough}}}]}]}")
+                + backendDoc("c", ai: pool(["m1"])))
+        let b = try #require(other.backends[NamespacedName(namespace: "default", name: "b")])
+        #expect(b.entries.map(\.id) == ["default/b openai http://10.0.0.1:8080/v1/chat/completions m1 #0", "default/b openai https://api.openai.com:443/v1/chat/completions m1 #0"])
+        #expect(other.backends[NamespacedName(namespace: "default", name: "c")]?.entries.map(\.id) == ["default/c openai https://api.openai.com:443/v1/chat/completions m1 #0"])
     }
 
     @Test("a missing Secret: Accepted False/Invalid naming it, entries unusable")

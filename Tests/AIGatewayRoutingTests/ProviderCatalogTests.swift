@@ -36,7 +36,8 @@ struct ProviderCatalogTests {
         "malformed --provider-endpoint URLs are rejected",
         arguments: [
             "127.0.0.1:9000", "ftp://h", "http://", "https:///", "http://:80", "http://h:", "http://h:0", "http://h:65536",
-            "http://h:-1", "http://h:+80", "http://h:80x", "http://::1", "http://fe80::1:9000", "http://[::1]:+80", "http://h/v1", "http://[::1", "http://[::1]x", "http://[::1]:", "http://[]:80", "",
+            "http://h:-1", "http://h:+80", "http://h:80x", "http://::1", "http://fe80::1:9000", "http://[::1]:+80", "http://h/v1", "http://[::1", "http://[::1]x", "http://[::1]:", "http://[]:80", "", "http://bad host:80",
+            "http://h\r\nX-Injected: 1:80", "http://user@h:80",
         ])
     func badEndpointURLs(url: String) {
         #expect(ProviderEndpoint(url: url) == nil)
@@ -103,6 +104,8 @@ struct ProviderCatalogTests {
         #expect(bedrock.tls && bedrock.port == 443)
         #expect(!bedrock.served)
         #expect(ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: m1}")).host == "bedrock-runtime.us-east-1.amazonaws.com")
+        let arn = ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: \"arn:aws:bedrock:us-east-1:1:inference-profile/us.m-v1:0\"}"))
+        #expect(arn.path == "/model/arn:aws:bedrock:us-east-1:1:inference-profile%2Fus.m-v1:0/converse", "an ARN's / stays in its segment")
         #expect(ProviderCatalog.served == ["openai", "azureopenai"])
     }
 

@@ -243,17 +243,22 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(server):
-    """The shared server with crds/ and manifests/ applied by kubectl (or, without kubectl,
-    by posting the documents directly)."""
+    """The shared server with crds/ and manifests/ applied by kubectl (`apply -k` for the
+    kustomize base), or, without kubectl, by posting the documents directly."""
     if KUBECTL:
         server.kubectl("apply", "-f", str(REPO / "crds"))
-        server.kubectl("apply", "-f", str(REPO / "manifests"))
+        server.kubectl("apply", "-k", str(REPO / "manifests"))
     else:
-        for folder in ("crds", "manifests"):
-            for path in sorted((REPO / folder).glob("*.yaml")):
-                for doc in yaml.safe_load_all(path.read_text()):
-                    _post_document(server, doc)
+        paths = sorted((REPO / "crds").glob("*.yaml")) + [REPO / "manifests" / p for p in base_resources()]
+        for path in paths:
+            for doc in yaml.safe_load_all(path.read_text()):
+                _post_document(server, doc)
     return server
+
+
+def base_resources() -> list:
+    """The files manifests/kustomization.yaml lists."""
+    return yaml.safe_load((REPO / "manifests" / "kustomization.yaml").read_text())["resources"]
 
 
 def _post_document(server: FakeServer, doc: dict):
@@ -321,9 +326,17 @@ def test_manifests_have_the_required_shape():
 # kubectl against the fake.
 # ---------------------------------------------------------------------------------------
 
+def test_the_kustomize_base_lists_every_manifest():
+    """`kubectl apply -k manifests/` must install all of it: a file left out of the
+    kustomization would be silently skipped."""
+    listed = base_resources()
+    assert sorted(listed) == sorted(p.name for p in (REPO / "manifests").glob("*.yaml") if p.name != "kustomization.yaml")
+    assert listed == sorted(listed)  # in install order (namespace first)
+
+
 @needs_kubectl
 def test_kubectl_applies_crds_and_manifests(cluster):
-    dry = cluster.kubectl("apply", "--dry-run=client", "-f", str(REPO / "manifests"), "-f", str(REPO / "crds"))
+    dry = cluster.kubectl("apply", "--dry-run=client", "-k", str(REPO / "manifests"))
     # The cluster fixture applied them already: kubectl 1.37 says "unchanged", 1.32 "configured".
     assert any(f"deployment.apps/ai-gateway {verb} (dry run)" in dry.stdout
                for verb in ("created", "configured", "unchanged")), dry.stdout
@@ -344,7 +357,7 @@ def test_kubectl_applies_crds_and_manifests(cluster):
     # Applying again changes nothing (the PDB always reports "configured": its selector is
     # patchStrategy=replace, so kubectl always sends it; the server sees a no-op).
     before = cluster.ok("GET", "/_fake/stats")["resourceVersion"]
-    again = cluster.kubectl("apply", "-f", str(REPO / "manifests")).stdout
+    again = cluster.kubectl("apply", "-k", str(REPO / "manifests")).stdout
     assert "deployment.apps/ai-gateway unchanged" in again
     assert cluster.ok("GET", "/_fake/stats")["resourceVersion"] == before
 
@@ -626,6 +639,82 @@ def test_selectors_paging_and_delete_collection(server):
     server.ok("DELETE", "/api/v1/namespaces/sel")
     assert server.api("GET", "/api/v1/namespaces/sel")[0] == 404
     assert [o for o in server.ok("GET", "/api/v1/configmaps")["items"] if o["metadata"]["namespace"] == "sel"] == []
+
+
+# The Secret types the gateway leaves out of its list and watch (Sources/AIGatewayKubernetes/SecretScope.swift).
+GATEWAY_SECRET_SELECTOR = ",".join(f"type!={t}" for t in (
+    "kubernetes.io/service-account-token", "kubernetes.io/tls", "kubernetes.io/dockerconfigjson",
+    "kubernetes.io/dockercfg", "kubernetes.io/basic-auth", "kubernetes.io/ssh-auth",
+    "bootstrap.kubernetes.io/token", "helm.sh/release.v1"))
+
+
+def secret(name: str, ns: str, type_: str | None = None, data: dict | None = None) -> dict:
+    body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in (data or {"k": "v"}).items()}}
+    if type_:
+        body["type"] = type_
+    return body
+
+
+def test_secret_field_selectors_on_type_name_and_namespace_for_list_and_watch(server):
+    """As on a real API server: Secrets select on `type` (=, ==, !=, several ANDed), and every
+    kind on metadata.name and metadata.namespace, in lists and in watches."""
+    from urllib.parse import quote
+    server.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fsel"}})
+    base = "/api/v1/namespaces/fsel/secrets"
+    server.ok("POST", base, secret("key", "fsel"))  # type defaults to Opaque
+    server.ok("POST", base, secret("custom", "fsel", "example.com/api-key"))
+    server.ok("POST", base, secret("cert", "fsel", "kubernetes.io/tls", {"tls.crt": "c", "tls.key": "k"}))
+    server.ok("POST", base, secret("token", "fsel", "kubernetes.io/service-account-token", {"token": "t"}))
+    server.ok("POST", base, secret("pull", "fsel", "kubernetes.io/dockerconfigjson", {".dockerconfigjson": "{}"}))
+    server.ok("POST", "/api/v1/namespaces/default/secrets", secret("elsewhere", "default"))
+
+    def names(path, selector):
+        return sorted(o["metadata"]["name"] for o in server.ok("GET", f"{path}?fieldSelector={quote(selector)}")["items"])
+
+    assert names(base, GATEWAY_SECRET_SELECTOR) == ["custom", "key"]
+    assert names(base, "type=Opaque") == ["key"]
+    assert names(base, "type==kubernetes.io/tls") == ["cert"]
+    assert names("/api/v1/secrets", "type=Opaque,metadata.namespace=fsel") == ["key"]
+    assert names("/api/v1/secrets", "metadata.namespace!=fsel,metadata.name=elsewhere") == ["elsewhere"]
+    assert names(base, "metadata.name=custom," + GATEWAY_SECRET_SELECTOR) == ["custom"]
+    # `type` selects Secrets only, as on a real server.
+    assert server.api("GET", f"{CONFIGMAPS}?fieldSelector=type%3DOpaque")[0] == 400
+
+    rv = server.ok("GET", base)["metadata"]["resourceVersion"]
+    w = server.watch(f"{base}?watch=1&resourceVersion={rv}&fieldSelector={quote(GATEWAY_SECRET_SELECTOR)}&timeoutSeconds=5")
+    try:
+        server.ok("POST", base, secret("cert-2", "fsel", "kubernetes.io/tls", {"tls.crt": "c", "tls.key": "k"}))
+        server.ok("POST", base, secret("key-2", "fsel"))
+        event = w.next_non_bookmark()  # the TLS Secret created first never shows
+        assert (event["type"], event["object"]["metadata"]["name"]) == ("ADDED", "key-2")
+        server.ok("DELETE", f"{base}/cert-2")
+        server.ok("DELETE", f"{base}/key-2")
+        event = w.next_non_bookmark()
+        assert (event["type"], event["object"]["metadata"]["name"]) == ("DELETED", "key-2")
+    finally:
+        w.close()
+
+    # From where the watch began, with initial events: only what the selector lets through.
+    initial = server.watch(f"{base}?watch=1&fieldSelector={quote('type=Opaque')}&timeoutSeconds=1")
+    try:
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in iter(initial.next, None)
+                if e["type"] != "BOOKMARK"] == [("ADDED", "key")]
+    finally:
+        initial.close()
+
+
+@needs_kubectl
+def test_kubectl_field_selector_on_secret_type(server):
+    server.kubectl("create", "namespace", "kfsel")
+    server.kubectl("create", "secret", "generic", "plain", "-n", "kfsel", "--from-literal=a=b")
+    server.kubectl("apply", "-f", "-", input=json.dumps(secret("cert", "kfsel", "kubernetes.io/tls",
+                                                               {"tls.crt": "c", "tls.key": "k"})))
+    out = server.kubectl("get", "secrets", "-n", "kfsel", "--field-selector", GATEWAY_SECRET_SELECTOR, "-o", "name").stdout
+    assert out.split() == ["secret/plain"]
+    out = server.kubectl("get", "secrets", "-A", "--field-selector", "type=kubernetes.io/tls,metadata.namespace=kfsel",
+                         "-o", "name").stdout
+    assert out.split() == ["secret/cert"]
 
 
 def test_finalizers_delay_deletion(server):

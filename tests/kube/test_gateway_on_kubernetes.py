@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from test_fake_apiserver import KUBECTL, NS, REPO, FakeServer
 
@@ -126,7 +127,7 @@ def stack(tmp_path):
     try:
         server.kubectl("apply", "-f", str(REPO / "crds"))
         server.kubectl("wait", "--for=condition=established", "crd", "--all", "--timeout=30s")
-        server.kubectl("apply", "-f", str(REPO / "manifests"))
+        server.kubectl("apply", "-k", str(REPO / "manifests"))
         gateway = Gateway(tmp_path, server.kubeconfig)
         eventually(gateway.ready, timeout=30)
         yield server, gateway
@@ -246,6 +247,234 @@ def test_missing_secret_is_reported_in_the_backend_status(stack):
     eventually(lambda: gw.request()[0] == 200)
 
 
+def test_a_secret_made_before_its_backend_is_read_when_the_backend_references_it(tmp_path):
+    """The gateway keeps the data of referenced Secrets only, so a Secret that was there before
+    any Backend named it is held without its data; applying the Backend makes the gateway read
+    that one Secret (a GET), and the request goes out with its key. The Secret list and watch
+    ask the API server for the key-holding types only."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from test_fake_apiserver import GATEWAY_SECRET_SELECTOR, secret
+
+    server = FakeServer(tmp_path / "api", "--verbose")
+    gateway = None
+    try:
+        server.kubectl("apply", "-f", str(REPO / "crds"))
+        server.kubectl("wait", "--for=condition=established", "crd", "--all", "--timeout=30s")
+        server.kubectl("apply", "-k", str(REPO / "manifests"))
+        server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS,
+                       "--from-literal=Authorization=Bearer sk-made-first")
+        server.kubectl("apply", "-f", "-", input=json.dumps(secret("serving-cert", NS, "kubernetes.io/tls",
+                                                                   {"tls.crt": "c", "tls.key": "private"})))
+        gateway = Gateway(tmp_path, server.kubeconfig)
+        eventually(gateway.ready, timeout=30)
+
+        def secret_gets():
+            stats = server.ok("GET", "/_fake/stats")
+            return stats["byResource"].get("secrets", {}).get("get", 0)
+        before = secret_gets()  # kubectl apply read one; the gateway, with nothing referenced, none
+
+        for name in ("backend.yaml", "httproute.yaml"):
+            server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / name).read_text())
+        status, headers, body = eventually(lambda: (r := gateway.request())[0] == 200 and r)
+        assert dict(gateway.provider_requests()[-1]["headers"])["authorization"] == "Bearer sk-made-first"
+        assert secret_gets() == before + 1
+
+        # Every Secret list and watch the gateway sent carried the type selector.
+        # (Not line by line: the server's threads can interleave their log lines.)
+        gateway_reads = re.findall(r'"GET (/api/v1/secrets\S*) HTTP/1\.1"', server.err_path.read_text())
+        assert gateway_reads, "the gateway listed no Secrets"
+        for path in gateway_reads:
+            assert parse_qs(urlsplit(path).query)["fieldSelector"] == [GATEWAY_SECRET_SELECTOR], path
+    finally:
+        if gateway:
+            gateway.stop()
+        server.stop()
+
+
+# --- The install: kustomize base and namespaced overlay, and the RBAC each grants --------------
+
+SERVICE_ACCOUNT = (NS, "ai-gateway")
+
+
+def rbac_grants(docs: list) -> list:
+    """(namespace or None for cluster-wide, rule) for every rule bound to the gateway's
+    ServiceAccount by the rendered install."""
+    roles = {(d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d.get("rules") or []
+             for d in docs if d["kind"] in ("Role", "ClusterRole")}
+    grants = []
+    for d in docs:
+        if d["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s.get("kind") == "ServiceAccount" and (s.get("namespace"), s["name"]) == SERVICE_ACCOUNT
+                   for s in d.get("subjects") or []):
+            continue
+        scope = d["metadata"].get("namespace") if d["kind"] == "RoleBinding" else None
+        ref = d["roleRef"]
+        rules = roles[(ref["kind"], scope if ref["kind"] == "Role" else None, ref["name"])]
+        grants += [(scope, rule) for rule in rules]
+    return grants
+
+
+def allowed(grants: list, verb: str, group: str, resource: str, namespace: str | None) -> bool:
+    return any((scope is None or scope == namespace)
+               and any(g in ("*", group) for g in rule["apiGroups"])
+               and any(r in ("*", resource) for r in rule["resources"])
+               and any(v in ("*", verb) for v in rule["verbs"])
+               for scope, rule in grants)
+
+
+def request_attributes(method: str, target: str):
+    """(verb, group, resource[/subresource], namespace) of an API request as RBAC sees it; None
+    for a non-resource path."""
+    from urllib.parse import parse_qs, urlsplit
+    url = urlsplit(target)
+    segs = [s for s in url.path.split("/") if s]
+    if segs[:1] == ["api"] and len(segs) > 2:
+        group, rest = "", segs[2:]
+    elif segs[:1] == ["apis"] and len(segs) > 3:
+        group, rest = segs[1], segs[3:]
+    else:
+        return None
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    resource = rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
+    if method == "GET":
+        watch = parse_qs(url.query).get("watch", [""])[0] in ("1", "true")
+        verb = "watch" if watch else ("get" if len(rest) > 1 else "list")
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+    return verb, group, resource, namespace
+
+
+@pytest.mark.parametrize("install", ["manifests", "overlays/namespaced"])
+def test_each_install_grants_every_request_the_gateway_makes(tmp_path, install):
+    """Both installs render with `kubectl kustomize` and apply with `kubectl apply -k`; the
+    gateway, run as the rendered Deployment runs it (its args, POD_NAMESPACE), serves the guide's
+    flow and writes status, and every API request it made is allowed by the RBAC that install
+    binds to its ServiceAccount. The namespaced overlay grants nothing cluster-wide but
+    GatewayClasses."""
+    rendered = subprocess.run([KUBECTL, "kustomize", str(REPO / install)], capture_output=True, text=True,
+                              check=True).stdout
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0].get("args") or []
+    flags = args[1:] if args[:1] == ["run"] else args
+    grants = rbac_grants(docs)
+    cluster_wide = {r for scope, rule in grants if scope is None for r in rule["resources"]}
+    if install == "manifests":
+        assert flags == [] and "secrets" in cluster_wide
+    else:
+        assert flags == [f"--watch-namespace={NS}"]
+        assert cluster_wide == {"gatewayclasses", "gatewayclasses/status"}
+
+    server = FakeServer(tmp_path / "api", "--verbose")
+    gateway = None
+    try:
+        server.kubectl("apply", "-f", str(REPO / "crds"))
+        server.kubectl("wait", "--for=condition=established", "crd", "--all", "--timeout=30s")
+        applied = server.kubectl("apply", "-k", str(REPO / install)).stdout
+        assert "deployment.apps/ai-gateway created" in applied
+        for kind, name in (("role", "ai-gateway-leader-election"), ("clusterrole", "ai-gateway")):
+            server.kubectl("get", kind, name, *(["-n", NS] if kind == "role" else []))
+        server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS,
+                       "--from-literal=Authorization=Bearer sk-install")
+        for name in ("backend.yaml", "httproute.yaml"):
+            server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / name).read_text())
+        # From here on, the API requests in the server's log are the gateway's (the test only
+        # reads /_fake/stats, which is not an API path).
+        start = len(server.err_path.read_text())
+        gateway = Gateway(tmp_path, server.kubeconfig, *flags,
+                          env={"POD_NAME": "ai-gateway-test", "POD_NAMESPACE": deployment["metadata"]["namespace"]})
+        eventually(gateway.ready, timeout=30)
+        eventually(lambda: gateway.request()[0] == 200)
+        assert dict(gateway.provider_requests()[-1]["headers"])["authorization"] == "Bearer sk-install"
+
+        def status_written():
+            by_resource = server.ok("GET", "/_fake/stats")["byResource"]
+            return all(by_resource.get(r, {}).get("patch", 0) + by_resource.get(r, {}).get("update", 0) > 0
+                       for r in ("backends.gateway.kgateway.dev", "httproutes.gateway.networking.k8s.io",
+                                 "gateways.gateway.networking.k8s.io", "gatewayclasses.gateway.networking.k8s.io"))
+        eventually(status_written, timeout=30)
+    finally:
+        if gateway:
+            gateway.stop()
+        server.stop()
+
+    requests = set()
+    # Not line by line: the server's threads can interleave their log lines.
+    for m in re.finditer(r'"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.1"', server.err_path.read_text()[start:]):
+        if not m.group(2).startswith("/_fake/") and (attrs := request_attributes(*m.groups())):
+            requests.add(attrs)
+    verbs = {(verb, resource) for verb, _, resource, _ in requests}
+    assert {("list", "secrets"), ("watch", "secrets"), ("get", "secrets"), ("patch", "backends/status"),
+            ("create", "leases")} <= verbs, verbs
+    denied = sorted(r for r in requests if not allowed(grants, *r))
+    assert denied == [], f"{install} does not allow: {denied}"
+    if install != "manifests":
+        assert {ns for _, _, resource, ns in requests if not resource.startswith("gatewayclasses")} == {NS}
+
+
+INJECTED_BACKEND = """apiVersion: gateway.kgateway.dev/v1alpha1
+kind: Backend
+metadata: {name: model-failover, namespace: kgateway-system}
+spec:
+  type: AI
+  ai:
+    llm:
+      provider:
+        openai:
+          model: gpt-4o
+          authToken: {kind: SecretRef, secretRef: {name: openai-secret}}
+      pathOverride:
+        fullPath: "/v1/chat/completions HTTP/1.1\\r\\nX-Injected: yes\\r\\nX-Pad: x"
+"""
+
+
+def test_a_backend_whose_path_would_add_a_header_is_not_accepted(stack):
+    """The schema takes any string, so the API server stores the Backend; the gateway refuses it
+    where it decodes, says why in the Backend's Accepted condition, and sends nothing of it."""
+    server, gw = stack
+    server.kubectl("apply", "-f", "-", input=(REPO / "examples" / "model-failover" / "httproute.yaml").read_text())
+    server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS, "--from-literal=Authorization=Bearer sk-x")
+    server.kubectl("apply", "-f", "-", input=INJECTED_BACKEND)
+
+    def condition():
+        return server.kubectl("get", "backend", "model-failover", "-n", NS, "-o",
+                              'jsonpath={.status.conditions[?(@.type=="Accepted")].status}/'
+                              '{.status.conditions[?(@.type=="Accepted")].reason}/'
+                              '{.status.conditions[?(@.type=="Accepted")].message}').stdout
+    status = eventually(lambda: (c := condition()).startswith("False/") and c)
+    assert status.startswith("False/Invalid/spec.ai.llm.pathOverride.fullPath: must be a URL path: spaces are not allowed")
+    code, _, _ = gw.request()
+    assert code != 200
+    assert gw.provider_requests() == []
+    # Fixed, it is accepted and serves.
+    server.kubectl("apply", "-f", "-", input=INJECTED_BACKEND.replace(
+        "/v1/chat/completions HTTP/1.1\\r\\nX-Injected: yes\\r\\nX-Pad: x", "/v1/chat/completions"))
+    eventually(lambda: condition().startswith("True/"))
+    eventually(lambda: gw.request()[0] == 200)
+
+
+def test_insecure_skip_verify_true_is_reported_not_dropped(stack):
+    """The CRD keeps the field (instead of pruning it), so the gateway sees it and says it is not
+    supported: provider TLS is always verified."""
+    server, gw = stack
+    backend = (INJECTED_BACKEND.split("      pathOverride:")[0]
+               + "      hostOverride: {host: llm.internal, port: 443, insecureSkipVerify: true}\n")
+    assert "insecureSkipVerify" in backend
+    server.kubectl("apply", "-f", "-", input=backend)
+
+    def condition():
+        return server.kubectl("get", "backend", "model-failover", "-n", NS, "-o",
+                              'jsonpath={.status.conditions[?(@.type=="Accepted")].status}/'
+                              '{.status.conditions[?(@.type=="Accepted")].message}').stdout
+    status = eventually(lambda: (c := condition()).startswith("False/") and c)
+    assert status == ("False/spec.ai.llm.hostOverride.insecureSkipVerify: not supported: provider TLS is always "
+                      "verified (trust a private CA with --provider-ca-file)")
+
+
 # --- Leader election: two replicas against one API server -------------------------------------
 
 FAST_ELECTION = ("--leader-election-lease-duration", "2s", "--leader-election-renew-deadline", "1500ms",
@@ -270,7 +499,7 @@ def replicas(tmp_path):
     try:
         server.kubectl("apply", "-f", str(REPO / "crds"))
         server.kubectl("wait", "--for=condition=established", "crd", "--all", "--timeout=30s")
-        server.kubectl("apply", "-f", str(REPO / "manifests"))
+        server.kubectl("apply", "-k", str(REPO / "manifests"))
         yield server, start
     finally:
         for gw in gateways:

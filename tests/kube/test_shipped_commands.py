@@ -21,6 +21,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 MANIFESTS = REPO / "manifests"
+SHIPPED_ROOTS = (MANIFESTS, REPO / "overlays")
 IMAGE = "ai-gateway"
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job", "CronJob", "Pod")
 POD_NAME = "ai-gateway-7d4b9c-x2x9z"
@@ -114,19 +115,22 @@ def test_the_image_builds_with_the_swift_the_project_is_tested_with():
 
 # --- The shipped workloads ---------------------------------------------------------------------
 
-def manifest_documents() -> list[dict]:
-    """Every object manifests/ ships: a directory with a kustomization is rendered with
-    `kubectl kustomize` (as `kubectl apply -k` would), plain YAML files are read as they are."""
-    kustomized = sorted({p.parent for p in MANIFESTS.rglob("*") if p.name in ("kustomization.yaml", "kustomization.yml", "Kustomization")})
+def manifest_documents() -> list[tuple[str, dict]]:
+    """Every object the install ships (manifests/, the base, and overlays/): each directory with a
+    kustomization is rendered with `kubectl kustomize` (as `kubectl apply -k` would), plain YAML
+    files outside them are read as they are."""
+    roots = [root for root in SHIPPED_ROOTS if root.is_dir()]
+    kustomized = sorted({p.parent for root in roots for p in root.rglob("*")
+                         if p.name in ("kustomization.yaml", "kustomization.yml", "Kustomization")})
     docs = []
     for directory in kustomized:
         out = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True)
         assert out.returncode == 0, f"kubectl kustomize {directory}:\n{out.stderr}"
-        docs += [d for d in yaml.safe_load_all(out.stdout) if d]
-    for path in sorted(MANIFESTS.rglob("*.y*ml")):
-        if path.name.startswith("kustomization") or any(k == path.parent or k in path.parents for k in kustomized):
+        docs += [(str(directory.relative_to(REPO)), d) for d in yaml.safe_load_all(out.stdout) if d]
+    for path in sorted(p for root in roots for p in root.rglob("*.y*ml")):
+        if any(k == path.parent or k in path.parents for k in kustomized):
             continue
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+        docs += [(str(path.relative_to(REPO)), d) for d in yaml.safe_load_all(path.read_text()) if d]
     return docs
 
 
@@ -141,22 +145,22 @@ def pod_spec(doc: dict) -> dict:
 def shipped_containers() -> list[tuple[str, dict, dict]]:
     """(id, workload, container) for each container of a shipped workload that runs the image."""
     found = {}
-    for doc in manifest_documents():
+    for source, doc in manifest_documents():
         if doc.get("kind") not in WORKLOAD_KINDS:
             continue
         spec = pod_spec(doc)
         for container in spec.get("initContainers", []) + spec.get("containers", []):
             if container["image"].split("/")[-1].split(":")[0].split("@")[0] == IMAGE:
-                ident = f"{doc['kind']}/{doc['metadata'].get('namespace', 'default')}/{doc['metadata']['name']}/{container['name']}"
-                found.setdefault(ident + json.dumps([container.get("command"), container.get("args")]), (ident, doc, container))
+                ident = f"{source}:{doc['kind']}/{doc['metadata'].get('namespace', 'default')}/{doc['metadata']['name']}/{container['name']}"
+                found[ident] = (ident, doc, container)
     return list(found.values())
 
 
-SHIPPED = shipped_containers() if MANIFESTS.is_dir() else []
+SHIPPED = shipped_containers()
 
 
 def test_something_ships_the_gateway():
-    assert SHIPPED, "no workload in manifests/ runs the ai-gateway image"
+    assert SHIPPED, "no workload in manifests/ or overlays/ runs the ai-gateway image"
 
 
 def container_env(container: dict, namespace: str) -> dict:
