@@ -1,10 +1,12 @@
 # syntax=docker/dockerfile:1
 #
 # The AI gateway image: `docker build -t ai-gateway:latest .`
-# (manifests/30-deployment.yaml runs it as `ai-gateway run`, user 65532, read-only root).
+# The ENTRYPOINT is `ai-gateway run`: a workload's args are run's flags (manifests/30-deployment.yaml
+# gives none), user 65532, read-only root. The Swift image's major.minor is the one the project is
+# built and tested with (tests/kube/test_shipped_commands.py compares it with `swift --version`).
 
 # ---- build ----
-FROM swift:6.1-jammy AS build
+FROM swift:6.3-jammy AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*

@@ -53,10 +53,13 @@ final class ClosedByUs: Sendable {
 
 @Suite("A client that goes away", .serialized)
 struct ClientGoneTests {
-    @Test("closing the connection while the gateway waits on a silent model cancels the attempt: no failover, the upstream connection is dropped")
+    @Test("closing the connection while the gateway waits on a silent model cancels the attempt: no failover, the upstream connection is dropped, counted as 499")
     func clientGoneCancelsUpstream() async throws {
-        // gpt-4o never answers; the first-byte timeout (30 s) would move on to gpt-4.0-turbo.
-        try await withGateway(faults: ["gpt-4o": "silence"]) { h in
+        // gpt-4o never answers. With a 1 s first-byte timeout, a gateway that kept working for a
+        // client that left would move on to gpt-4.0-turbo a second later and count the request
+        // as 200. The checks below wait for the request to be counted (whatever its status), so
+        // that outcome would be seen, not outrun by the test.
+        try await withGateway(faults: ["gpt-4o": "silence"], backendAnnotations: ["ai-gateway.kgateway.dev/first-byte-timeout": "1s"]) { h in
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connect(host: "127.0.0.1", port: h.port).get()
             let body = Harness.question()
@@ -65,7 +68,13 @@ struct ClientGoneTests {
             try await waitUntil { h.provider.recordedRequests().count == 1 }
             #expect(h.provider.openConnections == 1)
             try await channel.close()
-            try await waitUntil(timeout: .seconds(5)) { h.provider.openConnections == 0 }
+
+            let counted = #"aigw_requests_total{route="kgateway-system/model-failover",status=""#
+            try await waitUntil { try await h.admin("/metrics").body.contains(counted) }
+            let metrics = try await h.admin("/metrics").body
+            #expect(metrics.contains(counted + #"499"} 1"#), "counted once, as 499")
+            #expect(!metrics.contains(counted + #"200""#))
+            try await waitUntil { h.provider.openConnections == 0 }
             #expect(h.provider.recordedRequests().map(\.model) == ["gpt-4o"], "no other model is tried for a client that left")
         }
     }

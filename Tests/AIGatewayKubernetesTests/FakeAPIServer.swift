@@ -10,18 +10,32 @@ import Testing
 final class FakeAPIServer: Sendable {
     static let token = "test-token-\(UUID().uuidString.prefix(8))"
 
+    /// The package root (Tests/AIGatewayKubernetesTests/FakeAPIServer.swift -> ../..).
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
     static var scriptPath: String {
         if let override = ProcessInfo.processInfo.environment["FAKE_APISERVER_SCRIPT"], !override.isEmpty {
             return override
         }
-        // Tests/AIGatewayKubernetesTests/FakeAPIServer.swift -> package root
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        return root.appendingPathComponent("testing/fake-apiserver/fake_apiserver.py").path
+        return packageRoot.appendingPathComponent("testing/fake-apiserver/fake_apiserver.py").path
     }
 
-    /// Whether the script is present (the integration tests need it).
-    static var isAvailable: Bool { FileManager.default.fileExists(atPath: scriptPath) }
+    /// The Python that runs the script: the project's `.venv` (scripts/setup.sh gives it PyYAML),
+    /// else `python3` from PATH.
+    static var pythonCommand: [String] {
+        let venv = packageRoot.appendingPathComponent(".venv/bin/python3").path
+        return FileManager.default.isExecutableFile(atPath: venv) ? [venv] : ["/usr/bin/env", "python3"]
+    }
+
+    /// Whether the integration tests run: the script is present, or this is CI (`CI=true`), where
+    /// a missing script must fail them rather than skip them.
+    static var isAvailable: Bool { FileManager.default.fileExists(atPath: scriptPath) || runsInCI }
+
+    static var runsInCI: Bool {
+        ["true", "1", "yes"].contains(ProcessInfo.processInfo.environment["CI"]?.lowercased() ?? "")
+    }
 
     let url: String
     let kubeconfigPath: String
@@ -35,9 +49,10 @@ final class FakeAPIServer: Sendable {
         let stdoutPath = directory.path + "/stdout"
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", Self.scriptPath, "--port", "0", "--tls", "--token", Self.token,
+        let python = Self.pythonCommand
+        process.executableURL = URL(fileURLWithPath: python[0])
+        process.arguments = Array(python.dropFirst()) + [
+            Self.scriptPath, "--port", "0", "--tls", "--token", Self.token,
             "--state-dir", directory.path + "/state", "--kubeconfig-out", kubeconfig,
         ]
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))

@@ -188,11 +188,16 @@ struct LeaderElectionMachineTests {
 
 @Suite("LeaderElector against the fake API server", fakeServerTrait)
 struct LeaderElectorTests {
+    /// For the test of the renew deadline itself.
     static let fast = LeaderElectionTiming(leaseDuration: .seconds(2), renewDeadline: .milliseconds(1500), retryPeriod: .milliseconds(200))
+    /// For the tests that expect leadership to stay put: a renew deadline far beyond what a slow
+    /// request on a busy machine takes (a 1.5 s one could pass unrenewed and change the leader),
+    /// while the short retry period still lets a peer take a released lease at once.
+    static let steady = LeaderElectionTiming(leaseDuration: .seconds(15), renewDeadline: .seconds(10), retryPeriod: .milliseconds(200))
 
-    func elector(_ server: FakeAPIServer, _ identity: String) -> LeaderElector {
+    func elector(_ server: FakeAPIServer, _ identity: String, timing: LeaderElectionTiming = Self.steady) -> LeaderElector {
         LeaderElector(
-            client: server.client(), configuration: .init(namespace: "default", name: "test-lease", identity: identity, timing: Self.fast),
+            client: server.client(), configuration: .init(namespace: "default", name: "test-lease", identity: identity, timing: timing),
             logger: .init(label: "test"))
     }
 
@@ -214,7 +219,7 @@ struct LeaderElectorTests {
         #expect(!follower.isLeader)
         let held = try await lease(server)
         #expect(held["spec"]?["holderIdentity"]?.stringValue == leader.configuration.identity)
-        #expect(held["spec"]?["leaseDurationSeconds"]?.intValue == 2)
+        #expect(held["spec"]?["leaseDurationSeconds"]?.intValue == 15)
         #expect(held["spec"]?["leaseTransitions"]?.intValue == 0)
         let renewTime = try #require(held["spec"]?["renewTime"]?.stringValue)
         #expect(renewTime.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z/) != nil)
@@ -223,7 +228,7 @@ struct LeaderElectorTests {
         #expect(leader.isLeader && !follower.isLeader)
 
         // Shutting the leader down releases the lease; the peer takes it at its next attempt,
-        // long before the 2 s lease would have expired... and counts a transition.
+        // long before the 15 s lease would have expired, and counts a transition.
         leaderTask.cancel()
         await leaderTask.value
         #expect(!leader.isLeader)
@@ -255,13 +260,13 @@ struct LeaderElectorTests {
         let taken = try await lease(server)
         #expect(taken["spec"]?["holderIdentity"]?.stringValue == "b")
         #expect(taken["spec"]?["leaseTransitions"]?.intValue == 5)
-        #expect(taken["spec"]?["leaseDurationSeconds"]?.intValue == 2)
+        #expect(taken["spec"]?["leaseDurationSeconds"]?.intValue == 15)
         try await eventually("the change was published") { leadership.values == [false, true] }
     }
 
     @Test func theLeaderStepsDownWhenTheAPIFailsPastTheRenewDeadlineAndComesBack() async throws {
         let server = try await FakeAPIServer()
-        let a = elector(server, "a")
+        let a = elector(server, "a", timing: Self.fast)
         let leadership = Collector<Bool>()
         let changes = a.changes()
         let follow = Task { for await value in changes { leadership.append(value) } }

@@ -42,6 +42,8 @@ struct GoldenTests {
         let dump = table.dump()
 
         if ProcessInfo.processInfo.environment["AIGW_UPDATE_GOLDEN"] == "1" {
+            // Rewriting compares nothing: a CI run (CI=true) with it set must not pass.
+            #expect(ProcessInfo.processInfo.environment["CI"] != "true", "AIGW_UPDATE_GOLDEN=1 under CI compares nothing")
             let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(name).golden")
             try dump.write(to: source, atomically: true, encoding: .utf8)
             return

@@ -1,6 +1,7 @@
 import AIGatewayTesting
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -31,20 +32,24 @@ func withFakeProvider<T>(
     return result
 }
 
-/// A client whose reads give up after `readTimeoutMilliseconds` without bytes; always shut down.
-func withClient<T>(readTimeoutMilliseconds: Int64, _ body: (HTTPClient) async throws -> T) async throws -> T {
-    var configuration = HTTPClient.Configuration()
-    configuration.timeout = .init(connect: .seconds(5), read: .milliseconds(readTimeoutMilliseconds))
-    let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-    let result: T
-    do {
-        result = try await body(client)
-    } catch {
-        try? await client.shutdown()
-        throw error
+/// Waits until `condition` holds, checking every few milliseconds: the wait is for an event, and
+/// the bound only keeps a broken build from hanging (it is not what the test measures).
+func waitFor(_ what: String, bound: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    let giveUp = ContinuousClock.now + bound
+    while try await !condition() {
+        guard ContinuousClock.now < giveUp else {
+            Issue.record("never happened: \(what)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(10))
     }
-    try await client.shutdown()
-    return result
+}
+
+/// A flag set from another task.
+final class Flag: Sendable {
+    private let state = Mutex(false)
+    var value: Bool { state.withLock { $0 } }
+    func set() { state.withLock { $0 = true } }
 }
 
 // MARK: Requests

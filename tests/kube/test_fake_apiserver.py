@@ -304,7 +304,8 @@ def test_manifests_have_the_required_shape():
     pod = by_kind["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert by_kind["Deployment"]["spec"]["replicas"] == 2
-    assert container["image"] == "ai-gateway:latest" and container["args"] == ["run"]
+    # The image's ENTRYPOINT is `ai-gateway run`: no args (test_shipped_commands.py starts it).
+    assert container["image"] == "ai-gateway:latest" and "args" not in container and "command" not in container
     assert {p["containerPort"] for p in container["ports"]} == {8080, 9091}
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -336,8 +337,9 @@ def test_the_kustomize_base_lists_every_manifest():
 @needs_kubectl
 def test_kubectl_applies_crds_and_manifests(cluster):
     dry = cluster.kubectl("apply", "--dry-run=client", "-k", str(REPO / "manifests"))
-    assert "deployment.apps/ai-gateway created (dry run)" in dry.stdout or \
-        "deployment.apps/ai-gateway configured (dry run)" in dry.stdout
+    # The cluster fixture applied them already: kubectl 1.37 says "unchanged", 1.32 "configured".
+    assert any(f"deployment.apps/ai-gateway {verb} (dry run)" in dry.stdout
+               for verb in ("created", "configured", "unchanged")), dry.stdout
     crds = cluster.kubectl("get", "crd", "-o", "name").stdout.split()
     assert "customresourcedefinition.apiextensions.k8s.io/backends.gateway.kgateway.dev" in crds
     established = cluster.kubectl(
