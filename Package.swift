@@ -158,6 +158,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "AIGatewayProvidersTests",
+            dependencies: ["AIGatewayProviders", "AIGatewayAPI"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "AIGatewayFailoverTests",
             dependencies: ["AIGatewayFailover", "AIGatewayProviders", "AIGatewayRouting"],
             swiftSettings: strict
