@@ -280,7 +280,7 @@ struct FailoverRowsTests {
             #expect(s.usage == nil)
             #expect(h.provider.recordedRequests().first?.body.contains("include_usage") == true)
             let metrics = try await h.admin("/metrics").body
-            #expect(metrics.contains(#"aigw_tokens_total{backend="kgateway-system/model-failover",model="gpt-4o",direction="output"} 12"#))
+            #expect(metrics.contains(#"aigw_tokens_total{backend="kgateway-system/model-failover",model="gpt-4o",direction="output",provider="openai"} 12"#))
         }
     }
 
