@@ -363,7 +363,7 @@ final class FailoverRun: @unchecked Sendable {
         var header = ""
         for (k, rec) in machine.records.enumerated() {
             if k > 0 { header += "," }
-            header += TrailToken.make(machine.candidates[rec.index].model)
+            header += TrailToken.make(machine.candidates[rec.index].trailName)
             header += "="
             header += rec.outcome.label
         }
