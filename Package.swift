@@ -143,7 +143,7 @@ let package = Package(
         .target(
             name: "AIGatewayFuzz",
             dependencies: [
-                "AIGatewayAPI", "AIGatewayRouting", "AIGatewayFailover", "AIGatewayProxy", "AIGatewayTelemetry",
+                "AIGatewayAPI", "AIGatewayRouting", "AIGatewayFailover", "AIGatewayProviders", "AIGatewayProxy", "AIGatewayTelemetry",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -173,6 +173,11 @@ let package = Package(
             name: "AIGatewayRoutingTests",
             dependencies: ["AIGatewayAPI", "AIGatewayRouting"],
             resources: [.copy("Golden")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AIGatewayProvidersTests",
+            dependencies: ["AIGatewayProviders", "AIGatewayAPI"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,4 +1,4 @@
-@testable import AIGatewayProxy
+import AIGatewayProviders
 
 /// Fuzz target: the server-sent-event splitter the stream relay runs on every provider byte.
 ///

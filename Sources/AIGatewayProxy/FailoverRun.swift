@@ -125,7 +125,9 @@ final class FailoverRun: @unchecked Sendable {
         let attempts: [JSONValue] = machine.records.map { rec in
             let c = machine.candidates[rec.index]
             var o: [String: JSONValue] = ["model": .string(c.model), "outcome": .string(rec.outcome.label), "priority": .int(c.priority)]
+            if let provider = entries[c.id]?.target.provider { o["provider"] = .string(provider) }
             if case .unusable(let why) = rec.outcome { o["detail"] = .string(why) }
+            if case .incompatible(_, let why) = rec.outcome { o["detail"] = .string(why) }
             return .object(o)
         }
         var extra: [(String, String)] = []
@@ -150,13 +152,13 @@ final class FailoverRun: @unchecked Sendable {
         previous = entry
         switch gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: nil) {
         case .failure(let why):
-            recordFailure(entry, .unusable(why.reason))
+            recordFailure(entry, why.outcome)
         case .success(let req):
             answeringModel = entry.model
             let attemptStart = ContinuousClock.now
-            let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model)
+            let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model, provider: entry.target.provider)
             start(req, onFirstByte: { latency in entryMetrics.upstreamLatency(latency) }) { [self] result in
-                attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart)
+                attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart, translation: req.translation)
             }
         }
     }
@@ -170,11 +172,17 @@ final class FailoverRun: @unchecked Sendable {
         a.start(client: gateway.client)
     }
 
-    private func attemptEnded(_ result: AttemptResult, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics, attemptStart: Instant) {
+    private func attemptEnded(
+        _ result: AttemptResult, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics, attemptStart: Instant, translation: TranslationContext
+    ) {
         guard !finished else { return }
         switch result {
         case .response(let status, let headers, let body, _):
+            guard let adapter = entry.target.adapter else { return recordFailure(entry, .unusable("no adapter")) }
             if (200..<300).contains(status) {
+                if adapter.translates {
+                    return answerTranslated(adapter, status: status, headers: headers, body: body, entry: entry, entryMetrics: entryMetrics, context: translation)
+                }
                 // Vouch for the answer (complete JSON, an object) without building it; only its
                 // usage is read.
                 if let spans = try? JSONParser.scanTopLevel(body.readableBytesView) {
@@ -198,8 +206,15 @@ final class FailoverRun: @unchecked Sendable {
                 }
                 recordFailure(entry, .truncated)
             } else {
-                lastResponse = (status, headers, body)
-                recordFailure(entry, AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now))
+                let response = ProviderResponse(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView))
+                if let translated = adapter.clientErrorBody(response) {
+                    var h = headers
+                    h.replaceOrAdd(name: "content-type", value: "application/json")
+                    lastResponse = (status, h, ByteBuffer(bytes: translated))
+                } else {
+                    lastResponse = (status, headers, body)
+                }
+                recordFailure(entry, AttemptOutcome(adapter.classifyError(response, now: GatewayHandler.wallClock())))
             }
         case .failed(let o):
             recordFailure(entry, o)
@@ -209,16 +224,42 @@ final class FailoverRun: @unchecked Sendable {
             finish(200)
         case .streamBroken(let o):
             gateway.recordHealth(entry, o, backend.settings)
-            metrics.attempt(backend: backendLabel, model: entry.model, outcome: o.label)
+            metrics.attempt(backend: backendLabel, model: entry.model, provider: entry.target.provider, outcome: o.label)
             _ = machine.record(o, now: .now, health: health)
             continueBrokenStream(original: o, originalModel: entry.model)
+        }
+    }
+
+    /// A complete answer from a translating provider: translated into a `chat.completion`, or a failure.
+    private func answerTranslated(
+        _ adapter: any ProviderAdapter, status: Int, headers: HTTPHeaders, body: ByteBuffer, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics,
+        context: TranslationContext
+    ) {
+        let job = self.job
+        var context = context
+        context.responseHeaders = headers.map { ($0.name, $0.value) }
+        let response = ProviderResponse(status: status, headers: context.responseHeaders, body: Array(body.readableBytesView))
+        switch adapter.translateResponse(response, context: context) {
+        case .failed(let failure):
+            recordFailure(entry, AttemptOutcome(failure))
+        case .translated(let out, let usage):
+            gateway.recordHealth(entry, .success, backend.settings)
+            entryMetrics.succeeded()
+            _ = machine.record(.success, now: .now, health: health)
+            answeringModel = entry.model
+            if let usage { entryMetrics.tokens(input: usage.input, output: usage.output) }
+            var h = GatewayHandler.forwardableResponseHeaders(headers)
+            h.replaceOrAdd(name: "content-type", value: "application/json")
+            gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
+            writer.respond(status: .ok, headers: h, body: ByteBuffer(bytes: out))
+            finish(200)
         }
     }
 
     /// Counts a failed attempt and moves on to whatever the machine decides.
     private func recordFailure(_ entry: CompiledEntry, _ outcome: AttemptOutcome) {
         gateway.recordHealth(entry, outcome, backend.settings)
-        metrics.attempt(backend: backendLabel, model: entry.model, outcome: outcome.label)
+        metrics.attempt(backend: backendLabel, model: entry.model, provider: entry.target.provider, outcome: outcome.label)
         if case .misconfigured(let s) = outcome {
             metrics.misconfigured(backend: backendLabel, model: entry.model, reason: String(s))
             logger.warning(
@@ -228,15 +269,20 @@ final class FailoverRun: @unchecked Sendable {
         if case .unusable(let why) = outcome {
             logger.debug("entry unusable", metadata: ["request-id": "\(job.requestID)", "backend": "\(backendLabel)", "model": "\(entry.model)", "reason": "\(why)"])
         }
+        if case .incompatible(let parameter, let why) = outcome {
+            logger.debug(
+                "entry cannot serve this request",
+                metadata: ["request-id": "\(job.requestID)", "backend": "\(backendLabel)", "model": "\(entry.model)", "parameter": "\(parameter)", "reason": "\(why)"])
+        }
         perform(machine.record(outcome, now: .now, health: health))
     }
 
     private func recordStreamSuccess(_ entry: CompiledEntry, attemptStart: Instant) {
         gateway.recordHealth(entry, .success, backend.settings)
-        metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
+        metrics.attempt(backend: backendLabel, model: entry.model, provider: entry.target.provider, outcome: "ok")
         guard let s = sink?.progress.state.withLock({ $0 }) else { return }
-        if let u = s.usage { metrics.tokens(backend: backendLabel, model: entry.model, input: u.input, output: u.output) }
-        if let ft = s.firstToken { metrics.timeToFirstToken(backend: backendLabel, model: entry.model, ft - attemptStart) }
+        if let u = s.usage { metrics.tokens(backend: backendLabel, model: entry.model, provider: entry.target.provider, input: u.input, output: u.output) }
+        if let ft = s.firstToken { metrics.timeToFirstToken(backend: backendLabel, model: entry.model, provider: entry.target.provider, ft - attemptStart) }
         if s.malformed > 0 {
             for _ in 0..<s.malformed { metrics.malformedEvent(backend: backendLabel, model: entry.model) }
         }
@@ -254,8 +300,11 @@ final class FailoverRun: @unchecked Sendable {
             let candidate = machine.candidates[index]
             guard let entry = entries[candidate.id] else { return endBrokenStream(original: original, originalModel: originalModel) }
             let prefill = sink?.progress.state.withLock { $0.text } ?? ""
-            guard case .success(let req) = gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: prefill) else {
-                machine.recordContinuation(.unusable("no credentials"))
+            let req: AttemptRequest
+            switch gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: prefill) {
+            case .success(let r): req = r
+            case .failure(let why):
+                machine.recordContinuation(why.outcome)
                 return continueBrokenStream(original: original, originalModel: originalModel)
             }
             let attemptStart = ContinuousClock.now
@@ -277,7 +326,10 @@ final class FailoverRun: @unchecked Sendable {
                     let o =
                         (200..<300).contains(status)
                         ? AttemptOutcome.truncated
-                        : AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now)
+                        : AttemptOutcome(
+                            req.adapter.classifyError(
+                                ProviderResponse(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView)),
+                                now: GatewayHandler.wallClock()))
                     machine.recordContinuation(o)
                     if o.isHealthFailure { gateway.recordHealth(entry, o, backend.settings) }
                 }
@@ -296,7 +348,8 @@ final class FailoverRun: @unchecked Sendable {
         switch original {
         case .truncated: what = "was cut off"
         case .attemptTimeout: what = "ran out of time"
-        default: what = "stalled"
+        case .firstTokenTimeout: what = "stalled"
+        default: what = "failed with a provider error (\(original.label))"
         }
         let message = "The answer from \(originalModel) \(what) after \(tokens) token chunk(s) and could not be completed; the text received so far is incomplete."
         let event = "data: " + String(decoding: OpenAIError.body(message: message, type: "upstream_stream_interrupted", code: "stream_interrupted", requestID: job.requestID), as: UTF8.self) + "\n\n"
@@ -313,7 +366,7 @@ final class FailoverRun: @unchecked Sendable {
         var header = ""
         for (k, rec) in machine.records.enumerated() {
             if k > 0 { header += "," }
-            header += TrailToken.make(machine.candidates[rec.index].model)
+            header += TrailToken.make(machine.candidates[rec.index].trailName)
             header += "="
             header += rec.outcome.label
         }

@@ -23,15 +23,15 @@ struct HealthIdentityTests {
         try await withGateway(faults: ["gpt-4o": "status=503"], backendAnnotations: Self.annotations) { h in
             _ = try await h.send()  // two failures (one retry)
             _ = try await h.send()  // the third: ejected
-            #expect(try await h.send().attempts == "gpt-4o=ejected,gpt-4.0-turbo=ok")
+            #expect(try await h.send().attempts == "openai/gpt-4o=ejected,openai/gpt-4.0-turbo=ok")
             let sentToPrimary = h.providerModels.filter { $0 == "gpt-4o" }.count
 
             // gpt-4.0-turbo now sits where the ejected gpt-4o was: it is healthy and is used.
             try await Self.reorder(h, ["gpt-4.0-turbo", "gpt-4o", "gpt-3.5-turbo"])
-            #expect(try await h.send().attempts == "gpt-4.0-turbo=ok")
+            #expect(try await h.send().attempts == "openai/gpt-4.0-turbo=ok")
             // gpt-4o, now second, is still ejected: skipped without a request.
             try h.setFault("gpt-4.0-turbo", "context-length")
-            #expect(try await h.send().attempts == "gpt-4.0-turbo=context_length_exceeded,gpt-4o=ejected,gpt-3.5-turbo=ok")
+            #expect(try await h.send().attempts == "openai/gpt-4.0-turbo=context_length_exceeded,openai/gpt-4o=ejected,openai/gpt-3.5-turbo=ok")
             #expect(h.providerModels.filter { $0 == "gpt-4o" }.count == sentToPrimary, "no traffic to the ejected model")
             try h.setFault("gpt-4.0-turbo", nil)
 
@@ -39,7 +39,7 @@ struct HealthIdentityTests {
             try await Self.reorder(h, ["gpt-4.0-turbo", "gpt-3.5-turbo"])
             try h.setFault("gpt-4o", nil)
             try await Self.reorder(h, ["gpt-4o", "gpt-4.0-turbo", "gpt-3.5-turbo"])
-            #expect(try await h.send().attempts == "gpt-4o=ok")
+            #expect(try await h.send().attempts == "openai/gpt-4o=ok")
         }
     }
 }
@@ -52,7 +52,7 @@ struct RetryAfterCapTests {
         let cap = Duration.seconds(1)
         try await withGateway(faults: ["gpt-4o": "status=429,retry-after=86400"], retryAfterCap: cap) { h in
             let first = try await h.send()
-            #expect(first.attempts == "gpt-4o=429,gpt-4.0-turbo=ok")
+            #expect(first.attempts == "openai/gpt-4o=429,openai/gpt-4.0-turbo=ok")
             let id = try #require(h.store.current.backends[HealthIdentityTests.guideName]?.entries.first?.id)
             // The cool-down in force ends within the cap (or already did, on a slow machine).
             let now = ContinuousClock.now
@@ -63,12 +63,12 @@ struct RetryAfterCapTests {
             }
             // Once the cap has passed, a request tries gpt-4o again; still throttled, it answers 429
             // and the next model serves.
-            try await waitUntil { try await h.send().attempts.hasPrefix("gpt-4o=429,") }
+            try await waitUntil { try await h.send().attempts.hasPrefix("openai/gpt-4o=429,") }
             #expect(h.providerModels.filter { $0 == "gpt-4o" }.count == 2, "one probe, not a retry storm")
             // The provider recovers: within a cap or so, gpt-4o serves again.
             try h.setFault("gpt-4o", nil)
             try await waitUntil { try await h.send().servedModel == "gpt-4o" }
-            #expect(try await h.send().attempts == "gpt-4o=ok")
+            #expect(try await h.send().attempts == "openai/gpt-4o=ok")
         }
     }
 }

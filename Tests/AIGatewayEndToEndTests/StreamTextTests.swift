@@ -27,6 +27,7 @@ struct StreamedAttempt {
         head.headers.add(name: "host", value: "provider.test")
         let request = AttemptRequest(
             origin: UpstreamOrigin(tls: false, host: "provider.test", port: 80), head: head, body: ByteBuffer(), stream: true, stripUsageChunk: false,
+            adapter: OpenAIAdapter(.openai), translation: TranslationContext(model: "gpt-4o", clientWantsUsage: false, continuation: false, created: 0, fallbackID: ""),
             settings: settings, attemptDeadline: .now + .seconds(60), maxResponseBytes: 1 << 20, continuationTextLimit: continuationTextLimit)
         let result = self.result
         attempt = UpstreamAttempt(request: request, loop: channel.eventLoop, sink: sink, logger: Logger(label: "test"), onFirstByte: { _ in }) { result.value = $0 }

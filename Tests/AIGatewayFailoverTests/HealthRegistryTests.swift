@@ -1,4 +1,5 @@
 import AIGatewayFailover
+import AIGatewayProviders
 import AIGatewayRouting
 import Testing
 

@@ -43,7 +43,7 @@ struct KeyInClearTests {
     }
 
     @Test(
-        "no warning for TLS, loopback hosts, entries without a key, or providers not served",
+        "no warning for TLS, loopback hosts, or entries without a key",
         arguments: [
             "provider: {openai: {\(inline)}}\nhostOverride: {host: llm.internal, port: 443}",
             "provider: {openai: {\(inline)}}\nhostOverride: {host: 127.0.0.1, port: 8080}",
@@ -51,7 +51,6 @@ struct KeyInClearTests {
             "provider: {openai: {\(inline)}}\nhostOverride: {host: localhost, port: 8080}",
             "provider: {openai: {\(inline)}}\nhostOverride: {host: \"::1\", port: 8080}",
             "provider: {openai: {authToken: {kind: SecretRef, secretRef: {name: missing}}}}\nhostOverride: {host: llm.internal, port: 8080}",
-            "provider: {anthropic: {\(inline)}}\nhostOverride: {host: llm.internal, port: 8080}",
             "openai: {\(inline)}",
         ])
     func noWarning(entry: String) throws {

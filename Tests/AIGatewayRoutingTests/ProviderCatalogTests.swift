@@ -83,7 +83,7 @@ struct ProviderCatalogTests {
         let anthropic = ProviderCatalog.target(for: try llmEntry("anthropic: {model: claude-3-5-sonnet, \(token)}"))
         #expect(
             summary(anthropic)
-                == "anthropic served=false https://api.anthropic.com:443/v1/messages x-api-key: '' model=claude-3-5-sonnet show=claude-3-5-sonnet +anthropic-version=2023-06-01"
+                == "anthropic served=true https://api.anthropic.com:443/v1/messages x-api-key: '' model=claude-3-5-sonnet show=claude-3-5-sonnet +anthropic-version=2023-06-01"
         )
         let pinned = ProviderCatalog.target(for: try llmEntry("anthropic: {apiVersion: \"2024-01-01\", \(token)}"))
         #expect(pinned.staticHeaders == [.init(name: "anthropic-version", value: "2024-01-01")])
@@ -106,7 +106,7 @@ struct ProviderCatalogTests {
         #expect(ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: m1}")).host == "bedrock-runtime.us-east-1.amazonaws.com")
         let arn = ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: \"arn:aws:bedrock:us-east-1:1:inference-profile/us.m-v1:0\"}"))
         #expect(arn.path == "/model/arn:aws:bedrock:us-east-1:1:inference-profile%2Fus.m-v1:0/converse", "an ARN's / stays in its segment")
-        #expect(ProviderCatalog.served == ["openai", "azureopenai"])
+        #expect(ProviderCatalog.served == ["openai", "azureopenai", "anthropic"])
     }
 
     // MARK: overrides

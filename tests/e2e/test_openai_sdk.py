@@ -19,7 +19,7 @@ def test_failover_non_streaming(stack):
     completion = raw.parse()
     assert completion.model == "gpt-4.0-turbo"
     assert raw.headers["x-aigw-model"] == "gpt-4.0-turbo"
-    assert raw.headers["x-aigw-attempts"] == "gpt-4o=503,gpt-4o=503,gpt-4.0-turbo=ok"
+    assert raw.headers["x-aigw-attempts"] == "openai/gpt-4o=503,openai/gpt-4o=503,openai/gpt-4.0-turbo=ok"
     assert completion.choices[0].message.content.startswith("Kubernetes")
     assert completion.usage.completion_tokens == 12
     for r in stack.requests():
@@ -88,3 +88,12 @@ def test_content_filter_is_returned_as_is(stack):
         client(stack).chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert err.value.code == "content_filter"
     assert len(stack.requests()) == 1
+
+
+def test_error_inside_a_stream_before_tokens_fails_over(stack):
+    # OpenAI's own `data: {"error": ...}` in a 200 stream is a failure of the attempt, not an answer.
+    stack.fault("gpt-4o", "stream-error=0")
+    raw = client(stack).chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert raw.headers["x-aigw-model"] == "gpt-4.0-turbo"
+    assert raw.headers["x-aigw-attempts"] == "openai/gpt-4o=500,openai/gpt-4o=500"
+    assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices).startswith("Kubernetes is")
