@@ -158,6 +158,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "AIGatewayProvidersTests",
+            dependencies: ["AIGatewayAPI", "AIGatewayProviders"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "AIGatewayFailoverTests",
             dependencies: ["AIGatewayFailover", "AIGatewayProviders", "AIGatewayRouting"],
             swiftSettings: strict
