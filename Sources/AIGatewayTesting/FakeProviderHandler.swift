@@ -276,6 +276,8 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
             answer.streamFault = .noDone
         case .noPrefill:
             if request.endsWithAssistant { return .error(.noPrefill()) }
+        case .toolCall, .safetyBlock, .streamError:
+            break  // native Gemini and Vertex AI endpoints only
         }
         return .answer(answer)
     }
