@@ -276,8 +276,6 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
             answer.streamFault = .noDone
         case .noPrefill:
             if request.endsWithAssistant { return .error(.noPrefill()) }
-        case .toolCall, .safetyBlock, .streamError:
-            break  // native Gemini and Vertex AI endpoints only
         }
         return .answer(answer)
     }

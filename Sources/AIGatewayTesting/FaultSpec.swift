@@ -19,14 +19,6 @@
 ///   then continue normally; non-streaming: a 200 whose body is not valid JSON.
 /// - `no-done`: streaming: a proper end of the chunked body but no `data: [DONE]`.
 /// - `no-prefill`: reject (400) requests whose last message has role `assistant`.
-/// - `tool-call`: answer with a call of the first declared tool (arguments filled from its schema's
-///   required properties), unless the conversation's last turn already carries a tool result.
-///   Native Gemini and Vertex AI endpoints only.
-/// - `safety-block`: the prompt is blocked for safety (Gemini/Vertex: HTTP 200 with
-///   `promptFeedback.blockReason` and no candidate). Native Gemini and Vertex AI endpoints only.
-/// - `stream-error=<n>`: streaming: n content tokens, then an error event inside the 200 stream
-///   (Gemini/Vertex `UNAVAILABLE`), then the end of the body; non-streaming: a 503. Native Gemini and
-///   Vertex AI endpoints only.
 ///
 /// Modifiers for the error behaviours (`status=` and the error shortcuts):
 /// `retry-after=<seconds>`, `ratelimit-reset=<duration>` (e.g. `2s`, `500ms`, `1m0s`), `code=<string>`.
@@ -50,9 +42,6 @@ public struct FaultSpec: Sendable, Hashable, Codable, CustomStringConvertible {
         case malformedEvent(afterTokens: Int)
         case noDone
         case noPrefill
-        case toolCall
-        case safetyBlock
-        case streamError(afterTokens: Int)
 
         /// True for the behaviours that answer with an HTTP error status.
         public var isErrorStatus: Bool {
@@ -161,9 +150,6 @@ public struct FaultSpec: Sendable, Hashable, Codable, CustomStringConvertible {
             case "silence": try setBehavior(bare(.silence))
             case "no-done": try setBehavior(bare(.noDone))
             case "no-prefill": try setBehavior(bare(.noPrefill))
-            case "tool-call": try setBehavior(bare(.toolCall))
-            case "safety-block": try setBehavior(bare(.safetyBlock))
-            case "stream-error": try setBehavior(.streamError(afterTokens: number(0...Int.max, "a token count")))
             case "status": try setBehavior(.status(number(400...599, "an HTTP status code")))
             case "slow-first-token": try setBehavior(.slowFirstToken(milliseconds: number(0...Int.max, "milliseconds")))
             case "cut-after": try setBehavior(.cutAfter(tokens: number(0...Int.max, "a token count")))
@@ -251,9 +237,6 @@ public struct FaultSpec: Sendable, Hashable, Codable, CustomStringConvertible {
         case .malformedEvent(let n): parts = ["malformed-event=\(n)"]
         case .noDone: parts = ["no-done"]
         case .noPrefill: parts = ["no-prefill"]
-        case .toolCall: parts = ["tool-call"]
-        case .safetyBlock: parts = ["safety-block"]
-        case .streamError(let n): parts = ["stream-error=\(n)"]
         }
         if let retryAfterSeconds { parts.append("retry-after=\(retryAfterSeconds)") }
         if let rateLimitReset { parts.append("ratelimit-reset=\(rateLimitReset)") }
