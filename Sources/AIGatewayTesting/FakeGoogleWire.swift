@@ -1,4 +1,5 @@
 import AIGatewayAPI
+import NIOHTTP1
 
 /// The fake provider's Gemini API and Vertex AI endpoints: routes, keys, request validation as
 /// strict as the real APIs on what the gateway's translation must get right, and the answers.
@@ -10,6 +11,100 @@ import AIGatewayAPI
 ///   `Authorization: Bearer`; a wrong or missing token is 401 `UNAUTHENTICATED`. Errors inside a
 ///   Vertex stream are array-wrapped (`[{"error": …}]`), as Vertex sends them.
 enum FakeGoogleWire {
+    /// The fake's Gemini API and Vertex AI endpoints (`FakeProviderHandler.nativeAPIs`).
+    struct API: FakeNativeAPI {
+        func matches(method: HTTPMethod, path: String) -> Bool {
+            method == .POST && FakeGoogleWire.route(path: path, query: "") != nil
+        }
+
+        func read(_ request: FakeHTTPRequest, provider: FakeProvider) -> FakeNativeRead {
+            guard let route = FakeGoogleWire.route(path: request.path, query: request.query) else {
+                return FakeNativeRead(model: nil, stream: false, outcome: .reject(.notFound(method: "POST", path: request.path)))
+            }
+            let wrapped = route.flavor == .vertex && route.stream
+            func reject(_ e: GoogleError) -> FakeNativeRead {
+                FakeNativeRead(model: route.model, stream: route.stream, outcome: .reject(e.providerError(wrapped: wrapped)))
+            }
+            var headers: [(name: String, value: String)] = []
+            for (name, value) in request.head.headers { headers.append((name, value)) }
+            if let e = FakeGoogleWire.authorize(route.flavor, headers: headers, query: request.query, requiredKey: provider.configuration.requiredKey) {
+                return reject(e)
+            }
+            if route.stream && FakeGoogleWire.queryValue(request.query, "alt") != "sse" {
+                return reject(.invalid("This fake streams with alt=sse only (without it the real API answers a JSON array)."))
+            }
+            let bytes = request.body.map { Array($0.readableBytesView) } ?? []
+            guard let body = try? JSONParser.parse(bytes) else {
+                return reject(.invalid("Invalid JSON payload received. Unexpected token."))
+            }
+            if let e = FakeGoogleWire.validate(body, flavor: route.flavor) { return reject(e) }
+            let promptTokens = FakeGoogleWire.promptWords(body)
+            var prefill: String?
+            if let last = body["contents"]?.arrayValue?.last, last["role"]?.stringValue == "model" {
+                prefill = (last["parts"]?.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined()
+            }
+            let tools = (body["tools"]?.arrayValue ?? []).flatMap { $0["functionDeclarations"]?.arrayValue ?? [] }
+            let format = Format(
+                flavor: route.flavor,
+                answer: Answer(responseID: provider.nextResponseID(), model: route.model, promptTokens: promptTokens))
+            let flavor = route.flavor
+            return FakeNativeRead(
+                model: route.model, stream: route.stream,
+                outcome: .answer(
+                    FakeNativeRequest(
+                        promptTokens: promptTokens, prefill: prefill, toolNames: tools.compactMap { $0["name"]?.stringValue }, format: format,
+                        errorForFault: { fault, model, promptTokens in
+                            FakeGoogleWire.error(for: fault, flavor: flavor, model: model, promptTokens: promptTokens).providerError(wrapped: wrapped)
+                        })))
+        }
+    }
+
+    /// Answers, stream events and errors in Gemini's format.
+    struct Format: FakeAnswerFormat {
+        var flavor: Flavor
+        var answer: Answer
+
+        var streamContentType: String { "text/event-stream" }
+
+        func completion(_ content: FakeAnswerContent) -> [UInt8] {
+            switch content.kind {
+            case .text: Array(answer.complete(tokens: content.tokens, call: nil).utf8)
+            case .toolCall(_, let name, let fragments): Array(answer.complete(tokens: [], call: (name, Self.arguments(fragments))).utf8)
+            case .blocked: Array(answer.blocked().utf8)
+            }
+        }
+
+        /// Gemini sends nothing before the first part.
+        func streamStart(_ content: FakeAnswerContent) -> [UInt8] { [] }
+
+        func textEvent(_ token: String, index: Int) -> [UInt8] {
+            Array(answer.tokenEvent(token, index: index, last: false).utf8)
+        }
+
+        /// Gemini sends a function call whole, in one event.
+        func toolCallEvents(id: String, name: String, fragments: [String]) -> [UInt8] {
+            Array(answer.callEvent((name, Self.arguments(fragments))).utf8)
+        }
+
+        func streamEnd(_ content: FakeAnswerContent, sentTokens: Int, done: Bool) -> [UInt8] {
+            // `no-done`: the body ends without the event that carries the finish reason.
+            guard done else { return [] }
+            switch content.kind {
+            case .text: return Array(answer.stopEvent(completion: sentTokens).utf8)
+            case .toolCall: return Array(answer.stopEvent(completion: 5).utf8)
+            case .blocked: return Array(answer.blockedEvent().utf8)
+            }
+        }
+
+        var malformedEvent: [UInt8] { Array(Answer.malformedEvent.utf8) }
+
+        func streamErrorEvent() -> [UInt8] { Array(FakeGoogleWire.streamErrorEvent(flavor).utf8) }
+
+        static func arguments(_ fragments: [String]) -> JSONValue {
+            (try? JSONParser.parse(Array(fragments.joined().utf8))) ?? .object([:])
+        }
+    }
+
     enum Flavor: Sendable, Hashable {
         case gemini
         case vertex
@@ -70,6 +165,12 @@ enum FakeGoogleWire {
                 "{\"error\":{\"code\":\(status),\"message\":\(JSONValue.quoted(message)),\"status\":\(JSONValue.quoted(code))"
                 + (details.isEmpty ? "" : ",\"details\":[\(details.joined(separator: ","))]") + "}}"
             return wrapped ? "[\(error)]" : error
+        }
+
+        /// As the fake handler sends it: the native body, the status, no extra header (Google
+        /// gives no `Retry-After`: the delay is `RetryInfo` in the body).
+        func providerError(wrapped: Bool) -> ProviderError {
+            ProviderError(status: status, message: message, type: code, code: reason, nativeBody: body(wrapped: wrapped))
         }
 
         static func invalid(_ message: String) -> GoogleError {
@@ -276,28 +377,6 @@ enum FakeGoogleWire {
         return count
     }
 
-    /// The first declared function and arguments for it (every required property given a sample
-    /// value of its type), unless the last turn already answers a call.
-    static func toolCall(for body: JSONValue) -> (name: String, args: JSONValue)? {
-        if body["contents"]?.arrayValue?.last?["parts"]?.arrayValue?.first?["functionResponse"] != nil { return nil }
-        guard let decl = body["tools"]?.arrayValue?.lazy.compactMap({ $0["functionDeclarations"]?.arrayValue?.first }).first,
-            let name = decl["name"]?.stringValue
-        else { return nil }
-        var args: [String: JSONValue] = [:]
-        let properties = decl["parameters"]?["properties"]?.objectValue ?? [:]
-        for required in decl["parameters"]?["required"]?.arrayValue ?? [] {
-            guard let key = required.stringValue else { continue }
-            switch properties[key]?["type"]?.stringValue?.uppercased() {
-            case "INTEGER", "NUMBER": args[key] = .int(1)
-            case "BOOLEAN": args[key] = .bool(true)
-            case "ARRAY": args[key] = .array([])
-            case "OBJECT": args[key] = .object([:])
-            default: args[key] = .string(properties[key]?["enum"]?.arrayValue?.first?.stringValue ?? "Paris")
-            }
-        }
-        return (name, .object(args))
-    }
-
     // MARK: Answers
 
     /// Builds the JSON of one answer.
@@ -340,14 +419,14 @@ enum FakeGoogleWire {
             "data: " + response(parts: Self.textPart(token), finish: last ? "STOP" : nil, completion: index + 1) + "\r\n\r\n"
         }
 
-        /// A streamed function call: whole, with STOP.
+        /// A streamed function call: whole (the finish follows in `stopEvent`).
         func callEvent(_ call: (name: String, args: JSONValue)) -> String {
-            "data: " + response(parts: Self.callPart(call), finish: "STOP", completion: 5) + "\r\n\r\n"
+            "data: " + response(parts: Self.callPart(call), finish: nil, completion: 5) + "\r\n\r\n"
         }
 
-        /// The end of an empty answer.
-        func stopEvent() -> String {
-            "data: " + response(parts: nil, finish: "STOP", completion: 0) + "\r\n\r\n"
+        /// The last event: STOP and the final usage, with an empty text part as Gemini sends it.
+        func stopEvent(completion: Int) -> String {
+            "data: " + response(parts: "{\"text\":\"\"}", finish: "STOP", completion: completion) + "\r\n\r\n"
         }
 
         func blockedEvent() -> String { "data: " + blocked() + "\r\n\r\n" }
@@ -372,6 +451,12 @@ enum FakeGoogleWire {
             return GoogleError(status: 404, code: "NOT_FOUND", message: "models/\(model) is not found for API version v1beta, or is not supported for generateContent.")
         case .badRequest:
             return .invalid("* GenerateContentRequest.contents: rejected by the fake provider (bad-request fault)")
+        case .contentFilter:
+            return .invalid("The request was blocked by the fake provider (content-filter fault; `blocked` is Gemini's own safety block).")
+        case .noPrefill:
+            return .invalid("Please ensure that the last turn is a user turn or a function response turn (no-prefill fault).")
+        case .streamError:
+            return GoogleError(status: 503, code: "UNAVAILABLE", message: "The model is overloaded. Please try again later.")
         case .status(let status):
             switch status {
             case 429:

@@ -126,9 +126,13 @@ struct ProviderError {
     var type: String
     var code: String?
     var extraHeaders: [(String, String)] = []
+    /// The body in the provider's own shape (Gemini's `{"error": {code, message, status}}`), sent
+    /// instead of OpenAI's.
+    var nativeBody: String?
 
     var body: String {
-        "{\"error\":{\"message\":\(JSONText.quoted(message)),\"type\":\(JSONText.quoted(type)),\"param\":null,\"code\":\(JSONText.quotedOrNull(code))}}"
+        if let nativeBody { return nativeBody }
+        return "{\"error\":{\"message\":\(JSONText.quoted(message)),\"type\":\(JSONText.quoted(type)),\"param\":null,\"code\":\(JSONText.quotedOrNull(code))}}"
     }
 
     static func missingModel() -> ProviderError {

@@ -99,17 +99,27 @@ struct FakeGoogleWireTests {
         }
     }
 
-    @Test("a tool-call answer fills the first function's required arguments; none after a tool result")
-    func toolCallAnswer() {
-        let body = value(
-            #"{"contents": [{"role": "user", "parts": [{"text": "x"}]}], "tools": [{"functionDeclarations": [{"name": "weather", "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}, "days": {"type": "INTEGER"}}, "required": ["city", "days"]}}]}]}"#
-        )
-        let call = FakeGoogleWire.toolCall(for: body)
-        #expect(call?.name == "weather" && call?.args == value(#"{"city": "Paris", "days": 1}"#))
-        let answered = value(
-            #"{"contents": [{"role": "model", "parts": [{"functionCall": {"name": "weather", "args": {}}}]}, {"role": "user", "parts": [{"functionResponse": {"name": "weather", "response": {"content": "sunny"}}}]}], "tools": [{"functionDeclarations": [{"name": "weather"}]}]}"#
-        )
-        #expect(FakeGoogleWire.toolCall(for: answered) == nil)
+    @Test("streams written by the fake read back through the gateway's translator: text, a whole tool call, a block, no-done")
+    func formatStreams() {
+        let format = FakeGoogleWire.Format(flavor: .gemini, answer: .init(responseID: "r1", model: "gemini-x", promptTokens: 2))
+        func translate(_ bytes: [UInt8]) -> [GeminiStreamTranslator.Event] {
+            var t = GeminiStreamTranslator(fallbackID: "f")
+            return t.feed(bytes) + t.finish()
+        }
+        let text = FakeAnswerContent(kind: .text, tokens: ["A", " b"], promptTokens: 2)
+        #expect(
+            translate(format.streamStart(text) + format.textEvent("A", index: 0) + format.textEvent(" b", index: 1) + format.streamEnd(text, sentTokens: 2, done: true))
+                == [.role, .content("A"), .content(" b"), .finish(reason: "stop"), .usage(GeminiUsage(value(#"{"promptTokenCount": 2, "candidatesTokenCount": 2, "totalTokenCount": 4}"#))!)])
+        let call = FakeAnswerContent(kind: .toolCall(id: "x", name: "get_weather", fragments: ["{\"location\":", " \"Paris\"}"]), tokens: [], promptTokens: 2)
+        let events = translate(format.toolCallEvents(id: "x", name: "get_weather", fragments: ["{\"location\":", " \"Paris\"}"]) + format.streamEnd(call, sentTokens: 0, done: true))
+        #expect(events.prefix(3) == [.role, .toolCall(index: 0, id: "call_r1_0", name: "get_weather", arguments: "{\"location\":\"Paris\"}"), .finish(reason: "tool_calls")])
+        let blocked = FakeAnswerContent(kind: .blocked, tokens: [], promptTokens: 2)
+        #expect(translate(format.streamEnd(blocked, sentTokens: 0, done: true)).prefix(2) == [.role, .finish(reason: "content_filter")])
+        if case .failed(let e) = translate(format.textEvent("A", index: 0) + format.streamEnd(text, sentTokens: 1, done: false)).last {
+            #expect(e.kind == .truncated)
+        } else {
+            Issue.record("no-done should end without a finish reason")
+        }
     }
 
     @Test("answers read back through the gateway's translation")
