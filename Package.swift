@@ -159,7 +159,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AIGatewayProvidersTests",
-            dependencies: ["AIGatewayAPI", "AIGatewayProviders"],
+            dependencies: ["AIGatewayProviders", "AIGatewayAPI"],
             swiftSettings: strict
         ),
         .testTarget(

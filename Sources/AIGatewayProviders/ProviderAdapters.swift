@@ -7,7 +7,7 @@ public enum ProviderAdapters {
         switch provider {
         case .openai: OpenAIAdapter(.openai)
         case .azureopenai: OpenAIAdapter(.azureopenai)
-        case .anthropic: nil
+        case .anthropic: AnthropicAdapter()
         case .gemini: GeminiAdapter(.gemini)
         case .vertexai: GeminiAdapter(.vertexai)
         case .bedrock: nil
@@ -15,5 +15,5 @@ public enum ProviderAdapters {
     }
 
     /// The keys of the served providers.
-    public static let servedKeys: Set<String> = ["openai", "azureopenai", "gemini", "vertexai"]
+    public static let servedKeys: Set<String> = ["openai", "azureopenai", "anthropic", "gemini", "vertexai"]
 }

@@ -170,7 +170,7 @@ enum FakeGoogleWire {
         /// As the fake handler sends it: the native body, the status, no extra header (Google
         /// gives no `Retry-After`: the delay is `RetryInfo` in the body).
         func providerError(wrapped: Bool) -> ProviderError {
-            ProviderError(status: status, message: message, type: code, code: reason, nativeBody: body(wrapped: wrapped))
+            ProviderError(status: status, message: message, type: code, code: reason, rawBody: body(wrapped: wrapped))
         }
 
         static func invalid(_ message: String) -> GoogleError {

@@ -126,13 +126,11 @@ struct ProviderError {
     var type: String
     var code: String?
     var extraHeaders: [(String, String)] = []
-    /// The body in the provider's own shape (Gemini's `{"error": {code, message, status}}`), sent
-    /// instead of OpenAI's.
-    var nativeBody: String?
+    /// A body in another API's shape; nil writes OpenAI's.
+    var rawBody: String?
 
     var body: String {
-        if let nativeBody { return nativeBody }
-        return "{\"error\":{\"message\":\(JSONText.quoted(message)),\"type\":\(JSONText.quoted(type)),\"param\":null,\"code\":\(JSONText.quotedOrNull(code))}}"
+        rawBody ?? "{\"error\":{\"message\":\(JSONText.quoted(message)),\"type\":\(JSONText.quoted(type)),\"param\":null,\"code\":\(JSONText.quotedOrNull(code))}}"
     }
 
     static func missingModel() -> ProviderError {

@@ -3,7 +3,7 @@ import AIGatewayProviders
 import Testing
 
 private func translate(_ text: String) throws(GeminiRequest.Refusal) -> GeminiRequest {
-    try GeminiRequest(json(text))
+    try GeminiRequest(parsedJSON(text))
 }
 
 @Suite("Gemini request translation")
@@ -27,7 +27,7 @@ struct GeminiRequestTests {
         #expect(r.stream)
         #expect(
             r.body
-                == json(
+                == parsedJSON(
                     """
                     {"systemInstruction": {"parts": [{"text": "Be brief.\\nUse French."}]},
                      "contents": [
@@ -43,7 +43,7 @@ struct GeminiRequestTests {
     @Test("only a system message still sends one user turn")
     func neverEmpty() throws {
         let r = try translate(#"{"messages": [{"role": "system", "content": "S"}]}"#)
-        #expect(r.body["contents"] == json(#"[{"role": "user", "parts": [{"text": " "}]}]"#))
+        #expect(r.body["contents"] == parsedJSON(#"[{"role": "user", "parts": [{"text": " "}]}]"#))
     }
 
     @Test("tools, tool_choice, tool calls and their results in call order, alone in their turn")
@@ -66,7 +66,7 @@ struct GeminiRequestTests {
             """)
         #expect(
             r.body
-                == json(
+                == parsedJSON(
                     """
                     {"contents": [
                        {"role": "user", "parts": [{"text": "Weather in Paris and Rome?"}]},
@@ -89,7 +89,7 @@ struct GeminiRequestTests {
     @Test("tool_choice strings", arguments: [("auto", "AUTO"), ("none", "NONE"), ("required", "ANY")])
     func toolChoice(choice: String, mode: String) throws {
         let r = try translate(#"{"messages": [{"role": "user", "content": "x"}], "tool_choice": "\#(choice)"}"#)
-        #expect(r.body["toolConfig"] == json(#"{"functionCallingConfig": {"mode": "\#(mode)"}}"#))
+        #expect(r.body["toolConfig"] == parsedJSON(#"{"functionCallingConfig": {"mode": "\#(mode)"}}"#))
     }
 
     @Test("images: data URLs inline, gs:// as file data; json_schema response format normalised; n non-streamed")
@@ -105,7 +105,7 @@ struct GeminiRequestTests {
             """)
         #expect(
             r.body
-                == json(
+                == parsedJSON(
                     """
                     {"contents": [{"role": "user", "parts": [{"text": "What is this?"},
                        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0K"}},

@@ -26,7 +26,7 @@ private func streamEvents(_ body: String, sourceLocation: SourceLocation = #_sou
 }
 
 private func usage(_ prompt: Int, _ completion: Int, _ total: Int) -> GeminiUsage {
-    GeminiUsage(json(#"{"promptTokenCount": \#(prompt), "candidatesTokenCount": \#(completion), "totalTokenCount": \#(total)}"#))!
+    GeminiUsage(parsedJSON(#"{"promptTokenCount": \#(prompt), "candidatesTokenCount": \#(completion), "totalTokenCount": \#(total)}"#))!
 }
 
 @Suite("Gemini responses and streams")
@@ -42,7 +42,7 @@ struct GeminiResponseTests {
         let out = try GeminiResponse.chatCompletion(Array(body.utf8), fallbackID: "gw", model: "gemini-2.5-flash", created: 1000)
         #expect(
             out
-                == json(
+                == parsedJSON(
                     """
                     {"id": "r-9", "object": "chat.completion", "created": 1000, "model": "gemini-2.5-flash-001",
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there", "refusal": null},
@@ -63,7 +63,7 @@ struct GeminiResponseTests {
         let out = try GeminiResponse.chatCompletion(Array(body.utf8), fallbackID: "gw", model: "gemini-x", created: 5)
         #expect(
             out["choices"]
-                == json(
+                == parsedJSON(
                     """
                     [{"index": 0, "logprobs": null, "finish_reason": "tool_calls",
                       "message": {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
@@ -74,7 +74,7 @@ struct GeminiResponseTests {
         #expect(out["model"] == .string("gemini-x"))
         // The id goes back as the thought signature on the next turn.
         let next = try GeminiRequest(
-            json(
+            parsedJSON(
                 """
                 {"messages": [{"role": "assistant", "tool_calls": [{"id": "call_gw_0__thought__c2ln", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]}]}
                 """))
@@ -154,7 +154,7 @@ struct GeminiResponseTests {
     func safetyStream() {
         #expect(
             streamEvents("data: {\"promptFeedback\": {\"blockReason\": \"PROHIBITED_CONTENT\"}, \"usageMetadata\": {\"promptTokenCount\": 2, \"totalTokenCount\": 2}}\r\n\r\n")
-                == [.role, .finish(reason: "content_filter"), .usage(GeminiUsage(json(#"{"promptTokenCount": 2, "totalTokenCount": 2}"#))!)])
+                == [.role, .finish(reason: "content_filter"), .usage(GeminiUsage(parsedJSON(#"{"promptTokenCount": 2, "totalTokenCount": 2}"#))!)])
         #expect(
             streamEvents(
                 "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Once\"}]}}]}\n\ndata: {\"candidates\": [{\"finishReason\": \"SAFETY\", \"safetyRatings\": []}]}\n\n"

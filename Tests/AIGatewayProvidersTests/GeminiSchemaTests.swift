@@ -3,7 +3,7 @@ import AIGatewayProviders
 import Testing
 
 /// Parses JSON text written in a test.
-func json(_ text: String) -> JSONValue {
+func parsedJSON(_ text: String) -> JSONValue {
     do {
         return try JSONParser.parse(Array(text.utf8))
     } catch {
@@ -13,7 +13,7 @@ func json(_ text: String) -> JSONValue {
 }
 
 private func normalise(_ text: String) throws -> GeminiSchema {
-    try GeminiSchema(json(text), what: "schema")
+    try GeminiSchema(parsedJSON(text), what: "schema")
 }
 
 @Suite("Gemini schema normalisation")
@@ -30,7 +30,7 @@ struct GeminiSchemaTests {
             """)
         #expect(
             s.schema
-                == json(
+                == parsedJSON(
                     """
                     {"type": "OBJECT", "required": ["city"],
                      "properties": {"city": {"type": "STRING", "description": "City", "minLength": 1},
@@ -55,7 +55,7 @@ struct GeminiSchemaTests {
             """)
         #expect(
             s.schema
-                == json(
+                == parsedJSON(
                     """
                     {"type": "OBJECT", "properties": {
                       "unit": {"type": "STRING", "enum": ["c", "f"], "description": "Unit"},
@@ -78,7 +78,7 @@ struct GeminiSchemaTests {
             """)
         #expect(
             s.schema
-                == json(
+                == parsedJSON(
                     """
                     {"type": "OBJECT", "properties": {
                       "a": {"type": "STRING", "nullable": true},
@@ -99,7 +99,7 @@ struct GeminiSchemaTests {
             """)
         #expect(
             s.schema
-                == json(
+                == parsedJSON(
                     """
                     {"type": "OBJECT", "properties": {"name": {"type": "STRING"},
                       "children": {"type": "ARRAY", "items": {"type": "OBJECT"}}}}
@@ -132,7 +132,7 @@ struct GeminiSchemaTests {
         let s = try normalise(#"{"properties": {"list": {"items": {}}, "free": {"additionalProperties": true}, "any": {}}}"#)
         #expect(
             s.schema
-                == json(
+                == parsedJSON(
                     """
                     {"type": "OBJECT", "properties": {"list": {"type": "ARRAY", "items": {"type": "STRING"}},
                       "free": {"type": "OBJECT"}, "any": {"type": "STRING"}}}
