@@ -82,7 +82,7 @@ struct ProviderCatalogTests {
         let anthropic = ProviderCatalog.target(for: try llmEntry("anthropic: {model: claude-3-5-sonnet, \(token)}"))
         #expect(
             summary(anthropic)
-                == "anthropic served=false https://api.anthropic.com:443/v1/messages x-api-key: '' model=claude-3-5-sonnet show=claude-3-5-sonnet +anthropic-version=2023-06-01"
+                == "anthropic served=true https://api.anthropic.com:443/v1/messages x-api-key: '' model=claude-3-5-sonnet show=claude-3-5-sonnet +anthropic-version=2023-06-01"
         )
         let pinned = ProviderCatalog.target(for: try llmEntry("anthropic: {apiVersion: \"2024-01-01\", \(token)}"))
         #expect(pinned.staticHeaders == [.init(name: "anthropic-version", value: "2024-01-01")])
@@ -92,7 +92,7 @@ struct ProviderCatalogTests {
         #expect(bedrock.tls && bedrock.port == 443)
         #expect(!bedrock.served)
         #expect(ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: m1}")).host == "bedrock-runtime.us-east-1.amazonaws.com")
-        #expect(["openai", "azureopenai", "gemini", "vertexai"].allSatisfy(ProviderCatalog.served.contains))
+        #expect(["openai", "azureopenai", "anthropic", "gemini", "vertexai"].allSatisfy(ProviderCatalog.served.contains))
     }
 
     @Test("Gemini API and Vertex AI targets")
