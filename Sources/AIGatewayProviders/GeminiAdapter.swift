@@ -30,8 +30,10 @@ public struct GeminiAdapter: ProviderAdapter {
         var headers: [UpstreamTarget.HeaderField] = [.init(name: "content-type", value: "application/json")]
         if request.stream { headers.append(.init(name: "accept", value: "text/event-stream")) }
         for s in input.target.staticHeaders { headers.append(s) }
-        return .success(
-            UpstreamRequest(path: Self.path(input.target.path, stream: request.stream), headers: headers, body: .bytes(Array(request.body.canonicalJSON().utf8))))
+        var upstream = UpstreamRequest(
+            path: Self.path(input.target.path, stream: request.stream), headers: headers, body: .bytes(Array(request.body.canonicalJSON().utf8)))
+        upstream.dropped = request.dropped
+        return .success(upstream)
     }
 
     /// The target's path for a streamed request: `:generateContent` → `:streamGenerateContent`, and
@@ -96,23 +98,23 @@ extension TokenUsage {
 }
 
 /// `GeminiStreamTranslator`'s events written as OpenAI chunks.
-struct GeminiChunkTranslator: StreamTranslator {
+public struct GeminiChunkTranslator: StreamTranslator {
     private var gemini: GeminiStreamTranslator
     private var writer: ChunkWriter
     private var failed = false
 
-    init(_ context: TranslationContext) {
+    public init(_ context: TranslationContext) {
         gemini = GeminiStreamTranslator(fallbackID: context.fallbackID)
         writer = ChunkWriter(
             id: context.fallbackID, model: context.model, created: context.created, clientWantsUsage: context.clientWantsUsage,
             continuation: context.continuation)
     }
 
-    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [StreamEvent] {
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [StreamEvent] {
         write(gemini.feed(bytes))
     }
 
-    mutating func finish() -> [StreamEvent] {
+    public mutating func finish() -> [StreamEvent] {
         var events = write(gemini.finish())
         if !failed { events.append(writer.done()) }
         return events
