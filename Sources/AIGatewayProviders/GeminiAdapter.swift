@@ -136,6 +136,8 @@ public struct GeminiChunkTranslator: StreamTranslator {
                 out += writer.finish(reason)
             case .usage(let u):
                 out.append(writer.usage(TokenUsage(u)))
+            case .malformed:
+                out.append(StreamEvent(.malformed))
             case .failed(let e):
                 failed = true
                 out.append(StreamEvent(.fault(StreamFault(GeminiAdapter.failure(e), message: e.message))))

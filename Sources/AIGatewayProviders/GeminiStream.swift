@@ -22,6 +22,8 @@ public struct GeminiStreamTranslator: Sendable {
         case finish(reason: String)
         /// The last usage seen, after the finish.
         case usage(GeminiUsage)
+        /// An event that is not JSON: dropped (and counted), the stream goes on, as for OpenAI's.
+        case malformed
         /// The stream failed; nothing follows.
         case failed(GeminiError)
     }
@@ -116,7 +118,7 @@ public struct GeminiStreamTranslator: Sendable {
             hasData = false
         }
         guard let value = try? JSONParser.parse(data) else {
-            fail(&events, "Gemini sent a stream event that is not JSON")
+            events.append(.malformed)
             return
         }
         if let error = GeminiError.errorObject(value) {

@@ -245,3 +245,20 @@ def test_wrong_key_is_misconfigured_and_fails_over(tmp_path, flavor):
         assert raw.headers["x-aigw-attempts"] == f"{MODEL[flavor]}={status},gpt-4o=ok"
     finally:
         s.stop()
+
+
+def test_cut_stream_reaches_the_client_as_an_error(google):
+    google.fault(google.model, "cut-after=3")
+    received = ""
+    with pytest.raises(openai.APIError):
+        for chunk in client(google).chat.completions.create(model="m", messages=MESSAGES, stream=True):
+            if chunk.choices and chunk.choices[0].delta.content:
+                received += chunk.choices[0].delta.content
+    assert received == " ".join(WORDS[:3])
+
+
+def test_malformed_event_is_skipped(google):
+    google.fault(google.model, "malformed-event=2")
+    chunks = list(client(google).chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    assert {c.model for c in chunks} == {google.model}
