@@ -67,8 +67,13 @@ public struct GeminiRequest: Sendable {
         body["contents"] = .array(contents)
         if let system { body["systemInstruction"] = .object(["parts": .array([.object(["text": .string(system)])])]) }
 
-        if let tools = try Self.tools(r, dropped: &dropped) { body["tools"] = tools }
-        if let config = try Self.toolConfig(r) { body["toolConfig"] = config }
+        let config = try Self.toolConfig(r)
+        if let tools = try Self.tools(r, dropped: &dropped) {
+            body["tools"] = tools
+            if let config { body["toolConfig"] = config }
+        } else if config != nil {
+            dropped.insert("tool_choice (no tools)")
+        }
         let generation = try Self.generationConfig(r, stream: stream, dropped: &dropped)
         if !generation.isEmpty { body["generationConfig"] = .object(generation) }
 

@@ -88,8 +88,11 @@ struct GeminiRequestTests {
 
     @Test("tool_choice strings", arguments: [("auto", "AUTO"), ("none", "NONE"), ("required", "ANY")])
     func toolChoice(choice: String, mode: String) throws {
-        let r = try translate(#"{"messages": [{"role": "user", "content": "x"}], "tool_choice": "\#(choice)"}"#)
+        let tools = #"[{"type": "function", "function": {"name": "f"}}]"#
+        let r = try translate(#"{"messages": [{"role": "user", "content": "x"}], "tools": \#(tools), "tool_choice": "\#(choice)"}"#)
         #expect(r.body["toolConfig"] == parsedJSON(#"{"functionCallingConfig": {"mode": "\#(mode)"}}"#))
+        let none = try translate(#"{"messages": [{"role": "user", "content": "x"}], "tool_choice": "\#(choice)"}"#)
+        #expect(none.body["toolConfig"] == nil && none.dropped == ["tool_choice (no tools)"])
     }
 
     @Test("images: data URLs inline, gs:// as file data; json_schema response format normalised; n non-streamed")
