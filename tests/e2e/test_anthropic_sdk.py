@@ -89,7 +89,7 @@ def test_non_streamed_answer(claude):
     assert c.choices[0].finish_reason == "stop"
     assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens) == (6, 12, 18)
     assert raw.headers["x-aigw-model"] == CLAUDE
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=ok"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=ok"
     # What Anthropic got: its own shape, system on top, the two user turns merged, max_tokens set.
     r = native(claude)
     assert r["path"] == "/v1/messages"
@@ -190,7 +190,7 @@ def test_overloaded_everywhere_is_one_error_naming_the_attempts(claude):
     with pytest.raises(openai.APIStatusError) as err:
         client(claude).chat.completions.create(model="x", messages=MESSAGES)
     assert err.value.status_code == 502
-    assert err.value.response.headers["x-aigw-attempts"] == f"{CLAUDE}=529"
+    assert err.value.response.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=529"
 
 
 def test_context_length_is_returned_in_openai_shape(claude):
@@ -231,21 +231,21 @@ def test_spend_limit_is_not_retried(claude_first):
     claude_first.fault(CLAUDE, "status=429,code=enforced_spend_limit_reached")
     raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
     assert raw.parse().model == "gpt-4o"
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=429,gpt-4o=ok"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=429,openai/gpt-4o=ok"
     assert sum(r["path"] == "/v1/messages" for r in claude_first.requests()) == 1
 
 
 def test_a_wrong_key_is_a_misconfigured_entry(claude_first):
     claude_first.fault(CLAUDE, "unauthorized")
     raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=401,gpt-4o=ok"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=401,openai/gpt-4o=ok"
 
 
 def test_in_stream_error_before_any_token_fails_over(claude_first):
     claude_first.fault(CLAUDE, "stream-error=0")
     raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES, stream=True)
     # A stream's headers go out with its first token: the trail names the attempts before it.
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=529"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=529"
     assert raw.headers["x-aigw-model"] == "gpt-4o"
     text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
     assert text == ANSWER
@@ -266,7 +266,7 @@ def test_failover_from_openai_503_to_anthropic(mixed):
     raw = client(mixed).chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
     c = raw.parse()
     assert c.model == CLAUDE and c.choices[0].message.content == ANSWER
-    assert raw.headers["x-aigw-attempts"] == f"gpt-4o=503,gpt-4o=503,{CLAUDE}=ok"
+    assert raw.headers["x-aigw-attempts"] == f"openai/gpt-4o=503,openai/gpt-4o=503,anthropic/{CLAUDE}=ok"
     last = native(mixed)
     assert last["path"] == "/v1/messages" and "messages" in last["json"] and "stream_options" not in last["json"]
 
@@ -281,7 +281,7 @@ def test_streamed_failover_from_openai_to_anthropic(mixed):
 def test_a_parameter_anthropic_cannot_honour_moves_on(claude_first):
     raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES, n=2)
     assert raw.parse().model == "gpt-4o"
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=unsupported,gpt-4o=ok"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=unsupported,openai/gpt-4o=ok"
     assert all(r["path"] != "/v1/messages" for r in claude_first.requests())
 
 

@@ -86,7 +86,7 @@ def test_non_streamed_answer(google):
     assert completion.choices[0].finish_reason == "stop"
     assert completion.model == google.model
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens, completion.usage.total_tokens) == (PROMPT_WORDS, 12, PROMPT_WORDS + 12)
-    assert raw.headers["x-aigw-attempts"].endswith("=ok") and "gpt-4o" not in raw.headers["x-aigw-attempts"]
+    assert raw.headers["x-aigw-attempts"] == f"{google.flavor}/{google.model}=ok"
     [request] = native_requests(google)
     assert request["path"] == PATH[google.flavor] + ":generateContent"
     headers = dict(request["headers"])
@@ -195,9 +195,9 @@ def test_native_errors_fail_over(google, spec, label):
     raw = client(google).chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
     assert raw.parse().model == "gpt-4o"
     attempts = raw.headers["x-aigw-attempts"]
-    assert attempts.endswith("gpt-4o=ok"), attempts
+    assert attempts.endswith(",openai/gpt-4o=ok"), attempts
     expected = label or ("400" if google.flavor == "gemini" else "401")
-    assert f"={expected}" in attempts.split(",")[0], attempts
+    assert attempts.split(",")[0] == f"{google.flavor}/{google.model}={expected}", attempts
 
 
 def test_context_length_is_classified(google):
@@ -242,7 +242,7 @@ def test_wrong_key_is_misconfigured_and_fails_over(tmp_path, flavor):
         raw = client(s).chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
         assert raw.parse().model == "gpt-4o"
         status = "400" if flavor == "gemini" else "401"
-        assert raw.headers["x-aigw-attempts"] == f"{MODEL[flavor]}={status},gpt-4o=ok"
+        assert raw.headers["x-aigw-attempts"] == f"{flavor}/{MODEL[flavor]}={status},openai/gpt-4o=ok"
     finally:
         s.stop()
 
