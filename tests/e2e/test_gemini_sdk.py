@@ -1,6 +1,7 @@
 """The official OpenAI Python SDK against the gateway, with Gemini API and Vertex AI entries
 served by the fake provider's native Google endpoints (strict like the real APIs)."""
 import json
+import urllib.request
 
 import openai
 import pytest
@@ -243,6 +244,12 @@ def test_wrong_key_is_misconfigured_and_fails_over(tmp_path, flavor):
         assert raw.parse().model == "gpt-4o"
         status = "400" if flavor == "gemini" else "401"
         assert raw.headers["x-aigw-attempts"] == f"{flavor}/{MODEL[flavor]}={status},openai/gpt-4o=ok"
+        # Counted as a misconfigured entry (Gemini's 400 included), never as the client's error.
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.admin_port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        counted = [line for line in metrics.splitlines()
+                   if line.startswith("aigw_misconfigured_total{") and f'model="{MODEL[flavor]}"' in line and f'reason="{status}"' in line]
+        assert len(counted) == 1 and counted[0].rsplit(" ", 1)[1] in ("1", "1.0"), metrics
     finally:
         s.stop()
 
