@@ -262,7 +262,7 @@ public final class GatewayHandler: HTTPHandler {
         let origin = UpstreamOrigin(tls: target.tls, host: target.host, port: target.port)
         let translation = TranslationContext(
             model: target.model ?? chat.model ?? target.displayModel, clientWantsUsage: chat.clientWantsStreamUsage, continuation: prefill != nil,
-            created: Int(Self.wallClock()), fallbackID: "chatcmpl-" + requestID)
+            created: adapter.translates ? Int(Self.wallClock()) : 0, fallbackID: adapter.translates ? "chatcmpl-" + requestID : "")
         return .success(AttemptRequest(
             origin: origin, head: HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: upstream.method), uri: upstream.path, headers: h), body: body,
             stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage, adapter: adapter, translation: translation,
