@@ -130,6 +130,8 @@ public struct GeminiChunkTranslator: StreamTranslator {
                 if let role = writer.role() { out.append(role) }
             case .content(let text):
                 out += writer.text(text)
+            case .reasoning(let text):
+                out += writer.reasoning(text)
             case .toolCall(_, let id, let name, let arguments):
                 out += writer.startToolCall(id: id, name: name, arguments: arguments).events
             case .finish(let reason):

@@ -3,7 +3,8 @@ import AIGatewayAPI
 /// A complete Gemini `GenerateContentResponse` rewritten as an OpenAI `chat.completion`.
 ///
 /// - `id`: `responseId`, else the id the caller made; `model`: `modelVersion`, else the request's.
-/// - Each candidate is one choice (`index` kept): text parts joined (thought parts left out),
+/// - Each candidate is one choice (`index` kept): text parts joined, thought parts as
+///   `reasoning_content` (as DeepSeek and the Anthropic translation do),
 ///   `functionCall` parts → `tool_calls` (`id`: the part's own id, else `call_<response id>_<k>`;
 ///   a `thoughtSignature` rides along as `<id>__thought__<signature>` so the next turn can return
 ///   it), arguments = the JSON of `args`.
@@ -35,6 +36,7 @@ public enum GeminiResponse {
             if !parts.toolCalls.isEmpty {
                 message["tool_calls"] = .array(parts.toolCalls.map { $0.openAI })
             }
+            if !parts.reasoning.isEmpty { message["reasoning_content"] = .string(parts.reasoning) }
             let finish = GeminiFinish.openAI(candidate["finishReason"]?.stringValue, sawToolCall: !parts.toolCalls.isEmpty)
             choices.append(.object([
                 "index": .int(candidate["index"]?.intValue ?? k), "message": .object(message), "logprobs": .null,
@@ -78,11 +80,16 @@ struct GeminiToolCall: Hashable {
 /// The text and the tool calls of one candidate's parts.
 struct GeminiParts {
     var text = ""
+    /// The text of thought parts (a thinking model's summaries).
+    var reasoning = ""
     var toolCalls: [GeminiToolCall] = []
 
     init(_ parts: JSONValue?, responseID: String, firstToolIndex: Int) {
         for part in parts?.arrayValue ?? [] {
-            if part["thought"] == .bool(true) { continue }
+            if part["thought"] == .bool(true) {
+                reasoning += part["text"]?.stringValue ?? ""
+                continue
+            }
             if let t = part["text"]?.stringValue {
                 text += t
             } else if let call = part["functionCall"], let name = call["name"]?.stringValue {

@@ -5,7 +5,7 @@ import AIGatewayAPI
 ///
 /// Each SSE event's `data` is a whole `GenerateContentResponse`; events end at a blank line (`\n\n`
 /// or `\r\n\r\n`). Candidate 0 is read (the request translation refuses `n > 1` with a stream).
-/// Text parts become content; a `functionCall` part arrives whole and becomes one tool call (id,
+/// Text parts become content (thought parts, reasoning); a `functionCall` part arrives whole and becomes one tool call (id,
 /// name and complete arguments, numbered from 0); `finishReason` becomes the finish (`STOP` is
 /// `tool_calls` once a call was seen); a blocked prompt (`promptFeedback.blockReason`, no
 /// candidate) finishes with `content_filter`. `usageMetadata` holds running totals: the last one
@@ -17,6 +17,8 @@ public struct GeminiStreamTranslator: Sendable {
         /// The assistant role: the first event of every answer.
         case role
         case content(String)
+        /// Text of thought parts, for `reasoning_content`.
+        case reasoning(String)
         /// A whole tool call; `index` numbers the calls of the answer from 0.
         case toolCall(index: Int, id: String, name: String, arguments: String)
         case finish(reason: String)
@@ -144,6 +146,7 @@ public struct GeminiStreamTranslator: Sendable {
         let candidate = response["candidates"]?.arrayValue?.first { ($0["index"]?.intValue ?? 0) == 0 }
         if let candidate {
             let parts = GeminiParts(candidate["content"]?["parts"], responseID: responseID ?? fallbackID, firstToolIndex: toolCalls)
+            if !parts.reasoning.isEmpty { events.append(.reasoning(parts.reasoning)) }
             if !parts.text.isEmpty { events.append(.content(parts.text)) }
             for call in parts.toolCalls {
                 events.append(.toolCall(index: call.index, id: call.id, name: call.name, arguments: call.arguments))

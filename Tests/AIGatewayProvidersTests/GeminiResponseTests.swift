@@ -31,7 +31,7 @@ private func usage(_ prompt: Int, _ completion: Int, _ total: Int) -> GeminiUsag
 
 @Suite("Gemini responses and streams")
 struct GeminiResponseTests {
-    @Test("a complete answer: text, usage with thoughts and cache, model version, response id")
+    @Test("a complete answer: text, thoughts as reasoning_content, usage with thoughts and cache, model version, response id")
     func complete() throws {
         let body = """
             {"candidates": [{"content": {"role": "model", "parts": [{"text": "thinking", "thought": true}, {"text": "Hello "}, {"text": "there"}]},
@@ -45,7 +45,7 @@ struct GeminiResponseTests {
                 == parsedJSON(
                     """
                     {"id": "r-9", "object": "chat.completion", "created": 1000, "model": "gemini-2.5-flash-001",
-                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there", "refusal": null},
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there", "refusal": null, "reasoning_content": "thinking"},
                                   "logprobs": null, "finish_reason": "stop"}],
                      "usage": {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17,
                                "prompt_tokens_details": {"cached_tokens": 2}, "completion_tokens_details": {"reasoning_tokens": 3}}}
@@ -121,13 +121,13 @@ struct GeminiResponseTests {
     @Test("a text stream split anywhere: role first, content, finish, the last usage after it")
     func textStream() {
         let body =
-            "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hel\"}], \"role\": \"model\"}, \"index\": 0}], \"usageMetadata\": {\"promptTokenCount\": 5, \"totalTokenCount\": 5}, \"modelVersion\": \"gemini-2.5-flash\", \"responseId\": \"resp-1\"}\r\n\r\n"
+            "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Plan.\", \"thought\": true}, {\"text\": \"Hel\"}], \"role\": \"model\"}, \"index\": 0}], \"usageMetadata\": {\"promptTokenCount\": 5, \"totalTokenCount\": 5}, \"modelVersion\": \"gemini-2.5-flash\", \"responseId\": \"resp-1\"}\r\n\r\n"
             + "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"lo \u{e9}\u{1F600}\"}], \"role\": \"model\"}, \"index\": 0}], \"usageMetadata\": {\"promptTokenCount\": 5, \"candidatesTokenCount\": 2, \"totalTokenCount\": 7}}\n\n"
             + ": a comment\r\n\r\n"
             + "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"!\"}], \"role\": \"model\"}, \"finishReason\": \"STOP\", \"index\": 0}], \"usageMetadata\": {\"promptTokenCount\": 5, \"candidatesTokenCount\": 3, \"totalTokenCount\": 8}}\r\n\r\n"
         #expect(
             streamEvents(body) == [
-                .role, .content("Hel"), .content("lo \u{e9}\u{1F600}"), .content("!"), .finish(reason: "stop"), .usage(usage(5, 3, 8)),
+                .role, .reasoning("Plan."), .content("Hel"), .content("lo \u{e9}\u{1F600}"), .content("!"), .finish(reason: "stop"), .usage(usage(5, 3, 8)),
             ])
         var t = GeminiStreamTranslator(fallbackID: "gw")
         _ = t.feed(Array(body.utf8))
