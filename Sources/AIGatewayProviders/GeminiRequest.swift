@@ -392,7 +392,8 @@ public struct GeminiRequest: Sendable {
                     do {
                         let s = try GeminiSchema(schema, what: "response_format.json_schema.schema")
                         for d in s.dropped { dropped.insert("response_format.schema.\(d)") }
-                        g["responseSchema"] = s.schema
+                        // An open object is what JSON mode gives anyway; Gemini rejects one without properties.
+                        if s.schema["type"]?.stringValue != "OBJECT" || s.schema["properties"] != nil { g["responseSchema"] = s.schema }
                     } catch {
                         throw Refusal(error.description, param: "response_format")
                     }

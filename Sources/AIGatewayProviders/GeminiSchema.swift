@@ -14,8 +14,9 @@ import AIGatewayAPI
 /// one from what it holds (`properties` → OBJECT, `items` → ARRAY, otherwise STRING).
 /// Dropped (listed in `dropped`): everything else, e.g. `additionalProperties`, `$schema`, `$id`,
 /// `default`, `examples`, `patternProperties`, `exclusiveMinimum`, `multipleOf`, `not`.
-/// A `$ref` that comes back to a schema being expanded becomes a bare OBJECT (Gemini's subset
-/// cannot express recursion).
+/// Refused (the candidate cannot serve the request): a `$ref` back into a schema being expanded
+/// (recursion) and, below the top level, an object without properties (an open-ended map):
+/// Gemini rejects both.
 public struct GeminiSchema {
     public struct Invalid: Error, Sendable, Hashable, CustomStringConvertible {
         public var description: String
@@ -64,14 +65,16 @@ public struct GeminiSchema {
         guard case .object = schema else {
             throw Invalid(description: "\(what) must be a JSON Schema object, found \(schema.typeName)")
         }
-        let result = try convert(schema, depth: 0, what: what)
+        let result = try convert(schema, depth: 0, root: true, what: what)
         self.schema = result
         self.dropped = droppedSet.sorted()
     }
 
     private mutating func drop(_ key: String) { droppedSet.insert(key) }
 
-    private mutating func convert(_ value: JSONValue, depth: Int, what: String) throws(Invalid) -> JSONValue {
+    /// `root`: the schema itself (through any `$ref` to it), where an object without properties is
+    /// allowed (the caller decides: a function without arguments has no `parameters`).
+    private mutating func convert(_ value: JSONValue, depth: Int, root: Bool = false, what: String) throws(Invalid) -> JSONValue {
         nodes += 1
         guard nodes <= Self.maximumNodes else {
             throw Invalid(description: "\(what) is too large once its $refs are inlined (more than \(Self.maximumNodes) schemas)")
@@ -89,20 +92,18 @@ public struct GeminiSchema {
             guard let pointer = ref.stringValue else { throw Invalid(description: "\(what): $ref must be a string") }
             input["$ref"] = nil
             if expanding.contains(pointer) {
-                // Recursive: Gemini's subset has no references; stop with a bare object.
-                var stub: [String: JSONValue] = ["type": .string("OBJECT")]
-                if let d = input["description"] { stub["description"] = d }
-                return .object(stub)
+                // Gemini's subset has no references, and an object must list its properties.
+                throw Invalid(description: "\(what): the recursive $ref '\(pointer)' cannot be expressed in Gemini's schema")
             }
             let target = try resolve(pointer, what: what)
             expanding.append(pointer)
             defer { expanding.removeLast() }
             // Members next to the $ref (a description, often) win over the target's.
             guard case .object(var merged) = target else {
-                return try convert(target, depth: depth + 1, what: what)
+                return try convert(target, depth: depth + 1, root: root, what: what)
             }
             for (k, v) in input where k != "$defs" && k != "definitions" { merged[k] = v }
-            return try convert(.object(merged), depth: depth + 1, what: what)
+            return try convert(.object(merged), depth: depth + 1, root: root, what: what)
         }
 
         // allOf: fold the members into this schema (properties and required united).
@@ -248,6 +249,10 @@ public struct GeminiSchema {
             }
         }
         if nullable { out["nullable"] = .bool(true) }
+        // Gemini rejects an OBJECT without properties ("should be non-empty for OBJECT type").
+        if !root && typeName == "OBJECT" && out["properties"] == nil {
+            throw Invalid(description: "\(what): Gemini cannot declare an object without properties (an open-ended object such as a map)")
+        }
 
         for (k, v) in input {
             if Self.copied.contains(k) {

@@ -321,9 +321,6 @@ enum FakeGoogleWire {
                 }
                 if let params = decl["parameters"] {
                     if let e = validateSchema(params, at: "\(at).parameters") { return e }
-                    if params["type"]?.stringValue?.uppercased() == "OBJECT", (params["properties"]?.objectValue ?? [:]).isEmpty {
-                        return .invalid("* GenerateContentRequest.\(at).parameters.properties: should be non-empty for OBJECT type")
-                    }
                 }
             }
         }
@@ -349,6 +346,9 @@ enum FakeGoogleWire {
             guard let t = type.stringValue, schemaTypes.contains(t.uppercased()) else {
                 return .invalid("Invalid value at '\(path).type' (type.googleapis.com/google.ai.generativelanguage.v1beta.Type), \(type.canonicalJSON())")
             }
+        }
+        if s["type"]?.stringValue?.uppercased() == "OBJECT", (s["properties"]?.objectValue ?? [:]).isEmpty {
+            return .invalid("* GenerateContentRequest.\(path).properties: should be non-empty for OBJECT type")
         }
         if let e = s["enum"], !(e.arrayValue?.allSatisfy { $0.stringValue != nil } ?? false) {
             return .invalid("Invalid value at '\(path).enum': enum values must be strings")

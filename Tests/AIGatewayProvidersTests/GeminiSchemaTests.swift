@@ -90,20 +90,25 @@ struct GeminiSchemaTests {
                     """))
     }
 
-    @Test("a recursive $ref stops at a bare object")
-    func recursion() throws {
-        let s = try normalise(
-            """
-            {"$defs": {"Node": {"type": "object", "properties": {"name": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}},
-             "$ref": "#/$defs/Node"}
-            """)
+    @Test("a recursive $ref and a nested object without properties are refused (Gemini rejects both); a top-level one is allowed")
+    func unexpressible() throws {
         #expect(
-            s.schema
-                == parsedJSON(
-                    """
-                    {"type": "OBJECT", "properties": {"name": {"type": "STRING"},
-                      "children": {"type": "ARRAY", "items": {"type": "OBJECT"}}}}
-                    """))
+            throws: GeminiSchema.Invalid(
+                description: "schema property 'children': the recursive $ref '#/$defs/Node' cannot be expressed in Gemini's schema")
+        ) {
+            try normalise(
+                """
+                {"$defs": {"Node": {"type": "object", "properties": {"name": {"type": "string"}, "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}}}},
+                 "$ref": "#/$defs/Node"}
+                """)
+        }
+        #expect(
+            throws: GeminiSchema.Invalid(
+                description: "schema property 'params': Gemini cannot declare an object without properties (an open-ended object such as a map)")
+        ) {
+            try normalise(#"{"type": "object", "properties": {"params": {"type": "object", "additionalProperties": {"type": "string"}}}}"#)
+        }
+        #expect(try normalise(#"{"type": "object", "additionalProperties": false}"#).schema == parsedJSON(#"{"type": "OBJECT"}"#))
     }
 
     @Test("a $ref to nothing, a remote $ref and an exponential $ref graph are refused with a clear error")
@@ -129,13 +134,13 @@ struct GeminiSchemaTests {
 
     @Test("a schema with no type gets one from its members")
     func inferredType() throws {
-        let s = try normalise(#"{"properties": {"list": {"items": {}}, "free": {"additionalProperties": true}, "any": {}}}"#)
+        let s = try normalise(#"{"properties": {"list": {"items": {}}, "any": {}}}"#)
         #expect(
             s.schema
                 == parsedJSON(
                     """
                     {"type": "OBJECT", "properties": {"list": {"type": "ARRAY", "items": {"type": "STRING"}},
-                      "free": {"type": "OBJECT"}, "any": {"type": "STRING"}}}
+                      "any": {"type": "STRING"}}}
                     """))
     }
 }

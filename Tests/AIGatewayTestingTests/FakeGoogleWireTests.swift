@@ -71,6 +71,10 @@ struct FakeGoogleWireTests {
             rejection(#"{"contents": [{"parts": [{"text": "x"}]}], "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT"}}]}]}"#)?
                 .contains("should be non-empty for OBJECT type") == true)
         #expect(rejection(#"{"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"max_tokens": 5}}"#)?.contains("Unknown name \"max_tokens\"") == true)
+        #expect(
+            rejection(
+                #"{"contents": [{"parts": [{"text": "x"}]}], "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT", "properties": {"p": {"type": "OBJECT"}}}}]}]}"#
+            ) == "* GenerateContentRequest.tools[0].function_declarations[0].parameters.properties[p].value.properties: should be non-empty for OBJECT type")
     }
 
     @Test("the gateway's translation of a tool conversation is accepted, and a schema with $refs too")

@@ -269,3 +269,14 @@ def test_malformed_event_is_skipped(google):
     chunks = list(client(google).chat.completions.create(model="m", messages=MESSAGES, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
     assert {c.model for c in chunks} == {google.model}
+
+
+def test_open_object_parameter_makes_the_candidate_unsupported(google):
+    # Gemini rejects an object without properties below the top level: the next candidate answers.
+    tools = [{"type": "function", "function": {"name": "run", "parameters": {"type": "object", "properties": {
+        "params": {"type": "object", "additionalProperties": True}}}}}]
+    raw = client(google).chat.completions.with_raw_response.create(model="m", messages=MESSAGES, tools=tools)
+    assert raw.parse().model == "gpt-4o"
+    attempts = raw.headers["x-aigw-attempts"]
+    assert attempts.startswith(f"{google.flavor}/{google.model}=unsupported") and attempts.endswith(",openai/gpt-4o=ok"), attempts
+    assert native_requests(google) == []
