@@ -260,9 +260,10 @@ public final class GatewayHandler: HTTPHandler {
         }
         h.add(name: "content-length", value: String(body.readableBytes))
         let origin = UpstreamOrigin(tls: target.tls, host: target.host, port: target.port)
-        let translation = TranslationContext(
+        var translation = TranslationContext(
             model: target.model ?? chat.model ?? target.displayModel, clientWantsUsage: chat.clientWantsStreamUsage, continuation: prefill != nil,
             created: adapter.translates ? Int(Self.wallClock()) : 0, fallbackID: adapter.translates ? "chatcmpl-" + requestID : "")
+        translation.hints = upstream.hints
         return .success(AttemptRequest(
             origin: origin, head: HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: upstream.method), uri: upstream.path, headers: h), body: body,
             stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage, adapter: adapter, translation: translation,
