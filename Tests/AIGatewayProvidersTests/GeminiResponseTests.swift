@@ -81,6 +81,20 @@ struct GeminiResponseTests {
         #expect(next.body["contents"]?.arrayValue?.first?["parts"]?.arrayValue?.first?["thoughtSignature"] == .string("c2ln"))
     }
 
+    @Test("n > 1: each candidate is a choice with its own index and finish reason")
+    func candidates() throws {
+        let body = """
+            {"candidates": [{"content": {"parts": [{"text": "One"}]}, "finishReason": "STOP", "index": 0},
+                            {"content": {"parts": [{"text": "Two"}]}, "finishReason": "MAX_TOKENS", "index": 1}]}
+            """
+        let out = try GeminiResponse.chatCompletion(Array(body.utf8), fallbackID: "gw", model: "m", created: 1)
+        let choices = out["choices"]?.arrayValue ?? []
+        #expect(choices.map { $0["index"] } == [.int(0), .int(1)])
+        #expect(choices.map { $0["message"]?["content"] } == [.string("One"), .string("Two")])
+        #expect(choices.map { $0["finish_reason"] } == [.string("stop"), .string("length")])
+        #expect(out["usage"] == nil)
+    }
+
     @Test(
         "finish reasons",
         arguments: [
