@@ -188,7 +188,7 @@ let package = Package(
         .testTarget(
             name: "AIGatewayTestingTests",
             dependencies: [
-                "AIGatewayTesting",
+                "AIGatewayTesting", "AIGatewayProviders", "AIGatewayAPI",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict

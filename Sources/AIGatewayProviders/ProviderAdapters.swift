@@ -8,12 +8,12 @@ public enum ProviderAdapters {
         case .openai: OpenAIAdapter(.openai)
         case .azureopenai: OpenAIAdapter(.azureopenai)
         case .anthropic: AnthropicAdapter()
-        case .gemini: nil
-        case .vertexai: nil
+        case .gemini: GeminiAdapter(.gemini)
+        case .vertexai: GeminiAdapter(.vertexai)
         case .bedrock: nil
         }
     }
 
     /// The keys of the served providers.
-    public static let servedKeys: Set<String> = ["openai", "azureopenai", "anthropic"]
+    public static let servedKeys: Set<String> = ["openai", "azureopenai", "anthropic", "gemini", "vertexai"]
 }

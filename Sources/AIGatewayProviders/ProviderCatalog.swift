@@ -172,13 +172,14 @@ public enum ProviderCatalog {
             prefix = ""
             staticHeaders.append(.init(name: "anthropic-version", value: p.apiVersion ?? "2023-06-01"))
         case .gemini(let p):
-            host = "generativelanguage.googleapis.com"
-            path = "/\(p.apiVersion)/models/\(p.model):generateContent"
+            // The streamed variant is chosen per request by the adapter (GeminiAdapter.path).
+            host = GeminiEndpoint.geminiHost
+            path = GeminiEndpoint.geminiPath(apiVersion: p.apiVersion, model: p.model, stream: false)
             header = "x-goog-api-key"
             prefix = ""
         case .vertexai(let p):
-            host = "\(p.location)-aiplatform.googleapis.com"
-            path = "/\(p.apiVersion)/projects/\(p.projectId)/locations/\(p.location)/publishers/google/models/\(p.model):generateContent"
+            host = GeminiEndpoint.vertexHost(location: p.location)
+            path = GeminiEndpoint.vertexPath(p, stream: false)
         case .bedrock(let p):
             host = "bedrock-runtime.\(p.region).amazonaws.com"
             // An ARN's `/` stays inside its segment (the decoder allows it only there).

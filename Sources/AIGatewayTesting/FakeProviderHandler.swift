@@ -151,6 +151,7 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     static let nativeAPIs: [any FakeNativeAPI] = [
         OpenAIFakeAPI(),
         AnthropicFakeAPI(),
+        FakeGoogleWire.API(),
     ]
 
     private func handle(head: HTTPRequestHead, body: ByteBuffer?, context: ChannelHandlerContext) {

@@ -88,17 +88,6 @@ struct ProviderCatalogTests {
         let pinned = ProviderCatalog.target(for: try llmEntry("anthropic: {apiVersion: \"2024-01-01\", \(token)}"))
         #expect(pinned.staticHeaders == [.init(name: "anthropic-version", value: "2024-01-01")])
 
-        let gemini = ProviderCatalog.target(for: try llmEntry("gemini: {model: gemini-1.5-pro, apiVersion: v1beta, \(token)}"))
-        #expect(
-            summary(gemini)
-                == "gemini served=false https://generativelanguage.googleapis.com:443/v1beta/models/gemini-1.5-pro:generateContent x-goog-api-key: '' model=gemini-1.5-pro show=gemini-1.5-pro"
-        )
-        let vertex = ProviderCatalog.target(
-            for: try llmEntry("vertexai: {model: gemini-pro, apiVersion: v1, projectId: p1, location: europe-west4, \(token)}"))
-        #expect(
-            summary(vertex)
-                == "vertexai served=false https://europe-west4-aiplatform.googleapis.com:443/v1/projects/p1/locations/europe-west4/publishers/google/models/gemini-pro:generateContent Authorization: 'Bearer ' model=gemini-pro show=gemini-pro"
-        )
         let bedrock = ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: m1, region: eu-west-1}"))
         #expect(bedrock.host == "bedrock-runtime.eu-west-1.amazonaws.com")
         #expect(bedrock.tls && bedrock.port == 443)
@@ -106,7 +95,27 @@ struct ProviderCatalogTests {
         #expect(ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: m1}")).host == "bedrock-runtime.us-east-1.amazonaws.com")
         let arn = ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: \"arn:aws:bedrock:us-east-1:1:inference-profile/us.m-v1:0\"}"))
         #expect(arn.path == "/model/arn:aws:bedrock:us-east-1:1:inference-profile%2Fus.m-v1:0/converse", "an ARN's / stays in its segment")
-        #expect(ProviderCatalog.served == ["openai", "azureopenai", "anthropic"])
+        #expect(["openai", "azureopenai", "anthropic", "gemini", "vertexai"].allSatisfy(ProviderCatalog.served.contains))
+    }
+
+    @Test("Gemini API and Vertex AI targets")
+    func googleTargets() throws {
+        let gemini = ProviderCatalog.target(for: try llmEntry("gemini: {model: gemini-1.5-pro, apiVersion: v1beta, \(token)}"))
+        #expect(
+            summary(gemini)
+                == "gemini served=true https://generativelanguage.googleapis.com:443/v1beta/models/gemini-1.5-pro:generateContent x-goog-api-key: '' model=gemini-1.5-pro show=gemini-1.5-pro"
+        )
+        let vertex = ProviderCatalog.target(
+            for: try llmEntry("vertexai: {model: gemini-pro, apiVersion: v1, projectId: p1, location: europe-west4, \(token)}"))
+        #expect(
+            summary(vertex)
+                == "vertexai served=true https://europe-west4-aiplatform.googleapis.com:443/v1/projects/p1/locations/europe-west4/publishers/google/models/gemini-pro:generateContent Authorization: 'Bearer ' model=gemini-pro show=gemini-pro"
+        )
+        let global = ProviderCatalog.target(
+            for: try llmEntry("vertexai: {model: gemini-2.5-flash, apiVersion: v1beta1, projectId: p1, location: global, publisher: GOOGLE, modelPath: countTokens, \(token)}"))
+        #expect(global.baseURL + global.path == "https://aiplatform.googleapis.com:443/v1beta1/projects/p1/locations/global/publishers/google/models/gemini-2.5-flash:countTokens")
+        let us = ProviderCatalog.target(for: try llmEntry("vertexai: {model: m, apiVersion: v1, projectId: p1, location: us, \(token)}"))
+        #expect(us.host == "aiplatform.us.rep.googleapis.com")
     }
 
     // MARK: overrides
