@@ -9,6 +9,10 @@
 #      same machine: a shared VM's speed drifts by tens of percent over minutes;
 #   3. the gateway's peak RSS during its wrk runs;
 #   4. gateway rps / nginx rps per round, and their median, PASS if the median is >= 0.5;
+#   4b. translation cost: the same answers through an Anthropic and a Bedrock entry (the gateway
+#      translates request, answer and stream both ways, and signs Bedrock's with SigV4), non-streamed
+#      and streamed (bench/chat-stream.lua), in the same rounds: gateway CPU per request and per
+#      relayed SSE event on each route, and each route's ratio to the OpenAI route (required <= 1.3);
 #   5. 1,000 concurrent streams through the gateway (fake provider restarted with a token interval):
 #      gateway VmRSS once all have their first SSE bytes, PASS if < 100 MB.
 #
@@ -261,6 +265,31 @@ spec:
           authToken:
             kind: Inline
             inline: sk-bench
+---
+# And through Bedrock's Converse API (SigV4-signed, event-stream framed when streamed).
+apiVersion: gateway.kgateway.dev/v1alpha1
+kind: Backend
+metadata:
+  name: bench-bedrock
+  namespace: default
+spec:
+  type: AI
+  ai:
+    llm:
+      provider:
+        bedrock:
+          model: anthropic.claude-3-5-haiku-20241022-v1:0
+          region: us-east-1
+          auth: {type: Secret, secretRef: {name: bench-aws}}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: bench-aws
+  namespace: default
+stringData:
+  accessKey: AKIDFAKEGATEWAY
+  secretKey: sk-bench
 EOF
 cat >"$MANIFESTS/httproute.yaml" <<'EOF'
 apiVersion: gateway.networking.k8s.io/v1
@@ -286,6 +315,14 @@ spec:
     - name: bench-anthropic
       group: gateway.kgateway.dev
       kind: Backend
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /bedrock
+    backendRefs:
+    - name: bench-bedrock
+      group: gateway.kgateway.dev
+      kind: Backend
 EOF
 "$GATEWAY" validate --strict "$MANIFESTS" >"$TMP/validate.log" 2>&1 \
     || { cat "$TMP/validate.log"; die "ai-gateway validate rejected the benchmark manifests"; }
@@ -295,7 +332,8 @@ GW_ADMIN_PORT="$(free_port)"
 while [ "$GW_ADMIN_PORT" = "$GW_PORT" ]; do GW_ADMIN_PORT="$(free_port)"; done
 start_gateway() { # start_gateway FAKEPORT: sets GW_PID, waits for /readyz
     "$GATEWAY" run --manifests "$MANIFESTS" --host 127.0.0.1 --port "$GW_PORT" --admin-port "$GW_ADMIN_PORT" \
-        --provider-endpoint "openai=http://127.0.0.1:$1" --provider-endpoint "anthropic=http://127.0.0.1:$1" --log-level warning --log-format text \
+        --provider-endpoint "openai=http://127.0.0.1:$1" --provider-endpoint "anthropic=http://127.0.0.1:$1" \
+        --provider-endpoint "bedrock=http://127.0.0.1:$1" --log-level warning --log-format text \
         --drain-timeout 3s >>"$TMP/gateway.log" 2>&1 &
     GW_PID=$!
     PIDS+=("$GW_PID")
@@ -316,10 +354,24 @@ URL_DIRECT="http://127.0.0.1:$FAKE_PORT/v1/chat/completions"
 URL_NGINX="http://127.0.0.1:$NGINX_PORT/v1/chat/completions"
 URL_GATEWAY="http://127.0.0.1:$GW_PORT/v1/chat/completions"
 URL_ANTHROPIC="http://127.0.0.1:$GW_PORT/anthropic/v1/chat/completions"
+URL_BEDROCK="http://127.0.0.1:$GW_PORT/bedrock/v1/chat/completions"
 post_ok "$URL_DIRECT" || die "the fake provider does not answer a chat request"
 post_ok "$URL_NGINX" || { log_tail "$NGX/error.log" "nginx error log"; die "nginx does not proxy a chat request"; }
 post_ok "$URL_GATEWAY" || { log_tail "$TMP/gateway.log" "gateway log"; die "the gateway does not proxy a chat request"; }
 post_ok "$URL_ANTHROPIC" || { log_tail "$TMP/gateway.log" "gateway log"; die "the gateway does not serve a chat request through Anthropic"; }
+post_ok "$URL_BEDROCK" || { log_tail "$TMP/gateway.log" "gateway log"; die "the gateway does not serve a chat request through Bedrock"; }
+# SSE events the client gets per streamed answer on each route (role, tokens, finish, usage, [DONE]).
+stream_events() { # stream_events URL
+    curl -s --max-time 10 -H content-type:application/json -d "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$BENCH_DIR/chat-stream.lua")" "$1" \
+        | grep -c '^data: '
+}
+declare -A EVENTS
+for route in gateway anthropic bedrock; do
+    case "$route" in gateway) u="$URL_GATEWAY" ;; anthropic) u="$URL_ANTHROPIC" ;; bedrock) u="$URL_BEDROCK" ;; esac
+    EVENTS[$route]="$(stream_events "$u" || true)"
+    [ "${EVENTS[$route]:-0}" -gt 2 ] || { log_tail "$TMP/gateway.log" "gateway log"; die "no streamed answer through the $route route"; }
+done
+say "  SSE events per streamed answer: OpenAI route ${EVENTS[gateway]}, Anthropic route ${EVENTS[anthropic]}, Bedrock route ${EVENTS[bedrock]}"
 
 # --- 2./3. wrk ---------------------------------------------------------------------------------
 WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency --timeout 5s -s "$BENCH_DIR/chat.lua")
@@ -338,14 +390,15 @@ declare -A RES
 run_wrk() { # run_wrk NAME URL PID...: the PIDs are the proxy under test (for its CPU time)
     local name="$1" url="$2" out="$TMP/wrk-$1.txt" line cpu0 cpu1
     shift 2
-    timeout $((WARMUP + 15)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 5s -s "$BENCH_DIR/chat.lua" "$url" \
+    local lua="${LUA:-$BENCH_DIR/chat.lua}"
+    timeout $((WARMUP + 15)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${WARMUP}s" --timeout 5s -s "$lua" "$url" \
         >"$TMP/wrk-$name-warmup.txt" 2>&1 || { cat "$TMP/wrk-$name-warmup.txt"; die "wrk warm-up against $name failed"; }
     if [[ "$name" == gateway* ]]; then
         rss_sampler "$GW_PID" "$TMP/$name-rss-max" &
         SAMPLER=$!
     fi
     cpu0="$(cpu_ticks "$@")"
-    timeout $((DURATION + 30)) wrk "${WRK_ARGS[@]}" "$url" >"$out" 2>&1 || { cat "$out"; die "wrk against $name failed"; }
+    timeout $((DURATION + 30)) wrk "${WRK_ARGS[@]/#$BENCH_DIR\/chat.lua/$lua}" "$url" >"$out" 2>&1 || { cat "$out"; die "wrk against $name failed"; }
     cpu1="$(cpu_ticks "$@")"
     if [ -n "$SAMPLER" ]; then
         stop_pid "$SAMPLER" 1
@@ -366,6 +419,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
     kill -0 "$GW_PID" 2>/dev/null || break
     run_wrk "anthropic$r" "$URL_ANTHROPIC" "$GW_PID"
     kill -0 "$GW_PID" 2>/dev/null || break
+    run_wrk "bedrock$r" "$URL_BEDROCK" "$GW_PID"
+    kill -0 "$GW_PID" 2>/dev/null || break
+    LUA="$BENCH_DIR/chat-stream.lua" run_wrk "sgateway$r" "$URL_GATEWAY" "$GW_PID"
+    LUA="$BENCH_DIR/chat-stream.lua" run_wrk "santhropic$r" "$URL_ANTHROPIC" "$GW_PID"
+    LUA="$BENCH_DIR/chat-stream.lua" run_wrk "sbedrock$r" "$URL_BEDROCK" "$GW_PID"
+    kill -0 "$GW_PID" 2>/dev/null || break
 done
 GW_ALIVE_AFTER_LOAD=1
 kill -0 "$GW_PID" 2>/dev/null || GW_ALIVE_AFTER_LOAD=0
@@ -376,21 +435,23 @@ printf '\n%-12s %12s %10s %10s %11s %9s %14s  %s\n' target "requests/s" "p50 ms"
 ERRORS=0
 GW_ERRORS=0
 NAMES=(direct)
-for ((r = 1; r <= ROUNDS; r++)); do NAMES+=("nginx$r" "gateway$r" "anthropic$r"); done
+for ((r = 1; r <= ROUNDS; r++)); do NAMES+=("nginx$r" "gateway$r" "anthropic$r" "bedrock$r" "sgateway$r" "santhropic$r" "sbedrock$r"); done
 for name in "${NAMES[@]}"; do
     [ -n "${RES[$name.RPS]:-}" ] || continue
     label="$name"; [[ "$name" == gateway* ]] && label="ai-gateway${name#gateway}"; [[ "$name" == anthropic* ]] && label="via-claude${name#anthropic}"
+    [[ "$name" == bedrock* ]] && label="via-bedrock${name#bedrock}"; [[ "$name" == s* ]] && label="stream-${name#s}"
     sock="${RES[$name.SOCK_CONNECT]}/${RES[$name.SOCK_READ]}/${RES[$name.SOCK_WRITE]}/${RES[$name.SOCK_TIMEOUT]}"
     printf '%-12s %12s %10s %10s %11s %9s %14s  %s\n' "$label" "${RES[$name.RPS]}" "${RES[$name.P50_MS]}" "${RES[$name.P99_MS]}" \
         "${RES[$name.REQUESTS]}" "${RES[$name.NON2XX]}" "${RES[$name.CPU_US]}" "$sock"
     if [ "${RES[$name.NON2XX]}" != 0 ] || [ "$sock" != 0/0/0/0 ]; then
         ERRORS=1
-        [[ "$name" == gateway* || "$name" == anthropic* ]] && GW_ERRORS=1
+        [[ "$name" != direct && "$name" != nginx* ]] && GW_ERRORS=1
         say "  !! $label: ${RES[$name.NON2XX]} non-2xx responses, socket errors $sock"
     fi
 done
 say "  direct = wrk straight to the fake provider, for reference; nginxN, ai-gatewayN and via-claudeN ran one after the other"
-say "  (via-claudeN: the same route through an Anthropic entry, translated both ways by the gateway)."
+say "  (via-claudeN, via-bedrockN: the same route through an Anthropic / a Bedrock entry, translated both ways by the gateway;"
+say "   stream-*N: the same three routes streamed, with include_usage)."
 say "  (*) CPU time of the process under test (direct: fake provider; nginx: master+workers; ai-gateway)"
 say "      per request during the measured run; less sensitive than requests/s to other load on the machine."
 
@@ -404,6 +465,36 @@ else
     FAILED_TO_RUN=1
 fi
 
+# translation_lines: per route (Anthropic, Bedrock) and mode (request, stream), the gateway's CPU per
+# request (per relayed SSE event when streamed) and the median over rounds of its ratio to the
+# OpenAI route's in the same round.
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "0.00"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+translation_lines() {
+    local mode route base name label per ratios r g a ratio verdict cpus
+    for mode in request stream; do
+        for route in anthropic bedrock; do
+            base=gateway; name="$route"; per="request"
+            [ "$mode" = stream ] && { base=sgateway; name="s$route"; per="SSE event"; }
+            ratios=(); cpus=()
+            for ((r = 1; r <= ROUNDS; r++)); do
+                g="${RES[$base$r.CPU_US]:-}"; a="${RES[$name$r.CPU_US]:-}"
+                [[ "$g" =~ ^[0-9.]+$ && "$a" =~ ^[0-9.]+$ ]] || continue
+                if [ "$mode" = stream ]; then
+                    g="$(awk -v c="$g" -v e="${EVENTS[gateway]}" 'BEGIN { printf "%.2f", c / e }')"
+                    a="$(awk -v c="$a" -v e="${EVENTS[$route]}" 'BEGIN { printf "%.2f", c / e }')"
+                fi
+                cpus+=("$a/$g")
+                ratios+=("$(awk -v g="$g" -v a="$a" 'BEGIN { printf "%.2f", (g > 0 ? a / g : 0) }')")
+            done
+            ratio="$(printf '%s\n' "${ratios[@]:-0}" | median)"
+            verdict="$(awk -v r="$ratio" 'BEGIN { print (r > 0 && r <= 1.3 ? "PASS" : "FAIL") }')"
+            label="Anthropic"; [ "$route" = bedrock ] && label="Bedrock"
+            say "$(printf 'gateway CPU per %s, %s route / OpenAI route = %s (rounds: %s; us %s/OpenAI: %s)   (required <= 1.30)   %s' \
+                "$per" "$label" "$ratio" "${ratios[*]:-none}" "$label" "${cpus[*]:-none}" "$verdict")"
+        done
+    done
+}
+
 RATIOS=()
 for ((r = 1; r <= ROUNDS; r++)); do
     [ -n "${RES[gateway$r.RPS]:-}" ] && [ -n "${RES[nginx$r.RPS]:-}" ] || continue
@@ -415,16 +506,7 @@ if [ "$GW_ERRORS" = 1 ]; then VERDICT="FAIL (the gateway runs had errors)"; fi
 THROUGHPUT_LINE="$(printf 'gateway rps / nginx rps = %s (median of rounds: %s)   (required >= %s)   %s' \
     "$RATIO" "${RATIOS[*]:-none}" "$RATIO_REQUIRED" "$VERDICT")"
 say "$THROUGHPUT_LINE"
-CPU_RATIOS=()
-for ((r = 1; r <= ROUNDS; r++)); do
-    g="${RES[gateway$r.CPU_US]:-}"; a="${RES[anthropic$r.CPU_US]:-}"
-    [[ "$g" =~ ^[0-9.]+$ && "$a" =~ ^[0-9.]+$ ]] || continue
-    CPU_RATIOS+=("$(awk -v g="$g" -v a="$a" 'BEGIN { printf "%.2f", (g > 0 ? a / g : 0) }')")
-done
-CPU_RATIO="$(printf '%s\n' "${CPU_RATIOS[@]:-0}" | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "0.00"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
-CPU_VERDICT="$(awk -v r="$CPU_RATIO" 'BEGIN { print (r > 0 && r <= 1.3 ? "PASS" : "FAIL") }')"
-say "$(printf 'gateway CPU per request, Anthropic route / OpenAI route = %s (median of rounds: %s)   (required <= 1.30)   %s' \
-    "$CPU_RATIO" "${CPU_RATIOS[*]:-none}" "$CPU_VERDICT")"
+translation_lines
 
 if [ "$GW_ALIVE_AFTER_LOAD" = 0 ]; then
     die "the gateway crashed under load; skipping the stream test"
@@ -491,16 +573,7 @@ fi
 # --- summary -----------------------------------------------------------------------------------
 step "summary"
 say "$THROUGHPUT_LINE"
-CPU_RATIOS=()
-for ((r = 1; r <= ROUNDS; r++)); do
-    g="${RES[gateway$r.CPU_US]:-}"; a="${RES[anthropic$r.CPU_US]:-}"
-    [[ "$g" =~ ^[0-9.]+$ && "$a" =~ ^[0-9.]+$ ]] || continue
-    CPU_RATIOS+=("$(awk -v g="$g" -v a="$a" 'BEGIN { printf "%.2f", (g > 0 ? a / g : 0) }')")
-done
-CPU_RATIO="$(printf '%s\n' "${CPU_RATIOS[@]:-0}" | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "0.00"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
-CPU_VERDICT="$(awk -v r="$CPU_RATIO" 'BEGIN { print (r > 0 && r <= 1.3 ? "PASS" : "FAIL") }')"
-say "$(printf 'gateway CPU per request, Anthropic route / OpenAI route = %s (median of rounds: %s)   (required <= 1.30)   %s' \
-    "$CPU_RATIO" "${CPU_RATIOS[*]:-none}" "$CPU_VERDICT")"
+translation_lines
 say "gateway peak RSS under wrk load: $(mib "$GW_HWM_KB") MiB (VmHWM)"
 say "$STREAM_LINE"
 warnings="$(grep -ciE 'warning|error|critical' "$TMP/gateway.log" 2>/dev/null || true)"
