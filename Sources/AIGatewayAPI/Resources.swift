@@ -196,6 +196,11 @@ public struct BedrockProvider: Sendable, Hashable {
     public struct Guardrail: Sendable, Hashable {
         public var identifier: String
         public var version: String
+
+        public init(identifier: String, version: String) {
+            self.identifier = identifier
+            self.version = version
+        }
     }
 }
 

@@ -2,22 +2,19 @@ import AIGatewayAPI
 import Crypto
 
 /// AWS credentials for signing: an access key, its secret, and the session token of temporary ones.
+/// (The same value as the adapter seam's; one of the two goes when the branches meet.)
 public struct AWSCredentials: Sendable, Hashable, CustomStringConvertible {
-    public var accessKeyId: String
+    public var accessKeyID: String
     public var secretAccessKey: SecretString
     public var sessionToken: SecretString?
-    /// When temporary credentials stop working (seconds since 1970), if they do.
-    public var expiration: Double?
 
-    public init(accessKeyId: String, secretAccessKey: SecretString, sessionToken: SecretString? = nil, expiration: Double? = nil) {
-        self.accessKeyId = accessKeyId
+    public init(accessKeyID: String, secretAccessKey: SecretString, sessionToken: SecretString? = nil) {
+        self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
         self.sessionToken = sessionToken
-        self.expiration = expiration
     }
 
-    /// The access key id is not a secret (AWS prints it in error messages); the rest never shows.
-    public var description: String { "AWSCredentials(\(accessKeyId), secret: <redacted>\(sessionToken == nil ? "" : ", session token: <redacted>"))" }
+    public var description: String { "AWSCredentials(<redacted>)" }
 }
 
 /// AWS Signature Version 4 (`AWS4-HMAC-SHA256`), pure: the same request, credentials and time give
@@ -96,7 +93,7 @@ public struct SigV4: Sendable, Hashable {
         }
         headers.append(.init(
             name: "authorization",
-            value: "\(Self.algorithm) Credential=\(credentials.accessKeyId)/\(scope), SignedHeaders=\(signed), Signature=\(signature)"))
+            value: "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signed), Signature=\(signature)"))
         return Signature(headers: headers, canonicalRequest: canonical, stringToSign: stringToSign, signedHeaders: signed, signature: signature)
     }
 
@@ -293,7 +290,7 @@ public struct SigV4: Sendable, Hashable {
         let signer = SigV4(region: scopeParts[2], service: scopeParts[3])
         let request = Request(method: method, path: path, query: query, headers: signedHeaders, body: body)
         let expected = signer.sign(
-            request, credentials: AWSCredentials(accessKeyId: scopeParts[0], secretAccessKey: SecretString(secret)), amzDate: amzDate)
+            request, credentials: AWSCredentials(accessKeyID: scopeParts[0], secretAccessKey: SecretString(secret)), amzDate: amzDate)
         guard expected.signature == given else {
             return "The request signature we calculated does not match the signature you provided. The Canonical String for this request should have been\n'\(expected.canonicalRequest)'"
         }

@@ -7,7 +7,7 @@ import Testing
 /// AWS's, not computed here.
 @Suite("SigV4")
 struct SigV4Tests {
-    static let credentials = AWSCredentials(accessKeyId: "AKIDEXAMPLE", secretAccessKey: SecretString("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"))
+    static let credentials = AWSCredentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: SecretString("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"))
     static let signer = SigV4(region: "us-east-1", service: "service")
     /// 2015-08-30T12:36:00Z.
     static let time = 1_440_938_160.0
