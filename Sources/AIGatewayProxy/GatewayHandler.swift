@@ -222,6 +222,8 @@ public final class GatewayHandler: HTTPHandler {
             var token = Substring(header)
             if token.lowercased().hasPrefix("bearer ") { token = token.dropFirst(7) }
             h.replaceOrAdd(name: target.authHeaderName, value: target.authPrefix + token)
+        case .aws, .awsDefaultChain:
+            return .failure(BuildError("AWS-signed providers are not served on this path"))
         }
         for s in target.staticHeaders { h.replaceOrAdd(name: s.name, value: s.value) }
         h.replaceOrAdd(name: GatewayHeaders.requestID, value: requestID)

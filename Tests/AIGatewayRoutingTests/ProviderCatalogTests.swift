@@ -98,11 +98,11 @@ struct ProviderCatalogTests {
             summary(vertex)
                 == "vertexai served=false https://europe-west4-aiplatform.googleapis.com:443/v1/projects/p1/locations/europe-west4/publishers/google/models/gemini-pro:generateContent Authorization: 'Bearer ' model=gemini-pro show=gemini-pro"
         )
-        let bedrock = ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: m1, region: eu-west-1}"))
+        let bedrock = ProviderCatalog.target(for: try llmEntry("bedrock: {model: m1, region: eu-west-1}"))
         #expect(bedrock.host == "bedrock-runtime.eu-west-1.amazonaws.com")
         #expect(bedrock.tls && bedrock.port == 443)
         #expect(!bedrock.served)
-        #expect(ProviderCatalog.target(for: try llmEntry("bedrock: {auth: {type: Secret}, model: m1}")).host == "bedrock-runtime.us-east-1.amazonaws.com")
+        #expect(ProviderCatalog.target(for: try llmEntry("bedrock: {model: m1}")).host == "bedrock-runtime.us-east-1.amazonaws.com")
         #expect(ProviderCatalog.served == ["openai", "azureopenai"])
     }
 
