@@ -157,7 +157,7 @@ public struct FailoverMachine: Sendable {
             }
             slots[c].state = .finished
             return nextCandidate(now: now, health: health)
-        case .firstByteTimeout, .firstTokenTimeout, .attemptTimeout, .misconfigured, .unusable, .ejected:
+        case .firstByteTimeout, .firstTokenTimeout, .attemptTimeout, .misconfigured, .unusable, .incompatible, .ejected:
             // Silent, stalled or misconfigured: retrying the same entry would only wait again.
             slots[c].state = .finished
             return nextCandidate(now: now, health: health)
@@ -270,12 +270,25 @@ public struct FailoverMachine: Sendable {
     public func summary(now: Instant) -> FailoverFailure {
         let tried = records.filter {
             switch $0.outcome {
-            case .unusable, .ejected: false
+            case .unusable, .incompatible, .ejected: false
             default: true
             }
         }
         let trail = records.map { "\(candidates[$0.index].model): \($0.outcome.label)" }.joined(separator: ", ")
         let detail = trail.isEmpty ? "no model could be tried" : "attempts: \(trail)"
+        // No candidate could take the request as asked: the client must change it.
+        let refused = records.compactMap { r -> String? in
+            if case .incompatible(let parameter, _) = r.outcome { return parameter }
+            return nil
+        }
+        if tried.isEmpty, !refused.isEmpty {
+            var names: [String] = []
+            for p in refused where !names.contains(p) { names.append(p) }
+            let list = names.map { "'\($0)'" }.joined(separator: ", ")
+            return FailoverFailure(
+                status: 400, code: "unsupported_parameter",
+                message: "No model of this backend can honour \(list) (\(detail)); remove or change it.", retryAfter: nil)
+        }
         if now >= policy.deadline {
             return FailoverFailure(status: 504, code: "gateway_timeout", message: "The request deadline passed before any model answered (\(detail)).", retryAfter: nil)
         }

@@ -27,6 +27,9 @@ public enum AttemptOutcome: Sendable, Hashable {
     case clientError(Int)
     /// The entry could not be tried (missing Secret, provider not served yet).
     case unusable(String)
+    /// The entry cannot serve this request (a parameter it cannot honour, named in `parameter`).
+    /// Failover moves on; when no candidate could even be tried, the client gets a 400.
+    case incompatible(parameter: String, reason: String)
     /// Skipped because passive health checks ejected it.
     case ejected
 
@@ -46,6 +49,7 @@ public enum AttemptOutcome: Sendable, Hashable {
         case .misconfigured(let s): "\(s)"
         case .clientError(let s): "\(s)"
         case .unusable: "unusable"
+        case .incompatible: "unsupported"
         case .ejected: "ejected"
         }
     }
@@ -60,113 +64,23 @@ public enum AttemptOutcome: Sendable, Hashable {
         }
     }
 
-    /// Classifies a complete non-2xx response.
+    /// Classifies a complete non-2xx response in the OpenAI shape.
     public static func classify(status: Int, headers: [(name: String, value: String)], body: [UInt8], now: ContinuousClock.Instant) -> AttemptOutcome {
-        switch status {
-        case 429:
-            return .rateLimited(retryAfter: RetryAfter.parse(headers: headers))
-        case 500...599:
-            return .serverError(status)
-        case 401, 403:
-            return .misconfigured(status)
-        case 400...499:
-            switch ProviderErrors.classify(status: status, body: body) {
-            case .contextLengthExceeded: return .contextLengthExceeded(status)
-            case .contentFiltered: return .contentFiltered(status)
-            case .modelNotFound: return .misconfigured(status)
-            case .prefillUnsupported, .other: return status == 404 ? .misconfigured(status) : .clientError(status)
-            }
-        default:
-            return .clientError(status)
-        }
-    }
-}
-
-/// Reads how long a provider asked us to wait.
-public enum RetryAfter {
-    /// `Retry-After` (seconds or an HTTP date), `retry-after-ms`, or the longest of
-    /// `x-ratelimit-reset-requests` / `x-ratelimit-reset-tokens` (`1s`, `6m0s`, `20ms`).
-    public static func parse(headers: [(name: String, value: String)], now: Double = Double(time(nil))) -> Duration? {
-        var best: Duration?
-        func consider(_ d: Duration?) {
-            guard let d, d >= .zero else { return }
-            if best == nil || d > best! { best = d }
-        }
-        for (name, value) in headers {
-            switch name.lowercased() {
-            case "retry-after-ms":
-                if let ms = Double(value.trimmed) { consider(.milliseconds(Int64(ms.rounded(.up)))) }
-            case "retry-after":
-                let v = value.trimmed
-                if let s = Double(v) {
-                    consider(.milliseconds(Int64((s * 1000).rounded(.up))))
-                } else if let date = httpDate(v) {
-                    consider(.seconds(max(0, date - now)))
-                }
-            case "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens":
-                consider(goDuration(value.trimmed))
-            default:
-                break
-            }
-        }
-        return best
+        AttemptOutcome(OpenAIAdapter.classify(ProviderResponse(status: status, headers: headers, body: body), now: Double(time(nil))))
     }
 
-    /// Parses durations like `1s`, `6m0s`, `1h2m3.5s`, `20ms`.
-    static func goDuration(_ s: String) -> Duration? {
-        var total = 0.0
-        var number = ""
-        var chars = Substring(s)
-        var parts = 0
-        while let c = chars.first {
-            if c.isNumber || c == "." {
-                number.append(c)
-                chars = chars.dropFirst()
-                continue
-            }
-            guard let n = Double(number) else { return nil }
-            if chars.hasPrefix("ms") {
-                total += n / 1000
-                chars = chars.dropFirst(2)
-            } else if chars.hasPrefix("h") {
-                total += n * 3600
-                chars = chars.dropFirst()
-            } else if chars.hasPrefix("m") {
-                total += n * 60
-                chars = chars.dropFirst()
-            } else if chars.hasPrefix("s") {
-                total += n
-                chars = chars.dropFirst()
-            } else {
-                return nil
-            }
-            number = ""
-            parts += 1
+    /// What a provider's failure means for failover.
+    public init(_ failure: ProviderFailure) {
+        switch failure {
+        case .overloaded(let s): self = .serverError(s)
+        case .rateLimited(_, let after): self = .rateLimited(retryAfter: after)
+        case .quotaExhausted(let s): self = .misconfigured(s)
+        case .contextLengthExceeded(let s): self = .contextLengthExceeded(s)
+        case .contentFiltered(let s): self = .contentFiltered(s)
+        case .misconfigured(let s): self = .misconfigured(s)
+        case .prefillRejected(let s), .invalidRequest(let s): self = .clientError(s)
+        case .malformedResponse: self = .truncated
         }
-        if !number.isEmpty {
-            guard parts == 0, let n = Double(number) else { return nil }
-            total = n
-        }
-        return .milliseconds(Int64((total * 1000).rounded(.up)))
-    }
-
-    /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), as seconds since 1970.
-    static func httpDate(_ s: String) -> Double? {
-        let parts = s.split(separator: " ")
-        guard parts.count == 6, parts[5] == "GMT" else { return nil }
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        guard let day = Int(parts[1]), let monthIndex = months.firstIndex(of: String(parts[2])), let year = Int(parts[3]) else { return nil }
-        let hms = parts[4].split(separator: ":").compactMap { Int($0) }
-        guard hms.count == 3 else { return nil }
-        // Days from civil (Howard Hinnant's algorithm).
-        let m = monthIndex + 1
-        let y = m <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146097 + doe - 719468
-        return Double(days * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2])
     }
 }
 
@@ -175,12 +89,3 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-extension String {
-    fileprivate var trimmed: String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
-        while let l = s.last, l.isWhitespace { s = s.dropLast() }
-        return String(s)
-    }
-}

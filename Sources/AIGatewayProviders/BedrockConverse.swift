@@ -18,7 +18,7 @@ public struct BedrockToolNames: Sendable, Hashable {
 
     /// The conversation's names: declared tools first, then those its history calls.
     public init(_ conversation: ChatConversation) {
-        self.init(names: conversation.tools.map(\.name) + conversation.messages.flatMap { $0.toolCalls.map(\.name) })
+        self.init(names: conversation.toolNames)
     }
 
     /// The Bedrock name of `name`, made unique: invalid characters become `_`, the name is cut

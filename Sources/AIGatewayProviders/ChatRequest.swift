@@ -1,4 +1,5 @@
 import AIGatewayAPI
+import Synchronization
 
 /// A client's chat request: its original bytes, checked to be one JSON object, with the few
 /// members the gateway reads. Attempts rewrite only what they must (the `model`, the stream's
@@ -25,6 +26,22 @@ public struct ChatRequest: Sendable {
     public struct Invalid: Error, Sendable, CustomStringConvertible {
         public var description: String
     }
+
+    /// The conversation as values, parsed on the first call and shared by every attempt of the
+    /// request (only translating adapters ask; the OpenAI path never does).
+    public func conversation() -> Result<ChatConversation, ChatConversation.Invalid> {
+        if let done = parsed.value.withLock({ $0 }) { return done }
+        let result: Result<ChatConversation, ChatConversation.Invalid>
+        do {
+            result = .success(try ChatConversation(parsing: value))
+        } catch {
+            result = .failure(error)
+        }
+        parsed.value.withLock { $0 = result }
+        return result
+    }
+
+    private let parsed = ParsedConversation()
 
     public init(bytes: [UInt8]) throws(Invalid) {
         let (spans, read, messagesEmpty) = try Self.check(bytes)
@@ -151,4 +168,10 @@ public struct ChatRequest: Sendable {
             emitOriginal(cursor..<original.count)
         }
     }
+}
+
+/// The once-parsed conversation of a request; a lock guards it (attempts of one request run on
+/// one event loop, but the type cannot know that).
+final class ParsedConversation: Sendable {
+    let value = Mutex<Result<ChatConversation, ChatConversation.Invalid>?>(nil)
 }

@@ -61,12 +61,15 @@ public struct ProviderEndpoint: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(tls ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
 }
 
-/// How a request reaches one provider entry: transport, path, auth header and model placement.
+/// How a request reaches one provider entry: transport, default path, auth header and model
+/// placement, and the adapter that builds and translates its requests.
 public struct UpstreamTarget: Sendable, Hashable {
     /// The provider key (`openai`, `azureopenai`, ...).
     public var provider: String
-    /// Whether this gateway serves the provider yet; others are parsed and validated only.
-    public var served: Bool
+    /// Builds each attempt's request and reads the answer; nil for a provider this gateway does not serve.
+    public let adapter: (any ProviderAdapter)?
+    /// Whether this gateway serves the provider; others are parsed and validated only.
+    public var served: Bool { adapter != nil }
     public let tls: Bool
     public let host: String
     public let port: Int
@@ -96,11 +99,11 @@ public struct UpstreamTarget: Sendable, Hashable {
     public let hostHeader: String
 
     public init(
-        provider: String, served: Bool, tls: Bool, host: String, port: Int, path: String, authHeaderName: String, authPrefix: String,
+        provider: String, adapter: (any ProviderAdapter)?, tls: Bool, host: String, port: Int, path: String, authHeaderName: String, authPrefix: String,
         staticHeaders: [HeaderField], model: String?, displayModel: String
     ) {
         self.provider = provider
-        self.served = served
+        self.adapter = adapter
         self.tls = tls
         self.host = host
         self.port = port
@@ -117,12 +120,32 @@ public struct UpstreamTarget: Sendable, Hashable {
     public var baseURL: String {
         "\(tls ? "https" : "http")://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
+
+    public static func == (a: UpstreamTarget, b: UpstreamTarget) -> Bool {
+        guard a.provider == b.provider, a.tls == b.tls, a.host == b.host, a.port == b.port, a.path == b.path, a.authHeaderName == b.authHeaderName,
+            a.authPrefix == b.authPrefix, a.staticHeaders == b.staticHeaders, a.model == b.model, a.displayModel == b.displayModel
+        else { return false }
+        switch (a.adapter, b.adapter) {
+        case (nil, nil): return true
+        case (let x?, let y?): return x.isEqual(to: y)
+        default: return false
+        }
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(provider)
+        h.combine(host)
+        h.combine(port)
+        h.combine(path)
+        h.combine(model)
+        adapter?.hash(into: &h)
+    }
 }
 
 /// The default wire details of each provider (see backend-api.md), with entry and endpoint overrides applied.
 public enum ProviderCatalog {
-    /// Providers whose requests this gateway forwards today.
-    public static let served: Set<String> = ["openai", "azureopenai"]
+    /// Providers whose requests this gateway serves (those with an adapter).
+    public static var served: Set<String> { ProviderAdapters.servedKeys }
 
     public static func target(for entry: LLMProviderEntry, endpoints: [String: ProviderEndpoint] = [:]) -> UpstreamTarget {
         var host: String
@@ -157,7 +180,7 @@ public enum ProviderCatalog {
             path = "/\(p.apiVersion)/projects/\(p.projectId)/locations/\(p.location)/publishers/google/models/\(p.model):generateContent"
         case .bedrock(let p):
             host = "bedrock-runtime.\(p.region).amazonaws.com"
-            path = "/model/\(p.model)/converse"
+            path = BedrockAdapter.path(model: p.model, stream: false)
             header = "Authorization"
             prefix = ""
         }
@@ -180,7 +203,7 @@ public enum ProviderCatalog {
         }
         let display = entry.provider.model ?? entry.name ?? entry.provider.key
         return UpstreamTarget(
-            provider: entry.provider.key, served: served.contains(entry.provider.key), tls: tls, host: host, port: port,
+            provider: entry.provider.key, adapter: ProviderAdapters.adapter(for: entry.provider), tls: tls, host: host, port: port,
             path: path, authHeaderName: header, authPrefix: prefix, staticHeaders: staticHeaders, model: model,
             displayModel: display)
     }

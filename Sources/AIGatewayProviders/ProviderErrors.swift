@@ -14,6 +14,12 @@ public enum ProviderErrorKind: String, Sendable, Hashable {
 }
 
 public enum ProviderErrors {
+    /// The `error.code` of an OpenAI-shaped error body, lowercased.
+    public static func code(of body: [UInt8]) -> String? {
+        guard let value = try? JSONParser.parse(body) else { return nil }
+        return (value["error"] ?? value)["code"]?.stringValue?.lowercased()
+    }
+
     /// Classifies an error body (OpenAI and Azure OpenAI shapes).
     public static func classify(status: Int, body: [UInt8]) -> ProviderErrorKind {
         guard let value = try? JSONParser.parse(body) else { return .other }

@@ -1,22 +1,6 @@
 import AIGatewayAPI
 import Crypto
 
-/// AWS credentials for signing: an access key, its secret, and the session token of temporary ones.
-/// (The same value as the adapter seam's; one of the two goes when the branches meet.)
-public struct AWSCredentials: Sendable, Hashable, CustomStringConvertible {
-    public var accessKeyID: String
-    public var secretAccessKey: SecretString
-    public var sessionToken: SecretString?
-
-    public init(accessKeyID: String, secretAccessKey: SecretString, sessionToken: SecretString? = nil) {
-        self.accessKeyID = accessKeyID
-        self.secretAccessKey = secretAccessKey
-        self.sessionToken = sessionToken
-    }
-
-    public var description: String { "AWSCredentials(<redacted>)" }
-}
-
 /// AWS Signature Version 4 (`AWS4-HMAC-SHA256`), pure: the same request, credentials and time give
 /// the same signature.
 ///

@@ -126,6 +126,7 @@ final class FailoverRun: @unchecked Sendable {
             let c = machine.candidates[rec.index]
             var o: [String: JSONValue] = ["model": .string(c.model), "outcome": .string(rec.outcome.label), "priority": .int(c.priority)]
             if case .unusable(let why) = rec.outcome { o["detail"] = .string(why) }
+            if case .incompatible(_, let why) = rec.outcome { o["detail"] = .string(why) }
             return .object(o)
         }
         var extra: [(String, String)] = []
@@ -150,7 +151,7 @@ final class FailoverRun: @unchecked Sendable {
         previous = entry
         switch gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: nil) {
         case .failure(let why):
-            recordFailure(entry, .unusable(why.reason))
+            recordFailure(entry, why.outcome)
         case .success(let req):
             answeringModel = entry.model
             let attemptStart = ContinuousClock.now
@@ -174,7 +175,11 @@ final class FailoverRun: @unchecked Sendable {
         guard !finished else { return }
         switch result {
         case .response(let status, let headers, let body, _):
+            guard let adapter = entry.target.adapter else { return recordFailure(entry, .unusable("no adapter")) }
             if (200..<300).contains(status) {
+                if adapter.translates {
+                    return answerTranslated(adapter, status: status, headers: headers, body: body, entry: entry, entryMetrics: entryMetrics)
+                }
                 // Vouch for the answer (complete JSON, an object) without building it; only its
                 // usage is read.
                 if let spans = try? JSONParser.scanTopLevel(body.readableBytesView) {
@@ -198,8 +203,15 @@ final class FailoverRun: @unchecked Sendable {
                 }
                 recordFailure(entry, .truncated)
             } else {
-                lastResponse = (status, headers, body)
-                recordFailure(entry, AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now))
+                let response = ProviderResponse(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView))
+                if let translated = adapter.clientErrorBody(response) {
+                    var h = headers
+                    h.replaceOrAdd(name: "content-type", value: "application/json")
+                    lastResponse = (status, h, ByteBuffer(bytes: translated))
+                } else {
+                    lastResponse = (status, headers, body)
+                }
+                recordFailure(entry, AttemptOutcome(adapter.classifyError(response, now: GatewayHandler.wallClock())))
             }
         case .failed(let o):
             recordFailure(entry, o)
@@ -215,6 +227,34 @@ final class FailoverRun: @unchecked Sendable {
         }
     }
 
+    /// A complete answer from a translating provider: translated into a `chat.completion`, or a failure.
+    private func answerTranslated(
+        _ adapter: any ProviderAdapter, status: Int, headers: HTTPHeaders, body: ByteBuffer, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics
+    ) {
+        let job = self.job
+        var context = TranslationContext(
+            model: entry.target.model ?? job.chat.model ?? entry.model, clientWantsUsage: false, created: Int(GatewayHandler.wallClock()),
+            fallbackID: "chatcmpl-" + job.requestID)
+        context.responseHeaders = headers.map { ($0.name, $0.value) }
+        if case .success(let c) = job.chat.conversation() { context.toolNames = c.toolNames }
+        let response = ProviderResponse(status: status, headers: context.responseHeaders, body: Array(body.readableBytesView))
+        switch adapter.translateResponse(response, context: context) {
+        case .failed(let failure):
+            recordFailure(entry, AttemptOutcome(failure))
+        case .translated(let out, let usage):
+            gateway.recordHealth(entry, .success, backend.settings)
+            entryMetrics.succeeded()
+            _ = machine.record(.success, now: .now, health: health)
+            answeringModel = entry.model
+            if let usage { entryMetrics.tokens(input: usage.input, output: usage.output) }
+            var h = GatewayHandler.forwardableResponseHeaders(headers)
+            h.replaceOrAdd(name: "content-type", value: "application/json")
+            gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
+            writer.respond(status: .ok, headers: h, body: ByteBuffer(bytes: out))
+            finish(200)
+        }
+    }
+
     /// Counts a failed attempt and moves on to whatever the machine decides.
     private func recordFailure(_ entry: CompiledEntry, _ outcome: AttemptOutcome) {
         gateway.recordHealth(entry, outcome, backend.settings)
@@ -227,6 +267,11 @@ final class FailoverRun: @unchecked Sendable {
         }
         if case .unusable(let why) = outcome {
             logger.debug("entry unusable", metadata: ["request-id": "\(job.requestID)", "backend": "\(backendLabel)", "model": "\(entry.model)", "reason": "\(why)"])
+        }
+        if case .incompatible(let parameter, let why) = outcome {
+            logger.debug(
+                "entry cannot serve this request",
+                metadata: ["request-id": "\(job.requestID)", "backend": "\(backendLabel)", "model": "\(entry.model)", "parameter": "\(parameter)", "reason": "\(why)"])
         }
         perform(machine.record(outcome, now: .now, health: health))
     }
@@ -252,8 +297,11 @@ final class FailoverRun: @unchecked Sendable {
             let candidate = machine.candidates[index]
             guard let entry = entries[candidate.id] else { return endBrokenStream(original: original, originalModel: originalModel) }
             let prefill = sink?.progress.state.withLock { $0.text } ?? ""
-            guard case .success(let req) = gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: prefill) else {
-                machine.recordContinuation(.unusable("no credentials"))
+            let req: AttemptRequest
+            switch gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: prefill) {
+            case .success(let r): req = r
+            case .failure(let why):
+                machine.recordContinuation(why.outcome)
                 return continueBrokenStream(original: original, originalModel: originalModel)
             }
             let attemptStart = ContinuousClock.now
@@ -275,7 +323,10 @@ final class FailoverRun: @unchecked Sendable {
                     let o =
                         (200..<300).contains(status)
                         ? AttemptOutcome.truncated
-                        : AttemptOutcome.classify(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: .now)
+                        : AttemptOutcome(
+                            req.adapter.classifyError(
+                                ProviderResponse(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView)),
+                                now: GatewayHandler.wallClock()))
                     machine.recordContinuation(o)
                     if o.isHealthFailure { gateway.recordHealth(entry, o, backend.settings) }
                 }
@@ -294,7 +345,8 @@ final class FailoverRun: @unchecked Sendable {
         switch original {
         case .truncated: what = "was cut off"
         case .attemptTimeout: what = "ran out of time"
-        default: what = "stalled"
+        case .firstTokenTimeout: what = "stalled"
+        default: what = "failed with a provider error (\(original.label))"
         }
         let message = "The answer from \(originalModel) \(what) after \(tokens) token chunk(s) and could not be completed; the text received so far is incomplete."
         let event = "data: " + String(decoding: OpenAIError.body(message: message, type: "upstream_stream_interrupted", code: "stream_interrupted", requestID: job.requestID), as: UTF8.self) + "\n\n"

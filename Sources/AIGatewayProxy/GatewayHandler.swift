@@ -7,6 +7,12 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Settings of the data plane that are not per-route.
 public struct ProxyConfiguration: Sendable, Hashable {
     public var limits = ServerLimits()
@@ -42,8 +48,14 @@ public final class GatewayHandler: HTTPHandler {
     let metrics: GatewayMetrics
     let logger: Logger
     let configuration: ProxyConfiguration
+    /// The gateway's own AWS credentials (Bedrock entries without a Secret).
+    let awsCredentials: AWSCredentialSource
 
-    public init(store: TableStore, client: UpstreamClient, health: HealthRegistry, metrics: GatewayMetrics, configuration: ProxyConfiguration, logger: Logger) {
+    public init(
+        store: TableStore, client: UpstreamClient, health: HealthRegistry, metrics: GatewayMetrics, configuration: ProxyConfiguration, logger: Logger,
+        awsCredentials: AWSCredentialSource = .none
+    ) {
+        self.awsCredentials = awsCredentials
         self.store = store
         self.client = client
         self.health = health
@@ -191,11 +203,42 @@ public final class GatewayHandler: HTTPHandler {
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
     ])
 
+    /// One attempt's request: the adapter builds it (path, provider headers, body) and
+    /// authorizes it; the gateway adds the client's forwardable headers, the route's header
+    /// modifiers and the framing.
     @inline(never)
     func buildRequest(job: FailoverJob, entry: CompiledEntry, deadline: Instant, prefill: String?) -> Result<AttemptRequest, BuildError> {
         let (chat, clientHeaders, rule, requestID, settings) = (job.chat, job.clientHeaders, job.rule, job.requestID, job.backend.settings)
         let target = entry.target
+        guard let adapter = target.adapter else { return .failure(BuildError("provider \(target.provider) is not served by this gateway yet")) }
         guard let auth = entry.auth, entry.problem == nil else { return .failure(BuildError(entry.problem ?? "no credentials")) }
+        let credential: ProviderCredential
+        switch auth {
+        case .key(let key):
+            credential = .apiKey(key)
+        case .passthrough:
+            guard let header = clientHeaders.first(name: "authorization") else {
+                return .failure(BuildError("this entry forwards the client's own key, and the request has no Authorization header"))
+            }
+            var token = Substring(header)
+            if token.lowercased().hasPrefix("bearer ") { token = token.dropFirst(7) }
+            credential = .passthrough(SecretString(String(token)))
+        case .aws(let keys):
+            credential = .aws(keys)
+        case .awsDefaultChain:
+            guard let keys = awsCredentials.current() else {
+                return .failure(BuildError("no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, configure web identity, or name a Secret in the entry's auth"))
+            }
+            credential = .aws(keys)
+        }
+        var upstream: UpstreamRequest
+        switch adapter.makeRequest(AttemptInput(chat: chat, target: target, prefill: prefill)) {
+        case .success(let r): upstream = r
+        case .failure(let refusal): return .failure(BuildError(refusal))
+        }
+        if case .failure(let refusal) = adapter.authorize(&upstream, credential: credential, target: target, now: Self.wallClock()) {
+            return .failure(BuildError(refusal))
+        }
         var h = HTTPHeaders()
         h.reserveCapacity(clientHeaders.count + 8)
         h.add(name: "host", value: target.hostHeader)
@@ -210,38 +253,53 @@ public final class GatewayHandler: HTTPHandler {
             // The upstream host is not the route's to change.
             h.replaceOrAdd(name: "host", value: target.hostHeader)
         }
-        h.replaceOrAdd(name: "content-type", value: "application/json")
-        if chat.stream { h.replaceOrAdd(name: "accept", value: "text/event-stream") }
-        switch auth {
-        case .key(let key):
-            h.replaceOrAdd(name: target.authHeaderName, value: target.authPrefix + key.value)
-        case .passthrough:
-            guard let header = clientHeaders.first(name: "authorization") else {
-                return .failure(BuildError("this entry forwards the client's own key, and the request has no Authorization header"))
-            }
-            var token = Substring(header)
-            if token.lowercased().hasPrefix("bearer ") { token = token.dropFirst(7) }
-            h.replaceOrAdd(name: target.authHeaderName, value: target.authPrefix + token)
-        case .aws, .awsDefaultChain:
-            return .failure(BuildError("AWS-signed providers are not served on this path"))
-        }
-        for s in target.staticHeaders { h.replaceOrAdd(name: s.name, value: s.value) }
+        for f in upstream.headers { h.replaceOrAdd(name: f.name, value: f.value) }
         h.replaceOrAdd(name: GatewayHeaders.requestID, value: requestID)
         let now = ContinuousClock.now
         var attemptDeadline = deadline
         if let per = rule.backendRequestTimeout, now + per < deadline { attemptDeadline = now + per }
-        var body = ByteBufferAllocator().buffer(capacity: chat.bytes.count + 64)
-        chat.writeBody(model: target.model, includeUsage: true, prefill: prefill) { body.writeBytes($0) }
+        var body: ByteBuffer
+        switch upstream.body {
+        case .clientBytes(let model, let includeUsage, let prefill):
+            body = ByteBufferAllocator().buffer(capacity: chat.bytes.count + 64)
+            chat.writeBody(model: model, includeUsage: includeUsage, prefill: prefill) { body.writeBytes($0) }
+        case .bytes(let bytes):
+            body = ByteBufferAllocator().buffer(bytes: bytes)
+        }
         h.add(name: "content-length", value: String(body.readableBytes))
         let origin = UpstreamOrigin(tls: target.tls, host: target.host, port: target.port)
+        var translation = TranslationContext(
+            model: target.model ?? chat.model ?? target.displayModel, clientWantsUsage: chat.clientWantsStreamUsage, continuation: prefill != nil,
+            created: Int(Self.wallClock()), fallbackID: "chatcmpl-" + requestID)
+        if adapter.translates, case .success(let c) = chat.conversation() { translation.toolNames = c.toolNames }
         return .success(AttemptRequest(
-            origin: origin, head: HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path, headers: h), body: body, stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage,
+            origin: origin, head: HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: upstream.method), uri: upstream.path, headers: h), body: body,
+            stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage, adapter: adapter, translation: translation,
             settings: settings, attemptDeadline: attemptDeadline, maxResponseBytes: configuration.maxUpstreamResponseBytes))
     }
 
+    /// Seconds since 1970 (request signing, `created` of translated answers).
+    static func wallClock() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Why an attempt could not be built: the entry is unusable, or cannot serve this request.
     struct BuildError: Error {
         var reason: String
+        /// The parameter the candidate cannot honour, when that is the reason.
+        var parameter: String?
         init(_ r: String) { reason = r }
+        init(_ refusal: AttemptRefusal) {
+            reason = refusal.reason
+            parameter = refusal.parameter
+        }
+
+        var outcome: AttemptOutcome {
+            if let parameter { return .incompatible(parameter: parameter, reason: reason) }
+            return .unusable(reason)
+        }
     }
 
     @inline(never)

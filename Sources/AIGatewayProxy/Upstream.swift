@@ -1,4 +1,5 @@
 import AIGatewayFailover
+import AIGatewayProviders
 import AIGatewayRouting
 import Logging
 import NIOCore
@@ -42,6 +43,9 @@ struct AttemptRequest: Sendable {
     var stream: Bool
     /// Drop the usage-only chunk the gateway asked for but the client did not.
     var stripUsageChunk: Bool
+    /// Reads the answer: stream translation and error classification.
+    var adapter: any ProviderAdapter
+    var translation: TranslationContext
     var settings: BackendSettings
     var attemptDeadline: Instant
     var maxResponseBytes: Int
@@ -120,8 +124,8 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     private var phase = Phase.attempt
     private var watch: DeadlineWatch?
 
-    // The stream relay.
-    private var parser = SSEParser()
+    // The stream relay: the adapter's translator turns the provider's bytes into OpenAI chunks.
+    private var translator: (any StreamTranslator)?
     private var pending: [[UInt8]] = []
     private var sawDone = false
     /// `[DONE]` was relayed and the client response is ending; the upstream may still be finishing.
@@ -217,7 +221,10 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         guard case .awaitingHead = mode else { return }
         onFirstByte(ContinuousClock.now - started)
         let contentType = head.headers.first(name: "content-type") ?? ""
-        if request.stream, head.status == .ok, contentType.contains("text/event-stream"), let sink {
+        if request.stream, head.status == .ok, contentType.contains(request.adapter.streamContentType), let sink {
+            var context = request.translation
+            if request.adapter.translates { context.responseHeaders = head.headers.map { ($0.name, $0.value) } }
+            translator = request.adapter.makeStreamTranslator(context)
             mode = .streaming(head)
             if sink.isCommitted {
                 arm(.streamIdle, for: request.settings.streamIdleTimeout)
@@ -261,7 +268,11 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
             deliver(.response(status: Int(head.status.code), headers: head.headers, body: body, latency: ContinuousClock.now - started))
         case .streaming(let head):
             var last: EventLoopFuture<Void>?
-            if !sawDone, let event = parser.finish() { _ = handle(event, head: head, last: &last) }
+            if !sawDone, let rest = translator?.finish() {
+                for event in rest {
+                    if case .fault(let fault) = handle(event, head: head, last: &last) { return failStream(fault) }
+                }
+            }
             if sawDone || sink?.progress.state.withLock({ $0.finished }) == true {
                 finishStream(head: head)
             } else {
@@ -292,17 +303,20 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// each event. The returned future completes when the client connection has taken the bytes,
     /// and the upstream connection reads on only then: back-pressure.
     private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void>? {
-        let events: [SSEEvent]
-        do {
-            events = try parser.feed(part.readableBytesView)
-        } catch {
-            abandon(committed ? .streamBroken(.truncated) : .failed(.truncated))
-            return nil
-        }
+        guard translator != nil else { return nil }
+        let events = part.withUnsafeReadableBytes { translator!.feed($0) }
         var last: EventLoopFuture<Void>?
-        for event in events where handle(event, head: head, last: &last) {
-            finishStream(head: head)
-            return last
+        for event in events {
+            switch handle(event, head: head, last: &last) {
+            case .more:
+                continue
+            case .done:
+                finishStream(head: head)
+                return last
+            case .fault(let fault):
+                failStream(fault)
+                return last
+            }
         }
         sink?.flush()
         if committed {
@@ -313,41 +327,60 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         return last
     }
 
-    /// Handles one event; true for `[DONE]`.
-    private func handle(_ event: SSEEvent, head: HTTPResponseHead, last: inout EventLoopFuture<Void>?) -> Bool {
-        guard let sink else { return false }
-        guard let data = event.data else {
-            if sink.isCommitted { last = sink.write(event.raw) } else { pending.append(event.raw) }
-            return false
-        }
-        if event.isDone {
+    private enum Handled {
+        case more
+        case done
+        case fault(StreamFault)
+    }
+
+    /// Handles one translated event.
+    private func handle(_ event: StreamEvent, head: HTTPResponseHead, last: inout EventLoopFuture<Void>?) -> Handled {
+        guard let sink else { return .more }
+        let facts: ChunkFacts
+        switch event.kind {
+        case .other:
+            if sink.isCommitted { last = sink.write(event.bytes) } else { pending.append(event.bytes) }
+            return .more
+        case .done:
             sawDone = true
-            return true
-        }
-        guard let facts = ChunkFacts(json: data) else {
-            // Not JSON: drop it, keep the stream going.
+            return .done
+        case .malformed:
+            // Not readable: drop it, keep the stream going.
             sink.progress.state.withLock { $0.malformed += 1 }
             logger.debug("dropped malformed stream event")
-            return false
+            return .more
+        case .fault(let fault):
+            return .fault(fault)
+        case .chunk(let f):
+            facts = f
         }
         sink.progress.state.withLock { s in
-            if let u = facts.usage { s.usage = u }
+            if let u = facts.usage { s.usage = (u.input, u.output) }
             if let m = facts.model { s.model = m }
             s.text += facts.content
             if !facts.content.isEmpty { s.tokens += 1 }
             if facts.finished { s.finished = true }
         }
-        let forward = !(facts.usageOnly && request.stripUsageChunk)
+        let forward = !(facts.usageOnly && request.stripUsageChunk) && !event.bytes.isEmpty
         if !sink.isCommitted {
-            if forward { pending.append(event.raw) }
+            if forward { pending.append(event.bytes) }
             if facts.isToken {
                 sink.progress.state.withLock { $0.firstToken = .now }
                 commitPending(head: head, last: &last)
             }
         } else if forward {
-            last = sink.write(event.raw)
+            last = sink.write(event.bytes)
         }
-        return false
+        return .more
+    }
+
+    /// The provider reported an error inside the stream: the attempt failed with what it says
+    /// (failover before anything reached the client; continuation or an error event after).
+    private func failStream(_ fault: StreamFault) {
+        logger.debug("provider error inside the stream", metadata: ["message": "\(fault.message)"])
+        sink?.flush()
+        let outcome = AttemptOutcome(fault.failure)
+        abandon(committed ? .streamBroken(outcome) : .failed(outcome))
     }
 
     private func commitPending(head: HTTPResponseHead, last: inout EventLoopFuture<Void>?) {

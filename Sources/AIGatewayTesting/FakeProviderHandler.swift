@@ -22,6 +22,7 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
         case cut(after: Int)
         case stall(after: Int)
         case malformed(after: Int)
+        case error(after: Int)
         case noDone
     }
 
@@ -34,8 +35,8 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     private struct Answer {
-        var wire: AnswerWire
-        var tokens: [String]
+        var format: any FakeAnswerFormat
+        var content: FakeAnswerContent
         var stream: Bool
         var firstTokenDelayMilliseconds: Int
         var streamFault: StreamFault
@@ -50,8 +51,8 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     private struct StreamProgress {
-        var wire: AnswerWire
-        var tokens: [String]
+        var format: any FakeAnswerFormat
+        var content: FakeAnswerContent
         var fault: StreamFault
         var keepAlive: Bool
         var sent = 0
@@ -145,31 +146,23 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     // MARK: Requests
 
+    /// The native APIs the fake speaks, first match wins. A new provider's API goes in its own
+    /// file and gets one line here.
+    static let nativeAPIs: [any FakeNativeAPI] = [
+        OpenAIFakeAPI(),
+    ]
+
     private func handle(head: HTTPRequestHead, body: ByteBuffer?, context: ChannelHandlerContext) {
         let uri = head.uri
         let path = uri.firstIndex(of: "?").map { String(uri[..<$0]) } ?? uri
+        let query = uri.firstIndex(of: "?").map { String(uri[uri.index(after: $0)...]) } ?? ""
         if path == "/_fake" || path.hasPrefix("/_fake/") {
             self.handleControl(head: head, path: path, body: body, context: context)
             return
         }
-
-        let azureDeployment = Self.azureDeployment(path: path)
-        let isChatPath = azureDeployment != nil || path == "/v1/chat/completions" || path == "/chat/completions"
-
-        var parsed: ChatRequest?
-        var parseProblem: String?
-        if let body, body.readableBytes > 0 {
-            let data = body.withUnsafeReadableBytes { Data($0) }
-            do {
-                parsed = try JSONDecoder().decode(ChatRequest.self, from: data)
-            } catch {
-                parseProblem = Self.describe(decodingError: error)
-            }
-        } else {
-            parseProblem = "The request body is empty."
-        }
-        let model = azureDeployment ?? parsed?.model.flatMap { $0.isEmpty ? nil : $0 }
-        let stream = parsed?.stream ?? false
+        let keepAlive = head.isKeepAlive
+        let api = Self.nativeAPIs.first { $0.matches(method: head.method, path: path) }
+        let read = api?.read(FakeHTTPRequest(head: head, path: path, query: query, body: body), provider: self.provider)
 
         if self.provider.configuration.recordRequests {
             var headers: [[String]] = []
@@ -182,36 +175,26 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
                     method: head.method.rawValue,
                     path: uri,
                     headers: headers,
-                    model: model,
-                    stream: stream,
+                    model: read?.model,
+                    stream: read?.stream ?? false,
                     body: body.map { String(buffer: $0) } ?? ""
                 )
             )
         }
 
-        let keepAlive = head.isKeepAlive
-        guard isChatPath, head.method == .POST else {
+        guard let read else {
             self.send(error: .notFound(method: head.method.rawValue, path: path), keepAlive: keepAlive, context: context)
             return
         }
-        if let requiredKey = self.provider.configuration.requiredKey {
-            let authorization = head.headers.first(name: "authorization")
-            let apiKey = head.headers.first(name: "api-key")
-            let bearer = authorization.flatMap { value -> String? in
-                guard value.count > 7, value.prefix(7).lowercased() == "bearer " else { return nil }
-                return String(value.dropFirst(7)).trimmingWhitespace()
-            }
-            guard bearer == requiredKey || apiKey == requiredKey else {
-                let provided = authorization != nil || apiKey != nil
-                self.send(error: .invalidAPIKey(provided: provided), keepAlive: keepAlive, context: context)
-                return
-            }
-        }
-        guard let request = parsed else {
-            self.send(error: .malformedJSON(parseProblem ?? ""), keepAlive: keepAlive, context: context)
+        let request: FakeNativeRequest
+        switch read.outcome {
+        case .reject(let error):
+            self.send(error: error, keepAlive: keepAlive, context: context)
             return
+        case .answer(let r):
+            request = r
         }
-        guard let model else {
+        guard let model = read.model else {
             self.send(error: .missingModel(), keepAlive: keepAlive, context: context)
             return
         }
@@ -223,29 +206,20 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
                 metadata: ["model": "\(model)", "fault": "\(fault)"]
             )
         }
-        let action = self.action(for: request, model: model, stream: stream, fault: fault)
+        let action = self.action(for: request, model: model, stream: read.stream, fault: fault)
         self.after(milliseconds: fault?.delayMilliseconds ?? 0) { [self] in
             self.perform(action, keepAlive: keepAlive)
         }
     }
 
-    private func action(for request: ChatRequest, model: String, stream: Bool, fault: FaultSpec?) -> Action {
-        let promptTokens = request.promptWordCount
+    private func action(for request: FakeNativeRequest, model: String, stream: Bool, fault: FaultSpec?) -> Action {
         var tokens = self.provider.answerTokens
-        if request.endsWithAssistant, let prefill = request.messages?.last?.content?.text,
-            let remainder = AnswerText.remainder(of: tokens, after: prefill)
-        {
+        if let prefill = request.prefill, let remainder = AnswerText.remainder(of: tokens, after: prefill) {
             tokens = remainder
         }
         var answer = Answer(
-            wire: AnswerWire(
-                id: self.provider.nextResponseID(),
-                model: model,
-                created: Int(Date().timeIntervalSince1970),
-                promptTokens: promptTokens,
-                includeUsageInStream: request.stream_options?.include_usage ?? false
-            ),
-            tokens: tokens,
+            format: request.format,
+            content: FakeAnswerContent(kind: .text, tokens: tokens, promptTokens: request.promptTokens),
             stream: stream,
             firstTokenDelayMilliseconds: 0,
             streamFault: .none,
@@ -256,7 +230,7 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .ok:
             break
         case .status, .contextLength, .contentFilter, .unauthorized, .modelNotFound, .badRequest:
-            return .error(.forFault(fault, model: model, promptTokens: promptTokens))
+            return .error(request.errorForFault(fault, model, request.promptTokens))
         case .reset:
             return .reset
         case .silence:
@@ -272,10 +246,21 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .malformedEvent(let n):
             answer.streamFault = .malformed(after: n)
             answer.bodyFault = .malformed
+        case .streamError(let n):
+            // Without a stream, the same trouble is the API's overloaded error.
+            guard stream else { return .error(request.errorForFault(fault, model, request.promptTokens)) }
+            answer.streamFault = .error(after: n)
         case .noDone:
             answer.streamFault = .noDone
         case .noPrefill:
-            if request.endsWithAssistant { return .error(.noPrefill()) }
+            if request.prefill != nil { return .error(request.errorForFault(fault, model, request.promptTokens)) }
+        case .toolCall:
+            let name = request.toolNames.first ?? "get_weather"
+            answer.content.kind = .toolCall(id: "call_fake_\(self.provider.nextResponseID())", name: name, fragments: FakeToolCall.argumentFragments)
+            answer.content.tokens = []
+        case .blocked:
+            answer.content.kind = .blocked
+            answer.content.tokens = []
         }
         return .answer(answer)
     }
@@ -366,14 +351,14 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
             self.sendFull(
                 status: .ok,
                 contentType: "application/json",
-                body: answer.wire.completion(tokens: answer.tokens),
+                body: String(decoding: answer.format.completion(answer.content), as: UTF8.self),
                 keepAlive: keepAlive,
                 context: context
             )
         case .malformed:
             self.sendFull(status: .ok, contentType: "application/json", body: "{\"choices\": [", keepAlive: keepAlive, context: context)
         case .cutHalf, .stallHalf:
-            var buffer = context.channel.allocator.buffer(string: answer.wire.completion(tokens: answer.tokens))
+            var buffer = context.channel.allocator.buffer(bytes: answer.format.completion(answer.content))
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "application/json")
             headers.add(name: "content-length", value: String(buffer.readableBytes))
@@ -392,18 +377,18 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     private func startStream(_ answer: Answer, keepAlive: Bool, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "text/event-stream")
+        headers.add(name: "content-type", value: answer.format.streamContentType)
         headers.add(name: "cache-control", value: "no-cache")
         headers.add(name: "transfer-encoding", value: "chunked")
         if !keepAlive { headers.add(name: "connection", value: "close") }
         context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
-        self.emit(answer.wire.roleEvent(), context: context)
+        self.emit(answer.format.streamStart(answer.content), context: context)
         self.flushOutput(context: context)
 
         let firstTokenDelay = answer.firstTokenDelayMilliseconds
         self.stream = StreamProgress(
-            wire: answer.wire,
-            tokens: answer.tokens,
+            format: answer.format,
+            content: answer.content,
             fault: answer.streamFault,
             keepAlive: keepAlive,
             tokenDue: firstTokenDelay == 0
@@ -422,7 +407,7 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func pump() {
         guard let context = self.context, !self.abandoned, var progress = self.stream else { return }
         while true {
-            let available = progress.tokens.count
+            let available = progress.content.tokens.count
             switch progress.fault {
             case .cut(let n) where progress.sent >= min(n, available):
                 self.stream = nil
@@ -437,21 +422,28 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
                 return
             case .malformed(let n) where !progress.malformedEmitted && progress.sent >= min(n, available):
                 progress.malformedEmitted = true
-                self.emit(AnswerWire.malformedEvent, context: context)
+                self.emit(progress.format.malformedEvent, context: context)
+            case .error(let n) where progress.sent >= min(n, available):
+                // The API's error event, then the end of the response (as the real APIs do).
+                self.stream = nil
+                self.emit(progress.format.streamErrorEvent(), context: context)
+                if let output = self.pendingOutput.take() {
+                    context.write(self.wrapOutboundOut(.body(.byteBuffer(output))), promise: nil)
+                }
+                self.finishResponse(keepAlive: progress.keepAlive, context: context)
+                return
             default:
                 break
             }
 
             if progress.sent >= available {
                 self.stream = nil
-                self.emit(progress.wire.finishEvent(), context: context)
-                if progress.wire.includeUsageInStream {
-                    self.emit(progress.wire.usageEvent(completionTokens: progress.sent), context: context)
+                if case .toolCall(let id, let name, let fragments) = progress.content.kind {
+                    self.emit(progress.format.toolCallEvents(id: id, name: name, fragments: fragments), context: context)
                 }
-                if case .noDone = progress.fault {
-                } else {
-                    self.emit(AnswerWire.doneEvent, context: context)
-                }
+                var done = true
+                if case .noDone = progress.fault { done = false }
+                self.emit(progress.format.streamEnd(progress.content, sentTokens: progress.sent, done: done), context: context)
                 if let output = self.pendingOutput.take() {
                     context.write(self.wrapOutboundOut(.body(.byteBuffer(output))), promise: nil)
                 }
@@ -478,17 +470,17 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
                 }
                 return
             }
-            self.emit(progress.wire.tokenEvent(progress.tokens[progress.sent]), context: context)
+            self.emit(progress.format.textEvent(progress.content.tokens[progress.sent], index: progress.sent), context: context)
             progress.sent += 1
             progress.tokenDue = self.provider.tokenInterval <= .zero
         }
     }
 
-    private func emit(_ event: String, context: ChannelHandlerContext) {
+    private func emit(_ event: [UInt8], context: ChannelHandlerContext) {
         if self.pendingOutput == nil {
-            self.pendingOutput = context.channel.allocator.buffer(capacity: max(512, event.utf8.count))
+            self.pendingOutput = context.channel.allocator.buffer(capacity: max(512, event.count))
         }
-        self.pendingOutput!.writeString(event)
+        self.pendingOutput!.writeBytes(event)
     }
 
     /// Writes the pending events as one chunk and flushes.

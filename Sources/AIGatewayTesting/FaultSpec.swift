@@ -19,6 +19,10 @@
 ///   then continue normally; non-streaming: a 200 whose body is not valid JSON.
 /// - `no-done`: streaming: a proper end of the chunked body but no `data: [DONE]`.
 /// - `no-prefill`: reject (400) requests whose last message has role `assistant`.
+/// - `stream-error=<n>`: streaming: n content tokens, then the API's own error event inside the
+///   200 stream (overloaded), then the end of the response; non-streaming: the API's overloaded error.
+/// - `tool-call`: answer with a call to the request's first tool (arguments streamed in fragments).
+/// - `blocked`: the API's safety block or refusal (a 200 with no text and its content-filter finish).
 ///
 /// Modifiers for the error behaviours (`status=` and the error shortcuts):
 /// `retry-after=<seconds>`, `ratelimit-reset=<duration>` (e.g. `2s`, `500ms`, `1m0s`), `code=<string>`.
@@ -42,6 +46,9 @@ public struct FaultSpec: Sendable, Hashable, Codable, CustomStringConvertible {
         case malformedEvent(afterTokens: Int)
         case noDone
         case noPrefill
+        case streamError(afterTokens: Int)
+        case toolCall
+        case blocked
 
         /// True for the behaviours that answer with an HTTP error status.
         public var isErrorStatus: Bool {
@@ -150,6 +157,9 @@ public struct FaultSpec: Sendable, Hashable, Codable, CustomStringConvertible {
             case "silence": try setBehavior(bare(.silence))
             case "no-done": try setBehavior(bare(.noDone))
             case "no-prefill": try setBehavior(bare(.noPrefill))
+            case "tool-call": try setBehavior(bare(.toolCall))
+            case "blocked": try setBehavior(bare(.blocked))
+            case "stream-error": try setBehavior(.streamError(afterTokens: number(0...Int.max, "a token count")))
             case "status": try setBehavior(.status(number(400...599, "an HTTP status code")))
             case "slow-first-token": try setBehavior(.slowFirstToken(milliseconds: number(0...Int.max, "milliseconds")))
             case "cut-after": try setBehavior(.cutAfter(tokens: number(0...Int.max, "a token count")))
@@ -237,6 +247,9 @@ public struct FaultSpec: Sendable, Hashable, Codable, CustomStringConvertible {
         case .malformedEvent(let n): parts = ["malformed-event=\(n)"]
         case .noDone: parts = ["no-done"]
         case .noPrefill: parts = ["no-prefill"]
+        case .streamError(let n): parts = ["stream-error=\(n)"]
+        case .toolCall: parts = ["tool-call"]
+        case .blocked: parts = ["blocked"]
         }
         if let retryAfterSeconds { parts.append("retry-after=\(retryAfterSeconds)") }
         if let rateLimitReset { parts.append("ratelimit-reset=\(rateLimitReset)") }

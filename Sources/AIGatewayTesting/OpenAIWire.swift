@@ -1,5 +1,6 @@
 import AIGatewayAPI
 import Foundation
+import NIOHTTP1
 
 /// The deterministic answer: words cycled to the requested token count.
 enum AnswerText {
@@ -70,10 +71,20 @@ struct ChatRequest: Decodable {
         }
     }
 
+    struct Tool: Decodable {
+        struct Function: Decodable {
+            var name: String?
+        }
+        var function: Function?
+    }
+
     var model: String?
     var stream: Bool?
     var stream_options: StreamOptions?
     var messages: [Message]?
+    var tools: [Tool]?
+
+    var toolNames: [String] { (tools ?? []).compactMap { $0.function?.name } }
 
     /// Whitespace-separated words across all messages' string content.
     var promptWordCount: Int {
@@ -197,6 +208,8 @@ struct ProviderError {
             )
         case .status(let status):
             error = Self.forStatus(status, model: model)
+        case .noPrefill:
+            error = .noPrefill()
         default:
             error = Self.forStatus(500, model: model)
         }
@@ -273,7 +286,7 @@ struct AnswerWire {
         includeUsageInStream ? "],\"usage\":null}\n\n" : "]}\n\n"
     }
 
-    private func choiceEvent(delta: String, finishReason: String?) -> String {
+    func choiceEvent(delta: String, finishReason: String?) -> String {
         chunkPrefix + "{\"index\":0,\"delta\":\(delta),\"logprobs\":null,\"finish_reason\":\(JSONText.quotedOrNull(finishReason))}"
             + chunkSuffix
     }
@@ -286,8 +299,8 @@ struct AnswerWire {
         choiceEvent(delta: "{\"content\":\(JSONText.quoted(token))}", finishReason: nil)
     }
 
-    func finishEvent() -> String {
-        choiceEvent(delta: "{}", finishReason: "stop")
+    func finishEvent(_ reason: String = "stop") -> String {
+        choiceEvent(delta: "{}", finishReason: reason)
     }
 
     func usageEvent(completionTokens: Int) -> String {
@@ -296,4 +309,122 @@ struct AnswerWire {
 
     static let malformedEvent = "data: {\"choices\": [\n\n"
     static let doneEvent = "data: [DONE]\n\n"
+}
+
+/// The arguments of the `tool-call` fault's call, in the fragments a stream sends them in.
+enum FakeToolCall {
+    static let argumentFragments = ["{\"location\":", " \"Paris\",", " \"unit\": \"celsius\"}"]
+    static var arguments: String { argumentFragments.joined() }
+}
+
+extension AnswerWire: FakeAnswerFormat {
+    var streamContentType: String { "text/event-stream" }
+
+    func completion(_ content: FakeAnswerContent) -> [UInt8] {
+        let message: String
+        let finish: String
+        switch content.kind {
+        case .text:
+            return Array(completion(tokens: content.tokens).utf8)
+        case .toolCall(let id, let name, let fragments):
+            message =
+                "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\(JSONText.quoted(id)),\"type\":\"function\",\"function\":{\"name\":\(JSONText.quoted(name)),\"arguments\":\(JSONText.quoted(fragments.joined()))}}]}"
+            finish = "tool_calls"
+        case .blocked:
+            message = "{\"role\":\"assistant\",\"content\":null,\"refusal\":\"I can't help with that.\"}"
+            finish = "content_filter"
+        }
+        let body =
+            "{\"id\":\(JSONText.quoted(id)),\"object\":\"chat.completion\",\"created\":\(created),\"model\":\(JSONText.quoted(model)),\"choices\":[{\"index\":0,\"message\":\(message),\"logprobs\":null,\"finish_reason\":\"\(finish)\"}],\"usage\":\(usage(completionTokens: 1))}"
+        return Array(body.utf8)
+    }
+
+    func streamStart(_ content: FakeAnswerContent) -> [UInt8] { Array(roleEvent().utf8) }
+
+    func textEvent(_ token: String, index: Int) -> [UInt8] { Array(tokenEvent(token).utf8) }
+
+    func toolCallEvents(id: String, name: String, fragments: [String]) -> [UInt8] {
+        var s = choiceEvent(
+            delta: "{\"tool_calls\":[{\"index\":0,\"id\":\(JSONText.quoted(id)),\"type\":\"function\",\"function\":{\"name\":\(JSONText.quoted(name)),\"arguments\":\"\"}}]}",
+            finishReason: nil)
+        for f in fragments {
+            s += choiceEvent(delta: "{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\(JSONText.quoted(f))}}]}", finishReason: nil)
+        }
+        return Array(s.utf8)
+    }
+
+    func streamEnd(_ content: FakeAnswerContent, sentTokens: Int, done: Bool) -> [UInt8] {
+        var s: String
+        switch content.kind {
+        case .text: s = finishEvent()
+        case .toolCall: s = finishEvent("tool_calls")
+        case .blocked: s = finishEvent("content_filter")
+        }
+        if includeUsageInStream {
+            if case .text = content.kind {
+                s += usageEvent(completionTokens: sentTokens)
+            } else {
+                s += usageEvent(completionTokens: 1)
+            }
+        }
+        if done { s += Self.doneEvent }
+        return Array(s.utf8)
+    }
+
+    var malformedEvent: [UInt8] { Array(Self.malformedEvent.utf8) }
+
+    func streamErrorEvent() -> [UInt8] {
+        Array("data: {\"error\":{\"message\":\"The server is overloaded or not ready yet.\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n".utf8)
+    }
+}
+
+/// OpenAI Chat Completions (`/v1/chat/completions`, `/chat/completions`) and Azure OpenAI
+/// (`/openai/deployments/<deployment>/chat/completions`).
+struct OpenAIFakeAPI: FakeNativeAPI {
+    func matches(method: HTTPMethod, path: String) -> Bool {
+        method == .POST
+            && (path == "/v1/chat/completions" || path == "/chat/completions" || FakeProviderHandler.azureDeployment(path: path) != nil)
+    }
+
+    func read(_ request: FakeHTTPRequest, provider: FakeProvider) -> FakeNativeRead {
+        let azureDeployment = FakeProviderHandler.azureDeployment(path: request.path)
+        var parsed: ChatRequest?
+        var parseProblem: String?
+        if let body = request.body, body.readableBytes > 0 {
+            do {
+                parsed = try JSONDecoder().decode(ChatRequest.self, from: Data(body.readableBytesView))
+            } catch {
+                parseProblem = FakeProviderHandler.describe(decodingError: error)
+            }
+        } else {
+            parseProblem = "The request body is empty."
+        }
+        let model = azureDeployment ?? parsed?.model.flatMap { $0.isEmpty ? nil : $0 }
+        let stream = parsed?.stream ?? false
+        func reject(_ e: ProviderError) -> FakeNativeRead { FakeNativeRead(model: model, stream: stream, outcome: .reject(e)) }
+
+        if let requiredKey = provider.configuration.requiredKey {
+            let authorization = request.header("authorization")
+            let apiKey = request.header("api-key")
+            let bearer = authorization.flatMap { value -> String? in
+                guard value.count > 7, value.prefix(7).lowercased() == "bearer " else { return nil }
+                return String(value.dropFirst(7)).trimmingWhitespace()
+            }
+            guard bearer == requiredKey || apiKey == requiredKey else {
+                return reject(.invalidAPIKey(provided: authorization != nil || apiKey != nil))
+            }
+        }
+        guard let chat = parsed else { return reject(.malformedJSON(parseProblem ?? "")) }
+        guard let model else { return reject(.missingModel()) }
+        let wire = AnswerWire(
+            id: provider.nextResponseID(), model: model, created: Int(Date().timeIntervalSince1970), promptTokens: chat.promptWordCount,
+            includeUsageInStream: chat.stream_options?.include_usage ?? false)
+        let prefill = chat.endsWithAssistant ? (chat.messages?.last?.content?.text ?? "") : nil
+        return FakeNativeRead(
+            model: model, stream: stream,
+            outcome: .answer(
+                FakeNativeRequest(
+                    promptTokens: chat.promptWordCount, prefill: prefill, toolNames: chat.toolNames, format: wire,
+                    errorForFault: { fault, model, promptTokens in ProviderError.forFault(fault, model: model, promptTokens: promptTokens) })))
+    }
 }

@@ -1,4 +1,5 @@
 import AIGatewayFailover
+import AIGatewayProviders
 import Testing
 
 @Suite("Passive health")

@@ -47,9 +47,14 @@ class Stack:
     """The fake provider and the gateway on the guide's manifests in front of it.
 
     provider_args/gateway_args go to the two commands; endpoint_host names the provider in
-    --provider-endpoint (its scheme follows the provider's: https with --tls-cert)."""
+    --provider-endpoint (its scheme follows the provider's: https with --tls-cert). Every provider
+    key is redirected to the one fake, which speaks each native API on its own paths. backend, if
+    given, is the YAML of a Backend named model-failover that replaces the guide's (the route and
+    the Secret `openai-secret` stay)."""
 
-    def __init__(self, tmp: Path, provider_args=(), gateway_args=(), endpoint_host="127.0.0.1"):
+    PROVIDERS = ("openai", "azureopenai", "anthropic", "gemini", "vertexai", "bedrock")
+
+    def __init__(self, tmp: Path, provider_args=(), gateway_args=(), endpoint_host="127.0.0.1", backend=None):
         self.bins = bin_dir()
         self.provider = subprocess.Popen(
             [str(self.bins / "fake-provider"), "--port", "0", "--require-key", "sk-demo-not-a-real-key", *provider_args],
@@ -63,6 +68,8 @@ class Stack:
         for f in (ROOT / "examples" / "model-failover").glob("*.yaml"):
             text = f.read_text()
             if f.name == "backend.yaml":
+                if backend is not None:
+                    text = backend
                 # Short timeouts so stalls are noticed quickly in tests.
                 text = text.replace(
                     "  labels:\n    app: model-failover\n  name: model-failover",
@@ -75,7 +82,8 @@ class Stack:
         self.gateway = subprocess.Popen(
             [str(self.bins / "ai-gateway"), "run", "--manifests", str(manifests), "--host", "127.0.0.1",
              "--port", str(self.port), "--admin-port", str(self.admin_port),
-             "--provider-endpoint", f"openai={self.provider_url}", "--log-format", "json", *gateway_args],
+             *[a for key in self.PROVIDERS for a in ("--provider-endpoint", f"{key}={self.provider_url}")],
+             "--log-format", "json", *gateway_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(f"http://127.0.0.1:{self.admin_port}/readyz")
 

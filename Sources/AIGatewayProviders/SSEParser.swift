@@ -1,26 +1,34 @@
 import AIGatewayAPI
 
 /// One server-sent event: its original bytes (forwarded unchanged) and its `data` payload.
-struct SSEEvent: Sendable {
-    var raw: [UInt8]
+public struct SSEEvent: Sendable {
+    public var raw: [UInt8]
     /// The `data:` lines joined with `\n`, or nil for an event without data (a comment, a keep-alive).
-    var data: String?
+    public var data: String?
+    /// The `event:` field, if any (Anthropic names its events).
+    public var name: String?
 
-    var isDone: Bool { data == "[DONE]" }
+    public init(raw: [UInt8], data: String?, name: String? = nil) {
+        self.raw = raw
+        self.data = data
+        self.name = name
+    }
+
+    public var isDone: Bool { data == "[DONE]" }
 }
 
 /// Splits a byte stream into server-sent events at blank lines, whatever the chunking.
-struct SSEParser {
+public struct SSEParser: Sendable {
     private var buffer: [UInt8] = []
     private var scanFrom = 0
     /// Largest event accepted; a provider sending more without a blank line is broken.
     let maxEventBytes: Int
 
-    init(maxEventBytes: Int = 1 << 20) { self.maxEventBytes = maxEventBytes }
+    public init(maxEventBytes: Int = 1 << 20) { self.maxEventBytes = maxEventBytes }
 
-    struct Oversize: Error {}
+    public struct Oversize: Error {}
 
-    mutating func feed(_ bytes: some Sequence<UInt8>) throws -> [SSEEvent] {
+    public mutating func feed(_ bytes: some Sequence<UInt8>) throws -> [SSEEvent] {
         buffer.append(contentsOf: bytes)
         var events: [SSEEvent] = []
         var start = 0
@@ -51,57 +59,29 @@ struct SSEParser {
     }
 
     /// Whatever is left when the stream ends (an event without its final blank line).
-    mutating func finish() -> SSEEvent? {
+    public mutating func finish() -> SSEEvent? {
         defer { buffer = [] }
         guard buffer.contains(where: { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: " ") }) else { return nil }
         return Self.event(buffer + Array("\n\n".utf8))
     }
 
-    static func event(_ raw: [UInt8]) -> SSEEvent {
+    public static func event(_ raw: [UInt8]) -> SSEEvent {
         var data: [String] = []
+        var name: String?
         for line in raw.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
             var l = line[...]
             if l.last == UInt8(ascii: "\r") { l = l.dropLast() }
+            if l.starts(with: "event:".utf8) {
+                l = l.dropFirst(6)
+                if l.first == UInt8(ascii: " ") { l = l.dropFirst() }
+                name = String(decoding: l, as: UTF8.self)
+                continue
+            }
             guard l.starts(with: "data:".utf8) else { continue }
             l = l.dropFirst(5)
             if l.first == UInt8(ascii: " ") { l = l.dropFirst() }
             data.append(String(decoding: l, as: UTF8.self))
         }
-        return SSEEvent(raw: raw, data: data.isEmpty ? nil : data.joined(separator: "\n"))
-    }
-}
-
-/// What the gateway reads from one chat-completion chunk.
-struct ChunkFacts {
-    var content: String = ""
-    var isToken = false
-    var finished = false
-    var usageOnly = false
-    var usage: (input: Int, output: Int)?
-    var model: String?
-
-    init?(json: String) {
-        guard let value = try? JSONParser.parse(Array(json.utf8)), case .object = value else { return nil }
-        model = value["model"]?.stringValue
-        if let u = value["usage"], case .object = u {
-            usage = (u["prompt_tokens"]?.intValue ?? 0, u["completion_tokens"]?.intValue ?? 0)
-        }
-        let choices = value["choices"]?.arrayValue ?? []
-        usageOnly = choices.isEmpty && usage != nil
-        for choice in choices {
-            let delta = choice["delta"]
-            if let c = delta?["content"]?.stringValue, !c.isEmpty {
-                content += c
-                isToken = true
-            }
-            if delta?["tool_calls"] != nil || delta?["function_call"] != nil || (delta?["refusal"]?.stringValue.map { !$0.isEmpty } ?? false) {
-                isToken = true
-            }
-            if let f = choice["finish_reason"], f != .null {
-                finished = true
-                isToken = true
-            }
-        }
-        if value["error"] != nil { isToken = true }
+        return SSEEvent(raw: raw, data: data.isEmpty ? nil : data.joined(separator: "\n"), name: name)
     }
 }

@@ -1,0 +1,262 @@
+import AIGatewayAPI
+
+/// How the gateway talks to one provider: a pure value (no I/O) that builds each attempt's
+/// request from the client's OpenAI-shaped request, translates the answer back, and classifies
+/// the provider's errors for failover. One adapter per provider; `ProviderAdapters` maps the
+/// provider key of a Backend entry to its adapter.
+///
+/// The proxy carries bytes and outcomes only: it asks the adapter for the request, writes it,
+/// feeds the answer to the adapter's translator, and hands the classification to the failover engine.
+public protocol ProviderAdapter: Sendable, Hashable {
+    /// The provider key (`openai`, `anthropic`, ...): the `provider` label of metrics and the trail.
+    var provider: String { get }
+
+    /// False when the provider already speaks OpenAI Chat Completions: its answers (complete and
+    /// streamed) are relayed byte for byte and `translateResponse` is never called.
+    var translates: Bool { get }
+
+    /// The content type of a streamed 200 answer (`text/event-stream`, or Bedrock's eventstream).
+    var streamContentType: String { get }
+
+    /// Builds one attempt's request without credentials, or says why this candidate cannot serve
+    /// this request (a parameter it cannot honour): failover then moves on.
+    func makeRequest(_ input: AttemptInput) -> Result<UpstreamRequest, AttemptRefusal>
+
+    /// Adds the credentials to the finished request. Runs last, so a signature (SigV4) can cover
+    /// the final path, headers and body; `now` is the wall clock in seconds since 1970.
+    func authorize(_ request: inout UpstreamRequest, credential: ProviderCredential, target: UpstreamTarget, now: Double) -> Result<Void, AttemptRefusal>
+
+    /// Translates a complete 2xx answer into an OpenAI `chat.completion` (only when `translates`).
+    func translateResponse(_ response: ProviderResponse, context: TranslationContext) -> ResponseTranslation
+
+    /// A fresh translator for one streamed attempt: provider bytes in, OpenAI chunks out.
+    func makeStreamTranslator(_ context: TranslationContext) -> any StreamTranslator
+
+    /// Classifies a complete non-2xx answer for the failover engine.
+    func classifyError(_ response: ProviderResponse, now: Double) -> ProviderFailure
+
+    /// The error body the client gets when this provider's error is returned as is (a client
+    /// error, a content-filter rejection), in OpenAI's shape. Nil keeps the provider's bytes.
+    func clientErrorBody(_ response: ProviderResponse) -> [UInt8]?
+}
+
+extension ProviderAdapter {
+    public var translates: Bool { true }
+    public var streamContentType: String { "text/event-stream" }
+    public func clientErrorBody(_ response: ProviderResponse) -> [UInt8]? { nil }
+
+    /// Equality across adapter types (for `UpstreamTarget`'s `Hashable`).
+    func isEqual(to other: any ProviderAdapter) -> Bool {
+        guard let other = other as? Self else { return false }
+        return self == other
+    }
+}
+
+/// What an adapter gets to build one attempt.
+public struct AttemptInput: Sendable {
+    /// The client's request: its bytes, and (on demand, parsed once per request) its conversation.
+    public var chat: ChatRequest
+    /// The entry's endpoint: host, default path, auth header, model.
+    public var target: UpstreamTarget
+    /// Assistant text already sent to the client (stream continuation): send it as a prefill in
+    /// the provider's own format, so the model continues the answer.
+    public var prefill: String?
+
+    public init(chat: ChatRequest, target: UpstreamTarget, prefill: String?) {
+        self.chat = chat
+        self.target = target
+        self.prefill = prefill
+    }
+
+    /// The model to ask for: the entry's, else the client's.
+    public var model: String? { target.model ?? chat.model }
+}
+
+/// A credential as a value; the proxy resolves it per attempt (a passthrough token comes from
+/// the client's request, AWS credentials from a refreshed source).
+public enum ProviderCredential: Sendable, Hashable {
+    /// An API key or bearer token from the Backend (inline or Secret).
+    case apiKey(SecretString)
+    /// The client's own token (`authToken.kind: Passthrough`), `Bearer ` removed.
+    case passthrough(SecretString)
+    /// AWS credentials for SigV4.
+    case aws(AWSCredentials)
+
+    /// The key or token, for adapters that send one in a header.
+    public var token: SecretString? {
+        switch self {
+        case .apiKey(let k), .passthrough(let k): k
+        case .aws: nil
+        }
+    }
+}
+
+public struct AWSCredentials: Sendable, Hashable, CustomStringConvertible {
+    public var accessKeyID: String
+    public var secretAccessKey: SecretString
+    public var sessionToken: SecretString?
+
+    public init(accessKeyID: String, secretAccessKey: SecretString, sessionToken: SecretString? = nil) {
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
+        self.sessionToken = sessionToken
+    }
+
+    public var description: String { "AWSCredentials(<redacted>)" }
+}
+
+/// The request an adapter built: the proxy adds `host`, `content-length`, the client's
+/// forwardable headers and the route's header modifiers, then `headers` (which win).
+public struct UpstreamRequest: Sendable {
+    public var method: String
+    /// Path and query, as sent.
+    public var path: String
+    /// The provider's headers (content type, accept, version, auth once authorized).
+    public var headers: [UpstreamTarget.HeaderField]
+    public var body: UpstreamBody
+
+    public init(method: String = "POST", path: String, headers: [UpstreamTarget.HeaderField], body: UpstreamBody) {
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+    }
+
+    /// Sets a header, replacing any of the same name (ASCII case-insensitive).
+    public mutating func setHeader(_ name: String, _ value: String) {
+        let lower = name.lowercased()
+        headers.removeAll { $0.name.lowercased() == lower }
+        headers.append(.init(name: name, value: value))
+    }
+
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.last { $0.name.lowercased() == lower }?.value
+    }
+}
+
+/// The body of an upstream request.
+public enum UpstreamBody: Sendable {
+    /// The client's own bytes with the gateway's few edits (model, usage option, prefill), written
+    /// straight into the outgoing buffer by `ChatRequest.writeBody`: the OpenAI path copies no
+    /// conversation.
+    case clientBytes(model: String?, includeUsage: Bool, prefill: String?)
+    /// A body the adapter built (a translated request).
+    case bytes([UInt8])
+
+    /// The final bytes (for a signature over the body).
+    public func bytes(of chat: ChatRequest) -> [UInt8] {
+        switch self {
+        case .bytes(let b): b
+        case .clientBytes(let model, let includeUsage, let prefill): chat.body(model: model, includeUsage: includeUsage, prefill: prefill)
+        }
+    }
+}
+
+/// Why a candidate cannot serve this request. `parameter` names what it cannot honour (`n`,
+/// `logprobs`, `response_format`): when no candidate can, the client gets a 400 naming it.
+public struct AttemptRefusal: Error, Sendable, Hashable, CustomStringConvertible {
+    public var parameter: String?
+    public var reason: String
+
+    public init(parameter: String? = nil, reason: String) {
+        self.parameter = parameter
+        self.reason = reason
+    }
+
+    public static func unsupported(_ parameter: String, _ reason: String) -> AttemptRefusal {
+        AttemptRefusal(parameter: parameter, reason: reason)
+    }
+
+    public var description: String { reason }
+}
+
+/// A complete answer from the provider.
+public struct ProviderResponse: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return headers.first { $0.name.lowercased() == lower }?.value
+    }
+}
+
+/// What a translator knows of the attempt it translates.
+public struct TranslationContext: Sendable {
+    /// The model the attempt asked for (used when the answer does not name one).
+    public var model: String
+    /// Whether the client asked for the final usage chunk (`stream_options.include_usage`).
+    public var clientWantsUsage: Bool
+    /// This attempt continues an answer already streamed: no second role chunk.
+    public var continuation: Bool
+    /// `created` of the OpenAI objects (seconds since 1970).
+    public var created: Int
+    /// The provider's response headers (Bedrock's `x-amzn-RequestId` is the answer's id).
+    public var responseHeaders: [(name: String, value: String)]
+    /// A gateway-made id when the provider gives none.
+    public var fallbackID: String
+    /// The tool names of the client's request, declared and called (`ChatConversation.toolNames`):
+    /// an adapter that renames tools for its provider (Bedrock) maps the answer's names back with them.
+    public var toolNames: [String] = []
+
+    public init(
+        model: String, clientWantsUsage: Bool, continuation: Bool = false, created: Int, responseHeaders: [(name: String, value: String)] = [],
+        fallbackID: String
+    ) {
+        self.model = model
+        self.clientWantsUsage = clientWantsUsage
+        self.continuation = continuation
+        self.created = created
+        self.responseHeaders = responseHeaders
+        self.fallbackID = fallbackID
+    }
+
+    public func header(_ name: String) -> String? {
+        let lower = name.lowercased()
+        return responseHeaders.first { $0.name.lowercased() == lower }?.value
+    }
+}
+
+/// A complete answer translated.
+public enum ResponseTranslation: Sendable {
+    /// An OpenAI `chat.completion` body, with the usage it reports.
+    case translated(body: [UInt8], usage: TokenUsage?)
+    /// The answer is not what it should be (unreadable, an error inside a 200): a failure.
+    case failed(ProviderFailure)
+}
+
+/// Token counts of one answer.
+public struct TokenUsage: Sendable, Hashable {
+    public var input: Int
+    public var output: Int
+    /// Input tokens read from the provider's prompt cache (part of `input`).
+    public var cachedInput: Int?
+    /// Input tokens written to the provider's prompt cache (part of `input`).
+    public var cacheCreationInput: Int?
+    /// Reasoning tokens (part of `output`).
+    public var reasoning: Int?
+
+    public init(input: Int, output: Int, cachedInput: Int? = nil, cacheCreationInput: Int? = nil, reasoning: Int? = nil) {
+        self.input = input
+        self.output = output
+        self.cachedInput = cachedInput
+        self.cacheCreationInput = cacheCreationInput
+        self.reasoning = reasoning
+    }
+
+    /// The OpenAI `usage` object.
+    public var openAIJSON: String {
+        var s = "{\"prompt_tokens\":\(input),\"completion_tokens\":\(output),\"total_tokens\":\(input + output)"
+        if let cachedInput { s += ",\"prompt_tokens_details\":{\"cached_tokens\":\(cachedInput)}" }
+        if let reasoning { s += ",\"completion_tokens_details\":{\"reasoning_tokens\":\(reasoning)}" }
+        return s + "}"
+    }
+}
