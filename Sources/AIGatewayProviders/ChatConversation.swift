@@ -292,6 +292,12 @@ extension ChatConversation {
 }
 
 extension JSONValue {
+    /// The element at `index` of an array, nil otherwise.
+    public subscript(index: Int) -> JSONValue? {
+        guard case .array(let a) = self, a.indices.contains(index) else { return nil }
+        return a[index]
+    }
+
     public var boolValue: Bool? {
         if case .bool(let b) = self { return b }
         return nil

@@ -114,6 +114,9 @@ public struct UpstreamRequest: Sendable {
     /// The provider's headers (content type, accept, version, auth once authorized).
     public var headers: [UpstreamTarget.HeaderField]
     public var body: UpstreamBody
+    /// The client's parameters this target cannot take and the adapter left out (tuning-only
+    /// ones such as `seed`): logged at debug.
+    public var dropped: [String] = []
 
     public init(method: String = "POST", path: String, headers: [UpstreamTarget.HeaderField], body: UpstreamBody) {
         self.method = method

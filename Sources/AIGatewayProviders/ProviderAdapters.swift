@@ -7,7 +7,7 @@ public enum ProviderAdapters {
         switch provider {
         case .openai: OpenAIAdapter(.openai)
         case .azureopenai: OpenAIAdapter(.azureopenai)
-        case .anthropic: nil
+        case .anthropic: AnthropicAdapter()
         case .gemini: nil
         case .vertexai: nil
         case .bedrock(let p): BedrockAdapter(region: p.region, guardrail: p.guardrail)
@@ -15,5 +15,5 @@ public enum ProviderAdapters {
     }
 
     /// The keys of the served providers.
-    public static let servedKeys: Set<String> = ["openai", "azureopenai", "bedrock"]
+    public static let servedKeys: Set<String> = ["openai", "azureopenai", "anthropic", "bedrock"]
 }

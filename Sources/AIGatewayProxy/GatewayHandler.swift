@@ -236,6 +236,11 @@ public final class GatewayHandler: HTTPHandler {
         case .success(let r): upstream = r
         case .failure(let refusal): return .failure(BuildError(refusal))
         }
+        if !upstream.dropped.isEmpty {
+            logger.debug(
+                "parameters left out for this target",
+                metadata: ["request-id": "\(requestID)", "provider": "\(target.provider)", "model": "\(entry.model)", "dropped": "\(upstream.dropped.joined(separator: ","))"])
+        }
         if case .failure(let refusal) = adapter.authorize(&upstream, credential: credential, target: target, now: Self.wallClock()) {
             return .failure(BuildError(refusal))
         }

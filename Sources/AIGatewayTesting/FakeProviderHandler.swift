@@ -150,6 +150,7 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     /// file and gets one line here.
     static let nativeAPIs: [any FakeNativeAPI] = [
         OpenAIFakeAPI(),
+        AnthropicFakeAPI(),
     ]
 
     private func handle(head: HTTPRequestHead, body: ByteBuffer?, context: ChannelHandlerContext) {

@@ -126,9 +126,11 @@ struct ProviderError {
     var type: String
     var code: String?
     var extraHeaders: [(String, String)] = []
+    /// A body in another API's shape; nil writes OpenAI's.
+    var rawBody: String?
 
     var body: String {
-        "{\"error\":{\"message\":\(JSONText.quoted(message)),\"type\":\(JSONText.quoted(type)),\"param\":null,\"code\":\(JSONText.quotedOrNull(code))}}"
+        rawBody ?? "{\"error\":{\"message\":\(JSONText.quoted(message)),\"type\":\(JSONText.quoted(type)),\"param\":null,\"code\":\(JSONText.quotedOrNull(code))}}"
     }
 
     static func missingModel() -> ProviderError {

@@ -62,18 +62,18 @@ struct BedrockStreamTests {
         let chunks = Self.deltas(events)
         #expect(chunks.allSatisfy { $0["id"] == .string("req-9") && $0["model"] == .string("anthropic.claude-3:0") })
         let d = chunks.compactMap { $0["choices"]?.arrayValue?.first?["delta"] }
-        #expect(d[0] == json(#"{"role":"assistant","content":""}"#))
-        #expect(d[1] == json(#"{"content":"Checking"}"#))
-        #expect(d[2] == json(#"{"content":" now."}"#))
-        #expect(d[3] == json(#"{"tool_calls":[{"index":0,"id":"tooluse_A","type":"function","function":{"name":"get.weather","arguments":""}}]}"#))
-        #expect(d[4] == json(#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}"#))
-        #expect(d[5] == json(#"{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]}"#))
-        #expect(d[6] == json(#"{"tool_calls":[{"index":1,"id":"tooluse_B","type":"function","function":{"name":"now","arguments":""}}]}"#))
-        #expect(d[7] == json(#"{"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]}"#))
+        #expect(d[0] == bedrockJSON(#"{"role":"assistant","content":""}"#))
+        #expect(d[1] == bedrockJSON(#"{"content":"Checking"}"#))
+        #expect(d[2] == bedrockJSON(#"{"content":" now."}"#))
+        #expect(d[3] == bedrockJSON(#"{"tool_calls":[{"index":0,"id":"tooluse_A","type":"function","function":{"name":"get.weather","arguments":""}}]}"#))
+        #expect(d[4] == bedrockJSON(#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}"#))
+        #expect(d[5] == bedrockJSON(#"{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]}"#))
+        #expect(d[6] == bedrockJSON(#"{"tool_calls":[{"index":1,"id":"tooluse_B","type":"function","function":{"name":"now","arguments":""}}]}"#))
+        #expect(d[7] == bedrockJSON(#"{"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]}"#))
         #expect(chunks.compactMap { $0["choices"]?.arrayValue?.first?["finish_reason"] }.filter { $0 != .null } == [.string("tool_calls")])
         #expect(chunks.allSatisfy { $0["choices"]?.arrayValue?.first?["index"] ?? .int(0) == .int(0) })
         #expect(chunks.last?["choices"] == .array([]))
-        #expect(chunks.last?["usage"] == json(#"{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}"#))
+        #expect(chunks.last?["usage"] == bedrockJSON(#"{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}"#))
         #expect(Self.describe(events).last == "DONE")
     }
 
@@ -131,7 +131,7 @@ struct BedrockStreamTests {
             .event("metadata", json: #"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3}}"#),
         ]), context: ctx)
         let chunks = Self.deltas(events)
-        #expect(chunks.first?["choices"]?.arrayValue?.first?["delta"] == json(#"{"content":"Sorry, blocked."}"#))
+        #expect(chunks.first?["choices"]?.arrayValue?.first?["delta"] == bedrockJSON(#"{"content":"Sorry, blocked."}"#))
         #expect(chunks.contains { $0["choices"]?.arrayValue?.first?["finish_reason"] == .string("content_filter") })
     }
 }

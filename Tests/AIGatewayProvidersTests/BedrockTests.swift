@@ -11,7 +11,7 @@ func converse(_ json: String, guardrail: BedrockProvider.Guardrail? = nil, prefi
     return try JSONParser.parse(body)
 }
 
-func json(_ s: String) -> JSONValue { try! JSONParser.parse(Array(s.utf8)) }
+func bedrockJSON(_ s: String) -> JSONValue { try! JSONParser.parse(Array(s.utf8)) }
 
 @Suite("Bedrock Converse request")
 struct BedrockRequestTests {
@@ -24,11 +24,11 @@ struct BedrockRequestTests {
               {"role":"assistant","content":"Bonjour"}],
              "temperature":0.5,"top_p":1,"stop":"END","seed":7,"presence_penalty":1}
             """#)
-        #expect(body["system"] == json(#"[{"text":"Be brief."},{"text":"Speak French."}]"#))
-        #expect(body["messages"] == json(#"""
+        #expect(body["system"] == bedrockJSON(#"[{"text":"Be brief."},{"text":"Speak French."}]"#))
+        #expect(body["messages"] == bedrockJSON(#"""
             [{"role":"user","content":[{"text":"Hi"},{"text":"there"}]},{"role":"assistant","content":[{"text":"Bonjour"}]}]
             """#))
-        #expect(body["inferenceConfig"] == json(#"{"maxTokens":4096,"temperature":0.5,"topP":1,"stopSequences":["END"]}"#))
+        #expect(body["inferenceConfig"] == bedrockJSON(#"{"maxTokens":4096,"temperature":0.5,"topP":1,"stopSequences":["END"]}"#))
         #expect(body["toolConfig"] == nil)
         #expect(body["seed"] == nil && body["model"] == nil && body["presence_penalty"] == nil)
         let explicit = try converse(#"{"messages":[{"role":"user","content":"x"}],"max_tokens":10,"max_completion_tokens":20}"#)
@@ -48,18 +48,18 @@ struct BedrockRequestTests {
              "tools":[{"type":"function","function":{"name":"get.weather","description":"Weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}],
              "tool_choice":{"type":"function","function":{"name":"get.weather"}}}
             """#, guardrail: .init(identifier: "gr-1", version: "2"))
-        #expect(body["toolConfig"] == json(#"""
+        #expect(body["toolConfig"] == bedrockJSON(#"""
             {"tools":[{"toolSpec":{"name":"get_weather","description":"Weather","inputSchema":{"json":{"type":"object","properties":{"city":{"type":"string"}}}}}}],
              "toolChoice":{"tool":{"name":"get_weather"}}}
             """#))
-        #expect(body["messages"] == json(#"""
+        #expect(body["messages"] == bedrockJSON(#"""
             [{"role":"user","content":[{"text":"weather?"}]},
              {"role":"assistant","content":[{"toolUse":{"toolUseId":"tooluse_1","name":"get_weather","input":{"city":"Paris"}}},
                                             {"toolUse":{"toolUseId":"tooluse_2","name":"get_weather","input":{}}}]},
              {"role":"user","content":[{"toolResult":{"toolUseId":"tooluse_1","content":[{"text":"18C"}]}},
                                        {"toolResult":{"toolUseId":"tooluse_2","content":[{"text":"20C"}]}}]}]
             """#))
-        #expect(body["guardrailConfig"] == json(#"{"guardrailIdentifier":"gr-1","guardrailVersion":"2","trace":"enabled"}"#))
+        #expect(body["guardrailConfig"] == bedrockJSON(#"{"guardrailIdentifier":"gr-1","guardrailVersion":"2","trace":"enabled"}"#))
     }
 
     @Test("a history with tool blocks and no tools still gets a toolConfig; none and required map")
@@ -71,8 +71,8 @@ struct BedrockRequestTests {
             """#)
         #expect(body["toolConfig"]?["tools"]?.arrayValue?.first?["toolSpec"]?["name"] == .string("lookup"))
         let tools = #""tools":[{"type":"function","function":{"name":"f"}}]"#
-        #expect(try converse(#"{"messages":[{"role":"user","content":"q"}],\#(tools),"tool_choice":"required"}"#)["toolConfig"]?["toolChoice"] == json(#"{"any":{}}"#))
-        #expect(try converse(#"{"messages":[{"role":"user","content":"q"}],\#(tools),"tool_choice":"auto"}"#)["toolConfig"]?["toolChoice"] == json(#"{"auto":{}}"#))
+        #expect(try converse(#"{"messages":[{"role":"user","content":"q"}],\#(tools),"tool_choice":"required"}"#)["toolConfig"]?["toolChoice"] == bedrockJSON(#"{"any":{}}"#))
+        #expect(try converse(#"{"messages":[{"role":"user","content":"q"}],\#(tools),"tool_choice":"auto"}"#)["toolConfig"]?["toolChoice"] == bedrockJSON(#"{"auto":{}}"#))
         #expect(try converse(#"{"messages":[{"role":"user","content":"q"}],\#(tools),"tool_choice":"none"}"#)["toolConfig"]?["toolChoice"] == nil)
     }
 
@@ -95,7 +95,7 @@ struct BedrockRequestTests {
     @Test("images from data URLs only; http(s) and unknown parts refused with the parameter named")
     func images() throws {
         let ok = try converse(#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0K"}}]}]}"#)
-        #expect(ok["messages"]?.arrayValue?.first?["content"] == json(#"[{"image":{"format":"png","source":{"bytes":"iVBORw0K"}}}]"#))
+        #expect(ok["messages"]?.arrayValue?.first?["content"] == bedrockJSON(#"[{"image":{"format":"png","source":{"bytes":"iVBORw0K"}}}]"#))
         let remote = try conversation(#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}"#)
         guard case .failure(let r) = BedrockConverse.requestBody(remote, guardrail: nil) else { Issue.record("accepted"); return }
         #expect(r.parameter == "messages[0].content[0].image_url")
@@ -110,7 +110,7 @@ struct BedrockRequestTests {
     @Test("a continuation prefill is the last assistant turn")
     func prefill() throws {
         let body = try converse(#"{"messages":[{"role":"user","content":"count"}]}"#, prefill: "1, 2,")
-        #expect(body["messages"]?.arrayValue?.last == json(#"{"role":"assistant","content":[{"text":"1, 2,"}]}"#))
+        #expect(body["messages"]?.arrayValue?.last == bedrockJSON(#"{"role":"assistant","content":[{"text":"1, 2,"}]}"#))
     }
 }
 
@@ -132,8 +132,8 @@ struct BedrockResponseTests {
         #expect(v["choices"]?.arrayValue?.first?["finish_reason"] == .string("tool_calls"))
         let message = v["choices"]?.arrayValue?.first?["message"]
         #expect(message?["content"] == .string("Let me check."))
-        #expect(message?["tool_calls"] == json(#"[{"id":"tooluse_x","type":"function","function":{"name":"get.weather","arguments":"{\"city\":\"Paris\"}"}}]"#))
-        #expect(v["usage"] == json(#"{"prompt_tokens":15,"completion_tokens":5,"total_tokens":20,"prompt_tokens_details":{"cached_tokens":4}}"#))
+        #expect(message?["tool_calls"] == bedrockJSON(#"[{"id":"tooluse_x","type":"function","function":{"name":"get.weather","arguments":"{\"city\":\"Paris\"}"}}]"#))
+        #expect(v["usage"] == bedrockJSON(#"{"prompt_tokens":15,"completion_tokens":5,"total_tokens":20,"prompt_tokens_details":{"cached_tokens":4}}"#))
         #expect(usage == TokenUsage(input: 15, output: 5, cachedInput: 4, cacheCreationInput: 1))
     }
 

@@ -156,20 +156,20 @@ struct CompilerTests {
         #expect(t.backends[name]?.priorities.isEmpty == true)
     }
 
-    @Test("an unserved provider (anthropic) is an entry problem, not a Backend failure")
+    @Test("an unserved provider (gemini) is an entry problem, not a Backend failure")
     func unservedProvider() throws {
         let t = try compile(
             backendDoc(
                 "mixed",
                 ai: """
-                    {multipool: {priorities: [{pool: [{anthropic: {model: claude, authToken: {kind: Passthrough}}}]}, {pool: [{openai: {authToken: {kind: Passthrough}}}]}]}}
+                    {multipool: {priorities: [{pool: [{gemini: {model: g, apiVersion: v1beta, authToken: {kind: Passthrough}}}]}, {pool: [{openai: {authToken: {kind: Passthrough}}}]}]}}
                     """))
         let name = NamespacedName(namespace: "default", name: "mixed")
         let c = try #require(t.status.backends[name]?.first)
         #expect(c.status && c.reason == "Accepted")
-        #expect(c.message == "Backend accepted; provider(s) anthropic are validated but not served yet")
+        #expect(c.message == "Backend accepted; provider(s) gemini are validated but not served yet")
         let b = try #require(t.backends[name])
-        #expect(b.entries[0].problem == "provider anthropic is not served by this gateway yet")
+        #expect(b.entries[0].problem == "provider gemini is not served by this gateway yet")
         #expect(!b.entries[0].isUsable)
         #expect(b.entries[1].isUsable)
     }

@@ -82,7 +82,7 @@ struct ProviderCatalogTests {
         let anthropic = ProviderCatalog.target(for: try llmEntry("anthropic: {model: claude-3-5-sonnet, \(token)}"))
         #expect(
             summary(anthropic)
-                == "anthropic served=false https://api.anthropic.com:443/v1/messages x-api-key: '' model=claude-3-5-sonnet show=claude-3-5-sonnet +anthropic-version=2023-06-01"
+                == "anthropic served=true https://api.anthropic.com:443/v1/messages x-api-key: '' model=claude-3-5-sonnet show=claude-3-5-sonnet +anthropic-version=2023-06-01"
         )
         let pinned = ProviderCatalog.target(for: try llmEntry("anthropic: {apiVersion: \"2024-01-01\", \(token)}"))
         #expect(pinned.staticHeaders == [.init(name: "anthropic-version", value: "2024-01-01")])

@@ -1,0 +1,415 @@
+import AIGatewayAPI
+
+/// Anthropic Messages (`/v1/messages`): the OpenAI request becomes a Messages request (system
+/// messages to the top-level `system`, same-role turns merged, tool results in the user turn
+/// after the call, `max_tokens` always sent), and answers and streams come back as OpenAI's.
+public struct AnthropicAdapter: ProviderAdapter {
+    /// `max_tokens` when the client gives none (Anthropic requires one).
+    public static let defaultMaxTokens = 4096
+    public static let defaultVersion = "2023-06-01"
+
+    public init() {}
+
+    public var provider: String { "anthropic" }
+
+    // MARK: Request
+
+    public func makeRequest(_ input: AttemptInput) -> Result<UpstreamRequest, AttemptRefusal> {
+        guard let model = input.model else {
+            return .failure(.unsupported("model", "anthropic needs a model: set one on the entry or in the request"))
+        }
+        let conversation: ChatConversation
+        switch input.chat.conversation() {
+        case .success(let c): conversation = c
+        case .failure(let invalid): return .failure(.unsupported("messages", invalid.description))
+        }
+        let body: [String: JSONValue]
+        var dropped: [String]
+        switch Self.body(conversation, model: model, stream: input.chat.stream, prefill: input.prefill) {
+        case .success(let (b, d)):
+            body = b
+            dropped = d
+        case .failure(let refusal):
+            return .failure(refusal)
+        }
+        dropped.append(contentsOf: conversation.tuningParameters)
+        var text = ""
+        text.reserveCapacity(input.chat.bytes.count + 256)
+        JSONValue.object(body).write(into: &text, sortedKeys: false)
+        var headers: [UpstreamTarget.HeaderField] = [.init(name: "content-type", value: "application/json")]
+        if input.chat.stream { headers.append(.init(name: "accept", value: "text/event-stream")) }
+        var versioned = false
+        for s in input.target.staticHeaders {
+            headers.append(s)
+            if s.name.lowercased() == "anthropic-version" { versioned = true }
+        }
+        if !versioned { headers.append(.init(name: "anthropic-version", value: Self.defaultVersion)) }
+        var request = UpstreamRequest(path: input.target.path, headers: headers, body: .bytes(Array(text.utf8)))
+        request.dropped = dropped
+        return .success(request)
+    }
+
+    /// The Messages request body, and the OpenAI parameters left out.
+    static func body(_ c: ChatConversation, model: String, stream: Bool, prefill: String?) -> Result<([String: JSONValue], [String]), AttemptRefusal> {
+        if let n = c.n, n > 1 { return .failure(.unsupported("n", "anthropic answers with one choice only (n=\(n))")) }
+        if c.logprobs || c.topLogprobs != nil { return .failure(.unsupported("logprobs", "anthropic does not return log probabilities")) }
+        switch c.responseFormat {
+        case .jsonObject?, .jsonSchema?:
+            return .failure(.unsupported("response_format", "anthropic cannot guarantee a \(c.responseFormat!.type) answer"))
+        case .text?, nil:
+            break
+        }
+        var dropped: [String] = []
+        var out: [String: JSONValue] = ["model": .string(model)]
+        // System and developer messages, in order, joined.
+        var system: [String] = []
+        var turns: [(role: String, blocks: [JSONValue])] = []
+        func add(_ role: String, _ blocks: [JSONValue]) {
+            guard !blocks.isEmpty else { return }
+            if let last = turns.last, last.role == role {
+                turns[turns.count - 1].blocks.append(contentsOf: blocks)
+            } else {
+                turns.append((role, blocks))
+            }
+        }
+        for (i, m) in c.messages.enumerated() {
+            switch m.role {
+            case .system, .developer:
+                let t = m.text
+                if !t.isEmpty { system.append(t) }
+            case .user:
+                switch Self.contentBlocks(m.content, at: "messages[\(i)]") {
+                case .success(let blocks): add("user", blocks)
+                case .failure(let r): return .failure(r)
+                }
+            case .assistant:
+                var blocks: [JSONValue] = []
+                let t = m.text
+                if !t.isEmpty { blocks.append(.object(["type": .string("text"), "text": .string(t)])) }
+                for call in m.toolCalls {
+                    guard let input = call.argumentsObject else {
+                        return .failure(.unsupported("messages", "messages[\(i)]: the arguments of tool call \(call.id) are not a JSON object"))
+                    }
+                    blocks.append(.object(["type": .string("tool_use"), "id": .string(call.id), "name": .string(call.name), "input": input]))
+                }
+                add("assistant", blocks)
+            case .tool:
+                // Tool results go in the user turn right after the call; parallel results merge into it.
+                var result: [String: JSONValue] = ["type": .string("tool_result"), "tool_use_id": .string(m.toolCallID ?? "")]
+                result["content"] = .string(m.text)
+                add("user", [.object(result)])
+            }
+        }
+        if var prefill {
+            // Anthropic rejects a final assistant turn that ends in white space; the model writes it.
+            while let l = prefill.last, l.isWhitespace { prefill.removeLast() }
+            if !prefill.isEmpty { add("assistant", [.object(["type": .string("text"), "text": .string(prefill)])]) }
+        }
+        // Within a user turn, tool results come first (Anthropic's placement rule).
+        for k in turns.indices where turns[k].role == "user" {
+            let results = turns[k].blocks.filter { $0["type"]?.stringValue == "tool_result" }
+            if !results.isEmpty {
+                turns[k].blocks = results + turns[k].blocks.filter { $0["type"]?.stringValue != "tool_result" }
+            }
+        }
+        if !system.isEmpty { out["system"] = .string(system.joined(separator: "\n")) }
+        out["messages"] = .array(turns.map { .object(["role": .string($0.role), "content": .array($0.blocks)]) })
+        out["max_tokens"] = .int(c.maxTokens ?? defaultMaxTokens)
+        if stream { out["stream"] = .bool(true) }
+        if !c.stop.isEmpty { out["stop_sequences"] = .array(c.stop.map(JSONValue.string)) }
+        if let t = c.temperature {
+            // Anthropic takes 0...1; OpenAI's 0...2 is clamped.
+            out["temperature"] = .double(min(max(t, 0), 1))
+            if t > 1 { dropped.append("temperature>1 (clamped to 1)") }
+        }
+        if let p = c.topP { out["top_p"] = .double(p) }
+        if let u = c.user { out["metadata"] = .object(["user_id": .string(u)]) }
+        if c.reasoningEffort != nil { dropped.append("reasoning_effort") }
+        if !c.tools.isEmpty {
+            out["tools"] = .array(
+                c.tools.map { t in
+                    var o: [String: JSONValue] = ["name": .string(t.name), "input_schema": t.parameters ?? .object(["type": .string("object"), "properties": .object([:])])]
+                    if let d = t.description { o["description"] = .string(d) }
+                    return .object(o)
+                })
+            var choice: [String: JSONValue]?
+            switch c.toolChoice {
+            case nil, .auto?: choice = c.parallelToolCalls == false ? ["type": .string("auto")] : nil
+            case .required?: choice = ["type": .string("any")]
+            case .none?: choice = ["type": .string("none")]
+            case .function(let name)?: choice = ["type": .string("tool"), "name": .string(name)]
+            }
+            if c.parallelToolCalls == false, choice != nil, choice?["type"] != .string("none") {
+                choice?["disable_parallel_tool_use"] = .bool(true)
+            }
+            if let choice { out["tool_choice"] = .object(choice) }
+        } else if c.toolChoice != nil || c.parallelToolCalls != nil {
+            dropped.append(c.toolChoice != nil ? "tool_choice (no tools)" : "parallel_tool_calls (no tools)")
+        }
+        return .success((out, dropped))
+    }
+
+    static func contentBlocks(_ parts: [ContentPart], at: String) -> Result<[JSONValue], AttemptRefusal> {
+        var blocks: [JSONValue] = []
+        for p in parts {
+            switch p {
+            case .text(let t):
+                if !t.isEmpty { blocks.append(.object(["type": .string("text"), "text": .string(t)])) }
+            case .image(let url, _):
+                if let (mediaType, data) = ContentPart.dataURL(url) {
+                    blocks.append(.object(["type": .string("image"), "source": .object(["type": .string("base64"), "media_type": .string(mediaType), "data": .string(data)])]))
+                } else if url.hasPrefix("https://") || url.hasPrefix("http://") {
+                    blocks.append(.object(["type": .string("image"), "source": .object(["type": .string("url"), "url": .string(url)])]))
+                } else {
+                    return .failure(.unsupported("messages", "\(at): an image must be a data: URL or an http(s) URL"))
+                }
+            case .other(let type, _):
+                return .failure(.unsupported("messages", "\(at): anthropic takes no '\(type)' content"))
+            }
+        }
+        return .success(blocks)
+    }
+
+    public func authorize(_ request: inout UpstreamRequest, credential: ProviderCredential, target: UpstreamTarget, now: Double) -> Result<Void, AttemptRefusal> {
+        guard let token = credential.token?.value else { return .failure(AttemptRefusal(reason: "anthropic takes an API key, not AWS credentials")) }
+        if token.hasPrefix("sk-ant-oat") && target.authHeaderName.lowercased() == "x-api-key" {
+            // OAuth access tokens are bearer tokens.
+            request.setHeader("authorization", "Bearer " + token)
+        } else {
+            request.setHeader(target.authHeaderName, target.authPrefix + token)
+        }
+        return .success(())
+    }
+
+    // MARK: Answers
+
+    static func finishReason(_ stop: String?) -> String {
+        switch stop {
+        case "max_tokens", "model_context_window_exceeded": "length"
+        case "tool_use": "tool_calls"
+        case "refusal": "content_filter"
+        default: "stop"
+        }
+    }
+
+    static func usage(_ u: JSONValue?) -> TokenUsage? {
+        guard let u, case .object = u else { return nil }
+        let cacheRead = u["cache_read_input_tokens"]?.intValue
+        let cacheWrite = u["cache_creation_input_tokens"]?.intValue
+        // OpenAI's prompt tokens include cached ones; Anthropic counts them apart.
+        let input = (u["input_tokens"]?.intValue ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0)
+        return TokenUsage(input: input, output: u["output_tokens"]?.intValue ?? 0, cachedInput: cacheRead, cacheCreationInput: cacheWrite)
+    }
+
+    public func translateResponse(_ response: ProviderResponse, context: TranslationContext) -> ResponseTranslation {
+        guard let v = try? JSONParser.parse(response.body), case .object = v else { return .failed(.malformedResponse) }
+        if v["type"]?.stringValue == "error" { return .failed(Self.failure(forType: v["error"]?["type"]?.stringValue, message: v["error"]?["message"]?.stringValue ?? "", status: nil)) }
+        guard case .array(let blocks)? = v["content"] else { return .failed(.malformedResponse) }
+        var text = ""
+        var reasoning = ""
+        var calls: [String] = []
+        for b in blocks {
+            switch b["type"]?.stringValue {
+            case "text": text += b["text"]?.stringValue ?? ""
+            case "thinking": reasoning += b["thinking"]?.stringValue ?? ""
+            case "tool_use":
+                var call = "{\"id\":"
+                JSONValue.writeString(b["id"]?.stringValue ?? "", into: &call)
+                call += ",\"type\":\"function\",\"function\":{\"name\":"
+                JSONValue.writeString(b["name"]?.stringValue ?? "", into: &call)
+                call += ",\"arguments\":"
+                JSONValue.writeString((b["input"] ?? .object([:])).canonicalJSON(), into: &call)
+                call += "}}"
+                calls.append(call)
+            default: break
+            }
+        }
+        let usage = Self.usage(v["usage"])
+        var s = "{\"id\":"
+        JSONValue.writeString(v["id"]?.stringValue ?? context.fallbackID, into: &s)
+        s += ",\"object\":\"chat.completion\",\"created\":\(context.created),\"model\":"
+        JSONValue.writeString(v["model"]?.stringValue ?? context.model, into: &s)
+        s += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+        if text.isEmpty && !calls.isEmpty { s += "null" } else { JSONValue.writeString(text, into: &s) }
+        if !reasoning.isEmpty {
+            s += ",\"reasoning_content\":"
+            JSONValue.writeString(reasoning, into: &s)
+        }
+        if !calls.isEmpty { s += ",\"tool_calls\":[" + calls.joined(separator: ",") + "]" }
+        s += ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"" + Self.finishReason(v["stop_reason"]?.stringValue) + "\"}]"
+        if let usage { s += ",\"usage\":" + usage.openAIJSON }
+        s += "}"
+        return .translated(body: Array(s.utf8), usage: usage)
+    }
+
+    public func makeStreamTranslator(_ context: TranslationContext) -> any StreamTranslator {
+        AnthropicStreamTranslator(context)
+    }
+
+    // MARK: Errors
+
+    public func classifyError(_ response: ProviderResponse, now: Double) -> ProviderFailure {
+        let v = try? JSONParser.parse(response.body)
+        let error = v?["error"]
+        let type = error?["type"]?.stringValue
+        let message = error?["message"]?.stringValue ?? ""
+        if response.status == 429 {
+            if Self.isSpendLimit(error, message: message) { return .quotaExhausted(status: 429) }
+            let hint = [RetryAfter.parse(headers: response.headers, now: now), RetryAfter.anthropicReset(headers: response.headers, now: now)].compactMap { $0 }.max()
+            return .rateLimited(status: 429, retryAfter: hint)
+        }
+        return Self.failure(forType: type, message: message, status: response.status)
+    }
+
+    static func isSpendLimit(_ error: JSONValue?, message: String) -> Bool {
+        let code = error?["details"]?["error_code"]?.stringValue ?? ""
+        let m = message.lowercased()
+        return code == "enforced_spend_limit_reached" || m.contains("spend limit") || m.contains("credit balance")
+    }
+
+    /// The failure an Anthropic error type means (`status` nil: reported inside a stream).
+    static func failure(forType type: String?, message: String, status: Int?) -> ProviderFailure {
+        let m = message.lowercased()
+        switch type {
+        case "overloaded_error": return .overloaded(status: status ?? 529)
+        case "api_error": return .overloaded(status: status ?? 500)
+        case "rate_limit_error":
+            if isSpendLimit(nil, message: message) { return .quotaExhausted(status: status ?? 429) }
+            return .rateLimited(status: status ?? 429, retryAfter: nil)
+        case "authentication_error", "permission_error", "not_found_error": return .misconfigured(status: status ?? 401)
+        case "request_too_large": return .contextLengthExceeded(status: status ?? 413)
+        case "billing_error": return .quotaExhausted(status: status ?? 402)
+        case "invalid_request_error":
+            let s = status ?? 400
+            if m.contains("prompt is too long") || m.contains("exceed context limit") || m.contains("context window") { return .contextLengthExceeded(status: s) }
+            if m.contains("credit balance") { return .quotaExhausted(status: s) }
+            if m.contains("final assistant content") || m.contains("prefill") { return .prefillRejected(status: s) }
+            return .invalidRequest(status: s)
+        default:
+            guard let status else { return .overloaded(status: 500) }
+            return .byStatus(status)
+        }
+    }
+
+    public func clientErrorBody(_ response: ProviderResponse) -> [UInt8]? {
+        guard let v = try? JSONParser.parse(response.body), let error = v["error"], case .object = error else { return nil }
+        let type = error["type"]?.stringValue ?? "api_error"
+        let message = error["message"]?.stringValue ?? "anthropic answered \(response.status)"
+        var code: JSONValue = .null
+        if case .contextLengthExceeded = Self.failure(forType: type, message: message, status: response.status) { code = .string("context_length_exceeded") }
+        return Array(JSONValue.object(["error": .object(["message": .string(message), "type": .string(type), "param": .null, "code": code])]).canonicalJSON().utf8)
+    }
+}
+
+/// Anthropic's stream events → OpenAI chunks.
+public struct AnthropicStreamTranslator: StreamTranslator {
+    private var parser = SSEParser()
+    private var writer: ChunkWriter
+    /// Content block index → OpenAI tool-call index, and whether the call streamed any arguments.
+    private var tools: [Int: (index: Int, hasArguments: Bool)] = [:]
+    private var usage = TokenUsage(input: 0, output: 0)
+    private var sawUsage = false
+    private var ended = false
+
+    public init(_ context: TranslationContext) {
+        writer = ChunkWriter(id: context.fallbackID, model: context.model, created: context.created, clientWantsUsage: context.clientWantsUsage, continuation: context.continuation)
+    }
+
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [StreamEvent] {
+        let events: [SSEEvent]
+        do {
+            events = try parser.feed(bytes)
+        } catch {
+            return [StreamEvent(.fault(StreamFault(.malformedResponse, message: "a stream event exceeded \(parser.maxEventBytes) bytes")))]
+        }
+        var out: [StreamEvent] = []
+        for e in events { translate(e, into: &out) }
+        return out
+    }
+
+    public mutating func finish() -> [StreamEvent] {
+        var out: [StreamEvent] = []
+        if let e = parser.finish() { translate(e, into: &out) }
+        return out
+    }
+
+    private mutating func translate(_ event: SSEEvent, into out: inout [StreamEvent]) {
+        guard !ended, let data = event.data else { return }
+        guard let v = try? JSONParser.parse(Array(data.utf8)), case .object = v else {
+            out.append(StreamEvent(.malformed))
+            return
+        }
+        switch v["type"]?.stringValue ?? event.name {
+        case "message_start":
+            let m = v["message"]
+            if let id = m?["id"]?.stringValue { writer.id = id }
+            if let model = m?["model"]?.stringValue { writer.model = model }
+            if let u = AnthropicAdapter.usage(m?["usage"]) {
+                usage = u
+                sawUsage = true
+            }
+            if let r = writer.role() { out.append(r) }
+        case "content_block_start":
+            let index = v["index"]?.intValue ?? 0
+            let block = v["content_block"]
+            switch block?["type"]?.stringValue {
+            case "tool_use":
+                let (k, events) = writer.startToolCall(id: block?["id"]?.stringValue ?? "", name: block?["name"]?.stringValue ?? "")
+                tools[index] = (k, false)
+                out += events
+            case "text":
+                out += writer.text(block?["text"]?.stringValue ?? "")
+            default:
+                break
+            }
+        case "content_block_delta":
+            let index = v["index"]?.intValue ?? 0
+            let delta = v["delta"]
+            switch delta?["type"]?.stringValue {
+            case "text_delta":
+                out += writer.text(delta?["text"]?.stringValue ?? "")
+            case "input_json_delta":
+                if let tool = tools[index], let fragment = delta?["partial_json"]?.stringValue, !fragment.isEmpty {
+                    tools[index]?.hasArguments = true
+                    out += writer.toolArguments(index: tool.index, fragment)
+                }
+            case "thinking_delta":
+                out += writer.reasoning(delta?["thinking"]?.stringValue ?? "")
+            default:
+                break
+            }
+        case "content_block_stop":
+            let index = v["index"]?.intValue ?? 0
+            if let tool = tools[index], !tool.hasArguments {
+                tools[index]?.hasArguments = true
+                out += writer.toolArguments(index: tool.index, "{}")
+            }
+        case "message_delta":
+            if let u = v["usage"], case .object = u {
+                if let o = u["output_tokens"]?.intValue { usage.output = o }
+                if u["input_tokens"] != nil, let full = AnthropicAdapter.usage(u) {
+                    usage.input = full.input
+                    usage.cachedInput = full.cachedInput ?? usage.cachedInput
+                    usage.cacheCreationInput = full.cacheCreationInput ?? usage.cacheCreationInput
+                }
+                sawUsage = true
+            }
+            if let stop = v["delta"]?["stop_reason"]?.stringValue {
+                out += writer.finish(AnthropicAdapter.finishReason(stop))
+            }
+        case "message_stop":
+            out += writer.finish("stop")
+            if sawUsage { out.append(writer.usage(usage)) }
+            out.append(writer.done())
+            ended = true
+        case "error":
+            let e = v["error"]
+            let message = e?["message"]?.stringValue ?? "anthropic reported an error inside the stream"
+            out.append(StreamEvent(.fault(StreamFault(AnthropicAdapter.failure(forType: e?["type"]?.stringValue, message: message, status: nil), message: message))))
+            ended = true
+        default:
+            // `ping` and event types added later: nothing for the client.
+            break
+        }
+    }
+}

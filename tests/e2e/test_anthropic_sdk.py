@@ -1,0 +1,292 @@
+"""Anthropic Messages behind the gateway, driven by the official OpenAI Python SDK: the fake
+provider speaks Anthropic's native API (as strictly as the real one) and the gateway translates."""
+import json
+
+import openai
+import pytest
+
+from conftest import Stack
+
+WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
+         "management", "of", "containerized", "applications.", "It", "groups", "containers", "that", "make", "up"]
+ANSWER = " ".join(WORDS[:12])  # the fake's answer: 12 tokens
+CLAUDE = "claude-sonnet-4-5"
+
+# The Stack adds the short stream-idle timeout to exactly this metadata.
+METADATA = """apiVersion: gateway.kgateway.dev/v1alpha1
+kind: Backend
+metadata:
+  labels:
+    app: model-failover
+  name: model-failover
+  namespace: kgateway-system
+spec:
+  type: AI
+  ai:
+    multipool:
+      priorities:
+"""
+
+
+def entry(provider: str, model: str) -> str:
+    return f"""      - pool:
+        - provider:
+            {provider}:
+              model: "{model}"
+              authToken:
+                kind: SecretRef
+                secretRef:
+                  name: openai-secret
+"""
+
+
+def backend(*entries) -> str:
+    return METADATA + "".join(entry(p, m) for p, m in entries)
+
+
+@pytest.fixture
+def claude(tmp_path):
+    """A Backend with one Anthropic entry."""
+    s = Stack(tmp_path, backend=backend(("anthropic", CLAUDE)))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """OpenAI first, Anthropic second."""
+    s = Stack(tmp_path, backend=backend(("openai", "gpt-4o"), ("anthropic", CLAUDE)))
+    yield s
+    s.stop()
+
+
+def client(stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{stack.port}/model", api_key="client-key-never-forwarded", max_retries=0, timeout=30)
+
+
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "What is"},
+    {"role": "user", "content": [{"type": "text", "text": "kubernetes?"}]},
+]
+
+
+def native(stack, k=-1):
+    """The k-th request the fake received, with its body parsed."""
+    r = stack.requests()[k]
+    r["json"] = json.loads(r["body"])
+    r["h"] = dict(r["headers"])
+    return r
+
+
+def test_non_streamed_answer(claude):
+    raw = client(claude).chat.completions.with_raw_response.create(model="anything", messages=MESSAGES)
+    c = raw.parse()
+    assert c.object == "chat.completion"
+    assert c.model == CLAUDE
+    assert c.choices[0].message.role == "assistant"
+    assert c.choices[0].message.content == ANSWER
+    assert c.choices[0].finish_reason == "stop"
+    assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens) == (6, 12, 18)
+    assert raw.headers["x-aigw-model"] == CLAUDE
+    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=ok"
+    # What Anthropic got: its own shape, system on top, the two user turns merged, max_tokens set.
+    r = native(claude)
+    assert r["path"] == "/v1/messages"
+    assert r["h"]["x-api-key"] == "sk-demo-not-a-real-key"
+    assert "authorization" not in r["h"]
+    assert r["h"]["anthropic-version"] == "2023-06-01"
+    assert r["json"]["system"] == "You are terse."
+    assert r["json"]["max_tokens"] == 4096
+    assert r["json"]["model"] == CLAUDE
+    assert r["json"]["messages"] == [{"role": "user", "content": [{"type": "text", "text": "What is"}, {"type": "text", "text": "kubernetes?"}]}]
+
+
+def test_max_tokens_from_the_client(claude):
+    client(claude).chat.completions.create(model="x", messages=MESSAGES, max_completion_tokens=55, seed=7, temperature=0.2)
+    body = native(claude)["json"]
+    assert body["max_tokens"] == 55
+    assert body["temperature"] == 0.2
+    assert "seed" not in body  # tuning only: dropped for Anthropic
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_streamed_answer(claude, include_usage):
+    kwargs = {"stream_options": {"include_usage": True}} if include_usage else {}
+    chunks = list(client(claude).chat.completions.create(model="x", messages=MESSAGES, stream=True, **kwargs))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == ANSWER
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"]
+    assert all(c.model == CLAUDE for c in chunks)
+    usage_chunks = [c for c in chunks if not c.choices]
+    if include_usage:
+        assert len(usage_chunks) == 1 and chunks[-1] is usage_chunks[0]
+        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (6, 12)
+    else:
+        assert usage_chunks == [] and all(c.usage is None for c in chunks)
+    assert native(claude)["json"]["stream"] is True
+
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                           "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}}]
+
+
+def test_tool_call_streamed_then_the_result_accepted(claude):
+    claude.fault(CLAUDE, "tool-call,times=1")
+    question = [{"role": "user", "content": "Weather in Paris?"}]
+    chunks = list(client(claude).chat.completions.create(model="x", messages=question, tools=TOOLS, stream=True))
+    calls = {}
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    for tc in deltas:
+        slot = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+        if tc.id:
+            assert slot["id"] is None, "the id comes once"
+            slot["id"] = tc.id
+        if tc.function and tc.function.name:
+            assert slot["name"] is None, "the name comes once"
+            slot["name"] = tc.function.name
+        if tc.function and tc.function.arguments:
+            slot["arguments"] += tc.function.arguments
+    assert len(deltas) > 2, "arguments arrive in fragments"
+    assert list(calls) == [0]
+    call = calls[0]
+    assert call["name"] == "get_weather" and call["id"].startswith("call_fake_")
+    assert json.loads(call["arguments"]) == {"location": "Paris", "unit": "celsius"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    assert native(claude)["json"]["tools"][0]["input_schema"]["properties"] == {"location": {"type": "string"}}
+
+    # The follow-up turn with the result: the strict fake checks Anthropic's placement rules.
+    follow = question + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees"},
+    ]
+    c = client(claude).chat.completions.create(model="x", messages=follow, tools=TOOLS)
+    assert c.choices[0].message.content == ANSWER
+    sent = native(claude)["json"]["messages"]
+    assert sent[1]["content"][0] == {"type": "tool_use", "id": call["id"], "name": "get_weather", "input": {"location": "Paris", "unit": "celsius"}}
+    assert sent[2] == {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "18 degrees"}]}
+
+
+def test_non_streamed_tool_call(claude):
+    claude.fault(CLAUDE, "tool-call")
+    c = client(claude).chat.completions.create(model="x", messages=[{"role": "user", "content": "Weather?"}], tools=TOOLS, tool_choice="required")
+    assert c.choices[0].finish_reason == "tool_calls"
+    assert c.choices[0].message.content is None
+    assert json.loads(c.choices[0].message.tool_calls[0].function.arguments) == {"location": "Paris", "unit": "celsius"}
+    assert native(claude)["json"]["tool_choice"] == {"type": "any"}
+
+
+def test_refusal_is_content_filter(claude):
+    claude.fault(CLAUDE, "blocked")
+    c = client(claude).chat.completions.create(model="x", messages=MESSAGES)
+    assert c.choices[0].finish_reason == "content_filter"
+
+
+def test_overloaded_everywhere_is_one_error_naming_the_attempts(claude):
+    claude.fault(CLAUDE, "status=529")
+    with pytest.raises(openai.APIStatusError) as err:
+        client(claude).chat.completions.create(model="x", messages=MESSAGES)
+    assert err.value.status_code == 502
+    assert err.value.response.headers["x-aigw-attempts"] == f"{CLAUDE}=529"
+
+
+def test_context_length_is_returned_in_openai_shape(claude):
+    claude.fault(CLAUDE, "context-length")
+    with pytest.raises(openai.BadRequestError) as err:
+        client(claude).chat.completions.create(model="x", messages=MESSAGES)
+    assert err.value.code == "context_length_exceeded"
+    assert "prompt is too long" in err.value.message
+
+
+def test_rate_limit_honours_retry_after(claude):
+    # Longer than the request may wait: the client hears when to come back, the entry is not retried.
+    claude.fault(CLAUDE, "status=429,retry-after=900")
+    with pytest.raises(openai.APIStatusError) as err:
+        client(claude).chat.completions.create(model="x", messages=MESSAGES)
+    assert err.value.status_code == 503
+    assert int(err.value.response.headers["retry-after"]) >= 899
+    assert len(claude.requests()) == 1, "not retried sooner than asked"
+
+
+def test_rate_limit_reset_time_is_honoured(claude):
+    claude.fault(CLAUDE, "status=429,ratelimit-reset=20m")
+    with pytest.raises(openai.APIStatusError) as err:
+        client(claude).chat.completions.create(model="x", messages=MESSAGES)
+    assert err.value.status_code == 503
+    assert int(err.value.response.headers["retry-after"]) >= 1190
+
+
+@pytest.fixture
+def claude_first(tmp_path):
+    """Anthropic first, OpenAI second."""
+    s = Stack(tmp_path, backend=backend(("anthropic", CLAUDE), ("openai", "gpt-4o")))
+    yield s
+    s.stop()
+
+
+def test_spend_limit_is_not_retried(claude_first):
+    claude_first.fault(CLAUDE, "status=429,code=enforced_spend_limit_reached")
+    raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
+    assert raw.parse().model == "gpt-4o"
+    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=429,gpt-4o=ok"
+    assert sum(r["path"] == "/v1/messages" for r in claude_first.requests()) == 1
+
+
+def test_a_wrong_key_is_a_misconfigured_entry(claude_first):
+    claude_first.fault(CLAUDE, "unauthorized")
+    raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
+    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=401,gpt-4o=ok"
+
+
+def test_in_stream_error_before_any_token_fails_over(claude_first):
+    claude_first.fault(CLAUDE, "stream-error=0")
+    raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES, stream=True)
+    # A stream's headers go out with its first token: the trail names the attempts before it.
+    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=529"
+    assert raw.headers["x-aigw-model"] == "gpt-4o"
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == ANSWER
+
+
+def test_in_stream_error_after_tokens_raises_in_the_sdk(claude):
+    claude.fault(CLAUDE, "stream-error=3")
+    text = ""
+    with pytest.raises(openai.APIError):
+        for chunk in client(claude).chat.completions.create(model="x", messages=MESSAGES, stream=True):
+            if chunk.choices and chunk.choices[0].delta.content:
+                text += chunk.choices[0].delta.content
+    assert text == " ".join(WORDS[:3])
+
+
+def test_failover_from_openai_503_to_anthropic(mixed):
+    mixed.fault("gpt-4o", "status=503")
+    raw = client(mixed).chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
+    c = raw.parse()
+    assert c.model == CLAUDE and c.choices[0].message.content == ANSWER
+    assert raw.headers["x-aigw-attempts"] == f"gpt-4o=503,gpt-4o=503,{CLAUDE}=ok"
+    last = native(mixed)
+    assert last["path"] == "/v1/messages" and "messages" in last["json"] and "stream_options" not in last["json"]
+
+
+def test_streamed_failover_from_openai_to_anthropic(mixed):
+    mixed.fault("gpt-4o", "reset")
+    chunks = list(client(mixed).chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    assert chunks[-1].usage.completion_tokens == 12
+
+
+def test_a_parameter_anthropic_cannot_honour_moves_on(claude_first):
+    raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES, n=2)
+    assert raw.parse().model == "gpt-4o"
+    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=unsupported,gpt-4o=ok"
+    assert all(r["path"] != "/v1/messages" for r in claude_first.requests())
+
+
+def test_a_parameter_no_candidate_can_honour_is_a_400(claude):
+    with pytest.raises(openai.BadRequestError) as err:
+        client(claude).chat.completions.create(model="x", messages=MESSAGES, logprobs=True)
+    assert "'logprobs'" in err.value.message
+    assert claude.requests() == []
