@@ -151,6 +151,7 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     static let nativeAPIs: [any FakeNativeAPI] = [
         OpenAIFakeAPI(),
         AnthropicFakeAPI(),
+        BedrockFakeAPI(),
     ]
 
     private func handle(head: HTTPRequestHead, body: ByteBuffer?, context: ChannelHandlerContext) {
@@ -349,9 +350,12 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func sendCompletion(_ answer: Answer, keepAlive: Bool, context: ChannelHandlerContext) {
         switch answer.bodyFault {
         case .none:
+            var headers = HTTPHeaders()
+            for (name, value) in answer.format.responseHeaders { headers.add(name: name, value: value) }
             self.sendFull(
                 status: .ok,
                 contentType: "application/json",
+                extraHeaders: headers,
                 body: String(decoding: answer.format.completion(answer.content), as: UTF8.self),
                 keepAlive: keepAlive,
                 context: context
@@ -379,6 +383,7 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func startStream(_ answer: Answer, keepAlive: Bool, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: answer.format.streamContentType)
+        for (name, value) in answer.format.responseHeaders { headers.add(name: name, value: value) }
         headers.add(name: "cache-control", value: "no-cache")
         headers.add(name: "transfer-encoding", value: "chunked")
         if !keepAlive { headers.add(name: "connection", value: "close") }
