@@ -171,7 +171,7 @@ let package = Package(
         .testTarget(
             name: "AIGatewayTestingTests",
             dependencies: [
-                "AIGatewayTesting",
+                "AIGatewayTesting", "AIGatewayProviders",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
