@@ -20,6 +20,13 @@ public enum AWSCredentialChain: Sendable, Hashable {
         /// `AWS_ENDPOINT_URL_STS`, else the regional STS of `AWS_REGION` / `AWS_DEFAULT_REGION`,
         /// else the global `sts.amazonaws.com`.
         public var endpoint: ProviderEndpoint
+
+        public init(tokenFile: String, roleARN: String, sessionName: String, endpoint: ProviderEndpoint) {
+            self.tokenFile = tokenFile
+            self.roleARN = roleARN
+            self.sessionName = sessionName
+            self.endpoint = endpoint
+        }
     }
 
     /// Problems with the environment (an STS endpoint that is not a URL), named, never a value.

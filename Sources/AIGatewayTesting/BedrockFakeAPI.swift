@@ -36,6 +36,9 @@ struct BedrockFakeAPI: FakeNativeAPI {
                 unknownKey = true
                 return nil
             }
+            if problem == nil, let token = request.header("x-amz-security-token"), !token.hasPrefix(FakeSTS.sessionTokenPrefix) {
+                return reject(403, "UnrecognizedClientException", "The security token included in the request is invalid.")
+            }
             if let problem {
                 if problem == "Missing Authentication Token" { return reject(403, "MissingAuthenticationTokenException", problem) }
                 if unknownKey { return reject(403, "UnrecognizedClientException", "The security token included in the request is invalid.") }

@@ -184,6 +184,10 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
             )
         }
 
+        if read == nil, let sts = FakeSTS.answer(method: head.method, path: path, body: body, provider: self.provider) {
+            self.sendFull(status: HTTPResponseStatus(statusCode: sts.status), contentType: "text/xml", body: sts.body, keepAlive: keepAlive, context: context)
+            return
+        }
         guard let read else {
             self.send(error: .notFound(method: head.method.rawValue, path: path), keepAlive: keepAlive, context: context)
             return

@@ -4,6 +4,8 @@ Python SDK. The fake provider speaks Bedrock's native API strictly: it verifies 
 and rejects what Bedrock rejects (roles out of order, tool blocks without a toolConfig, ...)."""
 import json
 import re
+import time
+import urllib.parse
 import urllib.request
 
 import openai
@@ -46,14 +48,14 @@ stringData:
 
 
 def entry(provider: str, model: str, guardrail: bool = False) -> str:
-    if provider == "bedrock":
+    if provider in ("bedrock", "bedrock-default-chain"):
         g = "\n              guardrail: {identifier: gr-fake, version: \"3\"}" if guardrail else ""
+        auth = "\n              auth: {type: Secret, secretRef: {name: aws-keys}}" if provider == "bedrock" else ""
         return f"""      - pool:
         - provider:
             bedrock:
               model: "{model}"
-              region: eu-west-3
-              auth: {{type: Secret, secretRef: {{name: aws-keys}}}}{g}
+              region: eu-west-3{auth}{g}
 """
     return f"""      - pool:
         - provider:
@@ -70,8 +72,8 @@ def backend(*entries, secret_key="sk-demo-not-a-real-key", guardrail=False) -> s
     return METADATA + "".join(entry(p, m, guardrail) for p, m in entries) + aws_secret(secret_key)
 
 
-def make(tmp_path, *entries, **kw):
-    return Stack(tmp_path, backend=backend(*entries, **kw))
+def make(tmp_path, *entries, gateway_env=None, **kw):
+    return Stack(tmp_path, backend=backend(*entries, **kw), gateway_env=gateway_env)
 
 
 @pytest.fixture
@@ -310,5 +312,46 @@ def test_failover_from_openai_to_bedrock_streamed(tmp_path):
         assert all(c.model == MODEL for c in chunks)
         last = native(s)
         assert last["path"].endswith("/converse-stream") and "stream_options" not in last["json"]
+    finally:
+        s.stop()
+
+
+def test_keys_from_the_environment(tmp_path):
+    s = make(tmp_path, ("bedrock-default-chain", MODEL),
+             gateway_env={"AWS_ACCESS_KEY_ID": "AKIDFAKEGATEWAY", "AWS_SECRET_ACCESS_KEY": "sk-demo-not-a-real-key"})
+    try:
+        c = client(s).chat.completions.create(model="x", messages=MESSAGES)
+        assert c.choices[0].message.content == ANSWER
+        h = native(s)["h"]
+        assert h["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDFAKEGATEWAY/")
+        assert "x-amz-security-token" not in h
+    finally:
+        s.stop()
+
+
+def test_web_identity_through_sts(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.fake.jwt\n")
+    s = make(tmp_path, ("bedrock-default-chain", MODEL), gateway_env={
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token), "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/gateway",
+        "AWS_ROLE_SESSION_NAME": "gw-test", "AWS_ENDPOINT_URL_STS": "{provider_url}"})
+    try:
+        # The gateway logs when it holds the exchanged keys: wait for that, not for a while.
+        deadline = time.monotonic() + 10
+        while "AWS credentials from web identity" not in (tmp_path / "gateway.log").read_text():
+            assert time.monotonic() < deadline, "the gateway never got credentials from STS"
+            time.sleep(0.05)
+        sts = [r for r in s.requests() if r["path"] == "/"]
+        assert len(sts) == 1
+        form = urllib.parse.parse_qs(sts[0]["body"])
+        assert form["Action"] == ["AssumeRoleWithWebIdentity"]
+        assert form["RoleArn"] == ["arn:aws:iam::123456789012:role/gateway"] and form["RoleSessionName"] == ["gw-test"]
+        assert form["WebIdentityToken"] == ["eyJhbGciOiJSUzI1NiJ9.fake.jwt"]
+        raw = client(s).chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
+        c = raw.parse()
+        assert c.choices[0].message.content == ANSWER
+        h = native(s)["h"]
+        assert h["x-amz-security-token"].startswith("FAKESTS-")
+        assert "x-amz-security-token" in h["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
     finally:
         s.stop()
