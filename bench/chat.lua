@@ -1,5 +1,5 @@
 -- wrk script for `make bench`: every request is the same small, non-streaming chat completion.
 wrk.method = "POST"
-wrk.path = "/v1/chat/completions"
+-- The path is the URL's (the benchmark targets several routes).
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'

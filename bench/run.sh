@@ -244,6 +244,23 @@ spec:
           authToken:
             kind: Inline
             inline: sk-bench
+---
+# The same answers through Anthropic's Messages API: the gateway translates both ways.
+apiVersion: gateway.kgateway.dev/v1alpha1
+kind: Backend
+metadata:
+  name: bench-anthropic
+  namespace: default
+spec:
+  type: AI
+  ai:
+    llm:
+      provider:
+        anthropic:
+          model: claude-sonnet-4-5
+          authToken:
+            kind: Inline
+            inline: sk-bench
 EOF
 cat >"$MANIFESTS/httproute.yaml" <<'EOF'
 apiVersion: gateway.networking.k8s.io/v1
@@ -261,6 +278,14 @@ spec:
     - name: bench-openai
       group: gateway.kgateway.dev
       kind: Backend
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /anthropic
+    backendRefs:
+    - name: bench-anthropic
+      group: gateway.kgateway.dev
+      kind: Backend
 EOF
 "$GATEWAY" validate --strict "$MANIFESTS" >"$TMP/validate.log" 2>&1 \
     || { cat "$TMP/validate.log"; die "ai-gateway validate rejected the benchmark manifests"; }
@@ -270,7 +295,7 @@ GW_ADMIN_PORT="$(free_port)"
 while [ "$GW_ADMIN_PORT" = "$GW_PORT" ]; do GW_ADMIN_PORT="$(free_port)"; done
 start_gateway() { # start_gateway FAKEPORT: sets GW_PID, waits for /readyz
     "$GATEWAY" run --manifests "$MANIFESTS" --host 127.0.0.1 --port "$GW_PORT" --admin-port "$GW_ADMIN_PORT" \
-        --provider-endpoint "openai=http://127.0.0.1:$1" --log-level warning --log-format text \
+        --provider-endpoint "openai=http://127.0.0.1:$1" --provider-endpoint "anthropic=http://127.0.0.1:$1" --log-level warning --log-format text \
         --drain-timeout 3s >>"$TMP/gateway.log" 2>&1 &
     GW_PID=$!
     PIDS+=("$GW_PID")
@@ -290,9 +315,11 @@ say "  ai-gateway     pid $GW_PID  http://127.0.0.1:$GW_PORT  (admin $GW_ADMIN_P
 URL_DIRECT="http://127.0.0.1:$FAKE_PORT/v1/chat/completions"
 URL_NGINX="http://127.0.0.1:$NGINX_PORT/v1/chat/completions"
 URL_GATEWAY="http://127.0.0.1:$GW_PORT/v1/chat/completions"
+URL_ANTHROPIC="http://127.0.0.1:$GW_PORT/anthropic/v1/chat/completions"
 post_ok "$URL_DIRECT" || die "the fake provider does not answer a chat request"
 post_ok "$URL_NGINX" || { log_tail "$NGX/error.log" "nginx error log"; die "nginx does not proxy a chat request"; }
 post_ok "$URL_GATEWAY" || { log_tail "$TMP/gateway.log" "gateway log"; die "the gateway does not proxy a chat request"; }
+post_ok "$URL_ANTHROPIC" || { log_tail "$TMP/gateway.log" "gateway log"; die "the gateway does not serve a chat request through Anthropic"; }
 
 # --- 2./3. wrk ---------------------------------------------------------------------------------
 WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency --timeout 5s -s "$BENCH_DIR/chat.lua")
@@ -337,6 +364,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     kill -0 "$NGINX_PID" 2>/dev/null || { log_tail "$NGX/error.log" "nginx error log"; die "nginx died under load"; }
     run_wrk "gateway$r" "$URL_GATEWAY" "$GW_PID"
     kill -0 "$GW_PID" 2>/dev/null || break
+    run_wrk "anthropic$r" "$URL_ANTHROPIC" "$GW_PID"
+    kill -0 "$GW_PID" 2>/dev/null || break
 done
 GW_ALIVE_AFTER_LOAD=1
 kill -0 "$GW_PID" 2>/dev/null || GW_ALIVE_AFTER_LOAD=0
@@ -347,20 +376,21 @@ printf '\n%-12s %12s %10s %10s %11s %9s %14s  %s\n' target "requests/s" "p50 ms"
 ERRORS=0
 GW_ERRORS=0
 NAMES=(direct)
-for ((r = 1; r <= ROUNDS; r++)); do NAMES+=("nginx$r" "gateway$r"); done
+for ((r = 1; r <= ROUNDS; r++)); do NAMES+=("nginx$r" "gateway$r" "anthropic$r"); done
 for name in "${NAMES[@]}"; do
     [ -n "${RES[$name.RPS]:-}" ] || continue
-    label="$name"; [[ "$name" == gateway* ]] && label="ai-gateway${name#gateway}"
+    label="$name"; [[ "$name" == gateway* ]] && label="ai-gateway${name#gateway}"; [[ "$name" == anthropic* ]] && label="via-claude${name#anthropic}"
     sock="${RES[$name.SOCK_CONNECT]}/${RES[$name.SOCK_READ]}/${RES[$name.SOCK_WRITE]}/${RES[$name.SOCK_TIMEOUT]}"
     printf '%-12s %12s %10s %10s %11s %9s %14s  %s\n' "$label" "${RES[$name.RPS]}" "${RES[$name.P50_MS]}" "${RES[$name.P99_MS]}" \
         "${RES[$name.REQUESTS]}" "${RES[$name.NON2XX]}" "${RES[$name.CPU_US]}" "$sock"
     if [ "${RES[$name.NON2XX]}" != 0 ] || [ "$sock" != 0/0/0/0 ]; then
         ERRORS=1
-        [[ "$name" == gateway* ]] && GW_ERRORS=1
+        [[ "$name" == gateway* || "$name" == anthropic* ]] && GW_ERRORS=1
         say "  !! $label: ${RES[$name.NON2XX]} non-2xx responses, socket errors $sock"
     fi
 done
-say "  direct = wrk straight to the fake provider, for reference; nginN and ai-gatewayN ran one after the other."
+say "  direct = wrk straight to the fake provider, for reference; nginxN, ai-gatewayN and via-claudeN ran one after the other"
+say "  (via-claudeN: the same route through an Anthropic entry, translated both ways by the gateway)."
 say "  (*) CPU time of the process under test (direct: fake provider; nginx: master+workers; ai-gateway)"
 say "      per request during the measured run; less sensitive than requests/s to other load on the machine."
 
@@ -385,6 +415,16 @@ if [ "$GW_ERRORS" = 1 ]; then VERDICT="FAIL (the gateway runs had errors)"; fi
 THROUGHPUT_LINE="$(printf 'gateway rps / nginx rps = %s (median of rounds: %s)   (required >= %s)   %s' \
     "$RATIO" "${RATIOS[*]:-none}" "$RATIO_REQUIRED" "$VERDICT")"
 say "$THROUGHPUT_LINE"
+CPU_RATIOS=()
+for ((r = 1; r <= ROUNDS; r++)); do
+    g="${RES[gateway$r.CPU_US]:-}"; a="${RES[anthropic$r.CPU_US]:-}"
+    [[ "$g" =~ ^[0-9.]+$ && "$a" =~ ^[0-9.]+$ ]] || continue
+    CPU_RATIOS+=("$(awk -v g="$g" -v a="$a" 'BEGIN { printf "%.2f", (g > 0 ? a / g : 0) }')")
+done
+CPU_RATIO="$(printf '%s\n' "${CPU_RATIOS[@]:-0}" | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "0.00"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+CPU_VERDICT="$(awk -v r="$CPU_RATIO" 'BEGIN { print (r > 0 && r <= 1.3 ? "PASS" : "FAIL") }')"
+say "$(printf 'gateway CPU per request, Anthropic route / OpenAI route = %s (median of rounds: %s)   (required <= 1.30)   %s' \
+    "$CPU_RATIO" "${CPU_RATIOS[*]:-none}" "$CPU_VERDICT")"
 
 if [ "$GW_ALIVE_AFTER_LOAD" = 0 ]; then
     die "the gateway crashed under load; skipping the stream test"
@@ -451,6 +491,16 @@ fi
 # --- summary -----------------------------------------------------------------------------------
 step "summary"
 say "$THROUGHPUT_LINE"
+CPU_RATIOS=()
+for ((r = 1; r <= ROUNDS; r++)); do
+    g="${RES[gateway$r.CPU_US]:-}"; a="${RES[anthropic$r.CPU_US]:-}"
+    [[ "$g" =~ ^[0-9.]+$ && "$a" =~ ^[0-9.]+$ ]] || continue
+    CPU_RATIOS+=("$(awk -v g="$g" -v a="$a" 'BEGIN { printf "%.2f", (g > 0 ? a / g : 0) }')")
+done
+CPU_RATIO="$(printf '%s\n' "${CPU_RATIOS[@]:-0}" | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "0.00"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+CPU_VERDICT="$(awk -v r="$CPU_RATIO" 'BEGIN { print (r > 0 && r <= 1.3 ? "PASS" : "FAIL") }')"
+say "$(printf 'gateway CPU per request, Anthropic route / OpenAI route = %s (median of rounds: %s)   (required <= 1.30)   %s' \
+    "$CPU_RATIO" "${CPU_RATIOS[*]:-none}" "$CPU_VERDICT")"
 say "gateway peak RSS under wrk load: $(mib "$GW_HWM_KB") MiB (VmHWM)"
 say "$STREAM_LINE"
 warnings="$(grep -ciE 'warning|error|critical' "$TMP/gateway.log" 2>/dev/null || true)"

@@ -39,18 +39,26 @@ public struct FailoverCandidate: Sendable, Hashable {
     public var priority: Int
     /// Why it cannot be tried at all, if so.
     public var problem: String?
+    /// The provider key (`openai`, `anthropic`, ...); empty when unknown.
+    public var provider: String
+    /// How the attempt trail names the candidate: `provider/model` (the model alone without a provider).
+    public var trailName: String
 
-    public init(id: String, backend: String, model: String, priority: Int, problem: String?) {
+    public init(id: String, backend: String, model: String, priority: Int, problem: String?, provider: String = "") {
         self.id = id
         self.backend = backend
         self.model = model
         self.priority = priority
         self.problem = problem
+        self.provider = provider
+        self.trailName = provider.isEmpty ? model : provider + "/" + model
     }
 
     /// `backendLabel` is `e.backend.description`, made once by the caller.
     public init(_ e: CompiledEntry, backendLabel: String) {
-        self.init(id: e.id, backend: backendLabel, model: e.model, priority: e.priority, problem: e.isUsable ? nil : (e.problem ?? "no credentials"))
+        self.init(
+            id: e.id, backend: backendLabel, model: e.model, priority: e.priority, problem: e.isUsable ? nil : (e.problem ?? "no credentials"),
+            provider: e.target.provider)
     }
 }
 

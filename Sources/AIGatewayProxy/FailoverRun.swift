@@ -125,6 +125,7 @@ final class FailoverRun: @unchecked Sendable {
         let attempts: [JSONValue] = machine.records.map { rec in
             let c = machine.candidates[rec.index]
             var o: [String: JSONValue] = ["model": .string(c.model), "outcome": .string(rec.outcome.label), "priority": .int(c.priority)]
+            if let provider = entries[c.id]?.target.provider { o["provider"] = .string(provider) }
             if case .unusable(let why) = rec.outcome { o["detail"] = .string(why) }
             if case .incompatible(_, let why) = rec.outcome { o["detail"] = .string(why) }
             return .object(o)
@@ -155,7 +156,7 @@ final class FailoverRun: @unchecked Sendable {
         case .success(let req):
             answeringModel = entry.model
             let attemptStart = ContinuousClock.now
-            let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model)
+            let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model, provider: entry.target.provider)
             start(req, onFirstByte: { latency in entryMetrics.upstreamLatency(latency) }) { [self] result in
                 attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart)
             }
@@ -221,7 +222,7 @@ final class FailoverRun: @unchecked Sendable {
             finish(200)
         case .streamBroken(let o):
             gateway.recordHealth(entry, o, backend.settings)
-            metrics.attempt(backend: backendLabel, model: entry.model, outcome: o.label)
+            metrics.attempt(backend: backendLabel, model: entry.model, provider: entry.target.provider, outcome: o.label)
             _ = machine.record(o, now: .now, health: health)
             continueBrokenStream(original: o, originalModel: entry.model)
         }
@@ -258,7 +259,7 @@ final class FailoverRun: @unchecked Sendable {
     /// Counts a failed attempt and moves on to whatever the machine decides.
     private func recordFailure(_ entry: CompiledEntry, _ outcome: AttemptOutcome) {
         gateway.recordHealth(entry, outcome, backend.settings)
-        metrics.attempt(backend: backendLabel, model: entry.model, outcome: outcome.label)
+        metrics.attempt(backend: backendLabel, model: entry.model, provider: entry.target.provider, outcome: outcome.label)
         if case .misconfigured(let s) = outcome {
             metrics.misconfigured(backend: backendLabel, model: entry.model, reason: String(s))
             logger.warning(
@@ -278,10 +279,10 @@ final class FailoverRun: @unchecked Sendable {
 
     private func recordStreamSuccess(_ entry: CompiledEntry, attemptStart: Instant) {
         gateway.recordHealth(entry, .success, backend.settings)
-        metrics.attempt(backend: backendLabel, model: entry.model, outcome: "ok")
+        metrics.attempt(backend: backendLabel, model: entry.model, provider: entry.target.provider, outcome: "ok")
         guard let s = sink?.progress.state.withLock({ $0 }) else { return }
-        if let u = s.usage { metrics.tokens(backend: backendLabel, model: entry.model, input: u.input, output: u.output) }
-        if let ft = s.firstToken { metrics.timeToFirstToken(backend: backendLabel, model: entry.model, ft - attemptStart) }
+        if let u = s.usage { metrics.tokens(backend: backendLabel, model: entry.model, provider: entry.target.provider, input: u.input, output: u.output) }
+        if let ft = s.firstToken { metrics.timeToFirstToken(backend: backendLabel, model: entry.model, provider: entry.target.provider, ft - attemptStart) }
         if s.malformed > 0 {
             for _ in 0..<s.malformed { metrics.malformedEvent(backend: backendLabel, model: entry.model) }
         }
@@ -363,7 +364,7 @@ final class FailoverRun: @unchecked Sendable {
         var header = ""
         for (k, rec) in machine.records.enumerated() {
             if k > 0 { header += "," }
-            header += TrailToken.make(machine.candidates[rec.index].model)
+            header += TrailToken.make(machine.candidates[rec.index].trailName)
             header += "="
             header += rec.outcome.label
         }

@@ -275,7 +275,7 @@ public final class GatewayHandler: HTTPHandler {
         let origin = UpstreamOrigin(tls: target.tls, host: target.host, port: target.port)
         var translation = TranslationContext(
             model: target.model ?? chat.model ?? target.displayModel, clientWantsUsage: chat.clientWantsStreamUsage, continuation: prefill != nil,
-            created: Int(Self.wallClock()), fallbackID: "chatcmpl-" + requestID)
+            created: adapter.translates ? Int(Self.wallClock()) : 0, fallbackID: adapter.translates ? "chatcmpl-" + requestID : "")
         if adapter.translates, case .success(let c) = chat.conversation() { translation.toolNames = c.toolNames }
         return .success(AttemptRequest(
             origin: origin, head: HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: upstream.method), uri: upstream.path, headers: h), body: body,

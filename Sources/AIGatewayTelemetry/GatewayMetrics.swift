@@ -22,6 +22,7 @@ public final class GatewayMetrics: Sendable {
         var a: String
         var b = ""
         var c = ""
+        var d = ""
     }
 
     private enum Label: String {
@@ -66,7 +67,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     private static func dimensions(_ key: Key, _ names: [String]) -> [(String, String)] {
-        Array(zip(names, [key.a, key.b, key.c]))
+        Array(zip(names, [key.a, key.b, key.c, key.d]))
     }
 
     /// The handles a successful attempt of one entry updates, looked up once per attempt.
@@ -96,15 +97,15 @@ public final class GatewayMetrics: Sendable {
 
     private let entries = Mutex<[Key: EntryMetrics]>([:])
 
-    /// The handles of `backend`'s entry `model` (made on first use).
-    public func entry(backend: String, model: String) -> EntryMetrics {
-        let key = Key(label: .attempts, a: backend, b: model)
+    /// The handles of `backend`'s entry `model` of `provider` (made on first use).
+    public func entry(backend: String, model: String, provider: String) -> EntryMetrics {
+        let key = Key(label: .attempts, a: backend, b: model, d: provider)
         if let e = entries.withLock({ $0[key] }) { return e }
         let e = EntryMetrics(
-            ok: counter(Key(label: .attempts, a: backend, b: model, c: "ok"), ["backend", "model", "outcome"]),
-            latency: timer(Key(label: .latency, a: backend, b: model), ["backend", "model"]),
-            tokensIn: counter(Key(label: .tokens, a: backend, b: model, c: "input"), ["backend", "model", "direction"]),
-            tokensOut: counter(Key(label: .tokens, a: backend, b: model, c: "output"), ["backend", "model", "direction"]))
+            ok: counter(Key(label: .attempts, a: backend, b: model, c: "ok", d: provider), ["backend", "model", "outcome", "provider"]),
+            latency: timer(Key(label: .latency, a: backend, b: model, c: provider), ["backend", "model", "provider"]),
+            tokensIn: counter(Key(label: .tokens, a: backend, b: model, c: "input", d: provider), ["backend", "model", "direction", "provider"]),
+            tokensOut: counter(Key(label: .tokens, a: backend, b: model, c: "output", d: provider), ["backend", "model", "direction", "provider"]))
         entries.withLock { $0[key] = e }
         return e
     }
@@ -115,8 +116,8 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// One attempt against an entry finished with `outcome` (a stable label such as `ok`, `503`, `first_byte_timeout`).
-    public func attempt(backend: String, model: String, outcome: String) {
-        counter(Key(label: .attempts, a: backend, b: model, c: outcome), ["backend", "model", "outcome"]).increment()
+    public func attempt(backend: String, model: String, provider: String, outcome: String) {
+        counter(Key(label: .attempts, a: backend, b: model, c: outcome, d: provider), ["backend", "model", "outcome", "provider"]).increment()
     }
 
     /// The request moved from one model to the next.
@@ -135,22 +136,22 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// Time from sending an attempt to its response headers.
-    public func upstreamLatency(backend: String, model: String, _ d: Duration) {
-        timer(Key(label: .latency, a: backend, b: model), ["backend", "model"]).recordNanoseconds(d.nanoseconds)
+    public func upstreamLatency(backend: String, model: String, provider: String, _ d: Duration) {
+        timer(Key(label: .latency, a: backend, b: model, c: provider), ["backend", "model", "provider"]).recordNanoseconds(d.nanoseconds)
     }
 
     /// Time from sending a streaming attempt to its first token.
-    public func timeToFirstToken(backend: String, model: String, _ d: Duration) {
-        timer(Key(label: .timeToFirstToken, a: backend, b: model), ["backend", "model"]).recordNanoseconds(d.nanoseconds)
+    public func timeToFirstToken(backend: String, model: String, provider: String, _ d: Duration) {
+        timer(Key(label: .timeToFirstToken, a: backend, b: model, c: provider), ["backend", "model", "provider"]).recordNanoseconds(d.nanoseconds)
     }
 
     /// Tokens reported by the answering model.
-    public func tokens(backend: String, model: String, input: Int, output: Int) {
+    public func tokens(backend: String, model: String, provider: String, input: Int, output: Int) {
         if input > 0 {
-            counter(Key(label: .tokens, a: backend, b: model, c: "input"), ["backend", "model", "direction"]).increment(by: input)
+            counter(Key(label: .tokens, a: backend, b: model, c: "input", d: provider), ["backend", "model", "direction", "provider"]).increment(by: input)
         }
         if output > 0 {
-            counter(Key(label: .tokens, a: backend, b: model, c: "output"), ["backend", "model", "direction"]).increment(by: output)
+            counter(Key(label: .tokens, a: backend, b: model, c: "output", d: provider), ["backend", "model", "direction", "provider"]).increment(by: output)
         }
     }
 

@@ -14,11 +14,11 @@ import Darwin
 struct FakeProviderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fake-provider",
-        abstract: "An OpenAI-style fake LLM provider that misbehaves on demand.",
+        abstract: "A fake LLM provider (OpenAI/Azure and Anthropic native APIs) that misbehaves on demand.",
         discussion: """
             Fault specs: ok | status=<code>[,retry-after=<s>][,ratelimit-reset=<dur>][,code=<str>] | context-length | \
             content-filter | unauthorized | model-not-found | bad-request | reset | silence | slow-first-token=<ms> | \
-            cut-after=<n> | stall-after=<n> | malformed-event=<n> | no-done | no-prefill; \
+            cut-after=<n> | stall-after=<n> | malformed-event=<n> | no-done | no-prefill | stream-error=<n> | tool-call | blocked; \
             modifiers: times=<k>, delay=<ms>. Example: --fault gpt-4o=status=429,retry-after=2,times=3
             Control: PUT /_fake/faults/<model> (body: spec), DELETE /_fake/faults, GET|DELETE /_fake/requests, GET /_fake/health.
             """

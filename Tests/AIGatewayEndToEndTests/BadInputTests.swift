@@ -134,7 +134,7 @@ struct BadInputTests {
             _ = try await h.send()
             let metrics = try await h.admin("/metrics").body
             #expect(metrics.contains(#"aigw_requests_total{route="kgateway-system/model-failover",status="200"} 1"#))
-            #expect(metrics.contains(#"aigw_upstream_attempts_total{backend="kgateway-system/model-failover",model="gpt-4o",outcome="ok"} 1"#))
+            #expect(metrics.contains(#"aigw_upstream_attempts_total{backend="kgateway-system/model-failover",model="gpt-4o",outcome="ok",provider="openai"} 1"#))
             #expect(metrics.contains("aigw_upstream_latency_seconds_bucket{"))
             #expect(try await h.admin("/nope").status == 404)
         }

@@ -20,7 +20,7 @@ struct FailoverRowsTests {
         try await withGateway(faults: ["gpt-4o": "reset"]) { h in
             let r = try await h.send()
             #expect(r.status == 200)
-            #expect(r.attempts == "gpt-4o=connect_error,gpt-4o=connect_error,gpt-4.0-turbo=ok")
+            #expect(r.attempts == "openai/gpt-4o=connect_error,openai/gpt-4o=connect_error,openai/gpt-4.0-turbo=ok")
         }
     }
 
@@ -51,7 +51,7 @@ struct FailoverRowsTests {
         try await withGateway(files: try Self.files(backend: backend)) { h in
             let r = try await h.send()
             #expect(r.status == 200)
-            #expect(r.attempts == "gpt-4o=connect_error,gpt-4o=connect_error,gpt-4.0-turbo=ok")
+            #expect(r.attempts == "openai/gpt-4o=connect_error,openai/gpt-4o=connect_error,openai/gpt-4.0-turbo=ok")
         }
     }
 
@@ -60,7 +60,7 @@ struct FailoverRowsTests {
         try await withGateway(faults: ["gpt-4o": "status=\(status)"]) { h in
             let r = try await h.send()
             #expect(r.status == 200)
-            #expect(r.attempts == "gpt-4o=\(status),gpt-4o=\(status),gpt-4.0-turbo=ok")
+            #expect(r.attempts == "openai/gpt-4o=\(status),openai/gpt-4o=\(status),openai/gpt-4.0-turbo=ok")
         }
     }
 
@@ -69,7 +69,7 @@ struct FailoverRowsTests {
         try await withGateway(faults: ["gpt-4o": "status=429,retry-after=30"]) { h in
             let r1 = try await h.send()
             #expect(r1.status == 200)
-            #expect(r1.attempts == "gpt-4o=429,gpt-4.0-turbo=ok")
+            #expect(r1.attempts == "openai/gpt-4o=429,openai/gpt-4.0-turbo=ok")
             let r2 = try await h.send()
             #expect(r2.status == 200)
             #expect(r2.servedModel == "gpt-4.0-turbo")
@@ -85,7 +85,7 @@ struct FailoverRowsTests {
             let start = ContinuousClock.now
             let r = try await h.send()
             #expect(r.status == 200)
-            #expect(r.attempts == "gpt-4o=429,gpt-4o=ok")
+            #expect(r.attempts == "openai/gpt-4o=429,openai/gpt-4o=ok")
             #expect(ContinuousClock.now - start >= .seconds(1), "not sooner than asked")
         }
     }
@@ -105,7 +105,7 @@ struct FailoverRowsTests {
         try await withGateway(faults: ["gpt-4o": "status=429"]) { h in
             let r = try await h.send()
             #expect(r.status == 200)
-            #expect(r.attempts == "gpt-4o=429,gpt-4o=429,gpt-4o=429,gpt-4.0-turbo=ok")
+            #expect(r.attempts == "openai/gpt-4o=429,openai/gpt-4o=429,openai/gpt-4o=429,openai/gpt-4.0-turbo=ok")
         }
     }
 
@@ -114,7 +114,7 @@ struct FailoverRowsTests {
         try await withGateway(faults: ["gpt-4o": "silence"], backendAnnotations: Self.fast) { h in
             let r = try await h.send()
             #expect(r.status == 200)
-            #expect(r.attempts == "gpt-4o=first_byte_timeout,gpt-4.0-turbo=ok")
+            #expect(r.attempts == "openai/gpt-4o=first_byte_timeout,openai/gpt-4.0-turbo=ok")
             #expect(h.providerModels.filter { $0 == "gpt-4o" }.count == 1)
         }
     }
@@ -124,7 +124,7 @@ struct FailoverRowsTests {
         try await withGateway(faults: ["gpt-4o": "slow-first-token=5000"], backendAnnotations: Self.fast) { h in
             let r = try await h.send(body: Harness.question(stream: true))
             #expect(r.status == 200)
-            #expect(r.attempts == "gpt-4o=first_token_timeout")
+            #expect(r.attempts == "openai/gpt-4o=first_token_timeout")
             #expect(r.servedModel == "gpt-4.0-turbo")
             let s = StreamResult(r.body)
             #expect(s.done)
@@ -137,13 +137,13 @@ struct FailoverRowsTests {
     func contextLength() async throws {
         try await withGateway(faults: ["gpt-4o": "context-length"]) { h in
             let r1 = try await h.send()
-            #expect(r1.attempts == "gpt-4o=context_length_exceeded,gpt-4.0-turbo=ok")
+            #expect(r1.attempts == "openai/gpt-4o=context_length_exceeded,openai/gpt-4.0-turbo=ok")
             try h.setFault("gpt-4.0-turbo", "context-length")
             try h.setFault("gpt-3.5-turbo", "context-length")
             let r2 = try await h.send()
             #expect(r2.status == 400)
             #expect(r2.json?["error"]?["code"]?.stringValue == "context_length_exceeded")
-            #expect(r2.attempts == "gpt-4o=context_length_exceeded,gpt-4.0-turbo=context_length_exceeded,gpt-3.5-turbo=context_length_exceeded")
+            #expect(r2.attempts == "openai/gpt-4o=context_length_exceeded,openai/gpt-4.0-turbo=context_length_exceeded,openai/gpt-3.5-turbo=context_length_exceeded")
         }
     }
 
@@ -184,7 +184,7 @@ struct FailoverRowsTests {
         try await withGateway(faults: ["gpt-4o": "cut-after=3"]) { h in
             let r = try await h.send()
             #expect(r.status == 200)
-            #expect(r.attempts == "gpt-4o=truncated,gpt-4o=truncated,gpt-4.0-turbo=ok")
+            #expect(r.attempts == "openai/gpt-4o=truncated,openai/gpt-4o=truncated,openai/gpt-4.0-turbo=ok")
             #expect(r.content == Self.answer)
         }
     }
@@ -280,7 +280,7 @@ struct FailoverRowsTests {
             #expect(s.usage == nil)
             #expect(h.provider.recordedRequests().first?.body.contains("include_usage") == true)
             let metrics = try await h.admin("/metrics").body
-            #expect(metrics.contains(#"aigw_tokens_total{backend="kgateway-system/model-failover",model="gpt-4o",direction="output"} 12"#))
+            #expect(metrics.contains(#"aigw_tokens_total{backend="kgateway-system/model-failover",model="gpt-4o",direction="output",provider="openai"} 12"#))
         }
     }
 
@@ -319,7 +319,7 @@ struct FailoverRowsTests {
             _ = try await h.send()  // the third: ejected
             let before = h.providerModels.filter { $0 == "gpt-4o" }.count
             let skipped = try await h.send()
-            #expect(skipped.attempts == "gpt-4o=ejected,gpt-4.0-turbo=ok")
+            #expect(skipped.attempts == "openai/gpt-4o=ejected,openai/gpt-4.0-turbo=ok")
             #expect(h.providerModels.filter { $0 == "gpt-4o" }.count == before, "no traffic to an ejected entry")
             try h.setFault("gpt-4o", nil)
             // The primary comes back; within seconds a single probe finds it healthy.
@@ -332,7 +332,7 @@ struct FailoverRowsTests {
             }
             #expect(served == "gpt-4o")
             let after = try await h.send()
-            #expect(after.attempts == "gpt-4o=ok")
+            #expect(after.attempts == "openai/gpt-4o=ok")
             let metrics = try await h.admin("/metrics").body
             #expect(metrics.contains("aigw_ejections_total{"))
             #expect(metrics.contains("aigw_failovers_total{"))

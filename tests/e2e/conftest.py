@@ -70,11 +70,15 @@ class Stack:
             if f.name == "backend.yaml":
                 if backend is not None:
                     text = backend
-                # Short timeouts so stalls are noticed quickly in tests.
-                text = text.replace(
-                    "  labels:\n    app: model-failover\n  name: model-failover",
-                    "  annotations:\n    ai-gateway.kgateway.dev/stream-idle-timeout: 1s\n"
-                    "  labels:\n    app: model-failover\n  name: model-failover", 1)
+                # Short timeouts so stalls are noticed quickly in tests (next to the test's own
+                # annotations, if it has any).
+                idle = "    ai-gateway.kgateway.dev/stream-idle-timeout: 1s\n"
+                if "\n  annotations:\n" in text:
+                    text = text.replace("\n  annotations:\n", "\n  annotations:\n" + idle, 1)
+                else:
+                    text = text.replace(
+                        "  labels:\n    app: model-failover\n  name: model-failover",
+                        "  annotations:\n" + idle + "  labels:\n    app: model-failover\n  name: model-failover", 1)
             (manifests / f.name).write_text(text)
         self.port = free_port()
         self.admin_port = free_port()

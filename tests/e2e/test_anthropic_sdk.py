@@ -89,7 +89,7 @@ def test_non_streamed_answer(claude):
     assert c.choices[0].finish_reason == "stop"
     assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens) == (6, 12, 18)
     assert raw.headers["x-aigw-model"] == CLAUDE
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=ok"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=ok"
     # What Anthropic got: its own shape, system on top, the two user turns merged, max_tokens set.
     r = native(claude)
     assert r["path"] == "/v1/messages"
@@ -190,7 +190,7 @@ def test_overloaded_everywhere_is_one_error_naming_the_attempts(claude):
     with pytest.raises(openai.APIStatusError) as err:
         client(claude).chat.completions.create(model="x", messages=MESSAGES)
     assert err.value.status_code == 502
-    assert err.value.response.headers["x-aigw-attempts"] == f"{CLAUDE}=529"
+    assert err.value.response.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=529"
 
 
 def test_context_length_is_returned_in_openai_shape(claude):
@@ -231,21 +231,21 @@ def test_spend_limit_is_not_retried(claude_first):
     claude_first.fault(CLAUDE, "status=429,code=enforced_spend_limit_reached")
     raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
     assert raw.parse().model == "gpt-4o"
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=429,gpt-4o=ok"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=429,openai/gpt-4o=ok"
     assert sum(r["path"] == "/v1/messages" for r in claude_first.requests()) == 1
 
 
 def test_a_wrong_key_is_a_misconfigured_entry(claude_first):
     claude_first.fault(CLAUDE, "unauthorized")
     raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=401,gpt-4o=ok"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=401,openai/gpt-4o=ok"
 
 
 def test_in_stream_error_before_any_token_fails_over(claude_first):
     claude_first.fault(CLAUDE, "stream-error=0")
     raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES, stream=True)
     # A stream's headers go out with its first token: the trail names the attempts before it.
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=529"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=529"
     assert raw.headers["x-aigw-model"] == "gpt-4o"
     text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
     assert text == ANSWER
@@ -266,7 +266,7 @@ def test_failover_from_openai_503_to_anthropic(mixed):
     raw = client(mixed).chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES)
     c = raw.parse()
     assert c.model == CLAUDE and c.choices[0].message.content == ANSWER
-    assert raw.headers["x-aigw-attempts"] == f"gpt-4o=503,gpt-4o=503,{CLAUDE}=ok"
+    assert raw.headers["x-aigw-attempts"] == f"openai/gpt-4o=503,openai/gpt-4o=503,anthropic/{CLAUDE}=ok"
     last = native(mixed)
     assert last["path"] == "/v1/messages" and "messages" in last["json"] and "stream_options" not in last["json"]
 
@@ -281,7 +281,7 @@ def test_streamed_failover_from_openai_to_anthropic(mixed):
 def test_a_parameter_anthropic_cannot_honour_moves_on(claude_first):
     raw = client(claude_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES, n=2)
     assert raw.parse().model == "gpt-4o"
-    assert raw.headers["x-aigw-attempts"] == f"{CLAUDE}=unsupported,gpt-4o=ok"
+    assert raw.headers["x-aigw-attempts"] == f"anthropic/{CLAUDE}=unsupported,openai/gpt-4o=ok"
     assert all(r["path"] != "/v1/messages" for r in claude_first.requests())
 
 
@@ -290,3 +290,66 @@ def test_a_parameter_no_candidate_can_honour_is_a_400(claude):
         client(claude).chat.completions.create(model="x", messages=MESSAGES, logprobs=True)
     assert "'logprobs'" in err.value.message
     assert claude.requests() == []
+
+
+def post_native(stack, body, headers=None):
+    """POSTs straight to the fake's Anthropic API; returns (status, parsed body)."""
+    import urllib.error
+    import urllib.request
+    h = {"content-type": "application/json", "x-api-key": "sk-demo-not-a-real-key", "anthropic-version": "2023-06-01"}
+    h.update(headers or {})
+    h = {k: v for k, v in h.items() if v is not None}
+    req = urllib.request.Request(f"{stack.provider_url}/v1/messages", data=json.dumps(body).encode(), method="POST", headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+GOOD = {"model": CLAUDE, "max_tokens": 10, "messages": [{"role": "user", "content": "Hi"}]}
+USE = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
+RESULT = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}
+
+
+@pytest.mark.parametrize("change,headers,status,fragment", [
+    ({}, {}, 200, None),
+    ({"max_tokens": None}, {}, 400, "max_tokens: Field required"),
+    ({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}, {}, 400, "roles must alternate"),
+    ({"messages": [{"role": "system", "content": "a"}]}, {}, 400, "role"),
+    ({"messages": [{"role": "assistant", "content": "a"}]}, {}, 400, "first message"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}, {}, 400, "non-empty"),
+    ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": [USE]},
+                   {"role": "user", "content": "b"}]}, {}, 400, "without `tool_result`"),
+    ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": [USE]},
+                   {"role": "user", "content": [{"type": "text", "text": "b"}, RESULT]}]}, {}, 400, "must come first"),
+    ({"messages": [{"role": "user", "content": [RESULT]}]}, {}, 400, "unexpected `tool_use_id`"),
+    ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": [USE]},
+                   {"role": "user", "content": [RESULT, {"type": "text", "text": "b"}]}]}, {}, 200, None),
+    ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b "}]}, {}, 400, "trailing whitespace"),
+    ({"seed": 1}, {}, 400, "Extra inputs"),
+    ({}, {"x-api-key": None}, 401, "x-api-key"),
+    ({}, {"x-api-key": "sk-wrong"}, 401, "invalid x-api-key"),
+    ({}, {"anthropic-version": None}, 400, "anthropic-version"),
+    ({}, {"anthropic-version": "2099-01-01"}, 400, "anthropic-version"),
+])
+def test_the_fake_is_as_strict_as_anthropic(claude, change, headers, status, fragment):
+    body = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    got, answer = post_native(claude, body, headers)
+    assert got == status, answer
+    if fragment:
+        assert answer["type"] == "error" and fragment in answer["error"]["message"]
+
+
+def test_stream_continuation_in_anthropics_own_format(tmp_path):
+    s = Stack(tmp_path, backend=backend(("openai", "gpt-4o"), ("anthropic", CLAUDE)).replace(
+        "  labels:\n", "  annotations:\n    ai-gateway.kgateway.dev/stream-continuation: \"true\"\n  labels:\n", 1))
+    try:
+        s.fault("gpt-4o", "cut-after=3")
+        chunks = list(client(s).chat.completions.create(model="x", messages=MESSAGES, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+        last = native(s)
+        assert last["path"] == "/v1/messages"
+        assert last["json"]["messages"][-1] == {"role": "assistant", "content": [{"type": "text", "text": " ".join(WORDS[:3])}]}
+    finally:
+        s.stop()

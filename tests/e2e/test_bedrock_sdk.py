@@ -118,7 +118,7 @@ def test_non_streamed_answer_signed_and_translated(bedrock):
     assert c.choices[0].message.content == ANSWER
     assert c.choices[0].finish_reason == "stop"
     assert (c.usage.prompt_tokens, c.usage.completion_tokens, c.usage.total_tokens) == (6, 12, 18)
-    assert raw.headers["x-aigw-attempts"] == f"{MODEL}=ok"
+    assert raw.headers["x-aigw-attempts"] == f"bedrock/{MODEL}=ok"
     r = native(bedrock)
     assert r["path"] == WIRE_PATH
     # SigV4 for service bedrock in the Backend's region; the fake verified the signature itself.
@@ -258,7 +258,7 @@ def test_a_wrong_secret_key_is_misconfigured_and_fails_over(tmp_path):
     try:
         raw = client(s).chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
         assert raw.parse().model == "gpt-4o"
-        assert raw.headers["x-aigw-attempts"] == f"{MODEL}=403,gpt-4o=ok"
+        assert raw.headers["x-aigw-attempts"] == f"bedrock/{MODEL}=403,openai/gpt-4o=ok"
         first = s.requests()[0]
         assert first["path"] == WIRE_PATH
         lines = metric(s, "aigw_misconfigured_total")
@@ -272,13 +272,13 @@ def test_service_unavailable_fails_over(bedrock_first):
     bedrock_first.fault(MODEL, "status=503")
     raw = client(bedrock_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES)
     assert raw.parse().model == "gpt-4o"
-    assert raw.headers["x-aigw-attempts"] == f"{MODEL}=503,{MODEL}=503,gpt-4o=ok"
+    assert raw.headers["x-aigw-attempts"] == f"bedrock/{MODEL}=503,bedrock/{MODEL}=503,openai/gpt-4o=ok"
 
 
 def test_in_stream_exception_before_any_token_fails_over(bedrock_first):
     bedrock_first.fault(MODEL, "stream-error=0")
     raw = client(bedrock_first).chat.completions.with_raw_response.create(model="x", messages=MESSAGES, stream=True)
-    assert raw.headers["x-aigw-attempts"] == f"{MODEL}=424"
+    assert raw.headers["x-aigw-attempts"] == f"bedrock/{MODEL}=424"
     assert raw.headers["x-aigw-model"] == "gpt-4o"
     assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices) == ANSWER
 
@@ -298,7 +298,7 @@ def test_an_http_image_moves_on(bedrock_first):
                                              {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]
     raw = client(bedrock_first).chat.completions.with_raw_response.create(model="x", messages=messages)
     assert raw.parse().model == "gpt-4o"
-    assert raw.headers["x-aigw-attempts"] == f"{MODEL}=unsupported,gpt-4o=ok"
+    assert raw.headers["x-aigw-attempts"] == f"bedrock/{MODEL}=unsupported,openai/gpt-4o=ok"
     assert all(not r["path"].startswith("/model/") for r in bedrock_first.requests())
 
 

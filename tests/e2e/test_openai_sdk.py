@@ -19,7 +19,7 @@ def test_failover_non_streaming(stack):
     completion = raw.parse()
     assert completion.model == "gpt-4.0-turbo"
     assert raw.headers["x-aigw-model"] == "gpt-4.0-turbo"
-    assert raw.headers["x-aigw-attempts"] == "gpt-4o=503,gpt-4o=503,gpt-4.0-turbo=ok"
+    assert raw.headers["x-aigw-attempts"] == "openai/gpt-4o=503,openai/gpt-4o=503,openai/gpt-4.0-turbo=ok"
     assert completion.choices[0].message.content.startswith("Kubernetes")
     assert completion.usage.completion_tokens == 12
     for r in stack.requests():

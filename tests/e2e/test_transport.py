@@ -52,7 +52,7 @@ def test_https_provider_with_an_untrusted_certificate_is_refused(tmp_path, certs
         assert status == 502, body
         error = json.loads(body)["error"]
         assert [a["outcome"] for a in error["attempts"]][:2] == ["connect_error", "connect_error"]
-        assert headers["x-aigw-attempts"].startswith("gpt-4o=connect_error,gpt-4o=connect_error")
+        assert headers["x-aigw-attempts"].startswith("openai/gpt-4o=connect_error,openai/gpt-4o=connect_error")
     finally:
         g.stop()
 

@@ -147,7 +147,7 @@ def test_guide_flow_with_kubectl(stack):
 
     status, headers, body = eventually(lambda: (r := gw.request())[0] == 200 and r)
     assert body["model"] == "gpt-4o"
-    assert headers["x-aigw-attempts"] == "gpt-4o=ok"
+    assert headers["x-aigw-attempts"] == "openai/gpt-4o=ok"
     sent = gw.provider_requests()[-1]
     assert dict(sent["headers"])["authorization"] == "Bearer sk-guide-key"
 
@@ -166,7 +166,7 @@ def test_guide_flow_with_kubectl(stack):
     gw.fault("gpt-4o", "status=503")
     status, headers, body = gw.request()
     assert status == 200 and body["model"] == "gpt-4.0-turbo"
-    assert headers["x-aigw-attempts"] == "gpt-4o=503,gpt-4o=503,gpt-4.0-turbo=ok"
+    assert headers["x-aigw-attempts"] == "openai/gpt-4o=503,openai/gpt-4o=503,openai/gpt-4.0-turbo=ok"
 
     # Rotating the Secret with kubectl takes effect without a restart.
     rotated = server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS,
