@@ -75,20 +75,23 @@ public final class AWSCredentialSource: Service, Sendable {
 
     /// Keeps web-identity keys fresh until shutdown; after a failed exchange, tries again with a
     /// backoff of 1 s doubling to 60 s.
+    /// Ends at once on shutdown (nothing to drain).
     public func run() async throws {
         guard case .webIdentity = chain else { return }
-        var backoff = 1.0
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let now = Date().timeIntervalSince1970
-            let wait: Double
-            if let next = await refresh(now: now) {
-                backoff = 1
-                wait = max(1, next - now)
-            } else {
-                wait = backoff
-                backoff = min(60, backoff * 2)
+        try? await cancelWhenGracefulShutdown {
+            var backoff = 1.0
+            while !Task.isCancelled {
+                let now = Date().timeIntervalSince1970
+                let wait: Double
+                if let next = await self.refresh(now: now) {
+                    backoff = 1
+                    wait = max(1, next - now)
+                } else {
+                    wait = backoff
+                    backoff = min(60, backoff * 2)
+                }
+                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
             }
-            try? await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
         }
     }
 
