@@ -355,3 +355,23 @@ def test_web_identity_through_sts(tmp_path):
         assert "x-amz-security-token" in h["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
     finally:
         s.stop()
+
+
+def test_stream_continuation_sends_the_partial_answer_as_a_bedrock_prefill(tmp_path):
+    second = "anthropic.claude-3-haiku-20240307-v1:0"
+    # Stream continuation on: a stream cut after tokens continues on the next candidate.
+    yaml = backend(("bedrock", MODEL), ("bedrock", second)).replace(
+        "  labels:\n    app: model-failover\n  name: model-failover",
+        "  annotations:\n    ai-gateway.kgateway.dev/stream-continuation: \"true\"\n"
+        "  labels:\n    app: model-failover\n  name: model-failover", 1)
+    s = Stack(tmp_path, backend=yaml)
+    try:
+        s.fault(MODEL, "cut-after=4")
+        chunks = list(client(s).chat.completions.create(model="x", messages=MESSAGES, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+        assert [c.choices[0].delta.role for c in chunks if c.choices and c.choices[0].delta.role] == ["assistant"]
+        last = native(s)
+        assert last["path"] == "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
+        assert last["json"]["messages"][-1] == {"role": "assistant", "content": [{"text": " ".join(WORDS[:4])}]}
+    finally:
+        s.stop()
