@@ -39,7 +39,9 @@ public struct BedrockAdapter: ProviderAdapter {
         var headers: [UpstreamTarget.HeaderField] = [.init(name: "content-type", value: "application/json")]
         headers.append(.init(name: "accept", value: input.chat.stream ? streamContentType : "application/json"))
         for s in input.target.staticHeaders { headers.append(s) }
-        return .success(UpstreamRequest(path: path, headers: headers, body: .bytes(body)))
+        var request = UpstreamRequest(path: path, headers: headers, body: .bytes(body))
+        request.hints = BedrockToolNames(conversation).hints
+        return .success(request)
     }
 
     public func authorize(_ request: inout UpstreamRequest, credential: ProviderCredential, target: UpstreamTarget, now: Double) -> Result<Void, AttemptRefusal> {
@@ -68,11 +70,11 @@ public struct BedrockAdapter: ProviderAdapter {
     public func translateResponse(_ response: ProviderResponse, context: TranslationContext) -> ResponseTranslation {
         BedrockConverse.completion(
             response.body, id: response.header("x-amzn-RequestId") ?? context.header("x-amzn-RequestId") ?? context.fallbackID,
-            model: context.model, created: context.created, names: BedrockToolNames(names: context.toolNames))
+            model: context.model, created: context.created, names: BedrockToolNames(hints: context.hints))
     }
 
     public func makeStreamTranslator(_ context: TranslationContext) -> any StreamTranslator {
-        BedrockStreamTranslator(context: context, names: BedrockToolNames(names: context.toolNames))
+        BedrockStreamTranslator(context: context, names: BedrockToolNames(hints: context.hints))
     }
 
     public func classifyError(_ response: ProviderResponse, now: Double) -> ProviderFailure {

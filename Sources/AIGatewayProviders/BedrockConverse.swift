@@ -43,6 +43,24 @@ public struct BedrockToolNames: Sendable, Hashable {
 
     /// The client's name for a name Bedrock answered with (unknown names pass unchanged).
     public func clientName(_ bedrock: String) -> String { toClient[bedrock] ?? bedrock }
+
+    static let hintPrefix = "bedrock-tool:"
+
+    /// The renamed tools, as request hints for the answer's translators.
+    public var hints: [String: String] {
+        var out: [String: String] = [:]
+        for (bedrock, client) in toClient where bedrock != client { out[Self.hintPrefix + bedrock] = client }
+        return out
+    }
+
+    /// The way back, from the hints the request left.
+    public init(hints: [String: String]) {
+        for (key, client) in hints where key.hasPrefix(Self.hintPrefix) {
+            let bedrock = String(key.dropFirst(Self.hintPrefix.count))
+            toClient[bedrock] = client
+            toBedrock[client] = bedrock
+        }
+    }
 }
 
 /// Bedrock's Converse API (`POST /model/{modelId}/converse` and `/converse-stream`): the request

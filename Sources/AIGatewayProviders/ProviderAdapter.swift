@@ -117,6 +117,9 @@ public struct UpstreamRequest: Sendable {
     /// The client's parameters this target cannot take and the adapter left out (tuning-only
     /// ones such as `seed`): logged at debug.
     public var dropped: [String] = []
+    /// What this request's translation needs to know of how it was built (e.g. sanitised tool
+    /// names → the client's): handed to the answer's translators as `TranslationContext.hints`.
+    public var hints: [String: String] = [:]
 
     public init(method: String = "POST", path: String, headers: [UpstreamTarget.HeaderField], body: UpstreamBody) {
         self.method = method
@@ -206,9 +209,8 @@ public struct TranslationContext: Sendable {
     public var responseHeaders: [(name: String, value: String)]
     /// A gateway-made id when the provider gives none.
     public var fallbackID: String
-    /// The tool names of the client's request, declared and called (`ChatConversation.toolNames`):
-    /// an adapter that renames tools for its provider (Bedrock) maps the answer's names back with them.
-    public var toolNames: [String] = []
+    /// What the request side left for the answer side (`UpstreamRequest.hints`).
+    public var hints: [String: String] = [:]
 
     public init(
         model: String, clientWantsUsage: Bool, continuation: Bool = false, created: Int, responseHeaders: [(name: String, value: String)] = [],

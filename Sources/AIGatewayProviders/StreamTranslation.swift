@@ -48,6 +48,8 @@ public struct ChunkFacts: Sendable {
     public var usageOnly = false
     public var usage: TokenUsage?
     public var model: String?
+    /// It is an error object, not a chunk (`{"error": {...}}` inside a 200 stream).
+    public var isError = false
 
     public init(content: String = "", isToken: Bool = false, finished: Bool = false, usageOnly: Bool = false, usage: TokenUsage? = nil, model: String? = nil) {
         self.content = content
@@ -83,7 +85,10 @@ public struct ChunkFacts: Sendable {
                 isToken = true
             }
         }
-        if value["error"] != nil { isToken = true }
+        if value["error"] != nil {
+            isToken = true
+            isError = choices.isEmpty
+        }
     }
 }
 
@@ -110,6 +115,26 @@ public struct OpenAIStreamTranslator: StreamTranslator {
         guard let data = event.data else { return StreamEvent(.other, bytes: event.raw) }
         if event.isDone { return StreamEvent(.done) }
         guard let facts = ChunkFacts(json: data) else { return StreamEvent(.malformed) }
+        if facts.isError, let fault = Self.fault(data) { return StreamEvent(.fault(fault)) }
         return StreamEvent(.chunk(facts), bytes: event.raw)
+    }
+
+    /// An OpenAI error object sent inside a 200 stream (`data: {"error": {...}}`).
+    static func fault(_ data: String) -> StreamFault? {
+        guard let v = try? JSONParser.parse(Array(data.utf8)), let e = v["error"], case .object = e else { return nil }
+        let message = e["message"]?.stringValue ?? "the provider reported an error inside the stream"
+        let type = (e["type"]?.stringValue ?? "").lowercased()
+        let code = (e["code"]?.stringValue ?? "").lowercased()
+        let failure: ProviderFailure
+        if code == "rate_limit_exceeded" || type == "rate_limit_error" || type == "requests" || type == "tokens" {
+            failure = .rateLimited(status: 429, retryAfter: nil)
+        } else if code == "context_length_exceeded" {
+            failure = .contextLengthExceeded(status: 400)
+        } else if code == "content_filter" {
+            failure = .contentFiltered(status: 400)
+        } else {
+            failure = .overloaded(status: 500)
+        }
+        return StreamFault(failure, message: message)
     }
 }

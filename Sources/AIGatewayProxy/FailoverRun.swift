@@ -158,7 +158,7 @@ final class FailoverRun: @unchecked Sendable {
             let attemptStart = ContinuousClock.now
             let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model, provider: entry.target.provider)
             start(req, onFirstByte: { latency in entryMetrics.upstreamLatency(latency) }) { [self] result in
-                attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart)
+                attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart, translation: req.translation)
             }
         }
     }
@@ -172,14 +172,16 @@ final class FailoverRun: @unchecked Sendable {
         a.start(client: gateway.client)
     }
 
-    private func attemptEnded(_ result: AttemptResult, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics, attemptStart: Instant) {
+    private func attemptEnded(
+        _ result: AttemptResult, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics, attemptStart: Instant, translation: TranslationContext
+    ) {
         guard !finished else { return }
         switch result {
         case .response(let status, let headers, let body, _):
             guard let adapter = entry.target.adapter else { return recordFailure(entry, .unusable("no adapter")) }
             if (200..<300).contains(status) {
                 if adapter.translates {
-                    return answerTranslated(adapter, status: status, headers: headers, body: body, entry: entry, entryMetrics: entryMetrics)
+                    return answerTranslated(adapter, status: status, headers: headers, body: body, entry: entry, entryMetrics: entryMetrics, context: translation)
                 }
                 // Vouch for the answer (complete JSON, an object) without building it; only its
                 // usage is read.
@@ -230,14 +232,12 @@ final class FailoverRun: @unchecked Sendable {
 
     /// A complete answer from a translating provider: translated into a `chat.completion`, or a failure.
     private func answerTranslated(
-        _ adapter: any ProviderAdapter, status: Int, headers: HTTPHeaders, body: ByteBuffer, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics
+        _ adapter: any ProviderAdapter, status: Int, headers: HTTPHeaders, body: ByteBuffer, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics,
+        context: TranslationContext
     ) {
         let job = self.job
-        var context = TranslationContext(
-            model: entry.target.model ?? job.chat.model ?? entry.model, clientWantsUsage: false, created: Int(GatewayHandler.wallClock()),
-            fallbackID: "chatcmpl-" + job.requestID)
+        var context = context
         context.responseHeaders = headers.map { ($0.name, $0.value) }
-        if case .success(let c) = job.chat.conversation() { context.toolNames = c.toolNames }
         let response = ProviderResponse(status: status, headers: context.responseHeaders, body: Array(body.readableBytesView))
         switch adapter.translateResponse(response, context: context) {
         case .failed(let failure):

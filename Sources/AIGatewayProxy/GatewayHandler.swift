@@ -276,7 +276,7 @@ public final class GatewayHandler: HTTPHandler {
         var translation = TranslationContext(
             model: target.model ?? chat.model ?? target.displayModel, clientWantsUsage: chat.clientWantsStreamUsage, continuation: prefill != nil,
             created: adapter.translates ? Int(Self.wallClock()) : 0, fallbackID: adapter.translates ? "chatcmpl-" + requestID : "")
-        if adapter.translates, case .success(let c) = chat.conversation() { translation.toolNames = c.toolNames }
+        translation.hints = upstream.hints
         return .success(AttemptRequest(
             origin: origin, head: HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: upstream.method), uri: upstream.path, headers: h), body: body,
             stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage, adapter: adapter, translation: translation,

@@ -88,6 +88,11 @@ struct BedrockRequestTests {
         #expect(n.clientName("a_b_2") == "a b")
         #expect(n.clientName("a_b") == "a.b")
         #expect(n.clientName("unknown") == "unknown")
+        // The request leaves the renamed ones as hints; the answer side maps back from them.
+        let back = BedrockToolNames(hints: n.hints)
+        #expect(back.clientName("a_b_2") == "a b" && back.clientName("a_b") == "a.b" && back.clientName("_n_") == "ünï")
+        #expect(n.hints.count == 5)  // every one was renamed; a valid, unclashing name would leave no hint
+        #expect(BedrockToolNames(names: ["ok_name"]).hints.isEmpty)
         // The same names in the same order give the same mapping.
         #expect(BedrockToolNames(names: ["a.b", "a b"]) == BedrockToolNames(names: ["a.b", "a b"]))
     }

@@ -101,3 +101,25 @@ struct OpenAIStreamTests {
         #expect(out[2].hasSuffix("\"finish_reason\":null}]}\r\n\r\n"))
     }
 }
+
+@Suite("OpenAI streams: errors inside a 200 stream")
+struct OpenAIStreamErrorTests {
+    @Test("an error object in the stream is a fault, classified")
+    func errorEvent() {
+        let out = StreamSplitting.translate(
+            """
+            data: {"id":"c","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}
+
+            data: {"error":{"message":"The server is overloaded or not ready yet.","type":"server_error","param":null,"code":null}}
+
+
+            """
+        ) { OpenAIStreamTranslator() }
+        #expect(out.count == 2)
+        #expect(out[1] == "fault(overloaded(status: 500)) The server is overloaded or not ready yet.")
+        let limited = StreamSplitting.translate(#"data: {"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"# + "\n\n") {
+            OpenAIStreamTranslator()
+        }
+        #expect(limited == ["fault(rateLimited(status: 429, retryAfter: nil)) slow down"])
+    }
+}

@@ -88,3 +88,12 @@ def test_content_filter_is_returned_as_is(stack):
         client(stack).chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert err.value.code == "content_filter"
     assert len(stack.requests()) == 1
+
+
+def test_error_inside_a_stream_before_tokens_fails_over(stack):
+    # OpenAI's own `data: {"error": ...}` in a 200 stream is a failure of the attempt, not an answer.
+    stack.fault("gpt-4o", "stream-error=0")
+    raw = client(stack).chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    assert raw.headers["x-aigw-model"] == "gpt-4.0-turbo"
+    assert raw.headers["x-aigw-attempts"] == "openai/gpt-4o=500,openai/gpt-4o=500"
+    assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices).startswith("Kubernetes is")
