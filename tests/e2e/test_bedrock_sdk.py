@@ -375,3 +375,25 @@ def test_stream_continuation_sends_the_partial_answer_as_a_bedrock_prefill(tmp_p
         assert last["json"]["messages"][-1] == {"role": "assistant", "content": [{"text": " ".join(WORDS[:4])}]}
     finally:
         s.stop()
+
+
+def test_one_request_fails_over_across_openai_anthropic_and_bedrock(tmp_path):
+    claude = "claude-sonnet-4-5"
+    s = make(tmp_path, ("openai", "gpt-4o"), ("anthropic", claude), ("bedrock", MODEL))
+    try:
+        s.fault("gpt-4o", "status=503")
+        s.fault(claude, "status=529")
+        for stream in (False, True):
+            raw = client(s).chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, stream=stream)
+            assert raw.headers["x-aigw-model"] == MODEL
+            if stream:
+                text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+            else:
+                text = raw.parse().choices[0].message.content
+            assert text == ANSWER
+            trail = raw.headers["x-aigw-attempts"].split(",")
+            assert trail[0] == "openai/gpt-4o=503" and f"anthropic/{claude}=529" in trail
+            # A stream's headers leave with its first token: its trail names the attempts before it.
+            assert trail[-1] == (f"anthropic/{claude}=529" if stream else f"bedrock/{MODEL}=ok")
+    finally:
+        s.stop()
