@@ -41,7 +41,7 @@ public struct AnthropicAdapter: ProviderAdapter {
         var versioned = false
         for s in input.target.staticHeaders {
             headers.append(s)
-            if s.name.lowercased() == "anthropic-version" { versioned = true }
+            if HeaderName.equal(s.name, "anthropic-version") { versioned = true }
         }
         if !versioned { headers.append(.init(name: "anthropic-version", value: Self.defaultVersion)) }
         var request = UpstreamRequest(path: input.target.path, headers: headers, body: .bytes(Array(text.utf8)))
@@ -172,7 +172,7 @@ public struct AnthropicAdapter: ProviderAdapter {
 
     public func authorize(_ request: inout UpstreamRequest, credential: ProviderCredential, target: UpstreamTarget, now: Double) -> Result<Void, AttemptRefusal> {
         guard let token = credential.token?.value else { return .failure(AttemptRefusal(reason: "anthropic takes an API key, not AWS credentials")) }
-        if token.hasPrefix("sk-ant-oat") && target.authHeaderName.lowercased() == "x-api-key" {
+        if token.hasPrefix("sk-ant-oat") && HeaderName.equal(target.authHeaderName, "x-api-key") {
             // OAuth access tokens are bearer tokens.
             request.setHeader("authorization", "Bearer " + token)
         } else {

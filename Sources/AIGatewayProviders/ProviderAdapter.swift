@@ -130,14 +130,12 @@ public struct UpstreamRequest: Sendable {
 
     /// Sets a header, replacing any of the same name (ASCII case-insensitive).
     public mutating func setHeader(_ name: String, _ value: String) {
-        let lower = name.lowercased()
-        headers.removeAll { $0.name.lowercased() == lower }
+        headers.removeAll { HeaderName.equal($0.name, name) }
         headers.append(.init(name: name, value: value))
     }
 
     public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return headers.last { $0.name.lowercased() == lower }?.value
+        headers.last { HeaderName.equal($0.name, name) }?.value
     }
 }
 
@@ -190,8 +188,17 @@ public struct ProviderResponse: Sendable {
     }
 
     public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return headers.first { $0.name.lowercased() == lower }?.value
+        headers.first { HeaderName.equal($0.name, name) }?.value
+    }
+}
+
+/// Header names compared ASCII-case-insensitively, without allocating.
+public enum HeaderName {
+    public static func equal(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count
+            && zip(a.utf8, b.utf8).allSatisfy { x, y in
+                x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+            }
     }
 }
 
@@ -225,8 +232,7 @@ public struct TranslationContext: Sendable {
     }
 
     public func header(_ name: String) -> String? {
-        let lower = name.lowercased()
-        return responseHeaders.first { $0.name.lowercased() == lower }?.value
+        responseHeaders.first { HeaderName.equal($0.name, name) }?.value
     }
 }
 

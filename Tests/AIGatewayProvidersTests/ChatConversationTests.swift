@@ -123,3 +123,15 @@ struct OpenAIStreamErrorTests {
         #expect(limited == ["fault(rateLimited(status: 429, retryAfter: nil)) slow down"])
     }
 }
+
+@Suite("Header names")
+struct HeaderNameTests {
+    @Test("ASCII case-insensitive, nothing else folded")
+    func equal() {
+        #expect(HeaderName.equal("X-Api-Key", "x-api-key"))
+        #expect(HeaderName.equal("", ""))
+        #expect(!HeaderName.equal("x-api-key", "x-api-ke"))
+        #expect(!HeaderName.equal("a[", "A{"), "only letters fold")
+        #expect(!HeaderName.equal("x-api-key", "x-api_key"))
+    }
+}
