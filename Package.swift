@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // Pure: resource types, decoding with field paths, validation. No I/O.
@@ -41,7 +42,7 @@ let package = Package(
         // Pure: how each provider is addressed, authenticated and classified.
         .target(
             name: "AIGatewayProviders",
-            dependencies: ["AIGatewayAPI"],
+            dependencies: ["AIGatewayAPI", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // Pure: the failover state machine, passive health and budgets.
@@ -91,7 +92,7 @@ let package = Package(
         .target(
             name: "AIGatewayTesting",
             dependencies: [
-                "AIGatewayAPI",
+                "AIGatewayAPI", "AIGatewayProviders",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -314,8 +314,25 @@ public enum ResourceDecoder {
                 authToken: token, model: model, apiVersion: version, projectId: project, location: location,
                 modelPath: modelPath, publisher: publisher))
         case "bedrock":
-            let auth = p.raw("auth", required: true)
-            if let auth, auth.objectValue == nil { p.diagnostics.add(p.childPath("auth"), "must be an object, found \(auth.typeName)") }
+            var auth: BedrockAuth?
+            var authValid = true
+            if let a = p.raw("auth") {
+                authValid = false
+                if a.objectValue == nil {
+                    p.diagnostics.add(p.childPath("auth"), "must be an object, found \(a.typeName)")
+                } else if let r = p.object("auth") {
+                    let type = r.enumeration("type", ["Secret"], required: true)
+                    let name = r.object("secretRef", required: true).flatMap { ref -> String? in
+                        defer { ref.rejectUnknownFields() }
+                        return ref.string("name", required: true)
+                    }
+                    r.rejectUnknownFields()
+                    if type != nil, let name {
+                        auth = .secret(name: name)
+                        authValid = true
+                    }
+                }
+            }
             let model = p.wireString("model", required: true, "one URL path segment (or an ARN)", segmentOrARN)
             let region = p.wireString("region", "a region name", WireSyntax.labelProblem) ?? "us-east-1"
             var guardrail: BedrockProvider.Guardrail?
@@ -325,7 +342,7 @@ public enum ResourceDecoder {
                 g.rejectUnknownFields()
                 if let id, let version { guardrail = .init(identifier: id, version: version) }
             }
-            guard let auth, let model else { return nil }
+            guard authValid, let model else { return nil }
             return .bedrock(BedrockProvider(auth: auth, model: model, region: region, guardrail: guardrail))
         default:
             return nil

@@ -138,6 +138,12 @@ public enum LLMProvider: Sendable, Hashable {
     }
 }
 
+/// A Bedrock entry's `auth`: `{type: Secret, secretRef: {name}}`, the Secret holding `accessKey`,
+/// `secretKey` and optionally `sessionToken`.
+public enum BedrockAuth: Sendable, Hashable {
+    case secret(name: String)
+}
+
 public enum AuthToken: Sendable, Hashable {
     case inline(SecretString)
     case secretRef(name: String)
@@ -188,14 +194,27 @@ public struct VertexAIProvider: Sendable, Hashable {
 }
 
 public struct BedrockProvider: Sendable, Hashable {
-    public var auth: JSONValue
+    /// Nil: the gateway's own AWS credentials (environment, then web identity).
+    public var auth: BedrockAuth?
     public var model: String
     public var region: String
     public var guardrail: Guardrail?
 
+    public init(auth: BedrockAuth?, model: String, region: String, guardrail: Guardrail?) {
+        self.auth = auth
+        self.model = model
+        self.region = region
+        self.guardrail = guardrail
+    }
+
     public struct Guardrail: Sendable, Hashable {
         public var identifier: String
         public var version: String
+
+        public init(identifier: String, version: String) {
+            self.identifier = identifier
+            self.version = version
+        }
     }
 }
 

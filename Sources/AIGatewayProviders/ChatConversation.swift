@@ -279,6 +279,11 @@ extension ChatConversation {
         }
     }
 
+    /// The tool names the request declares, then those its history calls, in order.
+    public var toolNames: [String] {
+        tools.map(\.name) + messages.flatMap { $0.toolCalls.map(\.name) }
+    }
+
     /// Which tuning-only parameters the client set (dropped for targets that cannot take them).
     public var tuningParameters: [String] {
         ["seed", "presence_penalty", "frequency_penalty", "logit_bias", "top_k", "service_tier", "store", "metadata", "prediction", "modalities", "audio", "web_search_options", "verbosity"]

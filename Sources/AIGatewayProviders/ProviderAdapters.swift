@@ -10,10 +10,10 @@ public enum ProviderAdapters {
         case .anthropic: AnthropicAdapter()
         case .gemini: GeminiAdapter(.gemini)
         case .vertexai: GeminiAdapter(.vertexai)
-        case .bedrock: nil
+        case .bedrock(let p): BedrockAdapter(region: p.region, guardrail: p.guardrail)
         }
     }
 
     /// The keys of the served providers.
-    public static let servedKeys: Set<String> = ["openai", "azureopenai", "anthropic", "gemini", "vertexai"]
+    public static let servedKeys: Set<String> = ["openai", "azureopenai", "anthropic", "gemini", "vertexai", "bedrock"]
 }

@@ -182,8 +182,7 @@ public enum ProviderCatalog {
             path = GeminiEndpoint.vertexPath(p, stream: false)
         case .bedrock(let p):
             host = "bedrock-runtime.\(p.region).amazonaws.com"
-            // An ARN's `/` stays inside its segment (the decoder allows it only there).
-            path = "/model/\(p.model.replacingOccurrences(of: "/", with: "%2F"))/converse"
+            path = BedrockAdapter.path(model: p.model, stream: false)
             header = "Authorization"
             prefix = ""
         }

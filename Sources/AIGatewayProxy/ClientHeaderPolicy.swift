@@ -24,7 +24,12 @@ struct ClientHeaderPolicy: Sendable {
     /// Describe the gateway's own request to the provider.
     static let setByGateway = ["host", "content-length", "expect", "accept-encoding"]
     /// The client's credentials, for the gateway or for a provider.
-    static let clientCredentials = ["authorization", "proxy-authorization", "cookie", "api-key", "x-api-key", "x-goog-api-key"]
+    /// (AWS's signing headers too: the gateway signs its own request, and a client's session token
+    /// or date would break or change that signature.)
+    static let clientCredentials = [
+        "authorization", "proxy-authorization", "cookie", "api-key", "x-api-key", "x-goog-api-key", "x-amz-security-token", "x-amz-date",
+        "x-amz-content-sha256",
+    ]
     /// Choose the account that a key bills: dropped when the key is the gateway's.
     static let accountSelection = ["openai-organization", "openai-project"]
 
@@ -35,7 +40,7 @@ struct ClientHeaderPolicy: Sendable {
 
     static func forAuth(_ auth: CompiledAuth) -> ClientHeaderPolicy {
         switch auth {
-        case .key: gatewayKey
+        case .key, .aws, .awsDefaultChain: gatewayKey
         case .passthrough: passthrough
         }
     }

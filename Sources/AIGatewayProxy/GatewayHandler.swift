@@ -56,8 +56,14 @@ public final class GatewayHandler: HTTPHandler {
     let metrics: GatewayMetrics
     let logger: Logger
     let configuration: ProxyConfiguration
+    /// The gateway's own AWS credentials (Bedrock entries without a Secret).
+    let awsCredentials: AWSCredentialSource
 
-    public init(store: TableStore, client: UpstreamClient, health: HealthRegistry, metrics: GatewayMetrics, configuration: ProxyConfiguration, logger: Logger) {
+    public init(
+        store: TableStore, client: UpstreamClient, health: HealthRegistry, metrics: GatewayMetrics, configuration: ProxyConfiguration, logger: Logger,
+        awsCredentials: AWSCredentialSource = .none
+    ) {
+        self.awsCredentials = awsCredentials
         self.store = store
         self.client = client
         self.health = health
@@ -221,6 +227,13 @@ public final class GatewayHandler: HTTPHandler {
             var token = Substring(header)
             if token.lowercased().hasPrefix("bearer ") { token = token.dropFirst(7) }
             credential = .passthrough(SecretString(String(token)))
+        case .aws(let keys):
+            credential = .aws(keys)
+        case .awsDefaultChain:
+            guard let keys = awsCredentials.current() else {
+                return .failure(BuildError("no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, configure web identity, or name a Secret in the entry's auth"))
+            }
+            credential = .aws(keys)
         }
         var upstream: UpstreamRequest
         switch adapter.makeRequest(AttemptInput(chat: chat, target: target, prefill: prefill)) {

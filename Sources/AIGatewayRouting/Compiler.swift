@@ -340,8 +340,18 @@ public enum RouteCompiler {
                         entry.problem = "Secret \(key) not found"
                     }
                 case nil:
-                    // Bedrock signs requests with AWS credentials; it is not served yet anyway.
-                    entry.problem = nil
+                    if case .bedrock(let p) = e.provider {
+                        switch p.auth {
+                        case .secret(let secretName)?:
+                            let key = NamespacedName(namespace: name.namespace, name: secretName)
+                            switch awsCredentials(secrets[key], key) {
+                            case .success(let c): entry.auth = .aws(c)
+                            case .failure(let problem): entry.problem = problem.description
+                            }
+                        case nil:
+                            entry.auth = .awsDefaultChain
+                        }
+                    }
                 }
                 if let problem = entry.problem { problems.append("\(fieldPath): \(problem)") }
                 if entry.auth != nil, target.served, !target.tls, !WireSyntax.isLoopback(target.host) {
@@ -372,6 +382,42 @@ public enum RouteCompiler {
             condition = Condition(type: "Accepted", status: false, reason: "Invalid", message: problems.joined(separator: "; ") + warnings, observedGeneration: gen)
         }
         return (compiled, [condition], inClear)
+    }
+
+    struct Problem: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// AWS keys from a Bedrock entry's Secret: `accessKey` and `secretKey` required,
+    /// `sessionToken` optional. A problem names the Secret and the key, never a value.
+    static func awsCredentials(_ secret: Secret?, _ key: NamespacedName) -> Result<AWSCredentials, Problem> {
+        guard let secret else { return .failure(Problem(description: "Secret \(key) not found")) }
+        func value(_ name: String, required: Bool) -> Result<String?, Problem> {
+            let v = secret.data[name].map { trimmed($0.value) } ?? ""
+            if v.isEmpty {
+                return required ? .failure(Problem(description: "Secret \(key) has no non-empty key \(name)")) : .success(nil)
+            }
+            guard HTTPText.isFieldValue(v) else {
+                return .failure(Problem(description: "Secret \(key) key \(name) holds a control character (a line break?), which no header can carry"))
+            }
+            return .success(v)
+        }
+        do {
+            guard let access = try value("accessKey", required: true).get(), let secretKey = try value("secretKey", required: true).get() else {
+                return .failure(Problem(description: "Secret \(key) has no accessKey/secretKey"))
+            }
+            let token = try value("sessionToken", required: false).get()
+            return .success(AWSCredentials(accessKeyID: access, secretAccessKey: SecretString(secretKey), sessionToken: token.map(SecretString.init)))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    static func trimmed(_ s: String) -> String {
+        var t = Substring(s)
+        while let f = t.first, f.isWhitespace { t = t.dropFirst() }
+        while let l = t.last, l.isWhitespace { t = t.dropLast() }
+        return String(t)
     }
 
     /// The Secret holds the raw key; a leading `Bearer ` is tolerated and removed.

@@ -7,6 +7,12 @@ public enum CompiledAuth: Sendable, Hashable {
     case key(SecretString)
     /// The client's own bearer token is forwarded in the provider's header form.
     case passthrough
+    /// AWS keys from the entry's Secret (`accessKey`, `secretKey`, `sessionToken`); a changed
+    /// Secret recompiles the table, so rotation needs no restart.
+    case aws(AWSCredentials)
+    /// No Secret named: the gateway's own AWS credentials (environment variables, else web
+    /// identity through STS), resolved and refreshed by the proxy.
+    case awsDefaultChain
 }
 
 /// One model endpoint of a Backend, ready to call.

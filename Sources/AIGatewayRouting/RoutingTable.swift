@@ -331,6 +331,8 @@ public final class RoutingTable: Sendable {
                     switch e.auth {
                     case .key?: auth = "\(t.authHeaderName): \(t.authPrefix)<key>"
                     case .passthrough?: auth = "\(t.authHeaderName): passthrough"
+                    case .aws(let c)?: auth = "sigv4 \(c.accessKeyID)\(c.sessionToken == nil ? "" : " +session token")"
+                    case .awsDefaultChain?: auth = "sigv4 (environment / web identity)"
                     case nil: auth = "none"
                     }
                     lines.append("      - \(t.provider) model=\(t.model ?? "(client's)") \(t.tls ? "https" : "http")://\(t.host):\(t.port)\(t.path) auth=[\(auth)]\(e.problem.map { " problem=[\($0)]" } ?? "")")

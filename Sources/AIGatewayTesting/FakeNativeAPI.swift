@@ -96,4 +96,10 @@ protocol FakeAnswerFormat {
     var malformedEvent: [UInt8] { get }
     /// The API's error event inside a 200 stream (the `stream-error` fault): overloaded.
     func streamErrorEvent() -> [UInt8]
+    /// Headers of a 200 answer, streamed or not (Bedrock's `x-amzn-RequestId`).
+    var responseHeaders: [(String, String)] { get }
+}
+
+extension FakeAnswerFormat {
+    var responseHeaders: [(String, String)] { [] }
 }

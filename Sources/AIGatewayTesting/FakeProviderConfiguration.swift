@@ -12,6 +12,10 @@ public struct FakeProviderConfiguration: Sendable {
     public var tokenInterval: Duration
     /// When set, requests get a 401 unless they carry `Authorization: Bearer <key>` or `api-key: <key>`.
     public var requiredKey: String?
+    /// The AWS access key id the Bedrock API accepts; its secret is `requiredKey` (SigV4 is checked
+    /// whenever `requiredKey` is set).
+    public var awsAccessKeyID = FakeProviderConfiguration.defaultAWSAccessKeyID
+    public static let defaultAWSAccessKeyID = "AKIDFAKEGATEWAY"
     /// Whether to keep the last `FakeProvider.recordedRequestLimit` requests for `recordedRequests()`.
     public var recordRequests: Bool
     /// Serve HTTPS with this certificate chain and key (PEM files) instead of plain HTTP.

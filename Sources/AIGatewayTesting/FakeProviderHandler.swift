@@ -152,6 +152,7 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
         OpenAIFakeAPI(),
         AnthropicFakeAPI(),
         FakeGoogleWire.API(),
+        BedrockFakeAPI(),
     ]
 
     private func handle(head: HTTPRequestHead, body: ByteBuffer?, context: ChannelHandlerContext) {
@@ -184,6 +185,10 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
             )
         }
 
+        if read == nil, let sts = FakeSTS.answer(method: head.method, path: path, body: body, provider: self.provider) {
+            self.sendFull(status: HTTPResponseStatus(statusCode: sts.status), contentType: "text/xml", body: sts.body, keepAlive: keepAlive, context: context)
+            return
+        }
         guard let read else {
             self.send(error: .notFound(method: head.method.rawValue, path: path), keepAlive: keepAlive, context: context)
             return
@@ -350,9 +355,12 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func sendCompletion(_ answer: Answer, keepAlive: Bool, context: ChannelHandlerContext) {
         switch answer.bodyFault {
         case .none:
+            var headers = HTTPHeaders()
+            for (name, value) in answer.format.responseHeaders { headers.add(name: name, value: value) }
             self.sendFull(
                 status: .ok,
                 contentType: "application/json",
+                extraHeaders: headers,
                 body: String(decoding: answer.format.completion(answer.content), as: UTF8.self),
                 keepAlive: keepAlive,
                 context: context
@@ -380,6 +388,7 @@ final class FakeProviderHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func startStream(_ answer: Answer, keepAlive: Bool, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: answer.format.streamContentType)
+        for (name, value) in answer.format.responseHeaders { headers.add(name: name, value: value) }
         headers.add(name: "cache-control", value: "no-cache")
         headers.add(name: "transfer-encoding", value: "chunked")
         if !keepAlive { headers.add(name: "connection", value: "close") }

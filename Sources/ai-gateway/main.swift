@@ -218,7 +218,16 @@ struct Run: AsyncParsableCommand {
             FileHandle.standardError.write(Data("cannot set up TLS for providers (--provider-ca-file \(providerCAFile ?? "-")): \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let handler = GatewayHandler(store: store, client: client, health: health, metrics: metrics, configuration: proxyConfig, logger: logger)
+        let awsChain: AWSCredentialChain
+        do {
+            awsChain = try AWSCredentialChain.from(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let aws = AWSCredentialSource(chain: awsChain, client: client, logger: logger)
+        let handler = GatewayHandler(
+            store: store, client: client, health: health, metrics: metrics, configuration: proxyConfig, logger: logger, awsCredentials: aws)
         let gateway = HTTPServer(name: "gateway", host: host, port: port, limits: proxyConfig.limits, handler: handler, logger: logger) {
             store.markDraining()
         }
@@ -227,6 +236,7 @@ struct Run: AsyncParsableCommand {
         // once), then the gateway drains, then the admin port, then the watcher.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: source), .init(service: admin), .init(service: gateway)]
         if let leaderElection { services.append(.init(service: leaderElection)) }
+        if case .webIdentity = awsChain { services.append(.init(service: aws)) }
         var groupConfig = ServiceGroupConfiguration(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

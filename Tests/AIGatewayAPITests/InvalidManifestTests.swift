@@ -263,6 +263,14 @@ private let backendCases: [InvalidCase] = [
         llmBackend("bedrock: {auth: x}"),
         ["spec.ai.llm.bedrock.auth: must be an object, found string", "spec.ai.llm.bedrock.model: required field is missing"]),
     .init(
+        "Bedrock auth of type Secret without its secretRef, or of another type",
+        llmBackend("bedrock: {model: m, auth: {type: Secret}}"),
+        ["spec.ai.llm.bedrock.auth.secretRef: required field is missing"]),
+    .init(
+        "Bedrock auth of an unknown type",
+        llmBackend("bedrock: {model: m, auth: {type: IRSA, secretRef: {name: a}}}"),
+        ["spec.ai.llm.bedrock.auth.type: unsupported value \"IRSA\": supported values: \"Secret\""]),
+    .init(
         "a relative pathOverride",
         llmBackend("provider: {openai: {\(passthrough)}}\npathOverride: {fullPath: v1/chat}"),
         ["spec.ai.llm.pathOverride.fullPath: must start with /"]),

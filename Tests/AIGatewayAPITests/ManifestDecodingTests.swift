@@ -315,11 +315,11 @@ struct ManifestDecodingTests {
             try llmEntry("bedrock: {auth: {type: Secret, secretRef: {name: aws}}, model: anthropic.claude-v2}").provider
                 == .bedrock(
                     BedrockProvider(
-                        auth: .object(["type": .string("Secret"), "secretRef": .object(["name": .string("aws")])]), model: "anthropic.claude-v2",
+                        auth: .secret(name: "aws"), model: "anthropic.claude-v2",
                         region: "us-east-1", guardrail: nil)))
         #expect(
-            try llmEntry("bedrock: {auth: {type: Secret}, model: m, region: eu-west-1, guardrail: {identifier: g, version: \"1\"}}").provider
-                == .bedrock(BedrockProvider(auth: .object(["type": .string("Secret")]), model: "m", region: "eu-west-1", guardrail: .init(identifier: "g", version: "1"))))
+            try llmEntry("bedrock: {model: m, region: eu-west-1, guardrail: {identifier: g, version: \"1\"}}").provider
+                == .bedrock(BedrockProvider(auth: nil, model: "m", region: "eu-west-1", guardrail: .init(identifier: "g", version: "1"))))
     }
 
     @Test("the auth token kinds")
@@ -334,7 +334,7 @@ struct ManifestDecodingTests {
         let azure = try llmEntry("azureopenai: {\(inlineToken), endpoint: e, deploymentName: dep, apiVersion: v}").provider
         #expect(azure.key == "azureopenai")
         #expect(azure.model == "dep", "Azure's deployment stands for the model")
-        let bedrock = try llmEntry("bedrock: {auth: {type: Secret}, model: m}").provider
+        let bedrock = try llmEntry("bedrock: {model: m}").provider
         #expect(bedrock.key == "bedrock")
         #expect(bedrock.authToken == nil)
         #expect(LLMProvider.keys == ["openai", "azureopenai", "anthropic", "gemini", "vertexai", "bedrock"])

@@ -18,6 +18,8 @@ private let hostileHeaders: [(String, String)] = [
     ("api-key", "client-api-key"),
     ("X-Api-Key", "client-x-api-key"),
     ("x-goog-api-key", "client-goog-key"),
+    ("X-Amz-Security-Token", "client-session-token"),
+    ("X-Amz-Date", "20200101T000000Z"),
 ]
 
 /// Hop-by-hop headers, including one the client names in `Connection`.

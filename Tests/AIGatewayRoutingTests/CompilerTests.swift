@@ -1,5 +1,6 @@
 import AIGatewayAPI
 import AIGatewayProviders
+import Foundation
 @testable import AIGatewayRouting
 import Testing
 
@@ -209,6 +210,42 @@ struct CompilerTests {
         let t = try compile(backendDoc("a", ai: "{llm: {anthropic: {authToken: {kind: SecretRef, secretRef: {name: nope}}}}}"))
         let c = try #require(t.status.backends[NamespacedName(namespace: "default", name: "a")]?.first)
         #expect(!c.status && c.message == "spec.ai.llm: Secret default/nope not found")
+    }
+
+    static func awsSecret(_ data: [String: String]) -> String {
+        let lines = data.sorted { $0.key < $1.key }.map { "  \($0.key): \"\(Data($0.value.utf8).base64EncodedString())\"" }.joined(separator: "\n")
+        return "apiVersion: v1\nkind: Secret\nmetadata: {name: aws, namespace: default}\ntype: Opaque\ndata:\n" + lines
+    }
+
+    @Test("Bedrock: keys from the Secret (session token optional), else the gateway's own chain")
+    func bedrockCredentials() throws {
+        let ai = "{multipool: {priorities: [{pool: [{bedrock: {model: m, auth: {type: Secret, secretRef: {name: aws}}}}, {bedrock: {model: m}}]}]}}"
+        let t = try compile(yamlDocs(backendDoc("b", ai: ai), Self.awsSecret(["accessKey": "AKID1", "secretKey": "s3cr3t\n", "sessionToken": "tok"])))
+        let b = try #require(t.backends[NamespacedName(namespace: "default", name: "b")])
+        #expect(b.entries[0].auth == .aws(AWSCredentials(accessKeyID: "AKID1", secretAccessKey: SecretString("s3cr3t"), sessionToken: SecretString("tok"))))
+        #expect(b.entries[1].auth == .awsDefaultChain)
+        // A rotated Secret is a new compilation with the new keys.
+        let rotated = try compile(yamlDocs(backendDoc("b", ai: ai), Self.awsSecret(["accessKey": "AKID2", "secretKey": "other"])))
+        #expect(rotated.backends[NamespacedName(namespace: "default", name: "b")]?.entries[0].auth
+            == .aws(AWSCredentials(accessKeyID: "AKID2", secretAccessKey: SecretString("other"))))
+    }
+
+    @Test("Bedrock: a missing Secret or key is named, the value never shown", arguments: [
+        ([:], "Secret default/nope not found"),
+        (["accessKey": "AKID1"], "Secret default/aws has no non-empty key secretKey"),
+        (["secretKey": "hunter2"], "Secret default/aws has no non-empty key accessKey"),
+        (["accessKey": "AKID1", "secretKey": "hun\nter2"], "Secret default/aws key secretKey holds a control character (a line break?), which no header can carry"),
+    ])
+    func bedrockSecretProblems(data: [String: String], problem: String) throws {
+        let secretName = data.isEmpty ? "nope" : "aws"
+        let ai = "{llm: {bedrock: {model: m, auth: {type: Secret, secretRef: {name: \(secretName)}}}}}"
+        let t = try compile(yamlDocs(backendDoc("b", ai: ai), Self.awsSecret(data.isEmpty ? ["x": "y"] : data)))
+        let b = try #require(t.backends[NamespacedName(namespace: "default", name: "b")])
+        #expect(b.entries[0].problem == problem)
+        #expect(b.entries[0].auth == nil)
+        let c = try #require(t.status.backends[NamespacedName(namespace: "default", name: "b")]?.first)
+        #expect(c.message == "spec.ai.llm: \(problem)")
+        #expect(!c.message.contains("hunter2") && !c.message.contains("hun\nter2"))
     }
 
     @Test("priority groups keep their field paths and share load within a level")

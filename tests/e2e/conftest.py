@@ -54,7 +54,7 @@ class Stack:
 
     PROVIDERS = ("openai", "azureopenai", "anthropic", "gemini", "vertexai", "bedrock")
 
-    def __init__(self, tmp: Path, provider_args=(), gateway_args=(), endpoint_host="127.0.0.1", backend=None):
+    def __init__(self, tmp: Path, provider_args=(), gateway_args=(), endpoint_host="127.0.0.1", backend=None, gateway_env=None):
         self.bins = bin_dir()
         self.provider = subprocess.Popen(
             [str(self.bins / "fake-provider"), "--port", "0", "--require-key", "sk-demo-not-a-real-key", *provider_args],
@@ -88,8 +88,15 @@ class Stack:
              "--port", str(self.port), "--admin-port", str(self.admin_port),
              *[a for key in self.PROVIDERS for a in ("--provider-endpoint", f"{key}={self.provider_url}")],
              "--log-format", "json", *gateway_args],
-            stdout=self.log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT, env=self._environment(gateway_env))
         wait_for(f"http://127.0.0.1:{self.admin_port}/readyz")
+
+    def _environment(self, extra):
+        if extra is None:
+            return None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({k: v.replace("{provider_url}", self.provider_url) for k, v in extra.items()})
+        return env
 
     def fault(self, model: str, spec: str) -> None:
         req = urllib.request.Request(f"{self.provider_url}/_fake/faults/{model}", data=spec.encode(), method="PUT")
