@@ -464,7 +464,7 @@ private let wireCases: [InvalidCase] = [
     .init(
         "Bedrock fields that leave their segment or host label",
         llmBackend(
-            "bedrock: {auth: {type: Secret}, model: \"anthropic.claude v2\", region: \"us-east-1.evil.example\", guardrail: {identifier: \"g/x\", version: \"1\\r\\n\"}}"),
+            "bedrock: {model: \"anthropic.claude v2\", region: \"us-east-1.evil.example\", guardrail: {identifier: \"g/x\", version: \"1\\r\\n\"}}"),
         [
             #"spec.ai.llm.bedrock.model: must be one URL path segment (or an ARN): spaces are not allowed (write %20), found "anthropic.claude v2""#,
             #"spec.ai.llm.bedrock.region: must be a region name: only letters, digits and - (not first or last) are allowed, found "us-east-1.evil.example""#,

@@ -263,7 +263,7 @@ struct ManifestDecodingTests {
         #expect(try host("host: a.example, port: 443, insecureSkipVerify: false") == "a.example", "false says what happens anyway")
         let path = "/v1/chat/completions?api-version=2024-02-01&x=%20y;z=@:!$'()*+,~"
         #expect(try llmEntry("openai: {\(inlineToken)}\npath: {full: \"\(path)\"}").pathOverride == path)
-        let bedrock = { (model: String) in try llmEntry("bedrock: {auth: {type: Secret}, model: \"\(model)\"}").provider.model }
+        let bedrock = { (model: String) in try llmEntry("bedrock: {model: \"\(model)\"}").provider.model }
         for model in [
             "anthropic.claude-3-5-sonnet-20240620-v1:0", "us.anthropic.claude-3-5-sonnet-20240620-v1:0",
             "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-5-sonnet-20240620-v1:0",

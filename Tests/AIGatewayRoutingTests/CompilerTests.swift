@@ -187,25 +187,7 @@ struct CompilerTests {
         #expect(t.backends[name]?.priorities.isEmpty == true)
     }
 
-    @Test("an unserved provider (bedrock) is an entry problem, not a Backend failure")
-    func unservedProvider() throws {
-        let t = try compile(
-            backendDoc(
-                "mixed",
-                ai: """
-                    {multipool: {priorities: [{pool: [{bedrock: {model: claude, auth: {type: Secret}}}]}, {pool: [{openai: {authToken: {kind: Passthrough}}}]}]}}
-                    """))
-        let name = NamespacedName(namespace: "default", name: "mixed")
-        let c = try #require(t.status.backends[name]?.first)
-        #expect(c.status && c.reason == "Accepted")
-        #expect(c.message == "Backend accepted; provider(s) bedrock are validated but not served yet")
-        let b = try #require(t.backends[name])
-        #expect(b.entries[0].problem == "provider bedrock is not served by this gateway yet")
-        #expect(!b.entries[0].isUsable)
-        #expect(b.entries[1].isUsable)
-    }
-
-    @Test("a Secret problem is reported for an unserved provider too")
+    @Test("a missing Secret is reported for a translated provider too")
     func unservedWithMissingSecret() throws {
         let t = try compile(backendDoc("a", ai: "{llm: {anthropic: {authToken: {kind: SecretRef, secretRef: {name: nope}}}}}"))
         let c = try #require(t.status.backends[NamespacedName(namespace: "default", name: "a")]?.first)
