@@ -1,3 +1,4 @@
+import Synchronization
 import AIGatewayAPI
 import AIGatewayFailover
 import AIGatewayProviders
@@ -45,6 +46,7 @@ final class FailoverRun: @unchecked Sendable {
         self.writer = writer
         self.loop = writer.eventLoop
         self.onFinish = onFinish
+        gateway.liveRuns.wrappingAdd(1, ordering: .relaxed)
         let backend = job.backend
         let label = backend.label
         deadline = ContinuousClock.now + (job.rule.requestTimeout ?? gateway.configuration.defaultRequestTimeout)
@@ -65,12 +67,19 @@ final class FailoverRun: @unchecked Sendable {
         machine = FailoverMachine(candidates: candidates, policy: policy, seed: rng.next())
     }
 
+    deinit {
+        gateway.liveRuns.wrappingSubtract(1, ordering: .relaxed)
+    }
+
     /// Starts the first action. On `loop`.
     func start() {
         loop.preconditionInEventLoop()
         health.depositRequest(backend: backendLabel)
         if job.chat.stream {
-            sink = StreamSink(writer: writer) { [self] upstream in streamHeaders(upstream) }
+            // Weak: the run holds the sink, so a strong capture would keep both (and every
+            // buffer of the stream) alive forever. The attempt's callbacks keep the run alive for
+            // as long as the stream can still commit.
+            sink = StreamSink(writer: writer) { [weak self] upstream in self?.streamHeaders(upstream) ?? upstream }
         }
         perform(machine.start(now: .now, health: health))
     }

@@ -56,6 +56,9 @@ public final class GatewayHandler: HTTPHandler {
     let metrics: GatewayMetrics
     let logger: Logger
     let configuration: ProxyConfiguration
+    /// Failover runs alive now: each request's run is freed when it is over (a test checks that a
+    /// finished stream leaves none behind).
+    let liveRuns = Atomic<Int>(0)
     /// The gateway's own AWS credentials (Bedrock entries without a Secret).
     let awsCredentials: AWSCredentialSource
 

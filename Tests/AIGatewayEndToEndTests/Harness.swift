@@ -95,6 +95,8 @@ final class Harness: @unchecked Sendable {
     var adminPort = 0
     private var task: Task<Void, any Error>?
     let logs = LogCapture()
+    /// The gateway's handler, once started.
+    private(set) var gatewayHandler: GatewayHandler?
 
     /// The gateway's settings (`limits` and the request timeout are set when it runs).
     let proxy: ProxyConfiguration
@@ -162,6 +164,7 @@ final class Harness: @unchecked Sendable {
         config.defaultRequestTimeout = requestTimeout
         config.retryAfterCap = retryAfterCap
         let handler = GatewayHandler(store: store, client: upstreamClient, health: health, metrics: metrics, configuration: config, logger: logger)
+        gatewayHandler = handler
         let server = HTTPServer(
             name: "gateway", host: "127.0.0.1", port: 0, limits: limits, handler: handler, logger: logger, group: serverGroup ?? MultiThreadedEventLoopGroup.singleton)
         let admin = HTTPServer(name: "admin", host: "127.0.0.1", port: 0, handler: AdminHandler(store: store, metrics: metrics, health: health), logger: logger)
