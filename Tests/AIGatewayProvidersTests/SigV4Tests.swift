@@ -1,5 +1,6 @@
 import AIGatewayAPI
 import AIGatewayProviders
+import Crypto
 import Testing
 
 /// AWS's published Signature Version 4 test suite (aws-sig-v4-test-suite): credentials
@@ -18,6 +19,21 @@ struct SigV4Tests {
         signer.sign(
             SigV4.Request(method: method, path: path, query: query, headers: [host] + headers, body: Array(body.utf8)),
             credentials: credentials, time: time)
+    }
+
+    @Test("a signing key is derived once per date, region, service and secret, and is the chain's")
+    func cachedKey() {
+        func bytes(_ k: SymmetricKey) -> [UInt8] { k.withUnsafeBytes { Array($0) } }
+        let secret = Self.credentials.secretAccessKey.value
+        let derived = SigV4.signingKey(secret: secret, date: "20150830", region: "us-east-1", service: "service")
+        #expect(bytes(SigV4.cachedSigningKey(secret: secret, date: "20150830", region: "us-east-1", service: "service")) == bytes(derived))
+        #expect(bytes(SigV4.cachedSigningKey(secret: secret, date: "20150830", region: "us-east-1", service: "service")) == bytes(derived))
+        for (date, region, service, other) in [("20150831", "us-east-1", "service", secret), ("20150830", "eu-west-1", "service", secret),
+                                               ("20150830", "us-east-1", "bedrock", secret), ("20150830", "us-east-1", "service", secret + "x")] {
+            let key = SigV4.cachedSigningKey(secret: other, date: date, region: region, service: service)
+            #expect(bytes(key) != bytes(derived))
+            #expect(bytes(key) == bytes(SigV4.signingKey(secret: other, date: date, region: region, service: service)))
+        }
     }
 
     @Test("the clock formats as x-amz-date")
