@@ -140,3 +140,38 @@ def stack(tmp_path):
     s = Stack(tmp_path)
     yield s
     s.stop()
+
+
+# The head of a Backend named model-failover, its priorities to follow: a test's own Backend for
+# `Stack(backend=...)` (the Stack adds the short stream-idle timeout to exactly this metadata).
+BACKEND_HEAD = """apiVersion: gateway.kgateway.dev/v1alpha1
+kind: Backend
+metadata:
+  labels:
+    app: model-failover
+  name: model-failover
+  namespace: kgateway-system
+spec:
+  type: AI
+  ai:
+    multipool:
+      priorities:
+"""
+
+
+def streamed_tool_calls(chunks):
+    """Reassembles the tool calls of streamed chunks as the OpenAI SDK does, checking that a call's
+    id and name come once, in its first delta. Returns ({index: {id, name, arguments}}, the deltas)."""
+    calls = {}
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    for tc in deltas:
+        slot = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+        if tc.id:
+            assert slot["id"] is None, "the id comes once"
+            slot["id"] = tc.id
+        if tc.function and tc.function.name:
+            assert slot["name"] is None, "the name comes once"
+            slot["name"] = tc.function.name
+        if tc.function and tc.function.arguments:
+            slot["arguments"] += tc.function.arguments
+    return calls, deltas

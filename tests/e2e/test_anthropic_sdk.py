@@ -5,27 +5,14 @@ import json
 import openai
 import pytest
 
-from conftest import Stack
+from conftest import Stack, BACKEND_HEAD, streamed_tool_calls
 
 WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
          "management", "of", "containerized", "applications.", "It", "groups", "containers", "that", "make", "up"]
 ANSWER = " ".join(WORDS[:12])  # the fake's answer: 12 tokens
 CLAUDE = "claude-sonnet-4-5"
 
-# The Stack adds the short stream-idle timeout to exactly this metadata.
-METADATA = """apiVersion: gateway.kgateway.dev/v1alpha1
-kind: Backend
-metadata:
-  labels:
-    app: model-failover
-  name: model-failover
-  namespace: kgateway-system
-spec:
-  type: AI
-  ai:
-    multipool:
-      priorities:
-"""
+METADATA = BACKEND_HEAD
 
 
 def entry(provider: str, model: str) -> str:
@@ -137,18 +124,7 @@ def test_tool_call_streamed_then_the_result_accepted(claude):
     claude.fault(CLAUDE, "tool-call,times=1")
     question = [{"role": "user", "content": "Weather in Paris?"}]
     chunks = list(client(claude).chat.completions.create(model="x", messages=question, tools=TOOLS, stream=True))
-    calls = {}
-    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
-    for tc in deltas:
-        slot = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
-        if tc.id:
-            assert slot["id"] is None, "the id comes once"
-            slot["id"] = tc.id
-        if tc.function and tc.function.name:
-            assert slot["name"] is None, "the name comes once"
-            slot["name"] = tc.function.name
-        if tc.function and tc.function.arguments:
-            slot["arguments"] += tc.function.arguments
+    calls, deltas = streamed_tool_calls(chunks)
     assert len(deltas) > 2, "arguments arrive in fragments"
     assert list(calls) == [0]
     call = calls[0]

@@ -6,7 +6,7 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import Stack
+from conftest import Stack, BACKEND_HEAD
 
 KEY = "sk-demo-not-a-real-key"
 WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
@@ -35,19 +35,7 @@ PATH = {
 
 def backend(first: str) -> str:
     """A Backend whose first priority is `first` (an entry's YAML), with OpenAI gpt-4o behind it."""
-    return f"""apiVersion: gateway.kgateway.dev/v1alpha1
-kind: Backend
-metadata:
-  labels:
-    app: model-failover
-  name: model-failover
-  namespace: kgateway-system
-spec:
-  type: AI
-  ai:
-    multipool:
-      priorities:
-      - pool:
+    return BACKEND_HEAD + f"""      - pool:
         - provider:
             {first}
       - pool:
