@@ -267,6 +267,7 @@ def _post_document(server: FakeServer, doc: dict):
               "CustomResourceDefinition": "customresourcedefinitions", "ClusterRole": "clusterroles",
               "ClusterRoleBinding": "clusterrolebindings", "Role": "roles", "RoleBinding": "rolebindings",
               "Deployment": "deployments", "PodDisruptionBudget": "poddisruptionbudgets",
+              "HorizontalPodAutoscaler": "horizontalpodautoscalers",
               "GatewayClass": "gatewayclasses", "Gateway": "gateways"}[kind]
     base = f"/api/{group_version}" if "/" not in group_version else f"/apis/{group_version}"
     ns = doc["metadata"].get("namespace")
@@ -320,6 +321,31 @@ def test_manifests_have_the_required_shape():
     assert all(r.endswith("/status") for r in writes), writes
     assert by_kind["GatewayClass"]["spec"]["controllerName"] == "kgateway.dev/kgateway"
     assert by_kind["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    assert_hpa_scales_the_gateway(docs)
+
+
+def assert_hpa_scales_the_gateway(docs: list):
+    """The HorizontalPodAutoscaler scales the gateway Deployment on CPU utilization, which needs a
+    CPU request on its container; it never goes below the Deployment's replicas, nor below what
+    the PodDisruptionBudget needs to let a node drain."""
+    hpas = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    assert len(hpas) == 1
+    hpa, deployment = hpas[0], next(d for d in docs if d["kind"] == "Deployment")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["metadata"]["namespace"] == deployment["metadata"]["namespace"] == NS
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": deployment["metadata"]["name"]}
+    assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]
+    replicas = deployment["spec"]["replicas"]
+    assert hpa["spec"]["minReplicas"] == replicas and hpa["spec"]["maxReplicas"] > replicas
+    pdb = next(d for d in docs if d["kind"] == "PodDisruptionBudget")
+    assert hpa["spec"]["minReplicas"] > pdb["spec"]["minAvailable"]
+    resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    request, limit = resources["requests"]["cpu"], resources["limits"]["cpu"]
+    millicores = lambda q: int(q[:-1]) if q.endswith("m") else int(float(q) * 1000)
+    # The target must be reachable under the limit: 70% of the request is below the limit.
+    assert 0 < millicores(request) * 70 // 100 < millicores(limit)
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,6 +376,10 @@ def test_kubectl_applies_crds_and_manifests(cluster):
                            "jsonpath={.spec.replicas}").stdout == "2"
     assert cluster.kubectl("get", "gatewayclass", "kgateway", "-o",
                            "jsonpath={.spec.controllerName}").stdout == "kgateway.dev/kgateway"
+    assert any(f"horizontalpodautoscaler.autoscaling/ai-gateway {verb} (dry run)" in dry.stdout
+               for verb in ("created", "configured", "unchanged")), dry.stdout
+    assert cluster.kubectl("get", "hpa", "-n", NS, "ai-gateway", "-o",
+                           "jsonpath={.spec.scaleTargetRef.kind}/{.spec.scaleTargetRef.name}").stdout == "Deployment/ai-gateway"
     # The guide reads the gateway address this way.
     address = cluster.kubectl("get", "svc", "-n", NS, "ai-gateway", "-o",
                               "jsonpath={.status.loadBalancer.ingress[0]['hostname','ip']}").stdout

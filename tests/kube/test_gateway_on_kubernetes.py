@@ -359,6 +359,10 @@ def test_each_install_grants_every_request_the_gateway_makes(tmp_path, install):
                               check=True).stdout
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     deployment = next(d for d in docs if d["kind"] == "Deployment")
+    hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
+    assert (hpa["metadata"]["namespace"], hpa["spec"]["scaleTargetRef"]) == (
+        deployment["metadata"]["namespace"], {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment["metadata"]["name"]})
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"]
     args = deployment["spec"]["template"]["spec"]["containers"][0].get("args") or []
     flags = args[1:] if args[:1] == ["run"] else args
     grants = rbac_grants(docs)
@@ -376,6 +380,7 @@ def test_each_install_grants_every_request_the_gateway_makes(tmp_path, install):
         server.kubectl("wait", "--for=condition=established", "crd", "--all", "--timeout=30s")
         applied = server.kubectl("apply", "-k", str(REPO / install)).stdout
         assert "deployment.apps/ai-gateway created" in applied
+        assert "horizontalpodautoscaler.autoscaling/ai-gateway created" in applied
         for kind, name in (("role", "ai-gateway-leader-election"), ("clusterrole", "ai-gateway")):
             server.kubectl("get", kind, name, *(["-n", NS] if kind == "role" else []))
         server.kubectl("create", "secret", "generic", "openai-secret", "-n", NS,

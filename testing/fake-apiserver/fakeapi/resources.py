@@ -94,6 +94,8 @@ BUILTINS = [
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", fields=("rules",)),
     ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding",
                  fields=("subjects", "roleRef")),
+    ResourceType("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short_names=["hpa"],
+                 categories=["all"], status=True, fields=_WORKLOAD),
     ResourceType("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short_names=["pdb"],
                  status=True, fields=_WORKLOAD),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease", fields=("spec",)),
@@ -105,7 +107,7 @@ BUILTINS = [
 ]
 
 
-BUILTIN_GROUP_ORDER = ["", "apps", "events.k8s.io", "rbac.authorization.k8s.io", "policy",
+BUILTIN_GROUP_ORDER = ["", "apps", "events.k8s.io", "autoscaling", "rbac.authorization.k8s.io", "policy",
                        "coordination.k8s.io", "discovery.k8s.io", "apiextensions.k8s.io"]
 
 
