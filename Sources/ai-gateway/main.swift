@@ -110,6 +110,11 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("max-upstream-connections"), help: "Connections per provider origin on each event loop; a burst beyond waits for one.")
     var maxUpstreamConnections: Int = 1024
 
+    @Option(
+        name: .customLong("event-loops"),
+        help: "Event loops (threads) serving clients and providers, 1 to \(EventLoopCount.maximum) (default: one per core).")
+    var eventLoops: Int?
+
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body; larger gets 413.")
     var maxBodyBytes: Int = 4 * 1024 * 1024
 
@@ -141,6 +146,7 @@ struct Run: AsyncParsableCommand {
         if maxBodyBytes < 1 { throw ValidationError("--max-body-bytes must be positive") }
         if retryAfterCap.milliseconds < 1 { throw ValidationError("--retry-after-cap must be positive") }
         if maxUpstreamConnections < 1 { throw ValidationError("--max-upstream-connections must be positive") }
+        if let eventLoops, let problem = EventLoopCount.problem(eventLoops) { throw ValidationError("--event-loops \(problem)") }
         if let problem = leaderElectionTiming.problem { throw ValidationError("leader election: \(problem)") }
     }
 
@@ -151,6 +157,7 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         LoggingSetup.bootstrap(format: logFormat, level: logLevel)
         let logger = Logger(label: "ai-gateway")
+        logger.info("event loops", metadata: ["count": "\(NIOSingletons.groupLoopCountSuggestion)"])
         let metrics = GatewayMetrics()
         let store = TableStore()
         var endpoints: [String: ProviderEndpoint] = [:]
@@ -284,6 +291,37 @@ struct Validate: AsyncParsableCommand {
 func runGateway() async {
     await AIGateway.main(nil)
 }
+
+/// `--event-loops N`: the size of NIO's singleton event loop group, which serves clients and
+/// providers and (below) runs Swift concurrency. The group is created before the arguments are
+/// parsed, so the count is read from the raw arguments first; a missing or invalid value leaves the
+/// default (one loop per core), and the parser then rejects an invalid one with a clear message.
+enum EventLoopCount {
+    static let maximum = 1024
+
+    static func problem(_ count: Int) -> String? {
+        (1...maximum).contains(count) ? nil : "must be between 1 and \(maximum), got \(count)"
+    }
+
+    /// The last `--event-loops N` or `--event-loops=N` before a `--`, if it is valid.
+    static func requested(in arguments: [String]) -> Int? {
+        var value: String?
+        var i = 0
+        while i < arguments.count, arguments[i] != "--" {
+            if arguments[i] == "--event-loops", i + 1 < arguments.count {
+                value = arguments[i + 1]
+                i += 1
+            } else if arguments[i].hasPrefix("--event-loops=") {
+                value = String(arguments[i].dropFirst("--event-loops=".count))
+            }
+            i += 1
+        }
+        guard let value, let count = Int(value), problem(count) == nil else { return nil }
+        return count
+    }
+}
+
+if let count = EventLoopCount.requested(in: CommandLine.arguments) { NIOSingletons.groupLoopCountSuggestion = count }
 
 // Run Swift concurrency on the NIO event loops: requests then hop between the server, the
 // failover logic and the HTTP client without crossing thread pools.
