@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Holds many concurrent streaming chat completions open through the gateway and measures its memory.
 
-Opens --streams HTTP/1.1 connections to 127.0.0.1:--port, each POSTing a `"stream": true` chat
+Opens --streams HTTP/1.1 connections to 127.0.0.1:--port, each POSTing to --path a `"stream": true` chat
 completion, waits (up to --deadline seconds) until every stream has delivered its first SSE bytes,
 then reads the gateway's VmRSS from /proc/--pid/status, keeps the streams open for --hold seconds
 while sampling, closes them all and reads VmRSS once more.
@@ -70,7 +70,7 @@ class Tally:
 
 async def one_stream(i: int, args, tally: Tally, connect_gate: asyncio.Semaphore, writers: list):
     request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\n"
+        f"POST {args.path} HTTP/1.1\r\n"
         f"Host: 127.0.0.1:{args.port}\r\n"
         f"Content-Type: application/json\r\n"
         f"Accept: text/event-stream\r\n"
@@ -149,6 +149,7 @@ async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--pid", type=int, required=True, help="gateway process id (for /proc/PID/status)")
+    ap.add_argument("--path", default="/v1/chat/completions", help="request path (the route to the fake provider)")
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--connect-concurrency", type=int, default=100)
     ap.add_argument("--deadline", type=float, default=20.0, help="seconds for all streams to deliver first bytes")
