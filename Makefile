@@ -30,7 +30,7 @@ test: setup
 # CPU per 200-event streamed answer; latency added at a fixed 1,000 requests/s (open-loop client,
 # bench/constant_rate.c); then the translation cost of the Anthropic and Bedrock routes through the
 # fake provider, and the gateway's RSS with 1,000 open streams. Prints each ratio with its target;
-# exits non-zero only if something failed to run. About 7 minutes on 2 cores after the build.
+# exits non-zero only if something failed to run. About 6 minutes on 2 cores after the build.
 # Installs wrk, nginx-light and a C compiler when missing (as root).
 # Optional: BENCH_SCRATCH_PATH=.build-release, BENCH_BIN_DIR=<dir with both release binaries>,
 # BENCH_EVENT_LOOPS=$(nproc), BENCH_ROUNDS=5, BENCH_DURATION=5, BENCH_RATE=1000, BENCH_STREAMS=1000.
