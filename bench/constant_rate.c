@@ -87,7 +87,7 @@ static int parse_response(const conn_t *c, int *status) {
     *status = atoi(b + 9);
     long content_length = -1;
     int chunked = 0;
-    for (const char *line = memchr(b, '\n', head) + 1; line < b + head - 2;) {
+    for (const char *line = (const char *)memchr(b, '\n', head) + 1; line < b + head - 2;) {
         const char *eol = memchr(line, '\n', (size_t)(b + head - line));
         if (!eol) break;
         if (strncasecmp(line, "content-length:", 15) == 0) content_length = strtol(line + 15, NULL, 10);
@@ -268,10 +268,10 @@ int main(int argc, char **argv) {
     uint64_t unanswered = total - done;
     qsort(lat, nlat, sizeof *lat, cmp_u64);
     qsort(lag, nlag, sizeof *lag, cmp_u64);
-    printf("CR rate=%.0f counted=%llu ok=%llu failed=%llu unanswered=%llu achieved_rps=%.1f "
+    printf("CR rate=%.0f sent=%llu counted=%llu ok=%llu failed=%llu unanswered=%llu achieved_rps=%.1f "
            "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
            "send_lag_p99_us=%.1f send_lag_max_us=%.1f queue_max=%zu client_cpu_pct=%.1f\n",
-        rate, (unsigned long long)nlat, (unsigned long long)ok, (unsigned long long)failed, (unsigned long long)unanswered,
+        rate, (unsigned long long)sent, (unsigned long long)nlat, (unsigned long long)ok, (unsigned long long)failed, (unsigned long long)unanswered,
         wall > 0 ? (double)nlat * 1e9 / (double)wall : 0.0,
         pct(lat, nlat, 50), pct(lat, nlat, 90), pct(lat, nlat, 99), pct(lat, nlat, 99.9), nlat ? (double)lat[nlat - 1] / 1000.0 : -1,
         pct(lag, nlag, 99), nlag ? (double)lag[nlag - 1] / 1000.0 : -1, qmax,
