@@ -202,44 +202,141 @@ public struct AnthropicAdapter: ProviderAdapter {
     }
 
     public func translateResponse(_ response: ProviderResponse, context: TranslationContext) -> ResponseTranslation {
-        guard let v = try? JSONParser.parse(response.body), case .object = v else { return .failed(.malformedResponse) }
-        if v["type"]?.stringValue == "error" { return .failed(Self.failure(forType: v["error"]?["type"]?.stringValue, message: v["error"]?["message"]?.stringValue ?? "", status: nil)) }
-        guard case .array(let blocks)? = v["content"] else { return .failed(.malformedResponse) }
+        guard let v = try? Answer(response.body) else { return .failed(.malformedResponse) }
+        if v.type == "error" { return .failed(Self.failure(forType: v.errorType, message: v.errorMessage ?? "", status: nil)) }
+        guard v.hasContent else { return .failed(.malformedResponse) }
+        let usage = Self.usage(v.usage)
+        var s: [UInt8] = []
+        s.reserveCapacity(response.body.count + 256)
+        JSONBytes.append("{\"id\":", to: &s)
+        JSONBytes.appendString(v.id ?? context.fallbackID, to: &s)
+        JSONBytes.append(",\"object\":\"chat.completion\",\"created\":", to: &s)
+        JSONBytes.appendInt(context.created, to: &s)
+        JSONBytes.append(",\"model\":", to: &s)
+        JSONBytes.appendString(v.model ?? context.model, to: &s)
+        JSONBytes.append(",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":", to: &s)
+        if v.text.isEmpty && !v.calls.isEmpty { JSONBytes.append("null", to: &s) } else { JSONBytes.appendString(v.text, to: &s) }
+        if !v.reasoning.isEmpty {
+            JSONBytes.append(",\"reasoning_content\":", to: &s)
+            JSONBytes.appendString(v.reasoning, to: &s)
+        }
+        if !v.calls.isEmpty {
+            JSONBytes.append(",\"tool_calls\":[", to: &s)
+            for (k, call) in v.calls.enumerated() {
+                if k > 0 { s.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"id\":", to: &s)
+                JSONBytes.appendString(call.id, to: &s)
+                JSONBytes.append(",\"type\":\"function\",\"function\":{\"name\":", to: &s)
+                JSONBytes.appendString(call.name, to: &s)
+                JSONBytes.append(",\"arguments\":", to: &s)
+                JSONBytes.appendString(call.input.canonicalJSON(), to: &s)
+                JSONBytes.append("}}", to: &s)
+            }
+            s.append(UInt8(ascii: "]"))
+        }
+        JSONBytes.append(",\"refusal\":null},\"logprobs\":null,\"finish_reason\":", to: &s)
+        JSONBytes.appendString(Self.finishReason(v.stopReason), to: &s)
+        s.append(UInt8(ascii: "}"))
+        s.append(UInt8(ascii: "]"))
+        if let usage {
+            JSONBytes.append(",\"usage\":", to: &s)
+            s.append(contentsOf: usage.openAIJSON.utf8)
+        }
+        s.append(UInt8(ascii: "}"))
+        return .translated(body: s, usage: usage)
+    }
+
+    /// What a complete Messages answer says, read in one pass over its bytes.
+    struct Answer {
+        var type: String?
+        var id: String?
+        var model: String?
+        var stopReason: String?
+        var usage: JSONValue?
+        var errorType: String?
+        var errorMessage: String?
+        /// `content` is an array (an answer has one, an error has none).
+        var hasContent = false
         var text = ""
         var reasoning = ""
-        var calls: [String] = []
-        for b in blocks {
-            switch b["type"]?.stringValue {
-            case "text": text += b["text"]?.stringValue ?? ""
-            case "thinking": reasoning += b["thinking"]?.stringValue ?? ""
-            case "tool_use":
-                var call = "{\"id\":"
-                JSONValue.writeString(b["id"]?.stringValue ?? "", into: &call)
-                call += ",\"type\":\"function\",\"function\":{\"name\":"
-                JSONValue.writeString(b["name"]?.stringValue ?? "", into: &call)
-                call += ",\"arguments\":"
-                JSONValue.writeString((b["input"] ?? .object([:])).canonicalJSON(), into: &call)
-                call += "}}"
-                calls.append(call)
+        var calls: [(id: String, name: String, input: JSONValue)] = []
+
+        private init() {}
+
+        init(_ bytes: [UInt8]) throws(JSONCursor.Failure) {
+            self = try JSONCursor.read(bytes) { (c: inout JSONCursor) throws(JSONCursor.Failure) -> Answer in
+                var a = Answer()
+                try c.enterObject()
+                while let k = try c.nextKey() {
+                    if c.key(k, is: "type") {
+                        a.type = try c.stringIfAny()
+                    } else if c.key(k, is: "id") {
+                        a.id = try c.stringIfAny()
+                    } else if c.key(k, is: "model") {
+                        a.model = try c.stringIfAny()
+                    } else if c.key(k, is: "stop_reason") {
+                        a.stopReason = try c.stringIfAny()
+                    } else if c.key(k, is: "usage") {
+                        a.usage = try c.value()
+                    } else if c.key(k, is: "content") {
+                        (a.hasContent, a.text, a.reasoning, a.calls) = (c.peek() == UInt8(ascii: "["), "", "", [])
+                        guard a.hasContent else {
+                            try c.skipValue()
+                            continue
+                        }
+                        try c.enterArray()
+                        while try c.nextElement() { try a.block(&c) }
+                    } else if c.key(k, is: "error") {
+                        try StreamPayload.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                            if c.key(k, is: "type") {
+                                a.errorType = try c.stringIfAny()
+                            } else if c.key(k, is: "message") {
+                                a.errorMessage = try c.stringIfAny()
+                            } else {
+                                try c.skipValue()
+                            }
+                        }
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+                try c.end()
+                return a
+            }
+        }
+
+        /// One content block: its text, thinking or tool call added.
+        private mutating func block(_ c: inout JSONCursor) throws(JSONCursor.Failure) {
+            var type: String?
+            var text: String?
+            var thinking: String?
+            var id: String?
+            var name: String?
+            var input: JSONValue?
+            try StreamPayload.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                if c.key(k, is: "type") {
+                    type = try c.stringIfAny()
+                } else if c.key(k, is: "text") {
+                    text = try c.stringIfAny()
+                } else if c.key(k, is: "thinking") {
+                    thinking = try c.stringIfAny()
+                } else if c.key(k, is: "id") {
+                    id = try c.stringIfAny()
+                } else if c.key(k, is: "name") {
+                    name = try c.stringIfAny()
+                } else if c.key(k, is: "input") {
+                    input = try c.value()
+                } else {
+                    try c.skipValue()
+                }
+            }
+            switch type {
+            case "text": self.text += text ?? ""
+            case "thinking": reasoning += thinking ?? ""
+            case "tool_use": calls.append((id ?? "", name ?? "", input ?? .object([:])))
             default: break
             }
         }
-        let usage = Self.usage(v["usage"])
-        var s = "{\"id\":"
-        JSONValue.writeString(v["id"]?.stringValue ?? context.fallbackID, into: &s)
-        s += ",\"object\":\"chat.completion\",\"created\":\(context.created),\"model\":"
-        JSONValue.writeString(v["model"]?.stringValue ?? context.model, into: &s)
-        s += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
-        if text.isEmpty && !calls.isEmpty { s += "null" } else { JSONValue.writeString(text, into: &s) }
-        if !reasoning.isEmpty {
-            s += ",\"reasoning_content\":"
-            JSONValue.writeString(reasoning, into: &s)
-        }
-        if !calls.isEmpty { s += ",\"tool_calls\":[" + calls.joined(separator: ",") + "]" }
-        s += ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"" + Self.finishReason(v["stop_reason"]?.stringValue) + "\"}]"
-        if let usage { s += ",\"usage\":" + usage.openAIJSON }
-        s += "}"
-        return .translated(body: Array(s.utf8), usage: usage)
     }
 
     public func makeStreamTranslator(_ context: TranslationContext) -> any StreamTranslator {
@@ -334,58 +431,55 @@ public struct AnthropicStreamTranslator: StreamTranslator {
     }
 
     private mutating func translate(_ event: SSEEvent, into out: inout [StreamEvent]) {
-        guard !ended, let data = event.data else { return }
-        guard let v = try? JSONParser.parse(Array(data.utf8)), case .object = v else {
+        guard !ended, var data = event.data else { return }
+        guard let v = data.withUTF8({ try? StreamPayload(UnsafeRawBufferPointer($0)) }) else {
             out.append(StreamEvent(.malformed))
             return
         }
-        switch v["type"]?.stringValue ?? event.name {
+        switch v.type ?? event.name {
         case "message_start":
-            let m = v["message"]
-            if let id = m?["id"]?.stringValue { writer.id = id }
-            if let model = m?["model"]?.stringValue { writer.model = model }
-            if let u = AnthropicAdapter.usage(m?["usage"]) {
+            if let id = v.messageID { writer.id = id }
+            if let model = v.messageModel { writer.model = model }
+            if let u = AnthropicAdapter.usage(v.usage) {
                 usage = u
                 sawUsage = true
             }
             if let r = writer.role() { out.append(r) }
         case "content_block_start":
-            let index = v["index"]?.intValue ?? 0
-            let block = v["content_block"]
-            switch block?["type"]?.stringValue {
+            let index = v.index ?? 0
+            switch v.blockType {
             case "tool_use":
-                let (k, events) = writer.startToolCall(id: block?["id"]?.stringValue ?? "", name: block?["name"]?.stringValue ?? "")
+                let (k, events) = writer.startToolCall(id: v.blockID ?? "", name: v.blockName ?? "")
                 tools[index] = (k, false)
                 out += events
             case "text":
-                out += writer.text(block?["text"]?.stringValue ?? "")
+                writer.text(v.text ?? "", into: &out)
             default:
                 break
             }
         case "content_block_delta":
-            let index = v["index"]?.intValue ?? 0
-            let delta = v["delta"]
-            switch delta?["type"]?.stringValue {
+            let index = v.index ?? 0
+            switch v.deltaType {
             case "text_delta":
-                out += writer.text(delta?["text"]?.stringValue ?? "")
+                writer.text(v.text ?? "", into: &out)
             case "input_json_delta":
-                if let tool = tools[index], let fragment = delta?["partial_json"]?.stringValue, !fragment.isEmpty {
+                if let tool = tools[index], let fragment = v.partialJSON, !fragment.isEmpty {
                     tools[index]?.hasArguments = true
                     out += writer.toolArguments(index: tool.index, fragment)
                 }
             case "thinking_delta":
-                out += writer.reasoning(delta?["thinking"]?.stringValue ?? "")
+                out += writer.reasoning(v.thinking ?? "")
             default:
                 break
             }
         case "content_block_stop":
-            let index = v["index"]?.intValue ?? 0
+            let index = v.index ?? 0
             if let tool = tools[index], !tool.hasArguments {
                 tools[index]?.hasArguments = true
                 out += writer.toolArguments(index: tool.index, "{}")
             }
         case "message_delta":
-            if let u = v["usage"], case .object = u {
+            if let u = v.usage, case .object = u {
                 if let o = u["output_tokens"]?.intValue { usage.output = o }
                 if u["input_tokens"] != nil, let full = AnthropicAdapter.usage(u) {
                     usage.input = full.input
@@ -394,7 +488,7 @@ public struct AnthropicStreamTranslator: StreamTranslator {
                 }
                 sawUsage = true
             }
-            if let stop = v["delta"]?["stop_reason"]?.stringValue {
+            if let stop = v.stopReason {
                 out += writer.finish(AnthropicAdapter.finishReason(stop))
             }
         case "message_stop":
@@ -403,13 +497,119 @@ public struct AnthropicStreamTranslator: StreamTranslator {
             out.append(writer.done())
             ended = true
         case "error":
-            let e = v["error"]
-            let message = e?["message"]?.stringValue ?? "anthropic reported an error inside the stream"
-            out.append(StreamEvent(.fault(StreamFault(AnthropicAdapter.failure(forType: e?["type"]?.stringValue, message: message, status: nil), message: message))))
+            let message = v.errorMessage ?? "anthropic reported an error inside the stream"
+            out.append(StreamEvent(.fault(StreamFault(AnthropicAdapter.failure(forType: v.errorType, message: message, status: nil), message: message))))
             ended = true
         default:
             // `ping` and event types added later: nothing for the client.
             break
         }
+    }
+}
+
+/// The members of one Anthropic stream event the translation reads, in one pass over its bytes
+/// (every event type's; the rest is checked and skipped). `usage` is `message.usage` in
+/// `message_start` and the top-level `usage` in `message_delta`.
+struct StreamPayload {
+    var type: String?
+    var index: Int?
+    var messageID: String?
+    var messageModel: String?
+    var usage: JSONValue?
+    var blockType: String?
+    var blockID: String?
+    var blockName: String?
+    var deltaType: String?
+    /// `content_block.text` or `delta.text`.
+    var text: String?
+    var partialJSON: String?
+    var thinking: String?
+    var stopReason: String?
+    var errorType: String?
+    var errorMessage: String?
+
+    private init() {}
+
+    init(_ bytes: UnsafeRawBufferPointer) throws(JSONCursor.Failure) {
+        var p = StreamPayload()
+        var c = JSONCursor(bytes)
+        try c.enterObject()
+        while let k = try c.nextKey() {
+            if c.key(k, is: "type") {
+                p.type = try c.stringIfAny()
+            } else if c.key(k, is: "index") {
+                p.index = try c.intIfAny()
+            } else if c.key(k, is: "delta") {
+                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    if c.key(k, is: "type") {
+                        p.deltaType = try c.stringIfAny()
+                    } else if c.key(k, is: "text") {
+                        p.text = try c.stringIfAny()
+                    } else if c.key(k, is: "partial_json") {
+                        p.partialJSON = try c.stringIfAny()
+                    } else if c.key(k, is: "thinking") {
+                        p.thinking = try c.stringIfAny()
+                    } else if c.key(k, is: "stop_reason") {
+                        p.stopReason = try c.stringIfAny()
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+            } else if c.key(k, is: "content_block") {
+                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    if c.key(k, is: "type") {
+                        p.blockType = try c.stringIfAny()
+                    } else if c.key(k, is: "text") {
+                        p.text = try c.stringIfAny()
+                    } else if c.key(k, is: "id") {
+                        p.blockID = try c.stringIfAny()
+                    } else if c.key(k, is: "name") {
+                        p.blockName = try c.stringIfAny()
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+            } else if c.key(k, is: "message") {
+                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    if c.key(k, is: "id") {
+                        p.messageID = try c.stringIfAny()
+                    } else if c.key(k, is: "model") {
+                        p.messageModel = try c.stringIfAny()
+                    } else if c.key(k, is: "usage") {
+                        p.usage = try c.value()
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+            } else if c.key(k, is: "usage") {
+                p.usage = try c.value()
+            } else if c.key(k, is: "error") {
+                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    if c.key(k, is: "type") {
+                        p.errorType = try c.stringIfAny()
+                    } else if c.key(k, is: "message") {
+                        p.errorMessage = try c.stringIfAny()
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+            } else {
+                try c.skipValue()
+            }
+        }
+        try c.end()
+        self = p
+    }
+
+    /// Calls `member` for each member of the object at the cursor (a value of another type is skipped).
+    static func members(
+        of c: inout JSONCursor, _ member: (inout JSONCursor, JSONCursor.Key) throws(JSONCursor.Failure) -> Void
+    ) throws(JSONCursor.Failure) {
+        guard c.peek() == UInt8(ascii: "{") else {
+            try c.skipValue()
+            return
+        }
+        try c.enterObject()
+        while let k = try c.nextKey() { try member(&c, k) }
     }
 }
