@@ -23,9 +23,9 @@ public struct AnthropicAdapter: ProviderAdapter {
         case .success(let c): conversation = c
         case .failure(let invalid): return .failure(.unsupported("messages", invalid.description))
         }
-        let body: [String: JSONValue]
+        let body: [UInt8]
         var dropped: [String]
-        switch Self.body(conversation, model: model, stream: input.chat.stream, prefill: input.prefill) {
+        switch Self.body(conversation, model: model, stream: input.chat.stream, prefill: input.prefill, capacity: input.chat.bytes.count + 256) {
         case .success(let (b, d)):
             body = b
             dropped = d
@@ -33,9 +33,6 @@ public struct AnthropicAdapter: ProviderAdapter {
             return .failure(refusal)
         }
         dropped.append(contentsOf: conversation.tuningParameters)
-        var text = ""
-        text.reserveCapacity(input.chat.bytes.count + 256)
-        JSONValue.object(body).write(into: &text, sortedKeys: false)
         var headers: [UpstreamTarget.HeaderField] = [.init(name: "content-type", value: "application/json")]
         if input.chat.stream { headers.append(.init(name: "accept", value: "text/event-stream")) }
         var versioned = false
@@ -44,13 +41,60 @@ public struct AnthropicAdapter: ProviderAdapter {
             if HeaderName.equal(s.name, "anthropic-version") { versioned = true }
         }
         if !versioned { headers.append(.init(name: "anthropic-version", value: Self.defaultVersion)) }
-        var request = UpstreamRequest(path: input.target.path, headers: headers, body: .bytes(Array(text.utf8)))
+        var request = UpstreamRequest(path: input.target.path, headers: headers, body: .bytes(body))
         request.dropped = dropped
         return .success(request)
     }
 
+    /// One content block of a Messages turn.
+    enum Block {
+        case text(String)
+        case imageBase64(mediaType: String, data: String)
+        case imageURL(String)
+        case toolUse(id: String, name: String, input: JSONValue)
+        case toolResult(id: String, content: String)
+
+        var isToolResult: Bool {
+            if case .toolResult = self { return true }
+            return false
+        }
+
+        func write(to s: inout [UInt8]) {
+            switch self {
+            case .text(let t):
+                JSONBytes.append("{\"type\":\"text\",\"text\":", to: &s)
+                JSONBytes.appendString(t, to: &s)
+            case .imageBase64(let mediaType, let data):
+                JSONBytes.append("{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":", to: &s)
+                JSONBytes.appendString(mediaType, to: &s)
+                JSONBytes.append(",\"data\":", to: &s)
+                JSONBytes.appendString(data, to: &s)
+                s.append(UInt8(ascii: "}"))
+            case .imageURL(let url):
+                JSONBytes.append("{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":", to: &s)
+                JSONBytes.appendString(url, to: &s)
+                s.append(UInt8(ascii: "}"))
+            case .toolUse(let id, let name, let input):
+                JSONBytes.append("{\"type\":\"tool_use\",\"id\":", to: &s)
+                JSONBytes.appendString(id, to: &s)
+                JSONBytes.append(",\"name\":", to: &s)
+                JSONBytes.appendString(name, to: &s)
+                JSONBytes.append(",\"input\":", to: &s)
+                JSONBytes.appendValue(input, to: &s)
+            case .toolResult(let id, let content):
+                JSONBytes.append("{\"type\":\"tool_result\",\"tool_use_id\":", to: &s)
+                JSONBytes.appendString(id, to: &s)
+                JSONBytes.append(",\"content\":", to: &s)
+                JSONBytes.appendString(content, to: &s)
+            }
+            s.append(UInt8(ascii: "}"))
+        }
+    }
+
     /// The Messages request body, and the OpenAI parameters left out.
-    static func body(_ c: ChatConversation, model: String, stream: Bool, prefill: String?) -> Result<([String: JSONValue], [String]), AttemptRefusal> {
+    static func body(
+        _ c: ChatConversation, model: String, stream: Bool, prefill: String?, capacity: Int = 512
+    ) -> Result<([UInt8], [String]), AttemptRefusal> {
         if let n = c.n, n > 1 { return .failure(.unsupported("n", "anthropic answers with one choice only (n=\(n))")) }
         if c.logprobs || c.topLogprobs != nil { return .failure(.unsupported("logprobs", "anthropic does not return log probabilities")) }
         switch c.responseFormat {
@@ -60,11 +104,11 @@ public struct AnthropicAdapter: ProviderAdapter {
             break
         }
         var dropped: [String] = []
-        var out: [String: JSONValue] = ["model": .string(model)]
         // System and developer messages, in order, joined.
         var system: [String] = []
-        var turns: [(role: String, blocks: [JSONValue])] = []
-        func add(_ role: String, _ blocks: [JSONValue]) {
+        var turns: [(role: String, blocks: [Block])] = []
+        turns.reserveCapacity(c.messages.count)
+        func add(_ role: String, _ blocks: [Block]) {
             guard !blocks.isEmpty else { return }
             if let last = turns.last, last.role == role {
                 turns[turns.count - 1].blocks.append(contentsOf: blocks)
@@ -83,55 +127,89 @@ public struct AnthropicAdapter: ProviderAdapter {
                 case .failure(let r): return .failure(r)
                 }
             case .assistant:
-                var blocks: [JSONValue] = []
+                var blocks: [Block] = []
                 let t = m.text
-                if !t.isEmpty { blocks.append(.object(["type": .string("text"), "text": .string(t)])) }
+                if !t.isEmpty { blocks.append(.text(t)) }
                 for call in m.toolCalls {
                     guard let input = call.argumentsObject else {
                         return .failure(.unsupported("messages", "messages[\(i)]: the arguments of tool call \(call.id) are not a JSON object"))
                     }
-                    blocks.append(.object(["type": .string("tool_use"), "id": .string(call.id), "name": .string(call.name), "input": input]))
+                    blocks.append(.toolUse(id: call.id, name: call.name, input: input))
                 }
                 add("assistant", blocks)
             case .tool:
                 // Tool results go in the user turn right after the call; parallel results merge into it.
-                var result: [String: JSONValue] = ["type": .string("tool_result"), "tool_use_id": .string(m.toolCallID ?? "")]
-                result["content"] = .string(m.text)
-                add("user", [.object(result)])
+                add("user", [.toolResult(id: m.toolCallID ?? "", content: m.text)])
             }
         }
         if var prefill {
             // Anthropic rejects a final assistant turn that ends in white space; the model writes it.
             while let l = prefill.last, l.isWhitespace { prefill.removeLast() }
-            if !prefill.isEmpty { add("assistant", [.object(["type": .string("text"), "text": .string(prefill)])]) }
+            if !prefill.isEmpty { add("assistant", [.text(prefill)]) }
         }
         // Within a user turn, tool results come first (Anthropic's placement rule).
-        for k in turns.indices where turns[k].role == "user" {
-            let results = turns[k].blocks.filter { $0["type"]?.stringValue == "tool_result" }
-            if !results.isEmpty {
-                turns[k].blocks = results + turns[k].blocks.filter { $0["type"]?.stringValue != "tool_result" }
-            }
+        for k in turns.indices where turns[k].role == "user" && turns[k].blocks.contains(where: \.isToolResult) {
+            turns[k].blocks = turns[k].blocks.filter(\.isToolResult) + turns[k].blocks.filter { !$0.isToolResult }
         }
-        if !system.isEmpty { out["system"] = .string(system.joined(separator: "\n")) }
-        out["messages"] = .array(turns.map { .object(["role": .string($0.role), "content": .array($0.blocks)]) })
-        out["max_tokens"] = .int(c.maxTokens ?? defaultMaxTokens)
-        if stream { out["stream"] = .bool(true) }
-        if !c.stop.isEmpty { out["stop_sequences"] = .array(c.stop.map(JSONValue.string)) }
+
+        var s: [UInt8] = []
+        s.reserveCapacity(capacity)
+        JSONBytes.append("{\"model\":", to: &s)
+        JSONBytes.appendString(model, to: &s)
+        if !system.isEmpty {
+            JSONBytes.append(",\"system\":", to: &s)
+            JSONBytes.appendString(system.joined(separator: "\n"), to: &s)
+        }
+        JSONBytes.append(",\"messages\":[", to: &s)
+        for (k, turn) in turns.enumerated() {
+            if k > 0 { s.append(UInt8(ascii: ",")) }
+            JSONBytes.append("{\"role\":", to: &s)
+            JSONBytes.appendString(turn.role, to: &s)
+            JSONBytes.append(",\"content\":[", to: &s)
+            for (j, block) in turn.blocks.enumerated() {
+                if j > 0 { s.append(UInt8(ascii: ",")) }
+                block.write(to: &s)
+            }
+            JSONBytes.append("]}", to: &s)
+        }
+        JSONBytes.append("],\"max_tokens\":", to: &s)
+        JSONBytes.appendInt(c.maxTokens ?? defaultMaxTokens, to: &s)
+        if stream { JSONBytes.append(",\"stream\":true", to: &s) }
+        if !c.stop.isEmpty {
+            JSONBytes.append(",\"stop_sequences\":", to: &s)
+            JSONBytes.appendValue(.array(c.stop.map(JSONValue.string)), to: &s)
+        }
         if let t = c.temperature {
             // Anthropic takes 0...1; OpenAI's 0...2 is clamped.
-            out["temperature"] = .double(min(max(t, 0), 1))
+            JSONBytes.append(",\"temperature\":", to: &s)
+            JSONBytes.appendValue(.double(min(max(t, 0), 1)), to: &s)
             if t > 1 { dropped.append("temperature>1 (clamped to 1)") }
         }
-        if let p = c.topP { out["top_p"] = .double(p) }
-        if let u = c.user { out["metadata"] = .object(["user_id": .string(u)]) }
+        if let p = c.topP {
+            JSONBytes.append(",\"top_p\":", to: &s)
+            JSONBytes.appendValue(.double(p), to: &s)
+        }
+        if let u = c.user {
+            JSONBytes.append(",\"metadata\":{\"user_id\":", to: &s)
+            JSONBytes.appendString(u, to: &s)
+            s.append(UInt8(ascii: "}"))
+        }
         if c.reasoningEffort != nil { dropped.append("reasoning_effort") }
         if !c.tools.isEmpty {
-            out["tools"] = .array(
-                c.tools.map { t in
-                    var o: [String: JSONValue] = ["name": .string(t.name), "input_schema": t.parameters ?? .object(["type": .string("object"), "properties": .object([:])])]
-                    if let d = t.description { o["description"] = .string(d) }
-                    return .object(o)
-                })
+            JSONBytes.append(",\"tools\":[", to: &s)
+            for (k, t) in c.tools.enumerated() {
+                if k > 0 { s.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"name\":", to: &s)
+                JSONBytes.appendString(t.name, to: &s)
+                if let d = t.description {
+                    JSONBytes.append(",\"description\":", to: &s)
+                    JSONBytes.appendString(d, to: &s)
+                }
+                JSONBytes.append(",\"input_schema\":", to: &s)
+                JSONBytes.appendValue(t.parameters ?? .object(["type": .string("object"), "properties": .object([:])]), to: &s)
+                s.append(UInt8(ascii: "}"))
+            }
+            s.append(UInt8(ascii: "]"))
             var choice: [String: JSONValue]?
             switch c.toolChoice {
             case nil, .auto?: choice = c.parallelToolCalls == false ? ["type": .string("auto")] : nil
@@ -142,24 +220,28 @@ public struct AnthropicAdapter: ProviderAdapter {
             if c.parallelToolCalls == false, choice != nil, choice?["type"] != .string("none") {
                 choice?["disable_parallel_tool_use"] = .bool(true)
             }
-            if let choice { out["tool_choice"] = .object(choice) }
+            if let choice {
+                JSONBytes.append(",\"tool_choice\":", to: &s)
+                JSONBytes.appendValue(.object(choice), to: &s)
+            }
         } else if c.toolChoice != nil || c.parallelToolCalls != nil {
             dropped.append(c.toolChoice != nil ? "tool_choice (no tools)" : "parallel_tool_calls (no tools)")
         }
-        return .success((out, dropped))
+        s.append(UInt8(ascii: "}"))
+        return .success((s, dropped))
     }
 
-    static func contentBlocks(_ parts: [ContentPart], at: String) -> Result<[JSONValue], AttemptRefusal> {
-        var blocks: [JSONValue] = []
+    static func contentBlocks(_ parts: [ContentPart], at: String) -> Result<[Block], AttemptRefusal> {
+        var blocks: [Block] = []
         for p in parts {
             switch p {
             case .text(let t):
-                if !t.isEmpty { blocks.append(.object(["type": .string("text"), "text": .string(t)])) }
+                if !t.isEmpty { blocks.append(.text(t)) }
             case .image(let url, _):
                 if let (mediaType, data) = ContentPart.dataURL(url) {
-                    blocks.append(.object(["type": .string("image"), "source": .object(["type": .string("base64"), "media_type": .string(mediaType), "data": .string(data)])]))
+                    blocks.append(.imageBase64(mediaType: mediaType, data: data))
                 } else if url.hasPrefix("https://") || url.hasPrefix("http://") {
-                    blocks.append(.object(["type": .string("image"), "source": .object(["type": .string("url"), "url": .string(url)])]))
+                    blocks.append(.imageURL(url))
                 } else {
                     return .failure(.unsupported("messages", "\(at): an image must be a data: URL or an http(s) URL"))
                 }

@@ -94,11 +94,12 @@ public enum BedrockConverse {
             break
         }
         var names = BedrockToolNames(conversation)
-        var system: [JSONValue] = []
-        var turns: [(role: String, content: [JSONValue])] = []
+        var system: [String] = []
+        var turns: [(role: String, content: [Block])] = []
+        turns.reserveCapacity(conversation.messages.count)
         var historyHasToolBlocks = false
 
-        func append(_ role: String, _ blocks: [JSONValue]) {
+        func append(_ role: String, _ blocks: [Block]) {
             guard !blocks.isEmpty else { return }
             // Converse wants user and assistant turns to alternate: same-role neighbours merge.
             if let last = turns.last, last.role == role {
@@ -112,13 +113,13 @@ public enum BedrockConverse {
             switch m.role {
             case .system, .developer:
                 let text = m.text
-                if !text.isEmpty { system.append(.object(["text": .string(text)])) }
+                if !text.isEmpty { system.append(text) }
             case .user:
-                var blocks: [JSONValue] = []
+                var blocks: [Block] = []
                 for (k, part) in m.content.enumerated() {
                     switch part {
                     case .text(let t):
-                        if !t.isEmpty { blocks.append(.object(["text": .string(t)])) }
+                        if !t.isEmpty { blocks.append(.text(t)) }
                     case .image(let url, _):
                         guard let (mediaType, data) = ContentPart.dataURL(url) else {
                             return .failure(.unsupported(
@@ -129,16 +130,16 @@ public enum BedrockConverse {
                             return .failure(.unsupported(
                                 "messages[\(i)].content[\(k)].image_url", "Bedrock takes png, jpeg, gif or webp images, not \(mediaType)"))
                         }
-                        blocks.append(.object(["image": .object(["format": .string(format), "source": .object(["bytes": .string(data)])])]))
+                        blocks.append(.image(format: format, data: data))
                     case .other(let type, _):
                         return .failure(.unsupported("messages[\(i)].content[\(k)].type", "Bedrock Converse cannot carry a \(type) content part"))
                     }
                 }
                 append("user", blocks)
             case .assistant:
-                var blocks: [JSONValue] = []
+                var blocks: [Block] = []
                 let text = m.text
-                if !text.isEmpty { blocks.append(.object(["text": .string(text)])) }
+                if !text.isEmpty { blocks.append(.text(text)) }
                 for call in m.toolCalls {
                     guard let input = call.argumentsObject else {
                         return .failure(AttemptRefusal(
@@ -146,76 +147,156 @@ public enum BedrockConverse {
                             reason: "the arguments of tool call \(call.id) are not a JSON object, which Bedrock requires"))
                     }
                     historyHasToolBlocks = true
-                    blocks.append(.object([
-                        "toolUse": .object(["toolUseId": .string(call.id), "name": .string(names.bedrockName(call.name)), "input": input])
-                    ]))
+                    blocks.append(.toolUse(id: call.id, name: names.bedrockName(call.name), input: input))
                 }
                 append("assistant", blocks)
             case .tool:
                 historyHasToolBlocks = true
-                var result: [String: JSONValue] = [
-                    "toolUseId": .string(m.toolCallID ?? ""),
-                    "content": .array([.object(["text": .string(m.text)])]),
-                ]
-                if m.text.isEmpty { result["content"] = .array([.object(["text": .string(" ")])]) }
-                append("user", [.object(["toolResult": .object(result)])])
+                // Converse refuses a blank text block.
+                append("user", [.toolResult(id: m.toolCallID ?? "", text: m.text.isEmpty ? " " : m.text)])
             }
         }
         if let prefill, !prefill.isEmpty {
-            append("assistant", [.object(["text": .string(prefill)])])
+            append("assistant", [.text(prefill)])
         }
 
-        var body: [String: JSONValue] = [
-            "messages": .array(turns.map { .object(["role": .string($0.role), "content": .array($0.content)]) })
-        ]
-        if !system.isEmpty { body["system"] = .array(system) }
-
-        var inference: [String: JSONValue] = ["maxTokens": .int(conversation.maxTokens ?? defaultMaxTokens)]
-        if let t = conversation.temperature { inference["temperature"] = number(t) }
-        if let p = conversation.topP { inference["topP"] = number(p) }
-        if !conversation.stop.isEmpty { inference["stopSequences"] = .array(conversation.stop.map { .string($0) }) }
-        body["inferenceConfig"] = .object(inference)
-
-        var specs: [JSONValue] = []
+        var specs: [(name: String, description: String?, schema: JSONValue?)] = []
         var declared: Set<String> = []
         for tool in conversation.tools {
             let name = names.bedrockName(tool.name)
             guard declared.insert(name).inserted else { continue }
-            var spec: [String: JSONValue] = [
-                "name": .string(name),
-                "inputSchema": .object(["json": tool.parameters ?? .object(["type": .string("object"), "properties": .object([:])])]),
-            ]
-            if let d = tool.description, !d.isEmpty { spec["description"] = .string(d) }
-            specs.append(.object(["toolSpec": .object(spec)]))
+            specs.append((name, tool.description.flatMap { $0.isEmpty ? nil : $0 }, tool.parameters))
         }
         if specs.isEmpty && historyHasToolBlocks {
             // Converse rejects tool blocks without a toolConfig: declare the tools the history used.
             for call in conversation.messages.flatMap(\.toolCalls) {
                 let name = names.bedrockName(call.name)
                 guard declared.insert(name).inserted else { continue }
-                specs.append(.object(["toolSpec": .object([
-                    "name": .string(name),
-                    "inputSchema": .object(["json": .object(["type": .string("object"), "properties": .object([:])])]),
-                ])]))
+                specs.append((name, nil, nil))
             }
         }
+
+        // Members in sorted order at every level (the text `canonicalJSON` gave before).
+        var s: [UInt8] = []
+        s.reserveCapacity(conversation.messages.count * 64 + 256)
+        s.append(UInt8(ascii: "{"))
+        if let g = guardrail {
+            JSONBytes.append("\"guardrailConfig\":{\"guardrailIdentifier\":", to: &s)
+            JSONBytes.appendString(g.identifier, to: &s)
+            JSONBytes.append(",\"guardrailVersion\":", to: &s)
+            JSONBytes.appendString(g.version, to: &s)
+            JSONBytes.append(",\"trace\":\"enabled\"},", to: &s)
+        }
+        JSONBytes.append("\"inferenceConfig\":{\"maxTokens\":", to: &s)
+        JSONBytes.appendInt(conversation.maxTokens ?? defaultMaxTokens, to: &s)
+        if !conversation.stop.isEmpty {
+            JSONBytes.append(",\"stopSequences\":", to: &s)
+            JSONBytes.appendValue(.array(conversation.stop.map { .string($0) }), to: &s)
+        }
+        if let t = conversation.temperature {
+            JSONBytes.append(",\"temperature\":", to: &s)
+            JSONBytes.appendValue(number(t), to: &s)
+        }
+        if let p = conversation.topP {
+            JSONBytes.append(",\"topP\":", to: &s)
+            JSONBytes.appendValue(number(p), to: &s)
+        }
+        JSONBytes.append("},\"messages\":[", to: &s)
+        for (k, turn) in turns.enumerated() {
+            if k > 0 { s.append(UInt8(ascii: ",")) }
+            JSONBytes.append("{\"content\":[", to: &s)
+            for (j, block) in turn.content.enumerated() {
+                if j > 0 { s.append(UInt8(ascii: ",")) }
+                block.write(to: &s)
+            }
+            JSONBytes.append("],\"role\":", to: &s)
+            JSONBytes.appendString(turn.role, to: &s)
+            s.append(UInt8(ascii: "}"))
+        }
+        s.append(UInt8(ascii: "]"))
+        if !system.isEmpty {
+            JSONBytes.append(",\"system\":[", to: &s)
+            for (k, text) in system.enumerated() {
+                if k > 0 { s.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"text\":", to: &s)
+                JSONBytes.appendString(text, to: &s)
+                s.append(UInt8(ascii: "}"))
+            }
+            s.append(UInt8(ascii: "]"))
+        }
         if !specs.isEmpty {
-            var config: [String: JSONValue] = ["tools": .array(specs)]
+            JSONBytes.append(",\"toolConfig\":{", to: &s)
             switch conversation.toolChoice {
-            case .auto?: config["toolChoice"] = .object(["auto": .object([:])])
-            case .required?: config["toolChoice"] = .object(["any": .object([:])])
-            case .function(let n)?: config["toolChoice"] = .object(["tool": .object(["name": .string(names.bedrockName(n))])])
+            case .auto?: JSONBytes.append("\"toolChoice\":{\"auto\":{}},", to: &s)
+            case .required?: JSONBytes.append("\"toolChoice\":{\"any\":{}},", to: &s)
+            case .function(let n)?:
+                JSONBytes.append("\"toolChoice\":{\"tool\":{\"name\":", to: &s)
+                JSONBytes.appendString(names.bedrockName(n), to: &s)
+                JSONBytes.append("}},", to: &s)
             // Converse has no "none": the choice is left to the model (its default, auto).
             case .none?, nil: break
             }
-            body["toolConfig"] = .object(config)
+            JSONBytes.append("\"tools\":[", to: &s)
+            for (k, spec) in specs.enumerated() {
+                if k > 0 { s.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"toolSpec\":{", to: &s)
+                if let d = spec.description {
+                    JSONBytes.append("\"description\":", to: &s)
+                    JSONBytes.appendString(d, to: &s)
+                    s.append(UInt8(ascii: ","))
+                }
+                JSONBytes.append("\"inputSchema\":{\"json\":", to: &s)
+                if let schema = spec.schema {
+                    JSONBytes.appendValue(schema, to: &s)
+                } else {
+                    JSONBytes.append("{\"properties\":{},\"type\":\"object\"}", to: &s)
+                }
+                JSONBytes.append("},\"name\":", to: &s)
+                JSONBytes.appendString(spec.name, to: &s)
+                JSONBytes.append("}}", to: &s)
+            }
+            JSONBytes.append("]}", to: &s)
         }
-        if let g = guardrail {
-            body["guardrailConfig"] = .object([
-                "guardrailIdentifier": .string(g.identifier), "guardrailVersion": .string(g.version), "trace": .string("enabled"),
-            ])
+        s.append(UInt8(ascii: "}"))
+        return .success(s)
+    }
+
+    /// One content block of a Converse turn.
+    enum Block {
+        case text(String)
+        case image(format: String, data: String)
+        case toolUse(id: String, name: String, input: JSONValue)
+        case toolResult(id: String, text: String)
+
+        /// The block's JSON, members in sorted order.
+        func write(to s: inout [UInt8]) {
+            switch self {
+            case .text(let t):
+                JSONBytes.append("{\"text\":", to: &s)
+                JSONBytes.appendString(t, to: &s)
+            case .image(let format, let data):
+                JSONBytes.append("{\"image\":{\"format\":", to: &s)
+                JSONBytes.appendString(format, to: &s)
+                JSONBytes.append(",\"source\":{\"bytes\":", to: &s)
+                JSONBytes.appendString(data, to: &s)
+                JSONBytes.append("}}", to: &s)
+            case .toolUse(let id, let name, let input):
+                JSONBytes.append("{\"toolUse\":{\"input\":", to: &s)
+                JSONBytes.appendValue(input, to: &s)
+                JSONBytes.append(",\"name\":", to: &s)
+                JSONBytes.appendString(name, to: &s)
+                JSONBytes.append(",\"toolUseId\":", to: &s)
+                JSONBytes.appendString(id, to: &s)
+                s.append(UInt8(ascii: "}"))
+            case .toolResult(let id, let text):
+                JSONBytes.append("{\"toolResult\":{\"content\":[{\"text\":", to: &s)
+                JSONBytes.appendString(text, to: &s)
+                JSONBytes.append("}],\"toolUseId\":", to: &s)
+                JSONBytes.appendString(id, to: &s)
+                s.append(UInt8(ascii: "}"))
+            }
+            s.append(UInt8(ascii: "}"))
         }
-        return .success(Array(JSONValue.object(body).canonicalJSON().utf8))
     }
 
     static func number(_ d: Double) -> JSONValue {
