@@ -274,6 +274,11 @@ public struct AnthropicAdapter: ProviderAdapter {
         }
     }
 
+    /// Messages `usage` at the cursor (`usage(_:)`'s members, read in place).
+    static func usageCounts(_ c: inout JSONCursor) throws(JSONCursor.Failure) -> UsageCounts {
+        try UsageCounts(&c, input: "input_tokens", output: "output_tokens", cacheRead: "cache_read_input_tokens", cacheWrite: "cache_creation_input_tokens")
+    }
+
     static func usage(_ u: JSONValue?) -> TokenUsage? {
         guard let u, case .object = u else { return nil }
         let cacheRead = u["cache_read_input_tokens"]?.intValue
@@ -287,7 +292,7 @@ public struct AnthropicAdapter: ProviderAdapter {
         guard let v = try? Answer(response.body) else { return .failed(.malformedResponse) }
         if v.type == "error" { return .failed(Self.failure(forType: v.errorType, message: v.errorMessage ?? "", status: nil)) }
         guard v.hasContent else { return .failed(.malformedResponse) }
-        let usage = Self.usage(v.usage)
+        let usage = v.usage.tokenUsage
         var s: [UInt8] = []
         s.reserveCapacity(response.body.count + 256)
         JSONBytes.append("{\"id\":", to: &s)
@@ -322,7 +327,7 @@ public struct AnthropicAdapter: ProviderAdapter {
         s.append(UInt8(ascii: "]"))
         if let usage {
             JSONBytes.append(",\"usage\":", to: &s)
-            s.append(contentsOf: usage.openAIJSON.utf8)
+            JSONBytes.appendUsage(usage, to: &s)
         }
         s.append(UInt8(ascii: "}"))
         return .translated(body: s, usage: usage)
@@ -334,7 +339,7 @@ public struct AnthropicAdapter: ProviderAdapter {
         var id: String?
         var model: String?
         var stopReason: String?
-        var usage: JSONValue?
+        var usage = UsageCounts()
         var errorType: String?
         var errorMessage: String?
         /// `content` is an array (an answer has one, an error has none).
@@ -359,7 +364,7 @@ public struct AnthropicAdapter: ProviderAdapter {
                     } else if c.key(k, is: "stop_reason") {
                         a.stopReason = try c.stringIfAny()
                     } else if c.key(k, is: "usage") {
-                        a.usage = try c.value()
+                        a.usage = try AnthropicAdapter.usageCounts(&c)
                     } else if c.key(k, is: "content") {
                         (a.hasContent, a.text, a.reasoning, a.calls) = (c.peek() == UInt8(ascii: "["), "", "", [])
                         guard a.hasContent else {
@@ -522,7 +527,7 @@ public struct AnthropicStreamTranslator: StreamTranslator {
         case "message_start":
             if let id = v.messageID { writer.id = id }
             if let model = v.messageModel { writer.model = model }
-            if let u = AnthropicAdapter.usage(v.usage) {
+            if let u = v.usage.tokenUsage {
                 usage = u
                 sawUsage = true
             }
@@ -561,9 +566,10 @@ public struct AnthropicStreamTranslator: StreamTranslator {
                 out += writer.toolArguments(index: tool.index, "{}")
             }
         case "message_delta":
-            if let u = v.usage, case .object = u {
-                if let o = u["output_tokens"]?.intValue { usage.output = o }
-                if u["input_tokens"] != nil, let full = AnthropicAdapter.usage(u) {
+            if v.usage.present {
+                let u = v.usage
+                if let o = u.output { usage.output = o }
+                if u.hasInput, let full = u.tokenUsage {
                     usage.input = full.input
                     usage.cachedInput = full.cachedInput ?? usage.cachedInput
                     usage.cacheCreationInput = full.cacheCreationInput ?? usage.cacheCreationInput
@@ -597,7 +603,7 @@ struct StreamPayload {
     var index: Int?
     var messageID: String?
     var messageModel: String?
-    var usage: JSONValue?
+    var usage = UsageCounts()
     var blockType: String?
     var blockID: String?
     var blockName: String?
@@ -658,13 +664,13 @@ struct StreamPayload {
                     } else if c.key(k, is: "model") {
                         p.messageModel = try c.stringIfAny()
                     } else if c.key(k, is: "usage") {
-                        p.usage = try c.value()
+                        p.usage = try AnthropicAdapter.usageCounts(&c)
                     } else {
                         try c.skipValue()
                     }
                 }
             } else if c.key(k, is: "usage") {
-                p.usage = try c.value()
+                p.usage = try AnthropicAdapter.usageCounts(&c)
             } else if c.key(k, is: "error") {
                 try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                     if c.key(k, is: "type") {

@@ -53,8 +53,8 @@ public struct BedrockAdapter: ProviderAdapter {
         }
         var path = Substring(request.path)
         var query: Substring = ""
-        if let q = path.firstIndex(of: "?") {
-            query = path[path.index(after: q)...]
+        if let q = path.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            query = path[path.utf8.index(after: q)...]
             path = path[..<q]
         }
         // Exactly what goes on the wire: the Host the proxy sends, and the content type.

@@ -324,6 +324,11 @@ public enum BedrockConverse {
             cachedInput: read, cacheCreationInput: write)
     }
 
+    /// Converse `usage` at the cursor (`usage(_:)`'s members, read in place).
+    static func usageCounts(_ c: inout JSONCursor) throws(JSONCursor.Failure) -> UsageCounts {
+        try UsageCounts(&c, input: "inputTokens", output: "outputTokens", cacheRead: "cacheReadInputTokens", cacheWrite: "cacheWriteInputTokens")
+    }
+
     /// A complete Converse answer as an OpenAI `chat.completion`.
     ///
     /// - Parameters:
@@ -364,10 +369,10 @@ public enum BedrockConverse {
         JSONBytes.append("},\"logprobs\":null,\"finish_reason\":", to: &out)
         JSONBytes.appendString(finishReason(answer.stopReason), to: &out)
         JSONBytes.append("}]", to: &out)
-        let u = usage(answer.usage)
+        let u = answer.usage.tokenUsage
         if let u {
             JSONBytes.append(",\"usage\":", to: &out)
-            out.append(contentsOf: u.openAIJSON.utf8)
+            JSONBytes.appendUsage(u, to: &out)
         }
         out.append(UInt8(ascii: "}"))
         return .translated(body: out, usage: u)
@@ -381,7 +386,7 @@ public enum BedrockConverse {
         var reasoning = ""
         var calls: [(id: String, name: String, input: JSONValue)] = []
         var stopReason: String?
-        var usage: JSONValue?
+        var usage = UsageCounts()
 
         private init() {}
 
@@ -415,7 +420,7 @@ public enum BedrockConverse {
                     } else if c.key(k, is: "stopReason") {
                         a.stopReason = try c.stringIfAny()
                     } else if c.key(k, is: "usage") {
-                        a.usage = try c.value()
+                        a.usage = try BedrockConverse.usageCounts(&c)
                     } else {
                         try c.skipValue()
                     }

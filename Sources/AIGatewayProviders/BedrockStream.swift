@@ -103,7 +103,7 @@ public struct BedrockStreamTranslator: StreamTranslator {
                 // Usage before any stop: the answer is cut short.
                 return [StreamEvent(.fault(StreamFault(.malformedResponse, message: "Bedrock sent metadata before messageStop")))]
             }
-            if let u = BedrockConverse.usage(p.usage) { out.append(writer.usage(u)) }
+            if let u = p.usage.tokenUsage { out.append(writer.usage(u)) }
             out.append(writer.done())
             return out
         default:
@@ -123,7 +123,7 @@ public struct BedrockStreamTranslator: StreamTranslator {
         var toolUseID: String?
         var name: String?
         var stopReason: String?
-        var usage: JSONValue?
+        var usage = UsageCounts()
 
         private init() {}
 
@@ -178,7 +178,7 @@ public struct BedrockStreamTranslator: StreamTranslator {
                     } else if c.key(k, is: "stopReason") {
                         p.stopReason = try c.stringIfAny()
                     } else if c.key(k, is: "usage") {
-                        p.usage = try c.value()
+                        p.usage = try BedrockConverse.usageCounts(&c)
                     } else {
                         try c.skipValue()
                     }

@@ -156,7 +156,7 @@ public struct ChunkWriter: Sendable {
         s.reserveCapacity(prefix.count + 160)
         s.append(contentsOf: prefix)
         JSONBytes.append("],\"usage\":", to: &s)
-        s.append(contentsOf: usage.openAIJSON.utf8)
+        JSONBytes.appendUsage(usage, to: &s)
         JSONBytes.append("}\n\n", to: &s)
         return StreamEvent(.chunk(ChunkFacts(usageOnly: true, usage: usage, model: model)), bytes: s)
     }

@@ -81,3 +81,26 @@ public enum JSONBytes {
         }
     }
 }
+
+extension JSONBytes {
+    /// Appends `usage.openAIJSON`'s text.
+    public static func appendUsage(_ usage: TokenUsage, to out: inout [UInt8]) {
+        append("{\"prompt_tokens\":", to: &out)
+        appendInt(usage.input, to: &out)
+        append(",\"completion_tokens\":", to: &out)
+        appendInt(usage.output, to: &out)
+        append(",\"total_tokens\":", to: &out)
+        appendInt(usage.input + usage.output, to: &out)
+        if let cached = usage.cachedInput {
+            append(",\"prompt_tokens_details\":{\"cached_tokens\":", to: &out)
+            appendInt(cached, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        if let reasoning = usage.reasoning {
+            append(",\"completion_tokens_details\":{\"reasoning_tokens\":", to: &out)
+            appendInt(reasoning, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+}

@@ -396,3 +396,50 @@ public struct JSONCursor {
         return v
     }
 }
+
+/// A provider's `usage` object as read by the cursor: the four counts the translations use,
+/// each nil when absent or not an integer. `present` is false when the value is no object.
+public struct UsageCounts: Sendable, Hashable {
+    public var present = false
+    public var input: Int?
+    public var output: Int?
+    public var cacheRead: Int?
+    public var cacheWrite: Int?
+    /// The input member is there (whatever its value).
+    public var hasInput = false
+
+    public init() {}
+
+    /// Reads the object at the cursor, its members named as the provider names them.
+    public init(
+        _ c: inout JSONCursor, input: StaticString, output: StaticString, cacheRead: StaticString, cacheWrite: StaticString
+    ) throws(JSONCursor.Failure) {
+        guard c.peek() == UInt8(ascii: "{") else {
+            try c.skipValue()
+            return
+        }
+        present = true
+        try c.enterObject()
+        while let k = try c.nextKey() {
+            if c.key(k, is: input) {
+                hasInput = true
+                self.input = try c.intIfAny()
+            } else if c.key(k, is: output) {
+                self.output = try c.intIfAny()
+            } else if c.key(k, is: cacheRead) {
+                self.cacheRead = try c.intIfAny()
+            } else if c.key(k, is: cacheWrite) {
+                self.cacheWrite = try c.intIfAny()
+            } else {
+                try c.skipValue()
+            }
+        }
+    }
+
+    /// OpenAI's counts: input includes the cache reads and writes, which both providers count apart.
+    public var tokenUsage: TokenUsage? {
+        guard present else { return nil }
+        return TokenUsage(
+            input: (input ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0), output: output ?? 0, cachedInput: cacheRead, cacheCreationInput: cacheWrite)
+    }
+}
