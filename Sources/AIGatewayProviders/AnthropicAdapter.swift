@@ -23,9 +23,9 @@ public struct AnthropicAdapter: ProviderAdapter {
         case .success(let c): conversation = c
         case .failure(let invalid): return .failure(.unsupported("messages", invalid.description))
         }
-        let body: [String: JSONValue]
+        let body: [UInt8]
         var dropped: [String]
-        switch Self.body(conversation, model: model, stream: input.chat.stream, prefill: input.prefill) {
+        switch Self.body(conversation, model: model, stream: input.chat.stream, prefill: input.prefill, capacity: input.chat.bytes.count + 256) {
         case .success(let (b, d)):
             body = b
             dropped = d
@@ -33,9 +33,6 @@ public struct AnthropicAdapter: ProviderAdapter {
             return .failure(refusal)
         }
         dropped.append(contentsOf: conversation.tuningParameters)
-        var text = ""
-        text.reserveCapacity(input.chat.bytes.count + 256)
-        JSONValue.object(body).write(into: &text, sortedKeys: false)
         var headers: [UpstreamTarget.HeaderField] = [.init(name: "content-type", value: "application/json")]
         if input.chat.stream { headers.append(.init(name: "accept", value: "text/event-stream")) }
         var versioned = false
@@ -44,13 +41,60 @@ public struct AnthropicAdapter: ProviderAdapter {
             if HeaderName.equal(s.name, "anthropic-version") { versioned = true }
         }
         if !versioned { headers.append(.init(name: "anthropic-version", value: Self.defaultVersion)) }
-        var request = UpstreamRequest(path: input.target.path, headers: headers, body: .bytes(Array(text.utf8)))
+        var request = UpstreamRequest(path: input.target.path, headers: headers, body: .bytes(body))
         request.dropped = dropped
         return .success(request)
     }
 
+    /// One content block of a Messages turn.
+    enum Block {
+        case text(String)
+        case imageBase64(mediaType: String, data: String)
+        case imageURL(String)
+        case toolUse(id: String, name: String, input: JSONValue)
+        case toolResult(id: String, content: String)
+
+        var isToolResult: Bool {
+            if case .toolResult = self { return true }
+            return false
+        }
+
+        func write(to s: inout [UInt8]) {
+            switch self {
+            case .text(let t):
+                JSONBytes.append("{\"type\":\"text\",\"text\":", to: &s)
+                JSONBytes.appendString(t, to: &s)
+            case .imageBase64(let mediaType, let data):
+                JSONBytes.append("{\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":", to: &s)
+                JSONBytes.appendString(mediaType, to: &s)
+                JSONBytes.append(",\"data\":", to: &s)
+                JSONBytes.appendString(data, to: &s)
+                s.append(UInt8(ascii: "}"))
+            case .imageURL(let url):
+                JSONBytes.append("{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":", to: &s)
+                JSONBytes.appendString(url, to: &s)
+                s.append(UInt8(ascii: "}"))
+            case .toolUse(let id, let name, let input):
+                JSONBytes.append("{\"type\":\"tool_use\",\"id\":", to: &s)
+                JSONBytes.appendString(id, to: &s)
+                JSONBytes.append(",\"name\":", to: &s)
+                JSONBytes.appendString(name, to: &s)
+                JSONBytes.append(",\"input\":", to: &s)
+                JSONBytes.appendValue(input, to: &s)
+            case .toolResult(let id, let content):
+                JSONBytes.append("{\"type\":\"tool_result\",\"tool_use_id\":", to: &s)
+                JSONBytes.appendString(id, to: &s)
+                JSONBytes.append(",\"content\":", to: &s)
+                JSONBytes.appendString(content, to: &s)
+            }
+            s.append(UInt8(ascii: "}"))
+        }
+    }
+
     /// The Messages request body, and the OpenAI parameters left out.
-    static func body(_ c: ChatConversation, model: String, stream: Bool, prefill: String?) -> Result<([String: JSONValue], [String]), AttemptRefusal> {
+    static func body(
+        _ c: ChatConversation, model: String, stream: Bool, prefill: String?, capacity: Int = 512
+    ) -> Result<([UInt8], [String]), AttemptRefusal> {
         if let n = c.n, n > 1 { return .failure(.unsupported("n", "anthropic answers with one choice only (n=\(n))")) }
         if c.logprobs || c.topLogprobs != nil { return .failure(.unsupported("logprobs", "anthropic does not return log probabilities")) }
         switch c.responseFormat {
@@ -60,11 +104,11 @@ public struct AnthropicAdapter: ProviderAdapter {
             break
         }
         var dropped: [String] = []
-        var out: [String: JSONValue] = ["model": .string(model)]
         // System and developer messages, in order, joined.
         var system: [String] = []
-        var turns: [(role: String, blocks: [JSONValue])] = []
-        func add(_ role: String, _ blocks: [JSONValue]) {
+        var turns: [(role: String, blocks: [Block])] = []
+        turns.reserveCapacity(c.messages.count)
+        func add(_ role: String, _ blocks: [Block]) {
             guard !blocks.isEmpty else { return }
             if let last = turns.last, last.role == role {
                 turns[turns.count - 1].blocks.append(contentsOf: blocks)
@@ -83,55 +127,89 @@ public struct AnthropicAdapter: ProviderAdapter {
                 case .failure(let r): return .failure(r)
                 }
             case .assistant:
-                var blocks: [JSONValue] = []
+                var blocks: [Block] = []
                 let t = m.text
-                if !t.isEmpty { blocks.append(.object(["type": .string("text"), "text": .string(t)])) }
+                if !t.isEmpty { blocks.append(.text(t)) }
                 for call in m.toolCalls {
                     guard let input = call.argumentsObject else {
                         return .failure(.unsupported("messages", "messages[\(i)]: the arguments of tool call \(call.id) are not a JSON object"))
                     }
-                    blocks.append(.object(["type": .string("tool_use"), "id": .string(call.id), "name": .string(call.name), "input": input]))
+                    blocks.append(.toolUse(id: call.id, name: call.name, input: input))
                 }
                 add("assistant", blocks)
             case .tool:
                 // Tool results go in the user turn right after the call; parallel results merge into it.
-                var result: [String: JSONValue] = ["type": .string("tool_result"), "tool_use_id": .string(m.toolCallID ?? "")]
-                result["content"] = .string(m.text)
-                add("user", [.object(result)])
+                add("user", [.toolResult(id: m.toolCallID ?? "", content: m.text)])
             }
         }
         if var prefill {
             // Anthropic rejects a final assistant turn that ends in white space; the model writes it.
             while let l = prefill.last, l.isWhitespace { prefill.removeLast() }
-            if !prefill.isEmpty { add("assistant", [.object(["type": .string("text"), "text": .string(prefill)])]) }
+            if !prefill.isEmpty { add("assistant", [.text(prefill)]) }
         }
         // Within a user turn, tool results come first (Anthropic's placement rule).
-        for k in turns.indices where turns[k].role == "user" {
-            let results = turns[k].blocks.filter { $0["type"]?.stringValue == "tool_result" }
-            if !results.isEmpty {
-                turns[k].blocks = results + turns[k].blocks.filter { $0["type"]?.stringValue != "tool_result" }
-            }
+        for k in turns.indices where turns[k].role == "user" && turns[k].blocks.contains(where: \.isToolResult) {
+            turns[k].blocks = turns[k].blocks.filter(\.isToolResult) + turns[k].blocks.filter { !$0.isToolResult }
         }
-        if !system.isEmpty { out["system"] = .string(system.joined(separator: "\n")) }
-        out["messages"] = .array(turns.map { .object(["role": .string($0.role), "content": .array($0.blocks)]) })
-        out["max_tokens"] = .int(c.maxTokens ?? defaultMaxTokens)
-        if stream { out["stream"] = .bool(true) }
-        if !c.stop.isEmpty { out["stop_sequences"] = .array(c.stop.map(JSONValue.string)) }
+
+        var s: [UInt8] = []
+        s.reserveCapacity(capacity)
+        JSONBytes.append("{\"model\":", to: &s)
+        JSONBytes.appendString(model, to: &s)
+        if !system.isEmpty {
+            JSONBytes.append(",\"system\":", to: &s)
+            JSONBytes.appendString(system.joined(separator: "\n"), to: &s)
+        }
+        JSONBytes.append(",\"messages\":[", to: &s)
+        for (k, turn) in turns.enumerated() {
+            if k > 0 { s.append(UInt8(ascii: ",")) }
+            JSONBytes.append("{\"role\":", to: &s)
+            JSONBytes.appendString(turn.role, to: &s)
+            JSONBytes.append(",\"content\":[", to: &s)
+            for (j, block) in turn.blocks.enumerated() {
+                if j > 0 { s.append(UInt8(ascii: ",")) }
+                block.write(to: &s)
+            }
+            JSONBytes.append("]}", to: &s)
+        }
+        JSONBytes.append("],\"max_tokens\":", to: &s)
+        JSONBytes.appendInt(c.maxTokens ?? defaultMaxTokens, to: &s)
+        if stream { JSONBytes.append(",\"stream\":true", to: &s) }
+        if !c.stop.isEmpty {
+            JSONBytes.append(",\"stop_sequences\":", to: &s)
+            JSONBytes.appendValue(.array(c.stop.map(JSONValue.string)), to: &s)
+        }
         if let t = c.temperature {
             // Anthropic takes 0...1; OpenAI's 0...2 is clamped.
-            out["temperature"] = .double(min(max(t, 0), 1))
+            JSONBytes.append(",\"temperature\":", to: &s)
+            JSONBytes.appendValue(.double(min(max(t, 0), 1)), to: &s)
             if t > 1 { dropped.append("temperature>1 (clamped to 1)") }
         }
-        if let p = c.topP { out["top_p"] = .double(p) }
-        if let u = c.user { out["metadata"] = .object(["user_id": .string(u)]) }
+        if let p = c.topP {
+            JSONBytes.append(",\"top_p\":", to: &s)
+            JSONBytes.appendValue(.double(p), to: &s)
+        }
+        if let u = c.user {
+            JSONBytes.append(",\"metadata\":{\"user_id\":", to: &s)
+            JSONBytes.appendString(u, to: &s)
+            s.append(UInt8(ascii: "}"))
+        }
         if c.reasoningEffort != nil { dropped.append("reasoning_effort") }
         if !c.tools.isEmpty {
-            out["tools"] = .array(
-                c.tools.map { t in
-                    var o: [String: JSONValue] = ["name": .string(t.name), "input_schema": t.parameters ?? .object(["type": .string("object"), "properties": .object([:])])]
-                    if let d = t.description { o["description"] = .string(d) }
-                    return .object(o)
-                })
+            JSONBytes.append(",\"tools\":[", to: &s)
+            for (k, t) in c.tools.enumerated() {
+                if k > 0 { s.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"name\":", to: &s)
+                JSONBytes.appendString(t.name, to: &s)
+                if let d = t.description {
+                    JSONBytes.append(",\"description\":", to: &s)
+                    JSONBytes.appendString(d, to: &s)
+                }
+                JSONBytes.append(",\"input_schema\":", to: &s)
+                JSONBytes.appendValue(t.parameters ?? .object(["type": .string("object"), "properties": .object([:])]), to: &s)
+                s.append(UInt8(ascii: "}"))
+            }
+            s.append(UInt8(ascii: "]"))
             var choice: [String: JSONValue]?
             switch c.toolChoice {
             case nil, .auto?: choice = c.parallelToolCalls == false ? ["type": .string("auto")] : nil
@@ -142,24 +220,28 @@ public struct AnthropicAdapter: ProviderAdapter {
             if c.parallelToolCalls == false, choice != nil, choice?["type"] != .string("none") {
                 choice?["disable_parallel_tool_use"] = .bool(true)
             }
-            if let choice { out["tool_choice"] = .object(choice) }
+            if let choice {
+                JSONBytes.append(",\"tool_choice\":", to: &s)
+                JSONBytes.appendValue(.object(choice), to: &s)
+            }
         } else if c.toolChoice != nil || c.parallelToolCalls != nil {
             dropped.append(c.toolChoice != nil ? "tool_choice (no tools)" : "parallel_tool_calls (no tools)")
         }
-        return .success((out, dropped))
+        s.append(UInt8(ascii: "}"))
+        return .success((s, dropped))
     }
 
-    static func contentBlocks(_ parts: [ContentPart], at: String) -> Result<[JSONValue], AttemptRefusal> {
-        var blocks: [JSONValue] = []
+    static func contentBlocks(_ parts: [ContentPart], at: String) -> Result<[Block], AttemptRefusal> {
+        var blocks: [Block] = []
         for p in parts {
             switch p {
             case .text(let t):
-                if !t.isEmpty { blocks.append(.object(["type": .string("text"), "text": .string(t)])) }
+                if !t.isEmpty { blocks.append(.text(t)) }
             case .image(let url, _):
                 if let (mediaType, data) = ContentPart.dataURL(url) {
-                    blocks.append(.object(["type": .string("image"), "source": .object(["type": .string("base64"), "media_type": .string(mediaType), "data": .string(data)])]))
+                    blocks.append(.imageBase64(mediaType: mediaType, data: data))
                 } else if url.hasPrefix("https://") || url.hasPrefix("http://") {
-                    blocks.append(.object(["type": .string("image"), "source": .object(["type": .string("url"), "url": .string(url)])]))
+                    blocks.append(.imageURL(url))
                 } else {
                     return .failure(.unsupported("messages", "\(at): an image must be a data: URL or an http(s) URL"))
                 }
@@ -192,6 +274,11 @@ public struct AnthropicAdapter: ProviderAdapter {
         }
     }
 
+    /// Messages `usage` at the cursor (`usage(_:)`'s members, read in place).
+    static func usageCounts(_ c: inout JSONCursor) throws(JSONCursor.Failure) -> UsageCounts {
+        try UsageCounts(&c, input: "input_tokens", output: "output_tokens", cacheRead: "cache_read_input_tokens", cacheWrite: "cache_creation_input_tokens")
+    }
+
     static func usage(_ u: JSONValue?) -> TokenUsage? {
         guard let u, case .object = u else { return nil }
         let cacheRead = u["cache_read_input_tokens"]?.intValue
@@ -202,44 +289,141 @@ public struct AnthropicAdapter: ProviderAdapter {
     }
 
     public func translateResponse(_ response: ProviderResponse, context: TranslationContext) -> ResponseTranslation {
-        guard let v = try? JSONParser.parse(response.body), case .object = v else { return .failed(.malformedResponse) }
-        if v["type"]?.stringValue == "error" { return .failed(Self.failure(forType: v["error"]?["type"]?.stringValue, message: v["error"]?["message"]?.stringValue ?? "", status: nil)) }
-        guard case .array(let blocks)? = v["content"] else { return .failed(.malformedResponse) }
+        guard let v = try? Answer(response.body) else { return .failed(.malformedResponse) }
+        if v.type == "error" { return .failed(Self.failure(forType: v.errorType, message: v.errorMessage ?? "", status: nil)) }
+        guard v.hasContent else { return .failed(.malformedResponse) }
+        let usage = v.usage.tokenUsage
+        var s: [UInt8] = []
+        s.reserveCapacity(response.body.count + 256)
+        JSONBytes.append("{\"id\":", to: &s)
+        JSONBytes.appendString(v.id ?? context.fallbackID, to: &s)
+        JSONBytes.append(",\"object\":\"chat.completion\",\"created\":", to: &s)
+        JSONBytes.appendInt(context.created, to: &s)
+        JSONBytes.append(",\"model\":", to: &s)
+        JSONBytes.appendString(v.model ?? context.model, to: &s)
+        JSONBytes.append(",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":", to: &s)
+        if v.text.isEmpty && !v.calls.isEmpty { JSONBytes.append("null", to: &s) } else { JSONBytes.appendString(v.text, to: &s) }
+        if !v.reasoning.isEmpty {
+            JSONBytes.append(",\"reasoning_content\":", to: &s)
+            JSONBytes.appendString(v.reasoning, to: &s)
+        }
+        if !v.calls.isEmpty {
+            JSONBytes.append(",\"tool_calls\":[", to: &s)
+            for (k, call) in v.calls.enumerated() {
+                if k > 0 { s.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"id\":", to: &s)
+                JSONBytes.appendString(call.id, to: &s)
+                JSONBytes.append(",\"type\":\"function\",\"function\":{\"name\":", to: &s)
+                JSONBytes.appendString(call.name, to: &s)
+                JSONBytes.append(",\"arguments\":", to: &s)
+                JSONBytes.appendString(call.input.canonicalJSON(), to: &s)
+                JSONBytes.append("}}", to: &s)
+            }
+            s.append(UInt8(ascii: "]"))
+        }
+        JSONBytes.append(",\"refusal\":null},\"logprobs\":null,\"finish_reason\":", to: &s)
+        JSONBytes.appendString(Self.finishReason(v.stopReason), to: &s)
+        s.append(UInt8(ascii: "}"))
+        s.append(UInt8(ascii: "]"))
+        if let usage {
+            JSONBytes.append(",\"usage\":", to: &s)
+            JSONBytes.appendUsage(usage, to: &s)
+        }
+        s.append(UInt8(ascii: "}"))
+        return .translated(body: s, usage: usage)
+    }
+
+    /// What a complete Messages answer says, read in one pass over its bytes.
+    struct Answer {
+        var type: String?
+        var id: String?
+        var model: String?
+        var stopReason: String?
+        var usage = UsageCounts()
+        var errorType: String?
+        var errorMessage: String?
+        /// `content` is an array (an answer has one, an error has none).
+        var hasContent = false
         var text = ""
         var reasoning = ""
-        var calls: [String] = []
-        for b in blocks {
-            switch b["type"]?.stringValue {
-            case "text": text += b["text"]?.stringValue ?? ""
-            case "thinking": reasoning += b["thinking"]?.stringValue ?? ""
-            case "tool_use":
-                var call = "{\"id\":"
-                JSONValue.writeString(b["id"]?.stringValue ?? "", into: &call)
-                call += ",\"type\":\"function\",\"function\":{\"name\":"
-                JSONValue.writeString(b["name"]?.stringValue ?? "", into: &call)
-                call += ",\"arguments\":"
-                JSONValue.writeString((b["input"] ?? .object([:])).canonicalJSON(), into: &call)
-                call += "}}"
-                calls.append(call)
+        var calls: [(id: String, name: String, input: JSONValue)] = []
+
+        private init() {}
+
+        init(_ bytes: [UInt8]) throws(JSONCursor.Failure) {
+            self = try JSONCursor.read(bytes) { (c: inout JSONCursor) throws(JSONCursor.Failure) -> Answer in
+                var a = Answer()
+                try c.enterObject()
+                while let k = try c.nextKey() {
+                    if c.key(k, is: "type") {
+                        a.type = try c.stringIfAny()
+                    } else if c.key(k, is: "id") {
+                        a.id = try c.stringIfAny()
+                    } else if c.key(k, is: "model") {
+                        a.model = try c.stringIfAny()
+                    } else if c.key(k, is: "stop_reason") {
+                        a.stopReason = try c.stringIfAny()
+                    } else if c.key(k, is: "usage") {
+                        a.usage = try AnthropicAdapter.usageCounts(&c)
+                    } else if c.key(k, is: "content") {
+                        (a.hasContent, a.text, a.reasoning, a.calls) = (c.peek() == UInt8(ascii: "["), "", "", [])
+                        guard a.hasContent else {
+                            try c.skipValue()
+                            continue
+                        }
+                        try c.enterArray()
+                        while try c.nextElement() { try a.block(&c) }
+                    } else if c.key(k, is: "error") {
+                        try StreamPayload.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                            if c.key(k, is: "type") {
+                                a.errorType = try c.stringIfAny()
+                            } else if c.key(k, is: "message") {
+                                a.errorMessage = try c.stringIfAny()
+                            } else {
+                                try c.skipValue()
+                            }
+                        }
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+                try c.end()
+                return a
+            }
+        }
+
+        /// One content block: its text, thinking or tool call added.
+        private mutating func block(_ c: inout JSONCursor) throws(JSONCursor.Failure) {
+            var type: String?
+            var text: String?
+            var thinking: String?
+            var id: String?
+            var name: String?
+            var input: JSONValue?
+            try StreamPayload.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                if c.key(k, is: "type") {
+                    type = try c.stringIfAny()
+                } else if c.key(k, is: "text") {
+                    text = try c.stringIfAny()
+                } else if c.key(k, is: "thinking") {
+                    thinking = try c.stringIfAny()
+                } else if c.key(k, is: "id") {
+                    id = try c.stringIfAny()
+                } else if c.key(k, is: "name") {
+                    name = try c.stringIfAny()
+                } else if c.key(k, is: "input") {
+                    input = try c.value()
+                } else {
+                    try c.skipValue()
+                }
+            }
+            switch type {
+            case "text": self.text += text ?? ""
+            case "thinking": reasoning += thinking ?? ""
+            case "tool_use": calls.append((id ?? "", name ?? "", input ?? .object([:])))
             default: break
             }
         }
-        let usage = Self.usage(v["usage"])
-        var s = "{\"id\":"
-        JSONValue.writeString(v["id"]?.stringValue ?? context.fallbackID, into: &s)
-        s += ",\"object\":\"chat.completion\",\"created\":\(context.created),\"model\":"
-        JSONValue.writeString(v["model"]?.stringValue ?? context.model, into: &s)
-        s += ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
-        if text.isEmpty && !calls.isEmpty { s += "null" } else { JSONValue.writeString(text, into: &s) }
-        if !reasoning.isEmpty {
-            s += ",\"reasoning_content\":"
-            JSONValue.writeString(reasoning, into: &s)
-        }
-        if !calls.isEmpty { s += ",\"tool_calls\":[" + calls.joined(separator: ",") + "]" }
-        s += ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"" + Self.finishReason(v["stop_reason"]?.stringValue) + "\"}]"
-        if let usage { s += ",\"usage\":" + usage.openAIJSON }
-        s += "}"
-        return .translated(body: Array(s.utf8), usage: usage)
     }
 
     public func makeStreamTranslator(_ context: TranslationContext) -> any StreamTranslator {
@@ -334,67 +518,65 @@ public struct AnthropicStreamTranslator: StreamTranslator {
     }
 
     private mutating func translate(_ event: SSEEvent, into out: inout [StreamEvent]) {
-        guard !ended, let data = event.data else { return }
-        guard let v = try? JSONParser.parse(Array(data.utf8)), case .object = v else {
+        guard !ended, var data = event.data else { return }
+        guard let v = data.withUTF8({ try? StreamPayload(UnsafeRawBufferPointer($0)) }) else {
             out.append(StreamEvent(.malformed))
             return
         }
-        switch v["type"]?.stringValue ?? event.name {
+        switch v.type ?? event.name {
         case "message_start":
-            let m = v["message"]
-            if let id = m?["id"]?.stringValue { writer.id = id }
-            if let model = m?["model"]?.stringValue { writer.model = model }
-            if let u = AnthropicAdapter.usage(m?["usage"]) {
+            if let id = v.messageID { writer.id = id }
+            if let model = v.messageModel { writer.model = model }
+            if let u = v.usage.tokenUsage {
                 usage = u
                 sawUsage = true
             }
             if let r = writer.role() { out.append(r) }
         case "content_block_start":
-            let index = v["index"]?.intValue ?? 0
-            let block = v["content_block"]
-            switch block?["type"]?.stringValue {
+            let index = v.index ?? 0
+            switch v.blockType {
             case "tool_use":
-                let (k, events) = writer.startToolCall(id: block?["id"]?.stringValue ?? "", name: block?["name"]?.stringValue ?? "")
+                let (k, events) = writer.startToolCall(id: v.blockID ?? "", name: v.blockName ?? "")
                 tools[index] = (k, false)
                 out += events
             case "text":
-                out += writer.text(block?["text"]?.stringValue ?? "")
+                writer.text(v.text ?? "", into: &out)
             default:
                 break
             }
         case "content_block_delta":
-            let index = v["index"]?.intValue ?? 0
-            let delta = v["delta"]
-            switch delta?["type"]?.stringValue {
+            let index = v.index ?? 0
+            switch v.deltaType {
             case "text_delta":
-                out += writer.text(delta?["text"]?.stringValue ?? "")
+                writer.text(v.text ?? "", into: &out)
             case "input_json_delta":
-                if let tool = tools[index], let fragment = delta?["partial_json"]?.stringValue, !fragment.isEmpty {
+                if let tool = tools[index], let fragment = v.partialJSON, !fragment.isEmpty {
                     tools[index]?.hasArguments = true
                     out += writer.toolArguments(index: tool.index, fragment)
                 }
             case "thinking_delta":
-                out += writer.reasoning(delta?["thinking"]?.stringValue ?? "")
+                out += writer.reasoning(v.thinking ?? "")
             default:
                 break
             }
         case "content_block_stop":
-            let index = v["index"]?.intValue ?? 0
+            let index = v.index ?? 0
             if let tool = tools[index], !tool.hasArguments {
                 tools[index]?.hasArguments = true
                 out += writer.toolArguments(index: tool.index, "{}")
             }
         case "message_delta":
-            if let u = v["usage"], case .object = u {
-                if let o = u["output_tokens"]?.intValue { usage.output = o }
-                if u["input_tokens"] != nil, let full = AnthropicAdapter.usage(u) {
+            if v.usage.present {
+                let u = v.usage
+                if let o = u.output { usage.output = o }
+                if u.hasInput, let full = u.tokenUsage {
                     usage.input = full.input
                     usage.cachedInput = full.cachedInput ?? usage.cachedInput
                     usage.cacheCreationInput = full.cacheCreationInput ?? usage.cacheCreationInput
                 }
                 sawUsage = true
             }
-            if let stop = v["delta"]?["stop_reason"]?.stringValue {
+            if let stop = v.stopReason {
                 out += writer.finish(AnthropicAdapter.finishReason(stop))
             }
         case "message_stop":
@@ -403,13 +585,119 @@ public struct AnthropicStreamTranslator: StreamTranslator {
             out.append(writer.done())
             ended = true
         case "error":
-            let e = v["error"]
-            let message = e?["message"]?.stringValue ?? "anthropic reported an error inside the stream"
-            out.append(StreamEvent(.fault(StreamFault(AnthropicAdapter.failure(forType: e?["type"]?.stringValue, message: message, status: nil), message: message))))
+            let message = v.errorMessage ?? "anthropic reported an error inside the stream"
+            out.append(StreamEvent(.fault(StreamFault(AnthropicAdapter.failure(forType: v.errorType, message: message, status: nil), message: message))))
             ended = true
         default:
             // `ping` and event types added later: nothing for the client.
             break
         }
+    }
+}
+
+/// The members of one Anthropic stream event the translation reads, in one pass over its bytes
+/// (every event type's; the rest is checked and skipped). `usage` is `message.usage` in
+/// `message_start` and the top-level `usage` in `message_delta`.
+struct StreamPayload {
+    var type: String?
+    var index: Int?
+    var messageID: String?
+    var messageModel: String?
+    var usage = UsageCounts()
+    var blockType: String?
+    var blockID: String?
+    var blockName: String?
+    var deltaType: String?
+    /// `content_block.text` or `delta.text`.
+    var text: String?
+    var partialJSON: String?
+    var thinking: String?
+    var stopReason: String?
+    var errorType: String?
+    var errorMessage: String?
+
+    private init() {}
+
+    init(_ bytes: UnsafeRawBufferPointer) throws(JSONCursor.Failure) {
+        var p = StreamPayload()
+        var c = JSONCursor(bytes)
+        try c.enterObject()
+        while let k = try c.nextKey() {
+            if c.key(k, is: "type") {
+                p.type = try c.stringIfAny()
+            } else if c.key(k, is: "index") {
+                p.index = try c.intIfAny()
+            } else if c.key(k, is: "delta") {
+                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    if c.key(k, is: "type") {
+                        p.deltaType = try c.stringIfAny()
+                    } else if c.key(k, is: "text") {
+                        p.text = try c.stringIfAny()
+                    } else if c.key(k, is: "partial_json") {
+                        p.partialJSON = try c.stringIfAny()
+                    } else if c.key(k, is: "thinking") {
+                        p.thinking = try c.stringIfAny()
+                    } else if c.key(k, is: "stop_reason") {
+                        p.stopReason = try c.stringIfAny()
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+            } else if c.key(k, is: "content_block") {
+                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    if c.key(k, is: "type") {
+                        p.blockType = try c.stringIfAny()
+                    } else if c.key(k, is: "text") {
+                        p.text = try c.stringIfAny()
+                    } else if c.key(k, is: "id") {
+                        p.blockID = try c.stringIfAny()
+                    } else if c.key(k, is: "name") {
+                        p.blockName = try c.stringIfAny()
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+            } else if c.key(k, is: "message") {
+                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    if c.key(k, is: "id") {
+                        p.messageID = try c.stringIfAny()
+                    } else if c.key(k, is: "model") {
+                        p.messageModel = try c.stringIfAny()
+                    } else if c.key(k, is: "usage") {
+                        p.usage = try AnthropicAdapter.usageCounts(&c)
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+            } else if c.key(k, is: "usage") {
+                p.usage = try AnthropicAdapter.usageCounts(&c)
+            } else if c.key(k, is: "error") {
+                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    if c.key(k, is: "type") {
+                        p.errorType = try c.stringIfAny()
+                    } else if c.key(k, is: "message") {
+                        p.errorMessage = try c.stringIfAny()
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+            } else {
+                try c.skipValue()
+            }
+        }
+        try c.end()
+        self = p
+    }
+
+    /// Calls `member` for each member of the object at the cursor (a value of another type is skipped).
+    static func members(
+        of c: inout JSONCursor, _ member: (inout JSONCursor, JSONCursor.Key) throws(JSONCursor.Failure) -> Void
+    ) throws(JSONCursor.Failure) {
+        guard c.peek() == UInt8(ascii: "{") else {
+            try c.skipValue()
+            return
+        }
+        try c.enterObject()
+        while let k = try c.nextKey() { try member(&c, k) }
     }
 }

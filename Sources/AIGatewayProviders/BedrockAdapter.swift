@@ -53,17 +53,16 @@ public struct BedrockAdapter: ProviderAdapter {
         }
         var path = Substring(request.path)
         var query: Substring = ""
-        if let q = path.firstIndex(of: "?") {
-            query = path[path.index(after: q)...]
+        if let q = path.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            query = path[path.utf8.index(after: q)...]
             path = path[..<q]
         }
         // Exactly what goes on the wire: the Host the proxy sends, and the content type.
         var signed: [(name: String, value: String)] = [(name: "host", value: target.hostHeader)]
         if let ct = request.header("content-type") { signed.append((name: "content-type", value: ct)) }
-        let signature = SigV4(region: region, service: Self.service).sign(
-            SigV4.Request(method: request.method, path: String(path), query: String(query), headers: signed, body: body),
-            credentials: credentials, time: now)
-        for h in signature.headers { request.setHeader(h.name, h.value) }
+        let signature = SigV4(region: region, service: Self.service).signatureHeaders(
+            method: request.method, path: path, query: query, headers: signed, body: body, credentials: credentials, time: now)
+        for h in signature { request.setHeader(h.name, h.value) }
         return .success(())
     }
 

@@ -94,11 +94,12 @@ public enum BedrockConverse {
             break
         }
         var names = BedrockToolNames(conversation)
-        var system: [JSONValue] = []
-        var turns: [(role: String, content: [JSONValue])] = []
+        var system: [String] = []
+        var turns: [(role: String, content: [Block])] = []
+        turns.reserveCapacity(conversation.messages.count)
         var historyHasToolBlocks = false
 
-        func append(_ role: String, _ blocks: [JSONValue]) {
+        func append(_ role: String, _ blocks: [Block]) {
             guard !blocks.isEmpty else { return }
             // Converse wants user and assistant turns to alternate: same-role neighbours merge.
             if let last = turns.last, last.role == role {
@@ -112,13 +113,13 @@ public enum BedrockConverse {
             switch m.role {
             case .system, .developer:
                 let text = m.text
-                if !text.isEmpty { system.append(.object(["text": .string(text)])) }
+                if !text.isEmpty { system.append(text) }
             case .user:
-                var blocks: [JSONValue] = []
+                var blocks: [Block] = []
                 for (k, part) in m.content.enumerated() {
                     switch part {
                     case .text(let t):
-                        if !t.isEmpty { blocks.append(.object(["text": .string(t)])) }
+                        if !t.isEmpty { blocks.append(.text(t)) }
                     case .image(let url, _):
                         guard let (mediaType, data) = ContentPart.dataURL(url) else {
                             return .failure(.unsupported(
@@ -129,16 +130,16 @@ public enum BedrockConverse {
                             return .failure(.unsupported(
                                 "messages[\(i)].content[\(k)].image_url", "Bedrock takes png, jpeg, gif or webp images, not \(mediaType)"))
                         }
-                        blocks.append(.object(["image": .object(["format": .string(format), "source": .object(["bytes": .string(data)])])]))
+                        blocks.append(.image(format: format, data: data))
                     case .other(let type, _):
                         return .failure(.unsupported("messages[\(i)].content[\(k)].type", "Bedrock Converse cannot carry a \(type) content part"))
                     }
                 }
                 append("user", blocks)
             case .assistant:
-                var blocks: [JSONValue] = []
+                var blocks: [Block] = []
                 let text = m.text
-                if !text.isEmpty { blocks.append(.object(["text": .string(text)])) }
+                if !text.isEmpty { blocks.append(.text(text)) }
                 for call in m.toolCalls {
                     guard let input = call.argumentsObject else {
                         return .failure(AttemptRefusal(
@@ -146,76 +147,156 @@ public enum BedrockConverse {
                             reason: "the arguments of tool call \(call.id) are not a JSON object, which Bedrock requires"))
                     }
                     historyHasToolBlocks = true
-                    blocks.append(.object([
-                        "toolUse": .object(["toolUseId": .string(call.id), "name": .string(names.bedrockName(call.name)), "input": input])
-                    ]))
+                    blocks.append(.toolUse(id: call.id, name: names.bedrockName(call.name), input: input))
                 }
                 append("assistant", blocks)
             case .tool:
                 historyHasToolBlocks = true
-                var result: [String: JSONValue] = [
-                    "toolUseId": .string(m.toolCallID ?? ""),
-                    "content": .array([.object(["text": .string(m.text)])]),
-                ]
-                if m.text.isEmpty { result["content"] = .array([.object(["text": .string(" ")])]) }
-                append("user", [.object(["toolResult": .object(result)])])
+                // Converse refuses a blank text block.
+                append("user", [.toolResult(id: m.toolCallID ?? "", text: m.text.isEmpty ? " " : m.text)])
             }
         }
         if let prefill, !prefill.isEmpty {
-            append("assistant", [.object(["text": .string(prefill)])])
+            append("assistant", [.text(prefill)])
         }
 
-        var body: [String: JSONValue] = [
-            "messages": .array(turns.map { .object(["role": .string($0.role), "content": .array($0.content)]) })
-        ]
-        if !system.isEmpty { body["system"] = .array(system) }
-
-        var inference: [String: JSONValue] = ["maxTokens": .int(conversation.maxTokens ?? defaultMaxTokens)]
-        if let t = conversation.temperature { inference["temperature"] = number(t) }
-        if let p = conversation.topP { inference["topP"] = number(p) }
-        if !conversation.stop.isEmpty { inference["stopSequences"] = .array(conversation.stop.map { .string($0) }) }
-        body["inferenceConfig"] = .object(inference)
-
-        var specs: [JSONValue] = []
+        var specs: [(name: String, description: String?, schema: JSONValue?)] = []
         var declared: Set<String> = []
         for tool in conversation.tools {
             let name = names.bedrockName(tool.name)
             guard declared.insert(name).inserted else { continue }
-            var spec: [String: JSONValue] = [
-                "name": .string(name),
-                "inputSchema": .object(["json": tool.parameters ?? .object(["type": .string("object"), "properties": .object([:])])]),
-            ]
-            if let d = tool.description, !d.isEmpty { spec["description"] = .string(d) }
-            specs.append(.object(["toolSpec": .object(spec)]))
+            specs.append((name, tool.description.flatMap { $0.isEmpty ? nil : $0 }, tool.parameters))
         }
         if specs.isEmpty && historyHasToolBlocks {
             // Converse rejects tool blocks without a toolConfig: declare the tools the history used.
             for call in conversation.messages.flatMap(\.toolCalls) {
                 let name = names.bedrockName(call.name)
                 guard declared.insert(name).inserted else { continue }
-                specs.append(.object(["toolSpec": .object([
-                    "name": .string(name),
-                    "inputSchema": .object(["json": .object(["type": .string("object"), "properties": .object([:])])]),
-                ])]))
+                specs.append((name, nil, nil))
             }
         }
+
+        // Members in sorted order at every level (the text `canonicalJSON` gave before).
+        var s: [UInt8] = []
+        s.reserveCapacity(conversation.messages.count * 64 + 256)
+        s.append(UInt8(ascii: "{"))
+        if let g = guardrail {
+            JSONBytes.append("\"guardrailConfig\":{\"guardrailIdentifier\":", to: &s)
+            JSONBytes.appendString(g.identifier, to: &s)
+            JSONBytes.append(",\"guardrailVersion\":", to: &s)
+            JSONBytes.appendString(g.version, to: &s)
+            JSONBytes.append(",\"trace\":\"enabled\"},", to: &s)
+        }
+        JSONBytes.append("\"inferenceConfig\":{\"maxTokens\":", to: &s)
+        JSONBytes.appendInt(conversation.maxTokens ?? defaultMaxTokens, to: &s)
+        if !conversation.stop.isEmpty {
+            JSONBytes.append(",\"stopSequences\":", to: &s)
+            JSONBytes.appendValue(.array(conversation.stop.map { .string($0) }), to: &s)
+        }
+        if let t = conversation.temperature {
+            JSONBytes.append(",\"temperature\":", to: &s)
+            JSONBytes.appendValue(number(t), to: &s)
+        }
+        if let p = conversation.topP {
+            JSONBytes.append(",\"topP\":", to: &s)
+            JSONBytes.appendValue(number(p), to: &s)
+        }
+        JSONBytes.append("},\"messages\":[", to: &s)
+        for (k, turn) in turns.enumerated() {
+            if k > 0 { s.append(UInt8(ascii: ",")) }
+            JSONBytes.append("{\"content\":[", to: &s)
+            for (j, block) in turn.content.enumerated() {
+                if j > 0 { s.append(UInt8(ascii: ",")) }
+                block.write(to: &s)
+            }
+            JSONBytes.append("],\"role\":", to: &s)
+            JSONBytes.appendString(turn.role, to: &s)
+            s.append(UInt8(ascii: "}"))
+        }
+        s.append(UInt8(ascii: "]"))
+        if !system.isEmpty {
+            JSONBytes.append(",\"system\":[", to: &s)
+            for (k, text) in system.enumerated() {
+                if k > 0 { s.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"text\":", to: &s)
+                JSONBytes.appendString(text, to: &s)
+                s.append(UInt8(ascii: "}"))
+            }
+            s.append(UInt8(ascii: "]"))
+        }
         if !specs.isEmpty {
-            var config: [String: JSONValue] = ["tools": .array(specs)]
+            JSONBytes.append(",\"toolConfig\":{", to: &s)
             switch conversation.toolChoice {
-            case .auto?: config["toolChoice"] = .object(["auto": .object([:])])
-            case .required?: config["toolChoice"] = .object(["any": .object([:])])
-            case .function(let n)?: config["toolChoice"] = .object(["tool": .object(["name": .string(names.bedrockName(n))])])
+            case .auto?: JSONBytes.append("\"toolChoice\":{\"auto\":{}},", to: &s)
+            case .required?: JSONBytes.append("\"toolChoice\":{\"any\":{}},", to: &s)
+            case .function(let n)?:
+                JSONBytes.append("\"toolChoice\":{\"tool\":{\"name\":", to: &s)
+                JSONBytes.appendString(names.bedrockName(n), to: &s)
+                JSONBytes.append("}},", to: &s)
             // Converse has no "none": the choice is left to the model (its default, auto).
             case .none?, nil: break
             }
-            body["toolConfig"] = .object(config)
+            JSONBytes.append("\"tools\":[", to: &s)
+            for (k, spec) in specs.enumerated() {
+                if k > 0 { s.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"toolSpec\":{", to: &s)
+                if let d = spec.description {
+                    JSONBytes.append("\"description\":", to: &s)
+                    JSONBytes.appendString(d, to: &s)
+                    s.append(UInt8(ascii: ","))
+                }
+                JSONBytes.append("\"inputSchema\":{\"json\":", to: &s)
+                if let schema = spec.schema {
+                    JSONBytes.appendValue(schema, to: &s)
+                } else {
+                    JSONBytes.append("{\"properties\":{},\"type\":\"object\"}", to: &s)
+                }
+                JSONBytes.append("},\"name\":", to: &s)
+                JSONBytes.appendString(spec.name, to: &s)
+                JSONBytes.append("}}", to: &s)
+            }
+            JSONBytes.append("]}", to: &s)
         }
-        if let g = guardrail {
-            body["guardrailConfig"] = .object([
-                "guardrailIdentifier": .string(g.identifier), "guardrailVersion": .string(g.version), "trace": .string("enabled"),
-            ])
+        s.append(UInt8(ascii: "}"))
+        return .success(s)
+    }
+
+    /// One content block of a Converse turn.
+    enum Block {
+        case text(String)
+        case image(format: String, data: String)
+        case toolUse(id: String, name: String, input: JSONValue)
+        case toolResult(id: String, text: String)
+
+        /// The block's JSON, members in sorted order.
+        func write(to s: inout [UInt8]) {
+            switch self {
+            case .text(let t):
+                JSONBytes.append("{\"text\":", to: &s)
+                JSONBytes.appendString(t, to: &s)
+            case .image(let format, let data):
+                JSONBytes.append("{\"image\":{\"format\":", to: &s)
+                JSONBytes.appendString(format, to: &s)
+                JSONBytes.append(",\"source\":{\"bytes\":", to: &s)
+                JSONBytes.appendString(data, to: &s)
+                JSONBytes.append("}}", to: &s)
+            case .toolUse(let id, let name, let input):
+                JSONBytes.append("{\"toolUse\":{\"input\":", to: &s)
+                JSONBytes.appendValue(input, to: &s)
+                JSONBytes.append(",\"name\":", to: &s)
+                JSONBytes.appendString(name, to: &s)
+                JSONBytes.append(",\"toolUseId\":", to: &s)
+                JSONBytes.appendString(id, to: &s)
+                s.append(UInt8(ascii: "}"))
+            case .toolResult(let id, let text):
+                JSONBytes.append("{\"toolResult\":{\"content\":[{\"text\":", to: &s)
+                JSONBytes.appendString(text, to: &s)
+                JSONBytes.append("}],\"toolUseId\":", to: &s)
+                JSONBytes.appendString(id, to: &s)
+                s.append(UInt8(ascii: "}"))
+            }
+            s.append(UInt8(ascii: "}"))
         }
-        return .success(Array(JSONValue.object(body).canonicalJSON().utf8))
     }
 
     static func number(_ d: Double) -> JSONValue {
@@ -243,45 +324,165 @@ public enum BedrockConverse {
             cachedInput: read, cacheCreationInput: write)
     }
 
+    /// Converse `usage` at the cursor (`usage(_:)`'s members, read in place).
+    static func usageCounts(_ c: inout JSONCursor) throws(JSONCursor.Failure) -> UsageCounts {
+        try UsageCounts(&c, input: "inputTokens", output: "outputTokens", cacheRead: "cacheReadInputTokens", cacheWrite: "cacheWriteInputTokens")
+    }
+
     /// A complete Converse answer as an OpenAI `chat.completion`.
     ///
     /// - Parameters:
     ///   - id: the `x-amzn-RequestId` header (Converse has no id in its body), else a gateway id.
     ///   - model: the model the request asked for (the body does not name it).
     public static func completion(_ body: [UInt8], id: String, model: String, created: Int, names: BedrockToolNames) -> ResponseTranslation {
-        guard let value = try? JSONParser.parse(body), case .object = value,
-            let content = value["output"]?["message"]?["content"]?.arrayValue
-        else {
-            return .failed(.malformedResponse)
+        guard let answer = try? Answer(body), answer.hasContent else { return .failed(.malformedResponse) }
+        var out: [UInt8] = []
+        out.reserveCapacity(body.count + 256)
+        JSONBytes.append("{\"id\":", to: &out)
+        JSONBytes.appendString(id, to: &out)
+        JSONBytes.append(",\"object\":\"chat.completion\",\"created\":", to: &out)
+        JSONBytes.appendInt(created, to: &out)
+        JSONBytes.append(",\"model\":", to: &out)
+        JSONBytes.appendString(model, to: &out)
+        // The message's members in sorted order, as before (content, reasoning_content, role, tool_calls).
+        JSONBytes.append(",\"choices\":[{\"index\":0,\"message\":{\"content\":", to: &out)
+        if answer.text.isEmpty && !answer.calls.isEmpty { JSONBytes.append("null", to: &out) } else { JSONBytes.appendString(answer.text, to: &out) }
+        if !answer.reasoning.isEmpty {
+            JSONBytes.append(",\"reasoning_content\":", to: &out)
+            JSONBytes.appendString(answer.reasoning, to: &out)
         }
+        JSONBytes.append(",\"role\":\"assistant\"", to: &out)
+        if !answer.calls.isEmpty {
+            JSONBytes.append(",\"tool_calls\":[", to: &out)
+            for (k, call) in answer.calls.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"function\":{\"arguments\":", to: &out)
+                JSONBytes.appendString(call.input.canonicalJSON(), to: &out)
+                JSONBytes.append(",\"name\":", to: &out)
+                JSONBytes.appendString(names.clientName(call.name), to: &out)
+                JSONBytes.append("},\"id\":", to: &out)
+                JSONBytes.appendString(call.id, to: &out)
+                JSONBytes.append(",\"type\":\"function\"}", to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        JSONBytes.append("},\"logprobs\":null,\"finish_reason\":", to: &out)
+        JSONBytes.appendString(finishReason(answer.stopReason), to: &out)
+        JSONBytes.append("}]", to: &out)
+        let u = answer.usage.tokenUsage
+        if let u {
+            JSONBytes.append(",\"usage\":", to: &out)
+            JSONBytes.appendUsage(u, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+        return .translated(body: out, usage: u)
+    }
+
+    /// What a complete Converse answer says, read in one pass over its bytes.
+    struct Answer {
+        /// `output.message.content` is an array.
+        var hasContent = false
         var text = ""
         var reasoning = ""
-        var calls: [JSONValue] = []
-        for block in content {
-            if let t = block["text"]?.stringValue {
-                text += t
-            } else if let use = block["toolUse"], case .object = use {
-                let input = use["input"] ?? .object([:])
-                calls.append(.object([
-                    "id": .string(use["toolUseId"]?.stringValue ?? ""), "type": .string("function"),
-                    "function": .object([
-                        "name": .string(names.clientName(use["name"]?.stringValue ?? "")),
-                        "arguments": .string(input.canonicalJSON()),
-                    ]),
-                ]))
-            } else if let r = block["reasoningContent"]?["reasoningText"]?["text"]?.stringValue {
-                reasoning += r
+        var calls: [(id: String, name: String, input: JSONValue)] = []
+        var stopReason: String?
+        var usage = UsageCounts()
+
+        private init() {}
+
+        init(_ bytes: [UInt8]) throws(JSONCursor.Failure) {
+            self = try JSONCursor.read(bytes) { (c: inout JSONCursor) throws(JSONCursor.Failure) -> Answer in
+                var a = Answer()
+                try c.enterObject()
+                while let k = try c.nextKey() {
+                    if c.key(k, is: "output") {
+                        (a.hasContent, a.text, a.reasoning, a.calls) = (false, "", "", [])
+                        try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                            guard c.key(k, is: "message") else {
+                                try c.skipValue()
+                                return
+                            }
+                            (a.hasContent, a.text, a.reasoning, a.calls) = (false, "", "", [])
+                            try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                                guard c.key(k, is: "content") else {
+                                    try c.skipValue()
+                                    return
+                                }
+                                (a.hasContent, a.text, a.reasoning, a.calls) = (c.peek() == UInt8(ascii: "["), "", "", [])
+                                guard a.hasContent else {
+                                    try c.skipValue()
+                                    return
+                                }
+                                try c.enterArray()
+                                while try c.nextElement() { try a.block(&c) }
+                            }
+                        }
+                    } else if c.key(k, is: "stopReason") {
+                        a.stopReason = try c.stringIfAny()
+                    } else if c.key(k, is: "usage") {
+                        a.usage = try BedrockConverse.usageCounts(&c)
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+                try c.end()
+                return a
             }
         }
-        var message: [String: JSONValue] = ["role": .string("assistant"), "content": text.isEmpty && !calls.isEmpty ? .null : .string(text)]
-        if !calls.isEmpty { message["tool_calls"] = .array(calls) }
-        if !reasoning.isEmpty { message["reasoning_content"] = .string(reasoning) }
-        var out = "{\"id\":\(JSONValue.quoted(id)),\"object\":\"chat.completion\",\"created\":\(created),\"model\":\(JSONValue.quoted(model)),"
-        out += "\"choices\":[{\"index\":0,\"message\":\(JSONValue.object(message).canonicalJSON()),\"logprobs\":null,"
-        out += "\"finish_reason\":\(JSONValue.quoted(finishReason(value["stopReason"]?.stringValue)))}]"
-        let u = usage(value["usage"])
-        if let u { out += ",\"usage\":\(u.openAIJSON)" }
-        out += "}"
-        return .translated(body: Array(out.utf8), usage: u)
+
+        /// One content block: text, a tool use, or reasoning text (in that order of precedence).
+        private mutating func block(_ c: inout JSONCursor) throws(JSONCursor.Failure) {
+            var text: String?
+            var use: (id: String?, name: String?, input: JSONValue?)?
+            var reasoning: String?
+            try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                if c.key(k, is: "text") {
+                    text = try c.stringIfAny()
+                } else if c.key(k, is: "toolUse") {
+                    use = nil
+                    guard c.peek() == UInt8(ascii: "{") else {
+                        try c.skipValue()
+                        return
+                    }
+                    var u: (id: String?, name: String?, input: JSONValue?) = (nil, nil, nil)
+                    try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                        if c.key(k, is: "toolUseId") {
+                            u.id = try c.stringIfAny()
+                        } else if c.key(k, is: "name") {
+                            u.name = try c.stringIfAny()
+                        } else if c.key(k, is: "input") {
+                            u.input = try c.value()
+                        } else {
+                            try c.skipValue()
+                        }
+                    }
+                    use = u
+                } else if c.key(k, is: "reasoningContent") {
+                    reasoning = nil
+                    try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                        guard c.key(k, is: "reasoningText") else {
+                            try c.skipValue()
+                            return
+                        }
+                        reasoning = try BedrockStreamTranslator.Payload.member("text", of: &c)
+                    }
+                } else {
+                    try c.skipValue()
+                }
+            }
+            if let text {
+                self.text += text
+            } else if let use {
+                calls.append((use.id ?? "", use.name ?? "", use.input ?? .object([:])))
+            } else if let reasoning {
+                self.reasoning += reasoning
+            }
+        }
+
+        static func members(
+            of c: inout JSONCursor, _ member: (inout JSONCursor, JSONCursor.Key) throws(JSONCursor.Failure) -> Void
+        ) throws(JSONCursor.Failure) {
+            try StreamPayload.members(of: &c, member)
+        }
     }
 }

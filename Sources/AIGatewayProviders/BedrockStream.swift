@@ -60,33 +60,34 @@ public struct BedrockStreamTranslator: StreamTranslator {
             return [StreamEvent(.fault(StreamFault(failure, message: "\(BedrockErrors.errorType(type)): \(message)")))]
         }
         guard let type = frame[header: ":event-type"] else { return [StreamEvent(.malformed)] }
-        guard let payload = try? JSONParser.parse(frame.payload), case .object = payload else { return [StreamEvent(.malformed)] }
+        guard let p = try? Payload(frame.payload) else { return [StreamEvent(.malformed)] }
         switch type {
         case "messageStart":
             return writer.role().map { [$0] } ?? []
         case "contentBlockStart":
-            guard let block = payload["contentBlockIndex"]?.intValue, let use = payload["start"]?["toolUse"], case .object = use else { return [] }
-            let name = names.clientName(use["name"]?.stringValue ?? "")
-            let (index, events) = writer.startToolCall(id: use["toolUseId"]?.stringValue ?? "", name: name)
+            guard let block = p.index, p.startsToolUse else { return [] }
+            let (index, events) = writer.startToolCall(id: p.toolUseID ?? "", name: names.clientName(p.name ?? ""))
             tools[block] = (index, false)
             return events
         case "contentBlockDelta":
-            let block = payload["contentBlockIndex"]?.intValue ?? 0
-            guard let delta = payload["delta"] else { return [StreamEvent(.malformed)] }
-            if let text = delta["text"]?.stringValue {
-                return writer.text(text)
+            let block = p.index ?? 0
+            guard p.hasDelta else { return [StreamEvent(.malformed)] }
+            if let text = p.text {
+                var out: [StreamEvent] = []
+                writer.text(text, into: &out)
+                return out
             }
-            if let input = delta["toolUse"]?["input"]?.stringValue {
+            if let input = p.toolInput {
                 guard let tool = tools[block] else { return [StreamEvent(.malformed)] }
                 if !input.isEmpty { tools[block]?.sentArguments = true }
                 return writer.toolArguments(index: tool.index, input)
             }
-            if let reasoning = delta["reasoningContent"]?["text"]?.stringValue {
+            if let reasoning = p.reasoning {
                 return writer.reasoning(reasoning)
             }
             return []  // signatures, redacted reasoning, citations: nothing for an OpenAI client
         case "contentBlockStop":
-            if let block = payload["contentBlockIndex"]?.intValue, let tool = tools[block], !tool.sentArguments {
+            if let block = p.index, let tool = tools[block], !tool.sentArguments {
                 // A tool call without input: its arguments are still a JSON object.
                 tools[block]?.sentArguments = true
                 return writer.toolArguments(index: tool.index, "{}")
@@ -94,7 +95,7 @@ public struct BedrockStreamTranslator: StreamTranslator {
             return []
         case "messageStop":
             stopped = true
-            return writer.finish(BedrockConverse.finishReason(payload["stopReason"]?.stringValue))
+            return writer.finish(BedrockConverse.finishReason(p.stopReason))
         case "metadata":
             ended = true
             var out: [StreamEvent] = []
@@ -102,11 +103,104 @@ public struct BedrockStreamTranslator: StreamTranslator {
                 // Usage before any stop: the answer is cut short.
                 return [StreamEvent(.fault(StreamFault(.malformedResponse, message: "Bedrock sent metadata before messageStop")))]
             }
-            if let u = BedrockConverse.usage(payload["usage"]) { out.append(writer.usage(u)) }
+            if let u = p.usage.tokenUsage { out.append(writer.usage(u)) }
             out.append(writer.done())
             return out
         default:
             return []  // a new event type: ignored, as AWS's SDKs do
+        }
+    }
+
+    /// The members of an event's JSON payload the translation reads, in one pass over its bytes
+    /// (every event type's, as Converse names them; the rest is checked and skipped).
+    struct Payload {
+        var index: Int?
+        var hasDelta = false
+        var text: String?
+        var toolInput: String?
+        var reasoning: String?
+        var startsToolUse = false
+        var toolUseID: String?
+        var name: String?
+        var stopReason: String?
+        var usage = UsageCounts()
+
+        private init() {}
+
+        init(_ bytes: [UInt8]) throws(JSONCursor.Failure) {
+            self = try JSONCursor.read(bytes) { (c: inout JSONCursor) throws(JSONCursor.Failure) -> Payload in
+                var p = Payload()
+                try c.enterObject()
+                while let k = try c.nextKey() {
+                    if c.key(k, is: "contentBlockIndex") {
+                        p.index = try c.intIfAny()
+                    } else if c.key(k, is: "delta") {
+                        p.hasDelta = true
+                        (p.text, p.toolInput, p.reasoning) = (nil, nil, nil)
+                        guard c.peek() == UInt8(ascii: "{") else { try c.skipValue(); continue }
+                        try c.enterObject()
+                        while let d = try c.nextKey() {
+                            if c.key(d, is: "text") {
+                                p.text = try c.stringIfAny()
+                            } else if c.key(d, is: "toolUse") {
+                                p.toolInput = try Self.member("input", of: &c)
+                            } else if c.key(d, is: "reasoningContent") {
+                                p.reasoning = try Self.member("text", of: &c)
+                            } else {
+                                try c.skipValue()
+                            }
+                        }
+                    } else if c.key(k, is: "start") {
+                        (p.startsToolUse, p.toolUseID, p.name) = (false, nil, nil)
+                        guard c.peek() == UInt8(ascii: "{") else { try c.skipValue(); continue }
+                        try c.enterObject()
+                        while let s = try c.nextKey() {
+                            guard c.key(s, is: "toolUse") else {
+                                try c.skipValue()
+                                continue
+                            }
+                            (p.startsToolUse, p.toolUseID, p.name) = (c.peek() == UInt8(ascii: "{"), nil, nil)
+                            guard p.startsToolUse else {
+                                try c.skipValue()
+                                continue
+                            }
+                            try c.enterObject()
+                            while let u = try c.nextKey() {
+                                if c.key(u, is: "toolUseId") {
+                                    p.toolUseID = try c.stringIfAny()
+                                } else if c.key(u, is: "name") {
+                                    p.name = try c.stringIfAny()
+                                } else {
+                                    try c.skipValue()
+                                }
+                            }
+                        }
+                    } else if c.key(k, is: "stopReason") {
+                        p.stopReason = try c.stringIfAny()
+                    } else if c.key(k, is: "usage") {
+                        p.usage = try BedrockConverse.usageCounts(&c)
+                    } else {
+                        try c.skipValue()
+                    }
+                }
+                try c.end()
+                return p
+            }
+        }
+
+        /// The string member `name` of the object at the cursor (nil if the value is no object or
+        /// has no such string); the value is consumed.
+        static func member(_ name: StaticString, of c: inout JSONCursor) throws(JSONCursor.Failure) -> String? {
+            guard c.peek() == UInt8(ascii: "{") else {
+                try c.skipValue()
+                return nil
+            }
+            var found: String?
+            try c.enterObject()
+            while let k = try c.nextKey() {
+                if c.key(k, is: name) { found = try c.stringIfAny() } else { try c.skipValue() }
+            }
+            return found
         }
     }
 }

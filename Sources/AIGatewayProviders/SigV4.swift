@@ -66,37 +66,154 @@ public struct SigV4: Sendable, Hashable {
     /// Signs `request` whose headers already hold `x-amz-date` (and the session token, if any) with
     /// the value `amzDate`.
     public func sign(_ request: Request, credentials: AWSCredentials, amzDate: String) -> Signature {
-        let (canonical, signed) = Self.canonicalRequest(request)
-        let date = String(amzDate.prefix(8))
-        let scope = "\(date)/\(region)/\(service)/aws4_request"
-        let stringToSign = "\(Self.algorithm)\n\(amzDate)\n\(scope)\n\(Self.hex(SHA256.hash(data: Array(canonical.utf8))))"
-        let key = Self.cachedSigningKey(secret: credentials.secretAccessKey.value, date: date, region: region, service: service)
-        let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
-        var headers: [UpstreamTarget.HeaderField] = [.init(name: "x-amz-date", value: amzDate)]
+        let c = compute(
+            method: request.method, path: Substring(request.path), query: Substring(request.query), headers: request.headers,
+            body: request.body, credentials: credentials, amzDate: amzDate)
+        return Signature(
+            headers: Self.headers(c, credentials: credentials, amzDate: amzDate), canonicalRequest: String(decoding: c.canonical, as: UTF8.self),
+            stringToSign: String(decoding: c.stringToSign, as: UTF8.self), signedHeaders: String(decoding: c.signedHeaders, as: UTF8.self),
+            signature: String(decoding: c.signature, as: UTF8.self))
+    }
+
+    /// What `sign(_:credentials:time:)` returns in `Signature.headers`, and nothing else (the
+    /// per-request path: no text of the canonical request or the string to sign is kept).
+    /// `headers` are the headers to sign (`host` included), without `x-amz-date` and the token.
+    public func signatureHeaders(
+        method: String, path: Substring, query: Substring = "", headers: [(name: String, value: String)], body: [UInt8],
+        credentials: AWSCredentials, time: Double
+    ) -> [UpstreamTarget.HeaderField] {
+        let amzDate = Self.amzDate(time)
+        var headers = headers
+        headers.append((name: "x-amz-date", value: amzDate))
+        if let token = credentials.sessionToken {
+            headers.append((name: "x-amz-security-token", value: token.value))
+        }
+        let c = compute(method: method, path: path, query: query, headers: headers, body: body, credentials: credentials, amzDate: amzDate)
+        return Self.headers(c, credentials: credentials, amzDate: amzDate)
+    }
+
+    /// The canonical request, the string to sign, the signed header list and the signature, as
+    /// bytes: each built in one buffer, hashed as raw bytes.
+    struct Computed {
+        var canonical: [UInt8]
+        var stringToSign: [UInt8]
+        /// Where the credential scope (`date/region/service/aws4_request`) is in `stringToSign`.
+        var scope: Range<Int>
+        var signedHeaders: [UInt8]
+        var signature: [UInt8]
+    }
+
+    func compute(
+        method: String, path: Substring, query: Substring, headers: [(name: String, value: String)], body: [UInt8],
+        credentials: AWSCredentials, amzDate: String
+    ) -> Computed {
+        var canonical: [UInt8] = []
+        canonical.reserveCapacity(256 + path.utf8.count + query.utf8.count + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 2 } * 2)
+        Self.appendUppercased(method, into: &canonical)
+        canonical.append(UInt8(ascii: "\n"))
+        Self.appendCanonicalURI(path, into: &canonical)
+        canonical.append(UInt8(ascii: "\n"))
+        if !query.isEmpty { canonical.append(contentsOf: Self.canonicalQuery(String(query)).utf8) }
+        canonical.append(UInt8(ascii: "\n"))
+        var signed: [UInt8] = []
+        signed.reserveCapacity(64)
+        Self.appendCanonicalHeaders(headers, into: &canonical, signed: &signed)
+        canonical.append(UInt8(ascii: "\n"))
+        canonical.append(contentsOf: signed)
+        canonical.append(UInt8(ascii: "\n"))
+        body.withUnsafeBytes { Self.appendHex(Self.sha256($0), into: &canonical) }
+
+        let date = amzDate.utf8.prefix(8)
+        var toSign: [UInt8] = []
+        toSign.reserveCapacity(128 + region.utf8.count + service.utf8.count)
+        toSign.append(contentsOf: Self.algorithm.utf8)
+        toSign.append(UInt8(ascii: "\n"))
+        toSign.append(contentsOf: amzDate.utf8)
+        toSign.append(UInt8(ascii: "\n"))
+        let scopeStart = toSign.count
+        appendScope(date: date, into: &toSign)
+        let scope = scopeStart..<toSign.count
+        toSign.append(UInt8(ascii: "\n"))
+        canonical.withUnsafeBytes { Self.appendHex(Self.sha256($0), into: &toSign) }
+
+        let key = Self.cachedSigner(secret: credentials.secretAccessKey.value, date: String(decoding: date, as: UTF8.self), region: region, service: service)
+        var signature: [UInt8] = []
+        signature.reserveCapacity(64)
+        Self.appendHex(key.authenticationCode(for: toSign), into: &signature)
+        return Computed(canonical: canonical, stringToSign: toSign, scope: scope, signedHeaders: signed, signature: signature)
+    }
+
+    /// `date/region/service/aws4_request`.
+    private func appendScope(date: Substring.UTF8View, into out: inout [UInt8]) {
+        out.append(contentsOf: date)
+        out.append(UInt8(ascii: "/"))
+        out.append(contentsOf: region.utf8)
+        out.append(UInt8(ascii: "/"))
+        out.append(contentsOf: service.utf8)
+        out.append(contentsOf: "/aws4_request".utf8)
+    }
+
+    /// `x-amz-date`, the token if any, and `authorization`.
+    private static func headers(_ c: Computed, credentials: AWSCredentials, amzDate: String) -> [UpstreamTarget.HeaderField] {
+        var headers: [UpstreamTarget.HeaderField] = []
+        headers.reserveCapacity(3)
+        headers.append(.init(name: "x-amz-date", value: amzDate))
         if let token = credentials.sessionToken {
             headers.append(.init(name: "x-amz-security-token", value: token.value))
         }
-        headers.append(.init(
-            name: "authorization",
-            value: "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signed), Signature=\(signature)"))
-        return Signature(headers: headers, canonicalRequest: canonical, stringToSign: stringToSign, signedHeaders: signed, signature: signature)
+        var auth: [UInt8] = []
+        auth.reserveCapacity(96 + credentials.accessKeyID.utf8.count + c.scope.count + c.signedHeaders.count + c.signature.count)
+        auth.append(contentsOf: algorithm.utf8)
+        auth.append(contentsOf: " Credential=".utf8)
+        auth.append(contentsOf: credentials.accessKeyID.utf8)
+        auth.append(UInt8(ascii: "/"))
+        auth.append(contentsOf: c.stringToSign[c.scope])
+        auth.append(contentsOf: ", SignedHeaders=".utf8)
+        auth.append(contentsOf: c.signedHeaders)
+        auth.append(contentsOf: ", Signature=".utf8)
+        auth.append(contentsOf: c.signature)
+        headers.append(.init(name: "authorization", value: String(decoding: auth, as: UTF8.self)))
+        return headers
+    }
+
+    /// A signing key already derived, with its HMAC state set up.
+    private struct DerivedKey: Sendable {
+        var secret: String
+        var date: String
+        var region: String
+        var service: String
+        var key: SymmetricKey
+        var signer: HMACSHA256Key
     }
 
     /// Signing keys already derived, by date, region, service and secret: the derivation is four
     /// HMACs and the same for every request of a day (it was a sixth of the gateway's CPU on a
-    /// Bedrock route). Bounded: emptied when it holds 16 keys (rotated secrets, new days).
-    private static let derivedKeys = Mutex<[String: SymmetricKey]>([:])
+    /// Bedrock route), and the key's HMAC setup (two more blocks) is done once with it. Bounded:
+    /// emptied when it holds 16 keys (rotated secrets, new days).
+    private static let derivedKeys = Mutex<[DerivedKey]>([])
+
+    private static func cached(secret: String, date: String, region: String, service: String) -> DerivedKey {
+        let found = derivedKeys.withLock { keys in
+            keys.first { $0.date == date && $0.secret == secret && $0.region == region && $0.service == service }
+        }
+        if let found { return found }
+        let key = signingKey(secret: secret, date: date, region: region, service: service)
+        let derived = DerivedKey(secret: secret, date: date, region: region, service: service, key: key, signer: HMACSHA256Key(key: key))
+        derivedKeys.withLock { keys in
+            if keys.count >= 16 { keys.removeAll() }
+            keys.append(derived)
+        }
+        return derived
+    }
 
     /// `signingKey`, derived once per date, region, service and secret.
     public static func cachedSigningKey(secret: String, date: String, region: String, service: String) -> SymmetricKey {
-        let id = "\(date)\n\(region)\n\(service)\n\(secret)"
-        if let key = derivedKeys.withLock({ $0[id] }) { return key }
-        let key = signingKey(secret: secret, date: date, region: region, service: service)
-        derivedKeys.withLock { keys in
-            if keys.count >= 16 { keys.removeAll() }
-            keys[id] = key
-        }
-        return key
+        cached(secret: secret, date: date, region: region, service: service).key
+    }
+
+    /// The HMAC of the cached signing key, its key blocks already hashed.
+    static func cachedSigner(secret: String, date: String, region: String, service: String) -> HMACSHA256Key {
+        cached(secret: secret, date: date, region: region, service: service).signer
     }
 
     /// The HMAC key chain: `"AWS4" + secret` → date → region → service → `aws4_request`.
@@ -110,16 +227,38 @@ public struct SigV4: Sendable, Hashable {
 
     /// `METHOD\nURI\nQUERY\nHEADERS\n\nSIGNED_HEADERS\nPAYLOAD_HASH`, and the signed header list.
     public static func canonicalRequest(_ r: Request) -> (text: String, signedHeaders: String) {
-        let (headers, signed) = canonicalHeaders(r.headers)
-        let payload = hex(SHA256.hash(data: r.body))
-        let text = "\(r.method.uppercased())\n\(canonicalURI(r.path))\n\(canonicalQuery(r.query))\n\(headers)\n\(signed)\n\(payload)"
-        return (text, signed)
+        var out: [UInt8] = []
+        appendUppercased(r.method, into: &out)
+        out.append(UInt8(ascii: "\n"))
+        appendCanonicalURI(Substring(r.path), into: &out)
+        out.append(UInt8(ascii: "\n"))
+        out.append(contentsOf: canonicalQuery(r.query).utf8)
+        out.append(UInt8(ascii: "\n"))
+        var signed: [UInt8] = []
+        appendCanonicalHeaders(r.headers, into: &out, signed: &signed)
+        out.append(UInt8(ascii: "\n"))
+        out.append(contentsOf: signed)
+        out.append(UInt8(ascii: "\n"))
+        r.body.withUnsafeBytes { appendHex(sha256($0), into: &out) }
+        return (String(decoding: out, as: UTF8.self), String(decoding: signed, as: UTF8.self))
     }
 
     /// Each segment of the wire path URI-encoded once more (so `%3A` becomes `%253A`).
     public static func canonicalURI(_ path: String) -> String {
-        if path.isEmpty { return "/" }
-        return path.split(separator: "/", omittingEmptySubsequences: false).map { uriEncode(Substring($0)) }.joined(separator: "/")
+        var out: [UInt8] = []
+        appendCanonicalURI(Substring(path), into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Every byte of each segment as `uriEncode` writes it, the `/` between segments kept.
+    static func appendCanonicalURI(_ path: Substring, into out: inout [UInt8]) {
+        if path.isEmpty {
+            out.append(UInt8(ascii: "/"))
+            return
+        }
+        for b in path.utf8 {
+            if b == UInt8(ascii: "/") { out.append(b) } else { appendURIEncoded(b, into: &out) }
+        }
     }
 
     /// Parameters decoded, re-encoded with AWS's rules (`%20`, never `+`), sorted by name then value.
@@ -142,51 +281,94 @@ public struct SigV4: Sendable, Hashable {
     /// Names lowercased, values trimmed with inner runs of spaces collapsed, repeated names joined
     /// with commas, sorted by name. Returns the block (each line ending in `\n`) and the name list.
     public static func canonicalHeaders(_ headers: [(name: String, value: String)]) -> (block: String, signed: String) {
-        var merged: [String: [String]] = [:]
-        for (name, value) in headers {
-            merged[name.lowercased(), default: []].append(trimAll(value))
+        var block: [UInt8] = []
+        var signed: [UInt8] = []
+        appendCanonicalHeaders(headers, into: &block, signed: &signed)
+        return (String(decoding: block, as: UTF8.self), String(decoding: signed, as: UTF8.self))
+    }
+
+    /// `canonicalHeaders` written into `out` (the block) and `signed` (the name list).
+    static func appendCanonicalHeaders(_ headers: [(name: String, value: String)], into out: inout [UInt8], signed: inout [UInt8]) {
+        let names = headers.map { lowercasedName($0.name) }
+        // Sorted by name; a repeated name keeps its values in the order given.
+        var order = Array(names.indices)
+        order.sort { names[$0] == names[$1] ? $0 < $1 : names[$0] < names[$1] }
+        var k = 0
+        while k < order.count {
+            let name = names[order[k]]
+            if !signed.isEmpty { signed.append(UInt8(ascii: ";")) }
+            signed.append(contentsOf: name.utf8)
+            out.append(contentsOf: name.utf8)
+            out.append(UInt8(ascii: ":"))
+            appendTrimmed(headers[order[k]].value, into: &out)
+            k += 1
+            while k < order.count, names[order[k]] == name {
+                out.append(UInt8(ascii: ","))
+                appendTrimmed(headers[order[k]].value, into: &out)
+                k += 1
+            }
+            out.append(UInt8(ascii: "\n"))
         }
-        let names = merged.keys.sorted()
-        var block = ""
-        for n in names {
-            block += "\(n):\(merged[n]!.joined(separator: ","))\n"
+    }
+
+    /// The name lowercased; the same string (no copy) when it already is.
+    static func lowercasedName(_ name: String) -> String {
+        name.utf8.contains { $0 >= 0x80 || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) } ? name.lowercased() : name
+    }
+
+    /// The method uppercased, written into `out`.
+    static func appendUppercased(_ method: String, into out: inout [UInt8]) {
+        if method.utf8.contains(where: { $0 >= 0x80 || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) }) {
+            out.append(contentsOf: method.uppercased().utf8)
+        } else {
+            out.append(contentsOf: method.utf8)
         }
-        return (block, names.joined(separator: ";"))
     }
 
     /// Leading and trailing whitespace removed, runs of spaces and tabs inside made one space.
     static func trimAll(_ value: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        appendTrimmed(value, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `trimAll(value)` written into `out`.
+    static func appendTrimmed(_ value: String, into out: inout [UInt8]) {
+        var wrote = false
         var pendingSpace = false
-        for scalar in value.unicodeScalars {
-            if scalar == " " || scalar == "\t" || scalar == "\n" || scalar == "\r" {
-                pendingSpace = !out.isEmpty
+        for b in value.utf8 {
+            if b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\r") {
+                pendingSpace = wrote
             } else {
-                if pendingSpace { out += " " }
+                if pendingSpace { out.append(UInt8(ascii: " ")) }
                 pendingSpace = false
-                out.unicodeScalars.append(scalar)
+                wrote = true
+                out.append(b)
             }
         }
-        return out
     }
 
     /// RFC 3986 encoding as AWS defines it: every byte but `A-Z a-z 0-9 - _ . ~` as `%XX` (uppercase).
     public static func uriEncode<S: StringProtocol>(_ s: S) -> String {
-        let hexDigits = Array("0123456789ABCDEF".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(s.utf8.count)
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.append(b)
-            default:
-                out.append(UInt8(ascii: "%"))
-                out.append(hexDigits[Int(b >> 4)])
-                out.append(hexDigits[Int(b & 0xF)])
-            }
-        }
+        for b in s.utf8 { appendURIEncoded(b, into: &out) }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let upperHexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
+    private static let lowerHexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    static func appendURIEncoded(_ b: UInt8, into out: inout [UInt8]) {
+        switch b {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+            out.append(b)
+        default:
+            out.append(UInt8(ascii: "%"))
+            out.append(upperHexDigits[Int(b >> 4)])
+            out.append(upperHexDigits[Int(b & 0xF)])
+        }
     }
 
     /// `%XX` sequences decoded; anything malformed is kept as written.
@@ -222,8 +404,25 @@ public struct SigV4: Sendable, Hashable {
         let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let secondOfDay = seconds - days * 86400
         let (y, m, d) = civil(days: days)
-        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "\(y)\(two(m))\(two(d))T\(two(secondOfDay / 3600))\(two(secondOfDay / 60 % 60))\(two(secondOfDay % 60))Z"
+        var out: [UInt8] = []
+        out.reserveCapacity(16)
+        func digits(_ n: Int, _ width: Int) {
+            var place = 1
+            for _ in 1..<width { place *= 10 }
+            while place > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(n / place % 10))
+                place /= 10
+            }
+        }
+        if (1000...9999).contains(y) { digits(y, 4) } else { out.append(contentsOf: String(y).utf8) }
+        digits(m, 2)
+        digits(d, 2)
+        out.append(UInt8(ascii: "T"))
+        digits(secondOfDay / 3600, 2)
+        digits(secondOfDay / 60 % 60, 2)
+        digits(secondOfDay % 60, 2)
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's algorithm).
@@ -240,17 +439,38 @@ public struct SigV4: Sendable, Hashable {
     }
 
     static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         for b in digest {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xF)])
+            out.append(lowerHexDigits[Int(b >> 4)])
+            out.append(lowerHexDigits[Int(b & 0xF)])
         }
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The digest in lowercase hex, written into `out`.
+    static func appendHex(_ digest: SHA256Digest, into out: inout [UInt8]) {
+        digest.withUnsafeBytes { bytes in
+            for b in bytes {
+                out.append(lowerHexDigits[Int(b >> 4)])
+                out.append(lowerHexDigits[Int(b & 0xF)])
+            }
+        }
+    }
+
+    /// SHA-256 of raw bytes (no generic `DataProtocol` walk).
+    static func sha256(_ bytes: UnsafeRawBufferPointer) -> SHA256Digest {
+        var h = SHA256()
+        h.update(bufferPointer: bytes)
+        return h.finalize()
+    }
+
     /// Hex SHA-256 of `bytes` (the payload hash).
-    public static func sha256Hex(_ bytes: [UInt8]) -> String { hex(SHA256.hash(data: bytes)) }
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        bytes.withUnsafeBytes { appendHex(sha256($0), into: &out) }
+        return String(decoding: out, as: UTF8.self)
+    }
 
     /// Checks the `authorization` header of a received request (the fake provider plays AWS with
     /// it). `headers` are all the request's headers; the ones its `SignedHeaders` names are

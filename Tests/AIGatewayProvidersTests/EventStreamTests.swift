@@ -24,6 +24,24 @@ struct EventStreamTests {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
         #expect(CRC32.checksum([UInt8]()) == 0)
         #expect(CRC32.update(CRC32.checksum(Array("1234".utf8)), Array("56789".utf8)) == 0xCBF4_3926)
+        // Eight bytes a step gives the bit-by-bit CRC for any length and any split.
+        func bitwise(_ bytes: [UInt8]) -> UInt32 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for b in bytes {
+                c ^= UInt32(b)
+                for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            }
+            return ~c
+        }
+        var rng = SystemRandomNumberGenerator()
+        for length in [1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 200] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            #expect(CRC32.checksum(bytes) == bitwise(bytes))
+            #expect(CRC32.checksum(bytes[1...]) == bitwise(Array(bytes[1...])))
+            let cut = length / 3
+            #expect(CRC32.update(CRC32.checksum(bytes[..<cut]), bytes[cut...]) == bitwise(bytes))
+            #expect(CRC32.checksum(AnySequenceOfBytes(bytes)) == bitwise(bytes))
+        }
     }
 
     @Test("the encoder writes the frames zlib's checksums predict")
@@ -116,4 +134,14 @@ struct EventStreamTests {
         // A string header whose length runs past the block.
         #expect(throws: EventStreamDecoder.Failure.self) { try e.feed(frame(total: 21, headers: 5, body: [1, 0x61, 7, 0, 9])) }
     }
+}
+
+/// A collection without contiguous storage (the CRC's byte-at-a-time path).
+struct AnySequenceOfBytes: Collection {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    var startIndex: Int { bytes.startIndex }
+    var endIndex: Int { bytes.endIndex }
+    func index(after i: Int) -> Int { i + 1 }
+    subscript(i: Int) -> UInt8 { bytes[i] }
 }

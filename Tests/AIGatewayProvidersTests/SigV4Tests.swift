@@ -36,11 +36,49 @@ struct SigV4Tests {
         }
     }
 
+    @Test("the precomputed HMAC-SHA256 key equals HMAC<SHA256> for random keys (short, block-sized, long) and messages")
+    func precomputedHMAC() {
+        var rng = SystemRandomNumberGenerator()
+        for keyLength in [0, 1, 20, 32, 63, 64, 65, 100, 200] {
+            for messageLength in [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 300, 1000] {
+                let key = (0..<keyLength).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                let message = (0..<messageLength).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                let expected = Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)))
+                let fast = HMACSHA256Key(key: key)
+                #expect(Array(fast.authenticationCode(for: message)) == expected, "key \(keyLength) bytes, message \(messageLength) bytes")
+                // The state is reused, not consumed: a second code is the same.
+                #expect(Array(fast.authenticationCode(for: message)) == expected)
+                #expect(Array(HMACSHA256Key(key: SymmetricKey(data: key)).authenticationCode(for: message)) == expected)
+            }
+        }
+        // RFC 4231 test case 2.
+        let code = HMACSHA256Key(key: Array("Jefe".utf8)).authenticationCode(for: Array("what do ya want for nothing?".utf8))
+        #expect(code.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+    }
+
+    @Test("signatureHeaders (the per-request path) gives exactly sign's headers")
+    func headersOnly() {
+        var creds = Self.credentials
+        for token in [nil, "tok"] {
+            creds.sessionToken = token.map(SecretString.init)
+            for (method, path, query, body) in [("GET", "/", "", ""), ("POST", "/model/a%3Ab/converse", "", #"{"messages":[]}"#), ("GET", "/x y", "b=2&a=1", "")] {
+                let headers = [Self.host, (name: "Content-Type", value: " application/json ")]
+                let full = Self.signer.sign(
+                    SigV4.Request(method: method, path: path, query: query, headers: headers, body: Array(body.utf8)), credentials: creds, time: Self.time)
+                let fast = Self.signer.signatureHeaders(
+                    method: method, path: Substring(path), query: Substring(query), headers: headers, body: Array(body.utf8), credentials: creds,
+                    time: Self.time)
+                #expect(fast == full.headers)
+            }
+        }
+    }
+
     @Test("the clock formats as x-amz-date")
     func date() {
         #expect(SigV4.amzDate(Self.time) == "20150830T123600Z")
         #expect(SigV4.amzDate(0) == "19700101T000000Z")
         #expect(SigV4.amzDate(951_782_400) == "20000229T000000Z")
+        #expect(SigV4.amzDate(4_102_444_799.9) == "20991231T235959Z")
     }
 
     @Test("get-vanilla: canonical request, string to sign and Authorization exactly as published")
@@ -116,6 +154,12 @@ struct SigV4Tests {
         ])
         #expect(block == "host:h\nmy-header1:value1,value2\nmy-header2:\"a b c\"\n")
         #expect(signed == "host;my-header1;my-header2")
+        // Tabs and line breaks count as spaces; an all-blank value is empty; repeated names keep their order.
+        let (block2, signed2) = SigV4.canonicalHeaders([
+            (name: "X-B", value: "\t1\t \r\n2 "), (name: "x-a", value: "   "), (name: "x-b", value: "0"), (name: "X-A", value: "z"),
+        ])
+        #expect(block2 == "x-a:,z\nx-b:1 2,0\n")
+        #expect(signed2 == "x-a;x-b")
     }
 
     @Test("a Bedrock model id with ':' goes %3A on the wire and %253A in the canonical URI")
