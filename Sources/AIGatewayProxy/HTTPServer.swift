@@ -207,8 +207,19 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
         for w in waiters { w.resume(with: result) }
     }
 
+    /// The pipeline of one client connection: NIO's request decoder, then one handler that does the
+    /// rest (response encoding, pipelining, idle timeout, parse errors): every handler is a hop for
+    /// every part of every request. Header values are checked where they enter (the HTTP parser,
+    /// manifest decoding).
+    func configureConnection(_ sync: ChannelPipeline.SynchronousOperations) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
+        try sync.addHandler(ConnectionHandler(server: self))
+    }
+
     public func run() async throws {
-        let limits = self.limits
         let server: any Channel
         do {
             server = try await ServerBootstrap(group: group)
@@ -217,18 +228,7 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-                        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-                        let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
-                        // One handler after the decoder does the rest (response encoding, pipelining,
-                        // idle timeout, parse errors): every handler is a hop for every part of every
-                        // request. Header values are checked where they enter (the HTTP parser,
-                        // manifest decoding).
-                        try sync.addHandler(ConnectionHandler(server: self))
-                    }
+                    channel.eventLoop.makeCompletedFuture { try self.configureConnection(channel.pipeline.syncOperations) }
                 }
                 .bind(host: host, port: requestedPort).get()
         } catch {
