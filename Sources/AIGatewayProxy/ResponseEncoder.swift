@@ -111,8 +111,9 @@ struct ResponseEncoder {
         let status = head.status
         let mayHaveBody = status.mayHaveResponseBody
         var hasLength = false
-        for (name, _) in head.headers where framingFields.contains(name) {
-            if name.utf8.count == 14 { hasLength = true }
+        // `content-length` has 14 bytes, `transfer-encoding` 17: other names are not looked at.
+        for (name, _) in head.headers where name.utf8.count == 14 && framingFields.contains(name) {
+            hasLength = true
         }
         let http11 = head.version.major == 1 && head.version.minor >= 1
         let framing: Framing
@@ -143,10 +144,8 @@ struct ResponseEncoder {
         buffer.writeString(status.reasonPhrase)
         buffer.writeStaticString("\r\n")
         for (name, value) in head.headers {
-            if (dropLength || dropTransferEncoding), framingFields.contains(name) {
-                // `content-length` has 14 bytes, `transfer-encoding` 17.
-                if name.utf8.count == 14 ? dropLength : dropTransferEncoding { continue }
-            }
+            let length = name.utf8.count
+            if (length == 14 && dropLength) || (length == 17 && dropTransferEncoding), framingFields.contains(name) { continue }
             buffer.writeString(name)
             buffer.writeStaticString(": ")
             buffer.writeString(value)
