@@ -68,14 +68,7 @@ public enum HTTPTarget {
         let server = self.server
         let channel = EmbeddedChannel()
         do {
-            var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-            decoderLimits.maxHeaderListSize = server.limits.maxHeaderBytes
-            decoderLimits.maxHeaderFieldSize = server.limits.maxHeaderBytes
-            let sync = channel.pipeline.syncOperations
-            try sync.configureHTTPServerPipeline(
-                withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
-                withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-            try sync.addHandler(ConnectionHandler(server: server))
+            try server.configureConnection(channel.pipeline.syncOperations)
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         }
         // The first byte splits the rest in two writes, as TCP may.

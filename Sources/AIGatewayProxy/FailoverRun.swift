@@ -192,22 +192,14 @@ final class FailoverRun: @unchecked Sendable {
                 if adapter.translates {
                     return answerTranslated(adapter, status: status, headers: headers, body: body, entry: entry, entryMetrics: entryMetrics, context: translation)
                 }
-                // Vouch for the answer (complete JSON, an object) without building it; only its
-                // usage is read.
-                if let spans = try? JSONParser.scanTopLevel(body.readableBytesView) {
+                // Vouch for the answer (it came whole; an object) without a pass over all of it;
+                // only its usage is read.
+                if let answer = body.withUnsafeReadableBytes({ CompletionAnswer.inspect($0) }) {
                     gateway.recordHealth(entry, .success, backend.settings)
                     entryMetrics.succeeded()
                     _ = machine.record(.success, now: .now, health: health)
                     answeringModel = entry.model
-                    if let span = spans["usage"] {
-                        let (input, output) = body.withUnsafeReadableBytes { raw in
-                            let usage = UnsafeRawBufferPointer(rebasing: raw[span.value])
-                            let members = (try? JSONParser.scanTopLevel(usage)) ?? nil
-                            let tokens = { (key: String) in members?[key].flatMap { JSONParser.integer(usage, span: $0) } ?? 0 }
-                            return (tokens("prompt_tokens"), tokens("completion_tokens"))
-                        }
-                        entryMetrics.tokens(input: input, output: output)
-                    }
+                    if let usage = answer.usage { entryMetrics.tokens(input: usage.input, output: usage.output) }
                     var h = GatewayHandler.forwardableResponseHeaders(headers)
                     gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
                     writer.respond(status: HTTPResponseStatus(statusCode: status), headers: h, body: body)

@@ -208,6 +208,8 @@ public final class GatewayHandler: HTTPHandler {
 
     static let droppedResponseHeaders = HeaderNameSet([
         "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
+        // The gateway's own, set by `addGatewayHeaders` (a provider's would be replaced anyway).
+        GatewayHeaders.requestID, GatewayHeaders.backend, GatewayHeaders.model, GatewayHeaders.attempts,
     ])
 
     /// One attempt's request: the adapter builds it (path, provider headers, body) and
@@ -328,12 +330,15 @@ public final class GatewayHandler: HTTPHandler {
         }
     }
 
+    /// Adds the gateway's headers and the route's response modifiers. `h` holds none of the
+    /// gateway's headers (`forwardableResponseHeaders` drops a provider's), so they are added
+    /// without a search for one to replace.
     @inline(never)
     func addGatewayHeaders(_ h: inout HTTPHeaders, requestID: String, backend: String, trail: Trail, rule: CompiledRule) {
-        h.replaceOrAdd(name: GatewayHeaders.requestID, value: requestID)
-        h.replaceOrAdd(name: GatewayHeaders.backend, value: backend)
-        if let m = trail.model { h.replaceOrAdd(name: GatewayHeaders.model, value: TrailToken.make(m)) }
-        if !trail.header.isEmpty { h.replaceOrAdd(name: GatewayHeaders.attempts, value: trail.header) }
+        h.add(name: GatewayHeaders.requestID, value: requestID)
+        h.add(name: GatewayHeaders.backend, value: backend)
+        if let m = trail.model { h.add(name: GatewayHeaders.model, value: TrailToken.make(m)) }
+        if !trail.header.isEmpty { h.add(name: GatewayHeaders.attempts, value: trail.header) }
         Self.apply(rule.responseHeaders, to: &h)
     }
 

@@ -207,8 +207,19 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
         for w in waiters { w.resume(with: result) }
     }
 
+    /// The pipeline of one client connection: NIO's request decoder, then one handler that does the
+    /// rest (response encoding, pipelining, idle timeout, parse errors): every handler is a hop for
+    /// every part of every request. Header values are checked where they enter (the HTTP parser,
+    /// manifest decoding).
+    func configureConnection(_ sync: ChannelPipeline.SynchronousOperations) throws {
+        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
+        try sync.addHandler(ConnectionHandler(server: self))
+    }
+
     public func run() async throws {
-        let limits = self.limits
         let server: any Channel
         do {
             server = try await ServerBootstrap(group: group)
@@ -217,19 +228,7 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
                 .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-                        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-                        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-                        let sync = channel.pipeline.syncOperations
-                        try sync.configureHTTPServerPipeline(
-                            withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
-                            withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-                        // One handler after the codec does the rest (pipelining, idle timeout, parse
-                        // errors): every handler is a hop for every part of every request. Header
-                        // values are checked where they enter (the HTTP parser, manifest decoding).
-                        try sync.addHandler(ConnectionHandler(server: self))
-                    }
+                    channel.eventLoop.makeCompletedFuture { try self.configureConnection(channel.pipeline.syncOperations) }
                 }
                 .bind(host: host, port: requestedPort).get()
         } catch {
@@ -260,14 +259,14 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
 }
 
 /// One client connection: collects a request (head and bounded body), hands it to the handler,
-/// and finishes what the handler left open. Requests are answered one at a time, in order: parts of
+/// encodes its response (`ResponseEncoder`), and finishes what the handler left open. Requests are answered one at a time, in order: parts of
 /// pipelined requests that arrive while a response is in progress are queued, and reading stops
 /// only when the queue holds a whole request or too many bytes. (NIO's `HTTPServerPipelineHandler`
 /// stops reading on every request, which costs two `epoll_ctl` calls per request.)
 final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = IOData
 
     private enum State {
         /// Between requests.
@@ -300,6 +299,9 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     /// `handle` is running (a `done` that comes meanwhile waits for it to return).
     private var dispatching = false
     private var doneWhileDispatching: (writer: ResponseWriter, head: HTTPRequestHead, closeAfter: Bool)?
+    private var encoder = ResponseEncoder(allocator: ByteBufferAllocator())
+    /// The method of the request being answered (the answer to `HEAD` has no body).
+    private var requestMethod = HTTPMethod.GET
 
     init(server: HTTPServer<Handler>) {
         self.server = server
@@ -370,6 +372,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         case .head(let head):
             writer = nil
             requestEnded = false
+            requestMethod = head.method
             if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > server.limits.maxBodyBytes {
                 reject(context: context, head: head)
             } else {
@@ -509,6 +512,44 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    // MARK: Responses
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let part = unwrapOutboundIn(data)
+        var isEnd = false
+        if case .end = part { isEnd = true }
+        // Gathered bytes leave at a flush, or with the first part that has a promise or ends the
+        // response (its promise then completes once everything before it is written too).
+        switch encoder.add(part, requestMethod: requestMethod) {
+        case .gathered:
+            if promise != nil || isEnd { writePending(context: context, promise: promise) }
+        case .large(let before, let body):
+            if let before { context.write(wrapOutboundOut(.byteBuffer(before)), promise: nil) }
+            if encoder.pending != nil {
+                context.write(wrapOutboundOut(body), promise: nil)
+                if promise != nil || isEnd { writePending(context: context, promise: promise) }
+            } else {
+                context.write(wrapOutboundOut(body), promise: promise)
+            }
+        }
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        writePending(context: context, promise: nil)
+        context.flush()
+    }
+
+    private func writePending(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if let bytes = encoder.takePending() {
+            context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
+        } else if let promise {
+            // Nothing to write, but the promise completes in order with the writes before it.
+            context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
+        }
+    }
+
+    private func wrapOutboundIn(_ part: HTTPServerResponsePart) -> NIOAny { NIOAny(part) }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         server.logger.debug("connection error", metadata: ["error": "\(error)"])
         if error is HTTPParserError {
@@ -516,8 +557,9 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
             let midResponse = writer.map { w in w.state.value.withLock { $0.headSent && !$0.ended } } ?? false
             if !midResponse {
                 let headers = HTTPHeaders([("connection", "close"), ("content-length", "0")])
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                write(context: context, data: wrapOutboundIn(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+                write(context: context, data: wrapOutboundIn(.end(nil)), promise: nil)
+                flush(context: context)
             }
         }
         context.close(promise: nil)

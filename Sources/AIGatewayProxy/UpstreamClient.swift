@@ -70,7 +70,7 @@ extension UpstreamResponseReceiver {
 ///
 /// Each event loop has its own keep-alive pool, and an exchange runs entirely on the loop of the
 /// client connection it serves, so the request path takes no lock and hops no thread. A request is
-/// written head, body and end with one flush (one system call). TLS (port 443) is NIOSSL, verified
+/// written head, body and end as one buffer (`RequestEncoder`) with one flush (one system call). TLS (port 443) is NIOSSL, verified
 /// against the system trust store plus an optional extra CA file, with SNI and hostname checks.
 ///
 /// (AsyncHTTPClient did this job before; its request path cost three more system calls per
@@ -336,7 +336,7 @@ final class LoopPool: @unchecked Sendable {
                     if let tlsContext {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
                     }
-                    try sync.addHandler(HTTPRequestEncoder())
+                    try sync.addHandler(RequestEncoder())
                     try sync.addHandler(
                         ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)))
                     // No header validator: what goes upstream is checked where it enters (the

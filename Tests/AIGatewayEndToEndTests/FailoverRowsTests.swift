@@ -284,6 +284,17 @@ struct FailoverRowsTests {
         }
     }
 
+    @Test("a complete answer's usage is counted, read without parsing the whole answer")
+    func completeAnswerTokens() async throws {
+        try await withGateway { h in
+            let r = try await h.send()
+            #expect(r.status == 200)
+            #expect(r.content == Self.answer)
+            let metrics = try await h.admin("/metrics").body
+            #expect(metrics.contains(#"aigw_tokens_total{backend="kgateway-system/model-failover",model="gpt-4o",direction="output",provider="openai"} 12"#))
+        }
+    }
+
     @Test("everything failed: one OpenAI-shaped error naming every attempt")
     func everythingFailed() async throws {
         try await withGateway(faults: ["gpt-4o": "status=503", "gpt-4.0-turbo": "reset", "gpt-3.5-turbo": "unauthorized"]) { h in
