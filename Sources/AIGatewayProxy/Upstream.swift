@@ -99,8 +99,8 @@ final class StreamSink: Sendable {
     }
 
     /// Queues bytes without flushing; `flush()` sends what is queued.
-    func write(_ bytes: [UInt8]) -> EventLoopFuture<Void> {
-        writer.sendBody(writer.allocator.buffer(bytes: bytes), flush: false)
+    func write(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
+        writer.sendBody(bytes, flush: false)
     }
 
     func flush() { writer.flush() }
@@ -150,7 +150,9 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
 
     // The stream relay: the adapter's translator turns the provider's bytes into OpenAI chunks.
     private var translator: (any StreamTranslator)?
-    private var pending: [[UInt8]] = []
+    /// Events not yet handed to the client connection: every one until the stream commits, then
+    /// those of the current upstream read, written together (one write per read, not per event).
+    private var held = ByteBuffer()
     private var sawDone = false
     /// `[DONE]` was relayed and the client response is ending; the upstream may still be finishing.
     private var streamEnded = false
@@ -303,16 +305,16 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case .buffering(let head, let body):
             deliver(.response(status: Int(head.status.code), headers: head.headers, body: body, latency: ContinuousClock.now - started))
         case .streaming(let head):
-            var last: EventLoopFuture<Void>?
             if !sawDone, let rest = translator?.finish() {
                 for event in rest {
-                    if case .fault(let fault) = handle(event, head: head, last: &last) { return failStream(fault) }
+                    if case .fault(let fault) = handle(event, head: head) { return failStream(fault) }
                 }
             }
             if sawDone || sink?.progress.state.withLock({ $0.finished }) == true {
                 finishStream(head: head)
             } else {
                 // Ended cleanly but without a finish: the answer is incomplete.
+                writeHeld()
                 sink?.flush()
                 deliver(committed ? .streamBroken(.truncated) : .failed(.truncated))
             }
@@ -343,22 +345,23 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// each event. The returned future completes when the client connection has taken the bytes,
     /// and the upstream connection reads on only then: back-pressure.
     private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void>? {
-        guard translator != nil else { return nil }
+        guard translator != nil, let sink else { return nil }
+        if held.readableBytes == 0 { held = sink.writer.allocator.buffer(capacity: part.readableBytes + 64) }
         let events = part.withUnsafeReadableBytes { translator!.feed($0) }
-        var last: EventLoopFuture<Void>?
         for event in events {
-            switch handle(event, head: head, last: &last) {
+            switch handle(event, head: head) {
             case .more:
                 continue
             case .done:
                 finishStream(head: head)
-                return last
+                return nil
             case .fault(let fault):
                 failStream(fault)
-                return last
+                return nil
             }
         }
-        sink?.flush()
+        let last = writeHeld()
+        sink.flush()
         if committed {
             arm(.streamIdle, for: request.settings.streamIdleTimeout)
         } else {
@@ -374,12 +377,12 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     }
 
     /// Handles one translated event.
-    private func handle(_ event: StreamEvent, head: HTTPResponseHead, last: inout EventLoopFuture<Void>?) -> Handled {
+    private func handle(_ event: StreamEvent, head: HTTPResponseHead) -> Handled {
         guard let sink else { return .more }
         let facts: ChunkFacts
         switch event.kind {
         case .other:
-            if sink.isCommitted { last = sink.write(event.bytes) } else { pending.append(event.bytes) }
+            held.writeBytes(event.bytes)
             return .more
         case .done:
             sawDone = true
@@ -401,15 +404,10 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
             if !facts.content.isEmpty { s.tokens += 1 }
             if facts.finished { s.finished = true }
         }
-        let forward = !(facts.usageOnly && request.stripUsageChunk) && !event.bytes.isEmpty
-        if !sink.isCommitted {
-            if forward { pending.append(event.bytes) }
-            if facts.isToken {
-                sink.progress.state.withLock { $0.firstToken = .now }
-                commitPending(head: head, last: &last)
-            }
-        } else if forward {
-            last = sink.write(event.bytes)
+        if !(facts.usageOnly && request.stripUsageChunk) { held.writeBytes(event.bytes) }
+        if facts.isToken, !sink.isCommitted {
+            sink.progress.state.withLock { $0.firstToken = .now }
+            sink.commit(upstream: head.headers)
         }
         return .more
     }
@@ -418,25 +416,28 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// (failover before anything reached the client; continuation or an error event after).
     private func failStream(_ fault: StreamFault) {
         logger.debug("provider error inside the stream", metadata: ["message": "\(fault.message)"])
+        writeHeld()
         sink?.flush()
         let outcome = AttemptOutcome(fault.failure)
         abandon(committed ? .streamBroken(outcome) : .failed(outcome))
     }
 
-    private func commitPending(head: HTTPResponseHead, last: inout EventLoopFuture<Void>?) {
-        guard let sink else { return }
-        sink.commit(upstream: head.headers)
-        for p in pending { last = sink.write(p) }
-        pending = []
+    /// Hands the held events to the client connection once the stream is committed (before, they
+    /// wait for the first token).
+    @discardableResult
+    private func writeHeld() -> EventLoopFuture<Void>? {
+        guard let sink, sink.isCommitted, held.readableBytes > 0 else { return nil }
+        defer { held = ByteBuffer() }
+        return sink.write(held)
     }
 
     /// A complete stream: `[DONE]`, then the end of the response.
     private func finishStream(head: HTTPResponseHead) {
         guard let sink else { return }
-        var last: EventLoopFuture<Void>?
         // An empty but complete answer still commits.
-        commitPending(head: head, last: &last)
-        _ = sink.write(Array("data: [DONE]\n\n".utf8))
+        sink.commit(upstream: head.headers)
+        held.writeStaticString("data: [DONE]\n\n")
+        writeHeld()
         mode = .finished
         streamEnded = true
         sink.writer.sendEnd().whenComplete { [self] outcome in
