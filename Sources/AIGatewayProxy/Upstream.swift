@@ -18,7 +18,6 @@ final class StreamProgress: Sendable {
         var tokens = 0
         var finished = false
         var usage: (input: Int, output: Int)?
-        var model: String?
         var malformed = 0
         var firstToken: Instant?
 
@@ -153,6 +152,19 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// Events not yet handed to the client connection: every one until the stream commits, then
     /// those of the current upstream read, written together (one write per read, not per event).
     private var held = ByteBuffer()
+    /// What the events of the current read said, applied to the shared progress once per read.
+    private var tally = Tally()
+    /// The sink's commitment, read once per read (only this relay commits it meanwhile).
+    private var streamCommitted = false
+
+    private struct Tally {
+        var tokens = 0
+        var finished = false
+        var usage: (input: Int, output: Int)?
+        var malformed = 0
+        /// Text for a continuation (only when one is possible).
+        var text = ""
+    }
     private var sawDone = false
     /// `[DONE]` was relayed and the client response is ending; the upstream may still be finishing.
     private var streamEnded = false
@@ -305,11 +317,16 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case .buffering(let head, let body):
             deliver(.response(status: Int(head.status.code), headers: head.headers, body: body, latency: ContinuousClock.now - started))
         case .streaming(let head):
+            streamCommitted = committed
             if !sawDone, let rest = translator?.finish() {
                 for event in rest {
-                    if case .fault(let fault) = handle(event, head: head) { return failStream(fault) }
+                    if case .fault(let fault) = event.bytes.withUnsafeBytes({ handle(event.kind, $0, head: head) }) {
+                        applyTally()
+                        return failStream(fault)
+                    }
                 }
             }
+            applyTally()
             if sawDone || sink?.progress.state.withLock({ $0.finished }) == true {
                 finishStream(head: head)
             } else {
@@ -347,18 +364,25 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void>? {
         guard translator != nil, let sink else { return nil }
         if held.readableBytes == 0 { held = sink.writer.allocator.buffer(capacity: part.readableBytes + 64) }
-        let events = part.withUnsafeReadableBytes { translator!.feed($0) }
-        for event in events {
-            switch handle(event, head: head) {
-            case .more:
-                continue
-            case .done:
-                finishStream(head: head)
-                return nil
-            case .fault(let fault):
-                failStream(fault)
-                return nil
+        streamCommitted = sink.isCommitted
+        var outcome = Handled.more
+        part.withUnsafeReadableBytes { bytes in
+            translator!.feed(bytes) { kind, raw in
+                outcome = handle(kind, raw, head: head)
+                if case .more = outcome { return true }
+                return false
             }
+        }
+        applyTally()
+        switch outcome {
+        case .more:
+            break
+        case .done:
+            finishStream(head: head)
+            return nil
+        case .fault(let fault):
+            failStream(fault)
+            return nil
         }
         let last = writeHeld()
         sink.flush()
@@ -376,20 +400,20 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case fault(StreamFault)
     }
 
-    /// Handles one translated event.
-    private func handle(_ event: StreamEvent, head: HTTPResponseHead) -> Handled {
+    /// Handles one translated event (`bytes` what goes to the client).
+    private func handle(_ kind: StreamEvent.Kind, _ bytes: UnsafeRawBufferPointer, head: HTTPResponseHead) -> Handled {
         guard let sink else { return .more }
         let facts: ChunkFacts
-        switch event.kind {
+        switch kind {
         case .other:
-            held.writeBytes(event.bytes)
+            held.writeBytes(bytes)
             return .more
         case .done:
             sawDone = true
             return .done
         case .malformed:
             // Not readable: drop it, keep the stream going.
-            sink.progress.state.withLock { $0.malformed += 1 }
+            tally.malformed += 1
             logger.debug("dropped malformed stream event")
             return .more
         case .fault(let fault):
@@ -397,19 +421,34 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case .chunk(let f):
             facts = f
         }
-        sink.progress.state.withLock { s in
-            if let u = facts.usage { s.usage = (u.input, u.output) }
-            if let m = facts.model { s.model = m }
-            s.appendText(facts.content, limit: request.continuationTextLimit)
-            if !facts.content.isEmpty { s.tokens += 1 }
-            if facts.finished { s.finished = true }
+        if let u = facts.usage { tally.usage = (u.input, u.output) }
+        if !facts.content.isEmpty {
+            tally.tokens += 1
+            if request.continuationTextLimit > 0 { tally.text += facts.content }
         }
-        if !(facts.usageOnly && request.stripUsageChunk) { held.writeBytes(event.bytes) }
-        if facts.isToken, !sink.isCommitted {
+        if facts.finished { tally.finished = true }
+        if !(facts.usageOnly && request.stripUsageChunk) { held.writeBytes(bytes) }
+        if facts.isToken, !streamCommitted {
+            streamCommitted = true
             sink.progress.state.withLock { $0.firstToken = .now }
             sink.commit(upstream: head.headers)
         }
         return .more
+    }
+
+    /// Adds what the read's events said to the stream's progress (once per read: one lock).
+    private func applyTally() {
+        guard let sink else { return }
+        let t = tally
+        tally = Tally()
+        let limit = request.continuationTextLimit
+        sink.progress.state.withLock { s in
+            s.tokens += t.tokens
+            if t.finished { s.finished = true }
+            if let u = t.usage { s.usage = u }
+            s.malformed += t.malformed
+            s.appendText(t.text, limit: limit)
+        }
     }
 
     /// The provider reported an error inside the stream: the attempt failed with what it says
