@@ -24,10 +24,13 @@ struct JSONScanner {
     init(_ bytes: UnsafeRawBufferPointer) { b = bytes }
 
     /// The next byte, if any (whitespace included).
+    @inline(__always)
     var next: UInt8? { i < b.count ? b[i] : nil }
 
+    @inline(__always)
     var atEnd: Bool { i == b.count }
 
+    @inline(__always)
     mutating func skipWhitespace() {
         while i < b.count {
             switch b[i] {
@@ -38,6 +41,7 @@ struct JSONScanner {
     }
 
     /// The next value's first byte, after whitespace.
+    @inline(__always)
     mutating func peek() -> UInt8? {
         skipWhitespace()
         return next
@@ -55,6 +59,7 @@ struct JSONScanner {
         try enter(UInt8(ascii: "["), closing: UInt8(ascii: "]"))
     }
 
+    @inline(__always)
     private mutating func enter(_ open: UInt8, closing: UInt8) throws(Invalid) -> Bool {
         guard peek() == open else { throw Invalid() }
         depth += 1
@@ -87,6 +92,7 @@ struct JSONScanner {
         try after(closing: UInt8(ascii: "]"))
     }
 
+    @inline(__always)
     private mutating func after(closing: UInt8) throws(Invalid) -> Bool {
         switch peek() {
         case UInt8(ascii: ","):
@@ -212,6 +218,8 @@ struct JSONScanner {
         var runStart = i
         var nonASCII = false
         while i < b.count {
+            i = Self.plainRun(b, from: i)
+            guard i < b.count else { break }
             let c = b[i]
             if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
                 if nonASCII {
@@ -249,6 +257,30 @@ struct JSONScanner {
         throw Invalid()
     }
 
+    /// The end of the run of plain string bytes (printable ASCII but `"` and `\\`) starting at
+    /// `from`: eight bytes at a time while none of them needs a look.
+    @inline(__always)
+    static func plainRun(_ b: UnsafeRawBufferPointer, from: Int) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var j = from
+        while j + 8 <= b.count {
+            let w = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: j, as: UInt64.self))
+            // Any byte < 0x20, any byte with the high bit, any `"` (0x22), any `\\` (0x5C).
+            let control = (w &- ones &* 0x20) & ~w & highs
+            let quote = ((w ^ (ones &* 0x22)) &- ones) & ~(w ^ (ones &* 0x22)) & highs
+            let backslash = ((w ^ (ones &* 0x5C)) &- ones) & ~(w ^ (ones &* 0x5C)) & highs
+            if control | quote | backslash | (w & highs) != 0 { break }
+            j += 8
+        }
+        while j < b.count {
+            let c = b[j]
+            if c < 0x20 || c >= 0x80 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { break }
+            j += 1
+        }
+        return j
+    }
+
     /// Checks a `\u` escape (after the `u`), a surrogate pair included.
     private mutating func unicodeEscape() throws(Invalid) {
         let scalar = try hex4()
@@ -282,6 +314,7 @@ struct JSONScanner {
     // MARK: Strings' values
 
     /// Whether a scanned string (a key) is `name`.
+    @inline(__always)
     func text(_ t: Text, is name: StaticString) -> Bool {
         if t.escaped { return string(t) == String(describing: name) }
         let n = name.utf8CodeUnitCount

@@ -152,8 +152,10 @@ public struct SSEParser: Sendable {
         var joined: [UInt8]?
         var lineStart = 0
         while lineStart < raw.count {
-            var end = lineStart
-            while end < raw.count, raw[end] != UInt8(ascii: "\n") { end += 1 }
+            var end = raw.count
+            if let base = raw.baseAddress, let p = memchr(base + lineStart, Int32(UInt8(ascii: "\n")), raw.count - lineStart) {
+                end = base.distance(to: UnsafeRawPointer(p))
+            }
             defer { lineStart = end + 1 }
             var line = lineStart..<end
             if !line.isEmpty, raw[line.upperBound - 1] == UInt8(ascii: "\r") { line = line.lowerBound..<(line.upperBound - 1) }
