@@ -86,7 +86,7 @@ final class StreamSink: Sendable {
 
     var isCommitted: Bool { committed.withLock { $0 } }
 
-    /// Sends the response head once; later calls do nothing.
+    /// Queues the response head once (later calls do nothing); the events that follow flush it.
     func commit(upstream: HTTPHeaders) {
         let first = committed.withLock { c in
             defer { c = true }
@@ -94,7 +94,7 @@ final class StreamSink: Sendable {
         }
         guard first else { return }
         // A failure shows on the writes that follow.
-        _ = writer.sendHead(status: .ok, headers: makeHeaders(upstream))
+        _ = writer.sendHead(status: .ok, headers: makeHeaders(upstream), flush: false)
     }
 
     /// Queues bytes without flushing; `flush()` sends what is queued.
