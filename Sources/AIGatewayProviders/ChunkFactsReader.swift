@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Reads the facts of one OpenAI `chat.completion.chunk` straight from its JSON bytes, for every
 /// event of a relayed stream: the document is checked as strictly as `JSONParser` checks it (an
 /// event it refuses is malformed here too) but nothing is built; only the members the relay needs
@@ -5,6 +13,19 @@
 /// `ChunkFacts(value:)` is the reference it is tested against.
 enum ChunkFactsReader {
     static func read(_ json: UnsafeRawBufferPointer) -> ChunkFacts? {
+        readWithText(json)?.facts
+    }
+
+    /// Where the one text of a chunk sits: the contents of the string its single choice's
+    /// `delta.content` was read from.
+    struct TextSpan {
+        var range: Range<Int>
+        /// The chunk is part of the answer whatever its text (a finish, a tool call, a refusal, an error).
+        var tokenWithoutText: Bool
+    }
+
+    /// `read`, and where the chunk's text sits when it comes from one string.
+    static func readWithText(_ json: UnsafeRawBufferPointer) -> (facts: ChunkFacts, text: TextSpan?)? {
         var s = JSONScanner(json)
         do {
             guard s.peek() == UInt8(ascii: "{") else { return nil }
@@ -38,7 +59,8 @@ enum ChunkFactsReader {
                 facts.isToken = true
                 facts.isError = choices.count == 0
             }
-            return facts
+            let span = choices.count == 1 ? choices.text.map { TextSpan(range: $0, tokenWithoutText: choices.tokenWithoutText || hasError) } : nil
+            return (facts, span)
         } catch {
             return nil
         }
@@ -50,6 +72,10 @@ enum ChunkFactsReader {
         var content = ""
         var isToken = false
         var finished = false
+        /// The string the content was read from (one choice's), and whether the choices are part
+        /// of the answer without it.
+        var text: Range<Int>?
+        var tokenWithoutText = false
     }
 
     /// `choices`: an array of choices; anything else counts as none.
@@ -81,15 +107,23 @@ enum ChunkFactsReader {
                 } while try s.nextMember()
             }
             if let delta {
-                if let content = delta.content.map({ s.string($0) }), !content.isEmpty {
-                    choices.content += content
-                    choices.isToken = true
+                if let text = delta.content {
+                    choices.text = text.range
+                    let content = s.string(text)
+                    if !content.isEmpty {
+                        choices.content += content
+                        choices.isToken = true
+                    }
                 }
-                if delta.toolCall || delta.refusal { choices.isToken = true }
+                if delta.toolCall || delta.refusal {
+                    choices.isToken = true
+                    choices.tokenWithoutText = true
+                }
             }
             if finished {
                 choices.finished = true
                 choices.isToken = true
+                choices.tokenWithoutText = true
             }
         } while try s.nextElement()
         return choices
@@ -167,5 +201,50 @@ enum ChunkFactsReader {
             } while try s.nextMember()
         }
         return cached
+    }
+}
+
+/// Reads the chunks of one stream. Every token of a stream is the same chunk but for the text
+/// (same id, model, index, nulls), so the last chunk read in full is kept: a chunk with the same
+/// bytes before and after its text string is read by comparing those bytes and checking the new
+/// string, instead of scanning it all. Replacing one valid string by another keeps a valid
+/// document and its facts but the text, so the result is always `ChunkFactsReader.read`'s.
+struct ChunkStreamReader {
+    /// The last chunk read in full whose text comes from one string, and that string's contents.
+    private var template: [UInt8] = []
+    private var text = 0..<0
+    private var facts = ChunkFacts()
+    private var tokenWithoutText = false
+
+    mutating func read(_ json: UnsafeRawBufferPointer) -> ChunkFacts? {
+        if !template.isEmpty, let f = readLikeTemplate(json) { return f }
+        guard let (facts, span) = ChunkFactsReader.readWithText(json) else { return nil }
+        if let span {
+            template = Array(json)
+            text = span.range
+            self.facts = facts
+            tokenWithoutText = span.tokenWithoutText
+        } else {
+            template = []
+        }
+        return facts
+    }
+
+    /// The facts of `json` when it is the template with another text, else nil.
+    private func readLikeTemplate(_ json: UnsafeRawBufferPointer) -> ChunkFacts? {
+        let prefix = text.lowerBound  // up to and with the opening quote
+        let suffix = template.count - text.upperBound  // from the closing quote
+        guard json.count >= prefix + suffix, let j = json.baseAddress else { return nil }
+        return template.withUnsafeBytes { t -> ChunkFacts? in
+            guard let t = t.baseAddress, memcmp(j, t, prefix) == 0 else { return nil }
+            var s = JSONScanner(json)
+            guard let new = try? s.string(at: prefix - 1), json.count - new.range.upperBound == suffix,
+                memcmp(j + new.range.upperBound, t + text.upperBound, suffix) == 0
+            else { return nil }
+            var f = facts
+            f.content = s.string(new)
+            f.isToken = tokenWithoutText || !f.content.isEmpty
+            return f
+        }
     }
 }

@@ -211,6 +211,13 @@ struct JSONScanner {
 
     /// A string (at its opening quote), checked: no control characters, valid escapes (paired
     /// surrogates) and valid UTF-8.
+    /// Reads the string whose opening quote is at `quote`, checked; the scan goes on after it.
+    mutating func string(at quote: Int) throws(Invalid) -> Text {
+        guard quote >= 0, quote < b.count, b[quote] == UInt8(ascii: "\"") else { throw Invalid() }
+        i = quote
+        return try string()
+    }
+
     private mutating func string() throws(Invalid) -> Text {
         i += 1  // opening quote
         let start = i

@@ -123,13 +123,17 @@ public struct ChunkFacts: Sendable, Equatable {
 /// their facts in place, and relayed byte for byte.
 public struct OpenAIStreamTranslator: StreamTranslator {
     private var splitter = SSESplitter()
+    private var chunks = ChunkStreamReader()
 
     public init() {}
 
     public mutating func feed(_ bytes: UnsafeRawBufferPointer, visit: (StreamEvent.Kind, UnsafeRawBufferPointer) -> Bool) {
+        var chunks = self.chunks
+        self.chunks = ChunkStreamReader()  // The reader's memory stays uniquely held meanwhile.
+        defer { self.chunks = chunks }
         do {
             try splitter.feed(bytes) { raw in
-                let kind = Self.kind(of: raw)
+                let kind = Self.kind(of: raw, chunks: &chunks)
                 return visit(kind, Self.relays(kind) ? raw : UnsafeRawBufferPointer(start: nil, count: 0))
             }
         } catch {
@@ -149,7 +153,7 @@ public struct OpenAIStreamTranslator: StreamTranslator {
     public mutating func finish() -> [StreamEvent] {
         guard let raw = splitter.finish() else { return [] }
         return raw.withUnsafeBytes { raw in
-            let kind = Self.kind(of: raw)
+            let kind = Self.kind(of: raw, chunks: &chunks)
             return [StreamEvent(kind, bytes: Self.relays(kind) ? Array(raw) : [])]
         }
     }
@@ -163,11 +167,11 @@ public struct OpenAIStreamTranslator: StreamTranslator {
     }
 
     /// What one event is.
-    static func kind(of raw: UnsafeRawBufferPointer) -> StreamEvent.Kind {
+    static func kind(of raw: UnsafeRawBufferPointer, chunks: inout ChunkStreamReader) -> StreamEvent.Kind {
         SSEParser.withData(raw) { data in
             guard let data else { return .other }
             if data.elementsEqual("[DONE]".utf8) { return .done }
-            guard let facts = ChunkFacts(json: data) else { return .malformed }
+            guard let facts = chunks.read(data) else { return .malformed }
             if facts.isError, let fault = Self.fault(Array(data)) { return .fault(fault) }
             return .chunk(facts)
         }

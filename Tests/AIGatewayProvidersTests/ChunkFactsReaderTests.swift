@@ -164,3 +164,65 @@ struct PlainRunTests {
         }
     }
 }
+
+@Suite("OpenAI chunk facts: a stream's chunks read against the previous one")
+struct ChunkStreamReaderTests {
+    /// A token chunk with `text` (raw JSON string contents, possibly broken) as its content.
+    static func token(_ text: String, finish: String = "null", extra: String = "") -> String {
+        #"{"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"content":""# + text + #""},"finish_reason":"# + finish + "}]" + extra + "}"
+    }
+
+    static let texts = [
+        "", "x", " tok1", #"\""#, #"\\"#, #"a\nb"#, #"\u00e9"#, "é", #"\ud83d\ude00"#, #"x","finish_reason":"stop"#, #"x"}],"usage":{"prompt_tokens":1}, "q":{"a":""#,
+        #"\"#, #"\u12"#, "\u{01}", #"\ud83d"#, #"x""#,
+    ]
+
+    static func reference(_ bytes: [UInt8]) -> ChunkFacts? {
+        (try? JSONParser.parse(bytes)).flatMap { ChunkFacts(value: $0) }
+    }
+
+    @Test("after any chunk, any chunk reads as it reads alone: texts swapped, broken, shifted; finish, usage, error changed")
+    func pairs() {
+        var docs: [String] = []
+        for t in Self.texts {
+            docs.append(Self.token(t))
+            docs.append(Self.token(t, finish: #""stop""#))
+            docs.append(Self.token(t, extra: #","usage":null"#))
+            docs.append(Self.token(t, extra: #","error":{"message":"m"}"#))
+        }
+        docs += ChunkFactsReaderTests.valid
+        var rng = SplitMix(seed: 13)
+        var seconds = docs.map { Array($0.utf8) }
+        for _ in 0..<1000 {
+            var b = Array(docs[rng.below(docs.count)].utf8)
+            let at = rng.below(b.count)
+            let alphabet = Array(#"{}[]":,\ ue"#.utf8)
+            b[at] = alphabet[rng.below(alphabet.count)]
+            seconds.append(b)
+        }
+        var disagreements: [String] = []
+        for first in docs {
+            for second in seconds where rng.below(16) == 0 || second.count < 110 {
+                var reader = ChunkStreamReader()
+                _ = Array(first.utf8).withUnsafeBytes { reader.read($0) }
+                let read = second.withUnsafeBytes { reader.read($0) }
+                if read != Self.reference(second) { disagreements.append(first + " then " + String(decoding: second, as: UTF8.self)) }
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(3))")
+    }
+
+    @Test("a stream of tokens: each chunk's own text, tokens counted by their text, the finish seen")
+    func stream() {
+        var reader = ChunkStreamReader()
+        var texts: [String] = []
+        for t in ["", "Hel", "lo", #"\n"#, ""] {
+            let f = Array(Self.token(t).utf8).withUnsafeBytes { reader.read($0) }
+            texts.append(f?.content ?? "nil")
+            #expect(f?.isToken == !t.isEmpty)
+        }
+        #expect(texts == ["", "Hel", "lo", "\n", ""])
+        let finish = Array(Self.token("", finish: #""stop""#).utf8).withUnsafeBytes { reader.read($0) }
+        #expect(finish?.finished == true && finish?.isToken == true)
+    }
+}
