@@ -145,6 +145,11 @@ public struct SSEParser: Sendable {
         return SSEEvent(raw: raw, data: data.isEmpty ? nil : data.joined(separator: "\n"), name: name)
     }
 
+    /// Whether an event's data is `[DONE]`, the end of an OpenAI stream.
+    public static func isDone(_ data: UnsafeRawBufferPointer) -> Bool {
+        data.count == 6 && data.baseAddress.map { memcmp($0, "[DONE]", 6) == 0 } == true
+    }
+
     /// Calls `body` with an event's data, read in place: its `data:` lines joined with `\n` (in
     /// place when there is one line, the common case), or nil when it has none.
     public static func withData<R>(_ raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer?) -> R) -> R {

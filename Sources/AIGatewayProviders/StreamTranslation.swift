@@ -170,7 +170,7 @@ public struct OpenAIStreamTranslator: StreamTranslator {
     static func kind(of raw: UnsafeRawBufferPointer, chunks: inout ChunkStreamReader) -> StreamEvent.Kind {
         SSEParser.withData(raw) { data in
             guard let data else { return .other }
-            if data.elementsEqual("[DONE]".utf8) { return .done }
+            if SSEParser.isDone(data) { return .done }
             guard let facts = chunks.read(data) else { return .malformed }
             if facts.isError, let fault = Self.fault(Array(data)) { return .fault(fault) }
             return .chunk(facts)

@@ -320,7 +320,10 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
             streamCommitted = committed
             if !sawDone, let rest = translator?.finish() {
                 for event in rest {
-                    if case .fault(let fault) = event.bytes.withUnsafeBytes({ handle(event.kind, $0, head: head) }) {
+                    var run = RelayRun(input: UnsafeRawBufferPointer(start: nil, count: 0))
+                    let handled = event.bytes.withUnsafeBytes { handle(event.kind, $0, run: &run, head: head) }
+                    run.flush(into: &held)
+                    if case .fault(let fault) = handled {
                         applyTally()
                         return failStream(fault)
                     }
@@ -367,11 +370,13 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         streamCommitted = sink.isCommitted
         var outcome = Handled.more
         part.withUnsafeReadableBytes { bytes in
+            var run = RelayRun(input: bytes)
             translator!.feed(bytes) { kind, raw in
-                outcome = handle(kind, raw, head: head)
+                outcome = handle(kind, raw, run: &run, head: head)
                 if case .more = outcome { return true }
                 return false
             }
+            run.flush(into: &held)
         }
         applyTally()
         switch outcome {
@@ -401,12 +406,12 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     }
 
     /// Handles one translated event (`bytes` what goes to the client).
-    private func handle(_ kind: StreamEvent.Kind, _ bytes: UnsafeRawBufferPointer, head: HTTPResponseHead) -> Handled {
+    private func handle(_ kind: StreamEvent.Kind, _ bytes: UnsafeRawBufferPointer, run: inout RelayRun, head: HTTPResponseHead) -> Handled {
         guard let sink else { return .more }
         let facts: ChunkFacts
         switch kind {
         case .other:
-            held.writeBytes(bytes)
+            run.add(bytes, into: &held)
             return .more
         case .done:
             sawDone = true
@@ -427,7 +432,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
             if request.continuationTextLimit > 0 { tally.text += facts.content }
         }
         if facts.finished { tally.finished = true }
-        if !(facts.usageOnly && request.stripUsageChunk) { held.writeBytes(bytes) }
+        if !(facts.usageOnly && request.stripUsageChunk) { run.add(bytes, into: &held) }
         if facts.isToken, !streamCommitted {
             streamCommitted = true
             sink.progress.state.withLock { $0.firstToken = .now }
@@ -485,6 +490,39 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
             case .failure: deliver(.streamBroken(.truncated))
             }
         }
+    }
+}
+
+/// The relayed events of one upstream read, copied for the client a run at a time: events that
+/// follow each other in the read's bytes (the usual case: every one is relayed as is) are copied
+/// together; an event from elsewhere (one the chunking cut, a translated one) ends the run and
+/// is copied on its own. `flush` before the read's bytes go away.
+struct RelayRun {
+    let input: UnsafeRawBufferPointer
+    private var run = 0..<0
+
+    init(input: UnsafeRawBufferPointer) { self.input = input }
+
+    mutating func add(_ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
+        guard let b = bytes.baseAddress, !bytes.isEmpty else { return }
+        if let base = input.baseAddress, b >= base, b + bytes.count <= base + input.count {
+            let offset = base.distance(to: b)
+            if offset == run.upperBound, !run.isEmpty {
+                run = run.lowerBound..<(offset + bytes.count)
+            } else {
+                flush(into: &out)
+                run = offset..<(offset + bytes.count)
+            }
+            return
+        }
+        flush(into: &out)
+        out.writeBytes(bytes)
+    }
+
+    mutating func flush(into out: inout ByteBuffer) {
+        guard !run.isEmpty else { return }
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: input[run]))
+        run = 0..<0
     }
 }
 

@@ -115,6 +115,8 @@ struct SSESplitterTests {
         #expect(data(": comment\n\n") == nil)
         #expect(data("data\n\n") == nil, "a line without its colon is not data")
         #expect(data("data:\n\n") == "")
+        func done(_ s: String) -> Bool { Array(s.utf8).withUnsafeBytes { SSEParser.isDone($0) } }
+        #expect(done("[DONE]") && !done("[DONE] ") && !done("[DONe]") && !done(""))
         var rng = SplitMix(seed: 11)
         let parts = ["data:", "data: ", "x", "\n", "\r\n", "event: e", ": c", "datax", " "]
         for _ in 0..<2000 {
