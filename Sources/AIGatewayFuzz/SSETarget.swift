@@ -1,10 +1,11 @@
+import AIGatewayAPI
 import AIGatewayProviders
 
 /// Fuzz target: the server-sent-event splitter the stream relay runs on every provider byte.
 ///
 /// The first two input bytes choose two cut points; the rest is the stream. Fed whole or in three
 /// pieces, the parser must produce the same events, their raw bytes must be exactly the input's
-/// prefix they cover, and every `data` payload goes through the chunk reader without a crash.
+/// prefix they cover, and every `data` payload reads the same through the chunk reader as parsed.
 public enum SSETarget {
     public static func run(_ input: [UInt8]) -> FuzzVerdict {
         guard input.count >= 2 else { return .ok }
@@ -29,7 +30,10 @@ public enum SSETarget {
             return .mismatch("the events' bytes are not the input's prefix")
         }
         for e in whole.events + (whole.rest.map { [$0] } ?? []) {
-            if let data = e.data { _ = ChunkFacts(json: data) }
+            // The relay reads a chunk's facts from its bytes; they must be the parsed chunk's.
+            if let data = e.data, ChunkFacts(json: data) != (try? JSONParser.parse(Array(data.utf8))).flatMap({ ChunkFacts(value: $0) }) {
+                return .mismatch("the chunk reader and the parser disagree on an event's data")
+            }
         }
         return .ok
     }

@@ -8,6 +8,19 @@ public protocol StreamTranslator: Sendable {
     mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [StreamEvent]
     /// The answer ended (the provider closed the body): returns what the rest completes.
     mutating func finish() -> [StreamEvent]
+    /// `feed` without collecting: hands each event to `visit` as it completes (its bytes valid
+    /// during the call only) until `visit` returns false, which ends the stream (the rest is
+    /// dropped). The relay's path; a translator that can read its events in place (the OpenAI
+    /// one) implements it without a copy per event.
+    mutating func feed(_ bytes: UnsafeRawBufferPointer, visit: (StreamEvent.Kind, UnsafeRawBufferPointer) -> Bool)
+}
+
+extension StreamTranslator {
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, visit: (StreamEvent.Kind, UnsafeRawBufferPointer) -> Bool) {
+        for event in feed(bytes) {
+            guard event.bytes.withUnsafeBytes({ visit(event.kind, $0) }) else { return }
+        }
+    }
 }
 
 /// One event for the client, with what the relay needs to know about it.
@@ -36,7 +49,7 @@ public struct StreamEvent: Sendable {
 }
 
 /// What the gateway reads from one chat-completion chunk.
-public struct ChunkFacts: Sendable {
+public struct ChunkFacts: Sendable, Equatable {
     /// Assistant text in the chunk (the continuation prefill is built from it).
     public var content: String = ""
     /// The chunk carries part of the answer (text, a tool call, a refusal, a finish): the stream
@@ -62,7 +75,21 @@ public struct ChunkFacts: Sendable {
 
     /// Reads an OpenAI chunk; nil when it is not a JSON object.
     public init?(json: String) {
-        guard let value = try? JSONParser.parse(Array(json.utf8)), case .object = value else { return nil }
+        var json = json
+        guard let facts = json.withUTF8({ ChunkFactsReader.read(UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = facts
+    }
+
+    /// Reads an OpenAI chunk from its bytes, without building it; nil when it is not a JSON object.
+    public init?(json: UnsafeRawBufferPointer) {
+        guard let facts = ChunkFactsReader.read(json) else { return nil }
+        self = facts
+    }
+
+    /// Reads a parsed OpenAI chunk; nil when it is not an object. The reference the byte reader
+    /// (`init(json:)`) is checked against.
+    public init?(value: JSONValue) {
+        guard case .object = value else { return nil }
         model = value["model"]?.stringValue
         if let u = value["usage"], case .object = u {
             usage = TokenUsage(
@@ -92,36 +119,67 @@ public struct ChunkFacts: Sendable {
     }
 }
 
-/// The translator of providers that already stream OpenAI chunks: events are split, read for
-/// their facts and relayed byte for byte.
+/// The translator of providers that already stream OpenAI chunks: events are found and read for
+/// their facts in place, and relayed byte for byte.
 public struct OpenAIStreamTranslator: StreamTranslator {
-    private var parser = SSEParser()
+    private var splitter = SSESplitter()
+    private var chunks = ChunkStreamReader()
 
     public init() {}
 
-    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [StreamEvent] {
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, visit: (StreamEvent.Kind, UnsafeRawBufferPointer) -> Bool) {
+        var chunks = self.chunks
+        self.chunks = ChunkStreamReader()  // The reader's memory stays uniquely held meanwhile.
+        defer { self.chunks = chunks }
         do {
-            return try parser.feed(bytes).map(Self.translate)
+            try splitter.feed(bytes) { raw in
+                let kind = Self.kind(of: raw, chunks: &chunks)
+                return visit(kind, Self.relays(kind) ? raw : UnsafeRawBufferPointer(start: nil, count: 0))
+            }
         } catch {
-            return [StreamEvent(.fault(StreamFault(.malformedResponse, message: "a stream event exceeded \(parser.maxEventBytes) bytes")))]
+            _ = visit(.fault(StreamFault(.malformedResponse, message: "a stream event exceeded \(splitter.maxEventBytes) bytes")), UnsafeRawBufferPointer(start: nil, count: 0))
         }
     }
 
-    public mutating func finish() -> [StreamEvent] {
-        parser.finish().map { [Self.translate($0)] } ?? []
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) -> [StreamEvent] {
+        var events: [StreamEvent] = []
+        feed(bytes) { kind, raw in
+            events.append(StreamEvent(kind, bytes: Array(raw)))
+            return true
+        }
+        return events
     }
 
-    static func translate(_ event: SSEEvent) -> StreamEvent {
-        guard let data = event.data else { return StreamEvent(.other, bytes: event.raw) }
-        if event.isDone { return StreamEvent(.done) }
-        guard let facts = ChunkFacts(json: data) else { return StreamEvent(.malformed) }
-        if facts.isError, let fault = Self.fault(data) { return StreamEvent(.fault(fault)) }
-        return StreamEvent(.chunk(facts), bytes: event.raw)
+    public mutating func finish() -> [StreamEvent] {
+        guard let raw = splitter.finish() else { return [] }
+        return raw.withUnsafeBytes { raw in
+            let kind = Self.kind(of: raw, chunks: &chunks)
+            return [StreamEvent(kind, bytes: Self.relays(kind) ? Array(raw) : [])]
+        }
+    }
+
+    /// Whether the event's own bytes go to the client.
+    private static func relays(_ kind: StreamEvent.Kind) -> Bool {
+        switch kind {
+        case .chunk, .other: true
+        case .done, .malformed, .fault: false
+        }
+    }
+
+    /// What one event is.
+    static func kind(of raw: UnsafeRawBufferPointer, chunks: inout ChunkStreamReader) -> StreamEvent.Kind {
+        SSEParser.withData(raw) { data in
+            guard let data else { return .other }
+            if SSEParser.isDone(data) { return .done }
+            guard let facts = chunks.read(data) else { return .malformed }
+            if facts.isError, let fault = Self.fault(Array(data)) { return .fault(fault) }
+            return .chunk(facts)
+        }
     }
 
     /// An OpenAI error object sent inside a 200 stream (`data: {"error": {...}}`).
-    static func fault(_ data: String) -> StreamFault? {
-        guard let v = try? JSONParser.parse(Array(data.utf8)), let e = v["error"], case .object = e else { return nil }
+    static func fault(_ data: [UInt8]) -> StreamFault? {
+        guard let v = try? JSONParser.parse(data), let e = v["error"], case .object = e else { return nil }
         let message = e["message"]?.stringValue ?? "the provider reported an error inside the stream"
         let type = (e["type"]?.stringValue ?? "").lowercased()
         let code = (e["code"]?.stringValue ?? "").lowercased()

@@ -72,11 +72,14 @@ public struct ResponseWriter: Sendable {
     public var eventLoop: any EventLoop { channel.eventLoop }
     public var headSent: Bool { state.value.withLock { $0.headSent } }
 
-    func sendHead(status: HTTPResponseStatus, headers: HTTPHeaders) -> EventLoopFuture<Void> {
+    /// Sends the response head; `flush: false` queues it for the next flush (a stream writes its
+    /// first events right after, and one flush sends both).
+    func sendHead(status: HTTPResponseStatus, headers: HTTPHeaders, flush: Bool = true) -> EventLoopFuture<Void> {
         var headers = headers
         if closeAfter { headers.replaceOrAdd(name: "connection", value: "close") }
         state.value.withLock { $0.headSent = true }
-        return tracked(channel.writeAndFlush(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))))
+        let part = HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))
+        return tracked(flush ? channel.writeAndFlush(part) : channel.write(part))
     }
 
     func sendBody(_ buffer: ByteBuffer, flush: Bool = true) -> EventLoopFuture<Void> {

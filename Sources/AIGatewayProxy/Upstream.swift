@@ -18,7 +18,6 @@ final class StreamProgress: Sendable {
         var tokens = 0
         var finished = false
         var usage: (input: Int, output: Int)?
-        var model: String?
         var malformed = 0
         var firstToken: Instant?
 
@@ -87,7 +86,7 @@ final class StreamSink: Sendable {
 
     var isCommitted: Bool { committed.withLock { $0 } }
 
-    /// Sends the response head once; later calls do nothing.
+    /// Queues the response head once (later calls do nothing); the events that follow flush it.
     func commit(upstream: HTTPHeaders) {
         let first = committed.withLock { c in
             defer { c = true }
@@ -95,12 +94,12 @@ final class StreamSink: Sendable {
         }
         guard first else { return }
         // A failure shows on the writes that follow.
-        _ = writer.sendHead(status: .ok, headers: makeHeaders(upstream))
+        _ = writer.sendHead(status: .ok, headers: makeHeaders(upstream), flush: false)
     }
 
     /// Queues bytes without flushing; `flush()` sends what is queued.
-    func write(_ bytes: [UInt8]) -> EventLoopFuture<Void> {
-        writer.sendBody(writer.allocator.buffer(bytes: bytes), flush: false)
+    func write(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
+        writer.sendBody(bytes, flush: false)
     }
 
     func flush() { writer.flush() }
@@ -150,7 +149,22 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
 
     // The stream relay: the adapter's translator turns the provider's bytes into OpenAI chunks.
     private var translator: (any StreamTranslator)?
-    private var pending: [[UInt8]] = []
+    /// Events not yet handed to the client connection: every one until the stream commits, then
+    /// those of the current upstream read, written together (one write per read, not per event).
+    private var held = ByteBuffer()
+    /// What the events of the current read said, applied to the shared progress once per read.
+    private var tally = Tally()
+    /// The sink's commitment, read once per read (only this relay commits it meanwhile).
+    private var streamCommitted = false
+
+    private struct Tally {
+        var tokens = 0
+        var finished = false
+        var usage: (input: Int, output: Int)?
+        var malformed = 0
+        /// Text for a continuation (only when one is possible).
+        var text = ""
+    }
     private var sawDone = false
     /// `[DONE]` was relayed and the client response is ending; the upstream may still be finishing.
     private var streamEnded = false
@@ -303,16 +317,24 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case .buffering(let head, let body):
             deliver(.response(status: Int(head.status.code), headers: head.headers, body: body, latency: ContinuousClock.now - started))
         case .streaming(let head):
-            var last: EventLoopFuture<Void>?
+            streamCommitted = committed
             if !sawDone, let rest = translator?.finish() {
                 for event in rest {
-                    if case .fault(let fault) = handle(event, head: head, last: &last) { return failStream(fault) }
+                    var run = RelayRun(input: UnsafeRawBufferPointer(start: nil, count: 0))
+                    let handled = event.bytes.withUnsafeBytes { handle(event.kind, $0, run: &run, head: head) }
+                    run.flush(into: &held)
+                    if case .fault(let fault) = handled {
+                        applyTally()
+                        return failStream(fault)
+                    }
                 }
             }
+            applyTally()
             if sawDone || sink?.progress.state.withLock({ $0.finished }) == true {
                 finishStream(head: head)
             } else {
                 // Ended cleanly but without a finish: the answer is incomplete.
+                writeHeld()
                 sink?.flush()
                 deliver(committed ? .streamBroken(.truncated) : .failed(.truncated))
             }
@@ -343,22 +365,32 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// each event. The returned future completes when the client connection has taken the bytes,
     /// and the upstream connection reads on only then: back-pressure.
     private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void>? {
-        guard translator != nil else { return nil }
-        let events = part.withUnsafeReadableBytes { translator!.feed($0) }
-        var last: EventLoopFuture<Void>?
-        for event in events {
-            switch handle(event, head: head, last: &last) {
-            case .more:
-                continue
-            case .done:
-                finishStream(head: head)
-                return last
-            case .fault(let fault):
-                failStream(fault)
-                return last
+        guard translator != nil, let sink else { return nil }
+        if held.readableBytes == 0 { held = sink.writer.allocator.buffer(capacity: part.readableBytes + 64) }
+        streamCommitted = sink.isCommitted
+        var outcome = Handled.more
+        part.withUnsafeReadableBytes { bytes in
+            var run = RelayRun(input: bytes)
+            translator!.feed(bytes) { kind, raw in
+                outcome = handle(kind, raw, run: &run, head: head)
+                if case .more = outcome { return true }
+                return false
             }
+            run.flush(into: &held)
         }
-        sink?.flush()
+        applyTally()
+        switch outcome {
+        case .more:
+            break
+        case .done:
+            finishStream(head: head)
+            return nil
+        case .fault(let fault):
+            failStream(fault)
+            return nil
+        }
+        let last = writeHeld()
+        sink.flush()
         if committed {
             arm(.streamIdle, for: request.settings.streamIdleTimeout)
         } else {
@@ -373,20 +405,20 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case fault(StreamFault)
     }
 
-    /// Handles one translated event.
-    private func handle(_ event: StreamEvent, head: HTTPResponseHead, last: inout EventLoopFuture<Void>?) -> Handled {
+    /// Handles one translated event (`bytes` what goes to the client).
+    private func handle(_ kind: StreamEvent.Kind, _ bytes: UnsafeRawBufferPointer, run: inout RelayRun, head: HTTPResponseHead) -> Handled {
         guard let sink else { return .more }
         let facts: ChunkFacts
-        switch event.kind {
+        switch kind {
         case .other:
-            if sink.isCommitted { last = sink.write(event.bytes) } else { pending.append(event.bytes) }
+            run.add(bytes, into: &held)
             return .more
         case .done:
             sawDone = true
             return .done
         case .malformed:
             // Not readable: drop it, keep the stream going.
-            sink.progress.state.withLock { $0.malformed += 1 }
+            tally.malformed += 1
             logger.debug("dropped malformed stream event")
             return .more
         case .fault(let fault):
@@ -394,49 +426,62 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case .chunk(let f):
             facts = f
         }
-        sink.progress.state.withLock { s in
-            if let u = facts.usage { s.usage = (u.input, u.output) }
-            if let m = facts.model { s.model = m }
-            s.appendText(facts.content, limit: request.continuationTextLimit)
-            if !facts.content.isEmpty { s.tokens += 1 }
-            if facts.finished { s.finished = true }
+        if let u = facts.usage { tally.usage = (u.input, u.output) }
+        if !facts.content.isEmpty {
+            tally.tokens += 1
+            if request.continuationTextLimit > 0 { tally.text += facts.content }
         }
-        let forward = !(facts.usageOnly && request.stripUsageChunk) && !event.bytes.isEmpty
-        if !sink.isCommitted {
-            if forward { pending.append(event.bytes) }
-            if facts.isToken {
-                sink.progress.state.withLock { $0.firstToken = .now }
-                commitPending(head: head, last: &last)
-            }
-        } else if forward {
-            last = sink.write(event.bytes)
+        if facts.finished { tally.finished = true }
+        if !(facts.usageOnly && request.stripUsageChunk) { run.add(bytes, into: &held) }
+        if facts.isToken, !streamCommitted {
+            streamCommitted = true
+            sink.progress.state.withLock { $0.firstToken = .now }
+            sink.commit(upstream: head.headers)
         }
         return .more
+    }
+
+    /// Adds what the read's events said to the stream's progress (once per read: one lock).
+    private func applyTally() {
+        guard let sink else { return }
+        let t = tally
+        tally = Tally()
+        let limit = request.continuationTextLimit
+        sink.progress.state.withLock { s in
+            s.tokens += t.tokens
+            if t.finished { s.finished = true }
+            if let u = t.usage { s.usage = u }
+            s.malformed += t.malformed
+            s.appendText(t.text, limit: limit)
+        }
     }
 
     /// The provider reported an error inside the stream: the attempt failed with what it says
     /// (failover before anything reached the client; continuation or an error event after).
     private func failStream(_ fault: StreamFault) {
         logger.debug("provider error inside the stream", metadata: ["message": "\(fault.message)"])
+        writeHeld()
         sink?.flush()
         let outcome = AttemptOutcome(fault.failure)
         abandon(committed ? .streamBroken(outcome) : .failed(outcome))
     }
 
-    private func commitPending(head: HTTPResponseHead, last: inout EventLoopFuture<Void>?) {
-        guard let sink else { return }
-        sink.commit(upstream: head.headers)
-        for p in pending { last = sink.write(p) }
-        pending = []
+    /// Hands the held events to the client connection once the stream is committed (before, they
+    /// wait for the first token).
+    @discardableResult
+    private func writeHeld() -> EventLoopFuture<Void>? {
+        guard let sink, sink.isCommitted, held.readableBytes > 0 else { return nil }
+        defer { held = ByteBuffer() }
+        return sink.write(held)
     }
 
     /// A complete stream: `[DONE]`, then the end of the response.
     private func finishStream(head: HTTPResponseHead) {
         guard let sink else { return }
-        var last: EventLoopFuture<Void>?
         // An empty but complete answer still commits.
-        commitPending(head: head, last: &last)
-        _ = sink.write(Array("data: [DONE]\n\n".utf8))
+        sink.commit(upstream: head.headers)
+        held.writeStaticString("data: [DONE]\n\n")
+        writeHeld()
         mode = .finished
         streamEnded = true
         sink.writer.sendEnd().whenComplete { [self] outcome in
@@ -445,6 +490,39 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
             case .failure: deliver(.streamBroken(.truncated))
             }
         }
+    }
+}
+
+/// The relayed events of one upstream read, copied for the client a run at a time: events that
+/// follow each other in the read's bytes (the usual case: every one is relayed as is) are copied
+/// together; an event from elsewhere (one the chunking cut, a translated one) ends the run and
+/// is copied on its own. `flush` before the read's bytes go away.
+struct RelayRun {
+    let input: UnsafeRawBufferPointer
+    private var run = 0..<0
+
+    init(input: UnsafeRawBufferPointer) { self.input = input }
+
+    mutating func add(_ bytes: UnsafeRawBufferPointer, into out: inout ByteBuffer) {
+        guard let b = bytes.baseAddress, !bytes.isEmpty else { return }
+        if let base = input.baseAddress, b >= base, b + bytes.count <= base + input.count {
+            let offset = base.distance(to: b)
+            if offset == run.upperBound, !run.isEmpty {
+                run = run.lowerBound..<(offset + bytes.count)
+            } else {
+                flush(into: &out)
+                run = offset..<(offset + bytes.count)
+            }
+            return
+        }
+        flush(into: &out)
+        out.writeBytes(bytes)
+    }
+
+    mutating func flush(into out: inout ByteBuffer) {
+        guard !run.isEmpty else { return }
+        out.writeBytes(UnsafeRawBufferPointer(rebasing: input[run]))
+        run = 0..<0
     }
 }
 
