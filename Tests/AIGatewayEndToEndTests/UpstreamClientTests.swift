@@ -123,7 +123,9 @@ struct UpstreamClientTests {
         configuration.idleTimeout = .milliseconds(300)
         let client = try UpstreamClient(configuration: configuration)
         #expect(status(try await exchange(client, port: port)) == 200)
-        #expect(provider.openConnections == 1)
+        // One connection was made (it may already be gone again on a loaded machine: 300 ms is
+        // short); the provider never closes it itself, so it going away is the idle timeout.
+        #expect(provider.acceptedConnections == 1)
         try await waitUntil { provider.openConnections == 0 }
         #expect(await client.idleConnectionCount() == 0)
         // The next exchange simply opens a new connection.
