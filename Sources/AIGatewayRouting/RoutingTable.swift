@@ -173,11 +173,40 @@ final class RegexCache: Sendable {
 
 /// One (route, rule, match) triple in precedence order.
 struct MatchEntry: Sendable, Hashable {
+    /// A route's place among routes: oldest first, then namespace/name (Gateway API
+    /// tie-breaking), then `tiebreak` (the same name twice in a set of manifests). Absolute, so
+    /// that one route can be compiled and placed without renumbering the others.
+    struct RouteKey: Sendable, Hashable, Comparable {
+        /// Empty when the route has none: it sorts last.
+        var creationTimestamp: String
+        var name: NamespacedName
+        var tiebreak: Int
+
+        init(_ route: HTTPRoute, tiebreak: Int) {
+            creationTimestamp = route.metadata.creationTimestamp ?? ""
+            name = route.metadata.namespacedName
+            self.tiebreak = tiebreak
+        }
+
+        static func < (a: RouteKey, b: RouteKey) -> Bool {
+            if a.creationTimestamp != b.creationTimestamp {
+                if a.creationTimestamp.isEmpty { return false }
+                if b.creationTimestamp.isEmpty { return true }
+                return a.creationTimestamp < b.creationTimestamp
+            }
+            if a.name != b.name { return a.name < b.name }
+            return a.tiebreak < b.tiebreak
+        }
+    }
+
     struct Order: Sendable, Hashable, Comparable {
-        var routeOrder: Int
+        var route: RouteKey
         var rule: Int
         var match: Int
-        static func < (a: Order, b: Order) -> Bool { (a.routeOrder, a.rule, a.match) < (b.routeOrder, b.rule, b.match) }
+        static func < (a: Order, b: Order) -> Bool {
+            if a.route != b.route { return a.route < b.route }
+            return (a.rule, a.match) < (b.rule, b.match)
+        }
     }
 
     var hostnames: [String]
@@ -213,32 +242,20 @@ public final class RoutingTable: Sendable {
 
     public static let empty = RoutingTable(entries: [], backends: [:], status: TableStatus())
 
-    init(entries: [MatchEntry], backends: [NamespacedName: CompiledBackend], status: TableStatus) {
+    convenience init(entries: [MatchEntry], backends: [NamespacedName: CompiledBackend], status: TableStatus) {
+        let index = MatchIndex(entries: entries)
+        self.init(index: index, regexes: RegexCache(patterns: Set(index.patterns.keys)), backends: backends, status: status)
+    }
+
+    /// A table from lists already in precedence order (see `MatchIndex`), sharing them.
+    init(index: MatchIndex, regexes: RegexCache, backends: [NamespacedName: CompiledBackend], status: TableStatus) {
         self.backends = backends
         self.status = status
-        var exact: [String: [MatchEntry]] = [:]
-        var wildcard: [String: [MatchEntry]] = [:]
-        var any: [MatchEntry] = []
-        var patterns: Set<String> = []
-        for e in entries {
-            if case .regex(let p) = e.match.path { patterns.insert(p) }
-            for h in e.match.headers + e.match.queryParams where h.type == .regularExpression { patterns.insert(h.value) }
-            if e.hostnames.isEmpty {
-                any.append(e)
-            }
-            for h in e.hostnames {
-                if h.hasPrefix("*.") {
-                    wildcard[String(h.dropFirst(2)), default: []].append(e)
-                } else {
-                    exact[h, default: []].append(e)
-                }
-            }
-        }
-        exactHosts = exact.mapValues { $0.sorted(by: MatchEntry.precedes) }
-        wildcardHosts = wildcard.mapValues { $0.sorted(by: MatchEntry.precedes) }
-        anyHost = any.sorted(by: MatchEntry.precedes)
-        regexes = RegexCache(patterns: patterns)
-        ruleCount = entries.count
+        exactHosts = index.exactHosts
+        wildcardHosts = index.wildcardHosts
+        anyHost = index.anyHost
+        self.regexes = regexes
+        ruleCount = index.count
     }
 
     /// Finds the rule for a request: the most specific hostname first, then Gateway API match precedence.
