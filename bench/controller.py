@@ -9,10 +9,13 @@
    table, the table's decode and compile time (its `aigw_table_*` gauges), its RSS (VmRSS and
    VmHWM from /proc) after the sync, and, separately, how long it takes to write the status of
    all 10,000 objects (with `--status`; on by default).
+3. Route changes with those 10,000 objects loaded in the same gateway (issue 9's measure): 100
+   times, the guide's HTTPRoute applied with a new path, timed from the API write (the moment
+   the API server's watch delivered it) to the first request served on the new path.
 
 Environment: BENCH_SCRATCH_PATH (default .build-release), BENCH_BIN_DIR (a directory with both
-release binaries: skip the build), BENCH_CHANGES (100), BENCH_BACKENDS (5000), BENCH_ROUTES
-(5000), BENCH_KEEP=1 keeps the work directory (logs), BENCH_GATEWAY_ARGS (extra flags for the
+release binaries: skip the build), BENCH_CHANGES (100), BENCH_SCALE_CHANGES (100: changes with
+the scale objects loaded), BENCH_BACKENDS (5000), BENCH_ROUTES (5000), BENCH_KEEP=1 keeps the work directory (logs), BENCH_GATEWAY_ARGS (extra flags for the
 gateways, e.g. "--log-level debug"). Like `make bench`, it exits non-zero only
 when something failed to run; missed requirements and goals print FAIL.
 """
@@ -389,6 +392,7 @@ def main() -> int:
         raise SystemExit("bench-controller: kubectl is not installed")
     scratch = os.environ.get("BENCH_SCRATCH_PATH", ".build-release")
     changes = int(os.environ.get("BENCH_CHANGES", "100"))
+    scale_changes = int(os.environ.get("BENCH_SCALE_CHANGES", "100"))
     n_backends = int(os.environ.get("BENCH_BACKENDS", "5000"))
     n_routes = int(os.environ.get("BENCH_ROUTES", "5000"))
     bins = build(scratch)
@@ -454,7 +458,6 @@ def main() -> int:
         results["rss_status"] = gw2.proc_status()
 
         # Route changes with the scale objects loaded.
-        scale_changes = max(1, changes // 5)
         log(f"route changes with {n_backends + n_routes} objects loaded: {scale_changes} x kubectl apply")
         results["scale_changes"] = route_changes(api, gw2, scale_changes, prefix="scale-change")
     finally:
@@ -497,7 +500,7 @@ def report(r: dict, changes: int, n_backends: int, n_routes: int) -> int:
     row(f"load {n_backends} Backends + {n_routes} HTTPRoutes into the fake API (info)", f"{r['load']:.1f} s")
     total = n_backends + n_routes
     row(f"initial sync of {total} objects (start -> ready, all routes in the table)", f"{r['sync']:.2f} s",
-        (r["sync"] < 10, "< 10 s"))
+        (r["sync"] < 1, "< 1 s"))
     row("  objects in the table / a scale route answers", f"{r['objects']:.0f} / {'yes' if r['scale_route_ok'] else 'NO'}",
         (r["scale_route_ok"], "served"))
     row("table decode (caches -> resources)", ms(r["decode"]))
@@ -509,8 +512,9 @@ def report(r: dict, changes: int, n_backends: int, n_routes: int) -> int:
     row("RSS after status writing (VmRSS / VmHWM)", f"{rs['VmRSS']:.0f} MiB / {rs['VmHWM']:.0f} MiB")
     row(f"route change with {total} objects loaded, from kubectl start: p50 / p99 / max ({len(s_start)})",
         f"{ms(percentile(s_start, 50))} / {ms(percentile(s_start, 99))} / {ms(max(s_start))}")
-    row("  from the API write (watch event): p50 / p99 / max",
-        f"{ms(percentile(s_write, 50))} / {ms(percentile(s_write, 99))} / {ms(max(s_write))}")
+    row(f"route change with {total} objects loaded -> served, from the API write: p50", ms(percentile(s_write, 50)))
+    s_p99 = percentile(s_write, 99)
+    row("  p99 / max", f"{ms(s_p99)} / {ms(max(s_write))}", (s_p99 < 0.05, "< 50 ms"))
 
     width = max(len(w) for w, *_ in rows)
     vwidth = max(len(v) for _, v, *_ in rows)

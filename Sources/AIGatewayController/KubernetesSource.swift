@@ -125,11 +125,15 @@ public final class KubernetesSource: Service, Sendable {
         self.informers = informers + secrets.informers
     }
 
-    final class Latest<Value: Sendable>: Sendable {
-        private let storage = Mutex<Value?>(nil)
-        var value: Value? { storage.withLock { $0 } }
-        func set(_ value: Value) { storage.withLock { $0 = value } }
+    /// What the status loop is to write: the latest conclusions, and the objects to look at
+    /// (those whose conclusions or cached copy changed since the last pass), or all of them.
+    struct StatusWork: Sendable {
+        var status: TableStatus?
+        var all = true
+        var keys: Set<StatusWriter.MemoKey> = []
     }
+
+    private let statusWork = Mutex(StatusWork())
 
     final class Flag: Sendable {
         private let value = Mutex(false)
@@ -146,17 +150,23 @@ public final class KubernetesSource: Service, Sendable {
         // Status is written by its own loop from the latest reconcile's conclusions, so that a
         // slow API (or thousands of writes) never holds up the next table.
         let statusDue = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let latestStatus = Latest<TableStatus>()
         await withGracefulShutdownHandler {
             try? await withThrowingDiscardingTaskGroup { group in
                 for informer in self.informers {
                     group.addTask { await informer.run() }
                 }
-                // Every change (from any informer) that can change the table marks the set
-                // dirty; one loop reconciles. Changes of status alone (ours, mostly) cannot.
+                // Every change (from any informer) that can change the table marks the object
+                // pending; one loop reconciles. Changes of status alone (ours, mostly) cannot, but
+                // the status loop looks at the object again.
                 for (index, stream) in streams.enumerated() {
+                    let kind = self.informers[index].resource
                     group.addTask {
-                        for await event in stream where !event.isStatusOnly {
+                        for await event in stream {
+                            if let key = event.key, kind != WatchedKinds.secrets {
+                                let name = NamespacedName(namespace: key.namespace, name: key.name)
+                                self.statusWork.withLock { _ = $0.keys.insert(StatusWriter.MemoKey(kind: kind.plural, name: name)) }
+                            }
+                            if event.isStatusOnly { continue }
                             if let key = event.key {
                                 self.pending.withLock { _ = $0[index, default: []].insert(key) }
                             }
@@ -179,9 +189,8 @@ public final class KubernetesSource: Service, Sendable {
                             if since < gap { try? await Task.sleep(for: gap - since) }
                         }
                         let started = ContinuousClock.now
-                        let (status, secretsRead) = await self.reconcileOffLoop()
+                        let secretsRead = await self.reconcileOffLoop()
                         last = (.now, .now - started)
-                        latestStatus.set(status)
                         statusDue.continuation.yield()
                         if secretsRead {
                             secretRetry.reset()
@@ -197,19 +206,32 @@ public final class KubernetesSource: Service, Sendable {
                         // A new leader writes all of the status again, not only what changes
                         // next: the previous leader may have missed some, or written an older view.
                         group.addTask {
-                            for await leading in leadership where leading { statusDue.continuation.yield() }
+                            for await leading in leadership where leading {
+                                self.statusWork.withLock { $0.all = true }
+                                statusDue.continuation.yield()
+                            }
                         }
                     }
                     group.addTask {
                         var backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
                         for await _ in statusDue.stream {
-                            guard writer.mayWrite(), let status = latestStatus.value else { continue }
-                            let failures = await writer.write(status, informers: self.informers)
+                            guard writer.mayWrite() else { continue }
+                            let work = self.statusWork.withLock { work -> StatusWork? in
+                                guard work.status != nil else { return nil }
+                                defer {
+                                    work.all = false
+                                    work.keys = []
+                                }
+                                return work
+                            }
+                            guard let work, let status = work.status else { continue }
+                            let failures = await writer.write(status, only: work.all ? nil : work.keys, informers: self.informers)
                             guard failures > 0 else {
                                 backoff.reset()
                                 continue
                             }
-                            // Writes are compared with the caches again on the next pass.
+                            // Writes are compared with the caches again on the next pass (of all).
+                            self.statusWork.withLock { $0.all = true }
                             try? await Task.sleep(for: backoff.next())
                             statusDue.continuation.yield()
                         }
@@ -235,15 +257,16 @@ public final class KubernetesSource: Service, Sendable {
     /// is decoded (each object once per resourceVersion) and compiled (`IncrementalCompiler`);
     /// the first pass takes every cached object. Between decoding and compiling, the Secrets the
     /// Backends reference become the ones whose data is kept (and any of them held without its
-    /// data is read). Returns the status, and whether every referenced Secret could be read.
-    func reconcileOffLoop() async -> (TableStatus, secretsRead: Bool) {
+    /// data is read). Leaves the status for the status loop; returns whether every referenced
+    /// Secret could be read.
+    func reconcileOffLoop() async -> Bool {
         let started = ContinuousClock.now
         let changes = await onReconcileQueue { self.decodeChanges() }
         let secretsRead = if let referenced = changes.referenced { await secrets.reference(referenced) } else { true }
-        let status = await onReconcileQueue {
+        await onReconcileQueue {
             self.apply(changes, secretsRead: secretsRead, started: started)
         }
-        return (status, secretsRead)
+        return secretsRead
     }
 
     private func onReconcileQueue<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
@@ -387,8 +410,8 @@ public final class KubernetesSource: Service, Sendable {
     /// Puts the referenced Secrets that changed (as the cache holds them now, with their data)
     /// into the compiler, and those no longer referenced out; compiles what changed and
     /// installs the table. Secrets no Backend references are never decoded.
-    func apply(_ changes: Changes, secretsRead: Bool, started: ContinuousClock.Instant) -> TableStatus {
-        let (table, objects, invalidBackends) = state.withLock { state in
+    func apply(_ changes: Changes, secretsRead: Bool, started: ContinuousClock.Instant) {
+        let (table, objects, invalidBackends, decoded, statusChanges) = state.withLock { state in
             if changes.referenced != nil { state.referenced = secretsRead ? changes.referenced : nil }
             let referenced = Set(state.secretUsers.keys)
             var keys = changes.secretKeys
@@ -416,9 +439,10 @@ public final class KubernetesSource: Service, Sendable {
                 state.secretsHeld[key] = resource
                 if let resource { state.compiler.insert(resource) }
             }
-            return (state.compiler.table(), state.compiler.objectCount, state.invalidBackends)
+            let decoded = ContinuousClock.now
+            let table = state.compiler.table()
+            return (table, state.compiler.objectCount, state.invalidBackends, decoded, state.compiler.takeStatusChanges())
         }
-        let decoded = ContinuousClock.now
         // Nothing that the table holds changed (a Secret read back, say): nothing to install.
         let installed = state.withLock { $0.installed.flatMap { $0.table === table ? $0.status : nil } }
         var status = installed ?? sink.install(table, origin: "kubernetes", objects: objects)
@@ -427,6 +451,15 @@ public final class KubernetesSource: Service, Sendable {
             status.backends[name] = [condition]
         }
         let compiled = ContinuousClock.now
+        var keys: [StatusWriter.MemoKey] = []
+        keys += statusChanges.backends.map { .init(kind: WatchedKinds.backends.plural, name: $0) }
+        keys += statusChanges.routes.map { .init(kind: WatchedKinds.httpRoutes.plural, name: $0) }
+        keys += statusChanges.gateways.map { .init(kind: WatchedKinds.gateways.plural, name: $0) }
+        keys += statusChanges.gatewayClasses.map { .init(kind: WatchedKinds.gatewayClasses.plural, name: NamespacedName(namespace: "", name: $0)) }
+        statusWork.withLock { work in
+            work.status = status
+            work.keys.formUnion(keys)
+        }
         onReconcile(
             ReconcileReport(objects: objects, routes: state.withLock { $0.compiler.routeCount }, decodeTime: decoded - started, compileTime: compiled - decoded))
         logger.debug(
@@ -435,6 +468,5 @@ public final class KubernetesSource: Service, Sendable {
         if logger.logLevel <= .debug {
             for p in status.problems { logger.debug("configuration problem", metadata: ["problem": "\(p)"]) }
         }
-        return status
     }
 }

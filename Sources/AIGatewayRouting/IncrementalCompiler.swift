@@ -27,6 +27,8 @@ public struct IncrementalCompiler: Sendable {
     // What it compiled.
     private var compiledBackends: [NamespacedName: CompiledBackend] = [:]
     private var inClear: [NamespacedName: [KeyInClear]] = [:]
+    private var entryIDs: Set<String> = []
+    private var backendLabels: Set<String> = []
     private var compiledRoutes: [NamespacedName: RouteCompiler.CompiledRoute] = [:]
     private var ourGateways: [NamespacedName: Gateway] = [:]
     private var gatewayNames: Set<NamespacedName> = []
@@ -49,6 +51,22 @@ public struct IncrementalCompiler: Sendable {
     private var dirtyBackends: Set<NamespacedName> = []
     private var dirtyRoutes: Set<NamespacedName> = []
     private var topologyChanged = true
+    private var statusChanges = StatusChanges()
+
+    /// The objects whose status (what the compiler concluded) may have changed.
+    public struct StatusChanges: Sendable, Hashable {
+        public var backends: Set<NamespacedName> = []
+        public var routes: Set<NamespacedName> = []
+        public var gateways: Set<NamespacedName> = []
+        public var gatewayClasses: Set<String> = []
+        public init() {}
+    }
+
+    /// The objects whose status may have changed in the tables since the last call.
+    public mutating func takeStatusChanges() -> StatusChanges {
+        defer { statusChanges = StatusChanges() }
+        return statusChanges
+    }
 
     public init(options: CompileOptions = .init()) {
         self.options = options
@@ -124,8 +142,13 @@ public struct IncrementalCompiler: Sendable {
 
         // Backends (and the routes that name one that came or went).
         var keysInClearChanged = false
+        statusChanges.backends.formUnion(dirtyBackends)
         for name in dirtyBackends {
             let existed = compiledBackends[name] != nil
+            if let old = compiledBackends[name] {
+                for e in old.entries { entryIDs.remove(e.id) }
+                backendLabels.remove(old.label)
+            }
             for secret in backendSecrets.removeValue(forKey: name) ?? [] {
                 secretUsers[secret]?.remove(name)
                 if secretUsers[secret]?.isEmpty == true { secretUsers[secret] = nil }
@@ -133,6 +156,8 @@ public struct IncrementalCompiler: Sendable {
             if let b = backends[name] {
                 let (compiled, conditions, clear) = RouteCompiler.compileBackend(b, secrets: secrets, options: options)
                 compiledBackends[name] = compiled
+                for e in compiled.entries { entryIDs.insert(e.id) }
+                backendLabels.insert(compiled.label)
                 status.backends[name] = conditions
                 if inClear[name] != (clear.isEmpty ? nil : clear) {
                     inClear[name] = clear.isEmpty ? nil : clear
@@ -160,6 +185,7 @@ public struct IncrementalCompiler: Sendable {
         var touchedGateways: Set<NamespacedName> = []
         let context = RouteCompiler.RouteContext(
             backends: compiledBackends, grants: grantList, gateways: ourGateways, allGateways: gatewayNames, options: options)
+        statusChanges.routes.formUnion(dirtyRoutes)
         for name in dirtyRoutes {
             if let old = compiledRoutes.removeValue(forKey: name) {
                 if !rebuild {
@@ -203,12 +229,14 @@ public struct IncrementalCompiler: Sendable {
             status.gateways = [:]
             touchedGateways = Set(ourGateways.keys)
         }
+        statusChanges.gateways.formUnion(touchedGateways)
         for name in touchedGateways {
             guard let g = ourGateways[name] else { continue }
             status.gateways[name] = RouteCompiler.gatewayStatus(g, attached: attached[name] ?? [:])
         }
 
-        current = RoutingTable(index: index, regexes: regexes, backends: compiledBackends, status: status)
+        current = RoutingTable(
+            index: index, regexes: regexes, backends: compiledBackends, status: status, entryIDs: entryIDs, backendLabels: backendLabels)
         return current
     }
 
@@ -216,6 +244,8 @@ public struct IncrementalCompiler: Sendable {
     /// listeners' counts from zero, and every route is compiled again.
     private mutating func compileTopology() {
         topologyChanged = false
+        statusChanges.gatewayClasses.formUnion(gatewayClasses.keys)
+        statusChanges.gateways.formUnion(gateways.keys)
         var ourClasses: Set<String> = []
         status.gatewayClasses = [:]
         for gc in gatewayClasses.values where gc.controllerName == options.controllerName {

@@ -233,6 +233,10 @@ public struct RouteMatch: Sendable {
 public final class RoutingTable: Sendable {
     public let backends: [NamespacedName: CompiledBackend]
     public let status: TableStatus
+    /// The id of every entry of every Backend, and every Backend's label: what passive health
+    /// keeps state for (kept by the compiler, so that a new table does not walk all Backends).
+    public let entryIDs: Set<String>
+    public let backendLabels: Set<String>
     /// Rules by hostname specificity, each list in precedence order.
     private let exactHosts: [String: [MatchEntry]]
     private let wildcardHosts: [String: [MatchEntry]]
@@ -244,13 +248,24 @@ public final class RoutingTable: Sendable {
 
     convenience init(entries: [MatchEntry], backends: [NamespacedName: CompiledBackend], status: TableStatus) {
         let index = MatchIndex(entries: entries)
-        self.init(index: index, regexes: RegexCache(patterns: Set(index.patterns.keys)), backends: backends, status: status)
+        var ids: Set<String> = []
+        for b in backends.values {
+            for e in b.entries { ids.insert(e.id) }
+        }
+        self.init(
+            index: index, regexes: RegexCache(patterns: Set(index.patterns.keys)), backends: backends, status: status, entryIDs: ids,
+            backendLabels: Set(backends.values.map(\.label)))
     }
 
     /// A table from lists already in precedence order (see `MatchIndex`), sharing them.
-    init(index: MatchIndex, regexes: RegexCache, backends: [NamespacedName: CompiledBackend], status: TableStatus) {
+    init(
+        index: MatchIndex, regexes: RegexCache, backends: [NamespacedName: CompiledBackend], status: TableStatus, entryIDs: Set<String>,
+        backendLabels: Set<String>
+    ) {
         self.backends = backends
         self.status = status
+        self.entryIDs = entryIDs
+        self.backendLabels = backendLabels
         exactHosts = index.exactHosts
         wildcardHosts = index.wildcardHosts
         anyHost = index.anyHost

@@ -186,6 +186,8 @@ private func expectSame(_ incremental: RoutingTable, _ full: RoutingTable, _ ste
     #expect(incremental.status == full.status, "\(step)")
     #expect(incremental.backends == full.backends, "\(step)")
     #expect(incremental.ruleCount == full.ruleCount, "\(step)")
+    #expect(incremental.entryIDs == full.entryIDs, "\(step)")
+    #expect(incremental.backendLabels == full.backendLabels, "\(step)")
 }
 
 @Suite("Incremental compiler")
