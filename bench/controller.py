@@ -16,7 +16,8 @@
 Environment: BENCH_SCRATCH_PATH (default .build-release), BENCH_BIN_DIR (a directory with both
 release binaries: skip the build), BENCH_CHANGES (100), BENCH_SCALE_CHANGES (100: changes with
 the scale objects loaded), BENCH_BACKENDS (5000), BENCH_ROUTES (5000), BENCH_KEEP=1 keeps the work directory (logs), BENCH_GATEWAY_ARGS (extra flags for the
-gateways, e.g. "--log-level debug"). Like `make bench`, it exits non-zero only
+gateways, e.g. "--log-level debug"), BENCH_PERF (a file: `perf record` the scale gateway from its
+start to the end into it, for `perf report`). Like `make bench`, it exits non-zero only
 when something failed to run; missed requirements and goals print FAIL.
 """
 from __future__ import annotations
@@ -155,9 +156,18 @@ class Process:
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
+    def pid(self) -> int:
+        """The process's id; under a wrapper (perf record), its child's."""
+        pid = self.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        try:
+            return int(children.read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            return pid
+
     def proc_status(self) -> dict:
         out = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.pid()}/status").read_text().splitlines():
             key, _, value = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0]) / 1024  # MiB
@@ -165,7 +175,7 @@ class Process:
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid(), signal.SIGTERM)
             try:
                 self.proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
@@ -175,9 +185,9 @@ class Process:
 
 
 class Gateway(Process):
-    def __init__(self, bins: Path, api: APIServer, provider_url: str, log_path: Path):
+    def __init__(self, bins: Path, api: APIServer, provider_url: str, log_path: Path, wrap: list = []):
         self.port, self.admin = free_port(), free_port()
-        super().__init__([str(bins / "ai-gateway"), "run", "--kubeconfig", str(api.kubeconfig), "--host", "127.0.0.1",
+        super().__init__([*wrap, str(bins / "ai-gateway"), "run", "--kubeconfig", str(api.kubeconfig), "--host", "127.0.0.1",
                           "--port", str(self.port), "--admin-port", str(self.admin),
                           "--provider-endpoint", f"openai={provider_url}", "--log-format", "json",
                           *os.environ.get("BENCH_GATEWAY_ARGS", "").split()], log_path)
@@ -435,7 +445,9 @@ def main() -> int:
 
         log("starting a fresh gateway")
         started = time.perf_counter()
-        gw2 = Gateway(bins, api, provider_url, workdir / "gateway-2.log")
+        perf = os.environ.get("BENCH_PERF")
+        wrap = ["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g", "-o", perf, "--"] if perf else []
+        gw2 = Gateway(bins, api, provider_url, workdir / "gateway-2.log", wrap=wrap)
         procs.append(gw2)
         total_routes = n_routes + 1
         eventually(lambda: gw2.ready() and gw2.metrics().get("aigw_table_routes", 0) >= total_routes, 300,

@@ -238,9 +238,9 @@ public final class RoutingTable: Sendable {
     public let entryIDs: Set<String>
     public let backendLabels: Set<String>
     /// Rules by hostname specificity, each list in precedence order.
-    private let exactHosts: [String: [MatchEntry]]
-    private let wildcardHosts: [String: [MatchEntry]]
-    private let anyHost: [MatchEntry]
+    private let exactHosts: [String: MatchList]
+    private let wildcardHosts: [String: MatchList]
+    private let anyHost: MatchList
     private let regexes: RegexCache
     public let ruleCount: Int
 
@@ -266,9 +266,9 @@ public final class RoutingTable: Sendable {
         self.status = status
         self.entryIDs = entryIDs
         self.backendLabels = backendLabels
-        exactHosts = index.exactHosts
-        wildcardHosts = index.wildcardHosts
-        anyHost = index.anyHost
+        exactHosts = index.exactHosts.mapValues(MatchList.init)
+        wildcardHosts = index.wildcardHosts.mapValues(MatchList.init)
+        anyHost = MatchList(index.anyHost)
         self.regexes = regexes
         ruleCount = index.count
     }
@@ -286,11 +286,25 @@ public final class RoutingTable: Sendable {
         return firstMatch(anyHost, request)
     }
 
-    private func firstMatch(_ list: [MatchEntry], _ request: RequestFacts) -> RouteMatch? {
-        for e in list where e.match.matches(request, regexes: regexes) {
+    /// `match` by scanning each list whole, without the path index: what the tests hold the index to.
+    func matchByScan(_ request: RequestFacts) -> RouteMatch? {
+        func scan(_ list: MatchList?) -> RouteMatch? {
+            guard let e = list?.entries.first(where: { $0.match.matches(request, regexes: regexes) }) else { return nil }
             return RouteMatch(rule: e.rule, rewrittenPath: rewrite(request.path, match: e.match, rewrite: e.rule.rewrite))
         }
-        return nil
+        if let m = scan(exactHosts[request.host]) { return m }
+        var labels = request.host.split(separator: ".")
+        while labels.count > 1 {
+            labels.removeFirst()
+            if let m = scan(wildcardHosts[labels.joined(separator: ".")]) { return m }
+        }
+        return scan(anyHost)
+    }
+
+    private func firstMatch(_ list: MatchList, _ request: RequestFacts) -> RouteMatch? {
+        guard let i = list.first(request, regexes: regexes) else { return nil }
+        let e = list.entries[i]
+        return RouteMatch(rule: e.rule, rewrittenPath: rewrite(request.path, match: e.match, rewrite: e.rule.rewrite))
     }
 
     private func rewrite(_ path: String, match: CompiledMatch, rewrite: URLRewrite?) -> String {
@@ -316,7 +330,7 @@ public final class RoutingTable: Sendable {
     /// Stable text of the whole table, for golden tests and `ai-gateway validate --dump`.
     public func dump() -> String {
         var lines: [String] = []
-        let all = (exactHosts.values.flatMap { $0 } + wildcardHosts.values.flatMap { $0 } + anyHost)
+        let all = (exactHosts.values.flatMap(\.entries) + wildcardHosts.values.flatMap(\.entries) + anyHost.entries)
         var seen: Set<MatchEntry.Order> = []
         let ordered = all.sorted(by: MatchEntry.precedes).filter { seen.insert($0.order).inserted }
         lines.append("routes:")
