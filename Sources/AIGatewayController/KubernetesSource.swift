@@ -2,6 +2,7 @@ import AIGatewayAPI
 import AIGatewayKubernetes
 import AIGatewayRouting
 import Dispatch
+import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -304,9 +305,14 @@ public final class KubernetesSource: Service, Sendable {
                     continue
                 }
                 if first {
-                    for object in informer.snapshot() {
+                    // The first pass decodes every object, on every core (decoding is pure).
+                    let objects = informer.snapshot()
+                    let outcomes = Self.decodeAll(objects)
+                    for (object, outcome) in zip(objects, outcomes) {
                         guard let key = ObjectKey(object: object) else { continue }
-                        if update(&state, DecodeKey(informer: index, key: key), object, informer: informer) { referencedChanged = true }
+                        if update(&state, DecodeKey(informer: index, key: key), object, informer: informer, outcome: outcome) {
+                            referencedChanged = true
+                        }
                     }
                 } else {
                     for key in changed[index] ?? [] {
@@ -322,9 +328,26 @@ public final class KubernetesSource: Service, Sendable {
         }
     }
 
-    /// Decodes one object as the cache holds it now (nil: gone) into the compiler; returns
-    /// whether the Secrets it references changed.
-    private func update(_ state: inout ReconcileState, _ key: DecodeKey, _ object: JSONValue?, informer: Informer) -> Bool {
+    /// Decodes objects in parallel, in as many slices as there are cores (one for a few).
+    static func decodeAll(_ objects: [JSONValue]) -> [DecodeOutcome] {
+        let slices = max(1, min(ProcessInfo.processInfo.activeProcessorCount, objects.count / 256))
+        let results = Mutex<[[(Int, DecodeOutcome)]]>([])
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            let decoded = stride(from: slice, to: objects.count, by: slices).map { i in
+                (i, ResourceDecoder.decode(objects[i], defaultNamespace: "default"))
+            }
+            results.withLock { $0.append(decoded) }
+        }
+        var out = [DecodeOutcome](repeating: .ignored(apiVersion: "", kind: ""), count: objects.count)
+        for (i, outcome) in results.withLock({ $0 }).joined() { out[i] = outcome }
+        return out
+    }
+
+    /// Decodes one object as the cache holds it now (nil: gone) into the compiler (`outcome`:
+    /// decoded already); returns whether the Secrets it references changed.
+    private func update(
+        _ state: inout ReconcileState, _ key: DecodeKey, _ object: JSONValue?, informer: Informer, outcome: DecodeOutcome? = nil
+    ) -> Bool {
         let old = state.decoded[key]
         if let object, let old, let rv = object.resourceVersion, !rv.isEmpty, old.resourceVersion == rv { return false }
         var entry: DecodeEntry?
@@ -334,7 +357,7 @@ public final class KubernetesSource: Service, Sendable {
                 let namespace = object.namespace ?? "default"
                 new.secrets = Self.secretReferences(in: object["spec"]).map { ObjectKey(namespace: namespace, name: $0) }
             }
-            switch ResourceDecoder.decode(object, defaultNamespace: "default") {
+            switch outcome ?? ResourceDecoder.decode(object, defaultNamespace: "default") {
             case .resource(let r):
                 new.resource = r
             case .invalid(let kind, let name, let errors):
