@@ -305,7 +305,8 @@ class RouteWatch:
         self.conn.close()
 
 
-def route_changes(api: APIServer, gw: Gateway, count: int, prefix: str = "bench") -> tuple[list, list, list]:
+def route_changes(api: APIServer, gw: Gateway, count: int, prefix: str = "bench",
+                  timeline: list | None = None) -> tuple[list, list, list]:
     """Returns the latencies from kubectl's start, from its return (0 when served before it
     returned), and from the API write (the watch event) to the first request served."""
     poller = Poller(gw.port)
@@ -338,6 +339,9 @@ def route_changes(api: APIServer, gw: Gateway, count: int, prefix: str = "bench"
         from_start.append(served - started)
         from_return.append(max(0.0, served - returned))
         from_write.append(max(0.0, served - watch.arrival(path)))
+        if timeline is not None:  # wall clock, to line up with the gateway's log
+            timeline.append({"path": path, "write": time.time() - (time.perf_counter() - watch.arrival(path)),
+                             "served": time.time() - (time.perf_counter() - served)})
     watch.close()
     return from_start, from_return, from_write
 
@@ -471,7 +475,9 @@ def main() -> int:
 
         # Route changes with the scale objects loaded.
         log(f"route changes with {n_backends + n_routes} objects loaded: {scale_changes} x kubectl apply")
-        results["scale_changes"] = route_changes(api, gw2, scale_changes, prefix="scale-change")
+        timeline = []
+        results["scale_changes"] = route_changes(api, gw2, scale_changes, prefix="scale-change", timeline=timeline)
+        (workdir / "scale-changes.json").write_text(json.dumps(timeline, indent=1))
     finally:
         for p in reversed(procs):
             p.stop()
