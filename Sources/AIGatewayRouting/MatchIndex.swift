@@ -1,34 +1,37 @@
-/// A table's match entries by hostname, each list in precedence order (`MatchEntry.precedes`),
-/// kept sorted as routes come and go: one route's entries are placed and removed by binary
-/// search, and the lists are shared with the tables built from them (copy on write).
+/// A table's match entries by hostname (`MatchList`s), kept in order as routes come and go:
+/// one route's entries are placed and removed by binary search in their small groups, and
+/// everything else is shared with the tables built before (copy on write).
 struct MatchIndex: Sendable {
-    private(set) var exactHosts: [String: [MatchEntry]] = [:]
+    private(set) var exactHosts: [String: MatchList] = [:]
     /// Keyed by the suffix after `*.`.
-    private(set) var wildcardHosts: [String: [MatchEntry]] = [:]
-    private(set) var anyHost: [MatchEntry] = []
+    private(set) var wildcardHosts: [String: MatchList] = [:]
+    private(set) var anyHost = MatchList()
     private(set) var count = 0
     /// How many entries use each regular expression (path, header or query match).
     private(set) var patterns: [String: Int] = [:]
 
     init() {}
 
-    /// All at once: grouped, then each list sorted once.
+    /// All at once: grouped by hostname, then each list sorted once.
     init(entries: some Sequence<MatchEntry>) {
+        var exact: [String: [MatchEntry]] = [:]
+        var wildcard: [String: [MatchEntry]] = [:]
+        var any: [MatchEntry] = []
         for e in entries {
             for p in Self.patterns(of: e) { patterns[p, default: 0] += 1 }
             count += 1
-            if e.hostnames.isEmpty { anyHost.append(e) }
+            if e.hostnames.isEmpty { any.append(e) }
             for h in e.hostnames {
                 if h.hasPrefix("*.") {
-                    wildcardHosts[String(h.dropFirst(2)), default: []].append(e)
+                    wildcard[String(h.dropFirst(2)), default: []].append(e)
                 } else {
-                    exactHosts[h, default: []].append(e)
+                    exact[h, default: []].append(e)
                 }
             }
         }
-        exactHosts = exactHosts.mapValues { $0.sorted(by: MatchEntry.precedes) }
-        wildcardHosts = wildcardHosts.mapValues { $0.sorted(by: MatchEntry.precedes) }
-        anyHost.sort(by: MatchEntry.precedes)
+        exactHosts = exact.mapValues(MatchList.init)
+        wildcardHosts = wildcard.mapValues(MatchList.init)
+        anyHost = MatchList(any)
     }
 
     /// The regular expressions an entry uses.
@@ -42,12 +45,12 @@ struct MatchIndex: Sendable {
     /// Adds an entry in its place; returns whether the set of patterns changed.
     mutating func insert(_ e: MatchEntry) -> Bool {
         count += 1
-        if e.hostnames.isEmpty { Self.insert(e, into: &anyHost) }
+        if e.hostnames.isEmpty { anyHost.insert(e) }
         for h in e.hostnames {
             if h.hasPrefix("*.") {
-                Self.insert(e, into: &wildcardHosts[String(h.dropFirst(2)), default: []])
+                wildcardHosts[String(h.dropFirst(2)), default: MatchList()].insert(e)
             } else {
-                Self.insert(e, into: &exactHosts[h, default: []])
+                exactHosts[h, default: MatchList()].insert(e)
             }
         }
         var changed = false
@@ -62,14 +65,14 @@ struct MatchIndex: Sendable {
     /// of patterns changed.
     mutating func remove(_ e: MatchEntry) -> Bool {
         count -= 1
-        if e.hostnames.isEmpty { Self.remove(e, from: &anyHost) }
+        if e.hostnames.isEmpty { anyHost.remove(e) }
         for h in e.hostnames {
             if h.hasPrefix("*.") {
                 let key = String(h.dropFirst(2))
-                Self.remove(e, from: &wildcardHosts[key, default: []])
+                wildcardHosts[key, default: MatchList()].remove(e)
                 if wildcardHosts[key]?.isEmpty == true { wildcardHosts[key] = nil }
             } else {
-                Self.remove(e, from: &exactHosts[h, default: []])
+                exactHosts[h, default: MatchList()].remove(e)
                 if exactHosts[h]?.isEmpty == true { exactHosts[h] = nil }
             }
         }
@@ -80,28 +83,5 @@ struct MatchIndex: Sendable {
             if n <= 0 { changed = true }
         }
         return changed
-    }
-
-    /// The first position whose entry does not precede `e`.
-    private static func lowerBound(_ e: MatchEntry, in list: [MatchEntry]) -> Int {
-        var low = 0, high = list.count
-        while low < high {
-            let mid = (low + high) / 2
-            if MatchEntry.precedes(list[mid], e) { low = mid + 1 } else { high = mid }
-        }
-        return low
-    }
-
-    private static func insert(_ e: MatchEntry, into list: inout [MatchEntry]) {
-        list.insert(e, at: lowerBound(e, in: list))
-    }
-
-    private static func remove(_ e: MatchEntry, from list: inout [MatchEntry]) {
-        let i = lowerBound(e, in: list)
-        if i < list.count, list[i].order == e.order {
-            list.remove(at: i)
-        } else if let j = list.firstIndex(where: { $0.order == e.order }) {
-            list.remove(at: j)  // not where its rank says (cannot happen while names are unique)
-        }
     }
 }

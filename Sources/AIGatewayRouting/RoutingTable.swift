@@ -266,9 +266,9 @@ public final class RoutingTable: Sendable {
         self.status = status
         self.entryIDs = entryIDs
         self.backendLabels = backendLabels
-        exactHosts = index.exactHosts.mapValues(MatchList.init)
-        wildcardHosts = index.wildcardHosts.mapValues(MatchList.init)
-        anyHost = MatchList(index.anyHost)
+        exactHosts = index.exactHosts
+        wildcardHosts = index.wildcardHosts
+        anyHost = index.anyHost
         self.regexes = regexes
         ruleCount = index.count
     }
@@ -302,8 +302,7 @@ public final class RoutingTable: Sendable {
     }
 
     private func firstMatch(_ list: MatchList, _ request: RequestFacts) -> RouteMatch? {
-        guard let i = list.first(request, regexes: regexes) else { return nil }
-        let e = list.entries[i]
+        guard let e = list.first(request, regexes: regexes) else { return nil }
         return RouteMatch(rule: e.rule, rewrittenPath: rewrite(request.path, match: e.match, rewrite: e.rule.rewrite))
     }
 
