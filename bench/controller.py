@@ -9,11 +9,15 @@
    table, the table's decode and compile time (its `aigw_table_*` gauges), its RSS (VmRSS and
    VmHWM from /proc) after the sync, and, separately, how long it takes to write the status of
    all 10,000 objects (with `--status`; on by default).
+3. Route changes with those 10,000 objects loaded in the same gateway (issue 9's measure): 100
+   times, the guide's HTTPRoute applied with a new path, timed from the API write (the moment
+   the API server's watch delivered it) to the first request served on the new path.
 
 Environment: BENCH_SCRATCH_PATH (default .build-release), BENCH_BIN_DIR (a directory with both
-release binaries: skip the build), BENCH_CHANGES (100), BENCH_BACKENDS (5000), BENCH_ROUTES
-(5000), BENCH_KEEP=1 keeps the work directory (logs), BENCH_GATEWAY_ARGS (extra flags for the
-gateways, e.g. "--log-level debug"). Like `make bench`, it exits non-zero only
+release binaries: skip the build), BENCH_CHANGES (100), BENCH_SCALE_CHANGES (100: changes with
+the scale objects loaded), BENCH_BACKENDS (5000), BENCH_ROUTES (5000), BENCH_KEEP=1 keeps the work directory (logs), BENCH_GATEWAY_ARGS (extra flags for the
+gateways, e.g. "--log-level debug"), BENCH_PERF (a file: `perf record` the scale gateway from its
+start to the end into it, for `perf report`). Like `make bench`, it exits non-zero only
 when something failed to run; missed requirements and goals print FAIL.
 """
 from __future__ import annotations
@@ -152,9 +156,18 @@ class Process:
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
+    def pid(self) -> int:
+        """The process's id; under a wrapper (perf record), its child's."""
+        pid = self.proc.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children")
+        try:
+            return int(children.read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            return pid
+
     def proc_status(self) -> dict:
         out = {}
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.pid()}/status").read_text().splitlines():
             key, _, value = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0]) / 1024  # MiB
@@ -162,7 +175,7 @@ class Process:
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid(), signal.SIGTERM)
             try:
                 self.proc.wait(timeout=40)
             except subprocess.TimeoutExpired:
@@ -172,9 +185,9 @@ class Process:
 
 
 class Gateway(Process):
-    def __init__(self, bins: Path, api: APIServer, provider_url: str, log_path: Path):
+    def __init__(self, bins: Path, api: APIServer, provider_url: str, log_path: Path, wrap: list = []):
         self.port, self.admin = free_port(), free_port()
-        super().__init__([str(bins / "ai-gateway"), "run", "--kubeconfig", str(api.kubeconfig), "--host", "127.0.0.1",
+        super().__init__([*wrap, str(bins / "ai-gateway"), "run", "--kubeconfig", str(api.kubeconfig), "--host", "127.0.0.1",
                           "--port", str(self.port), "--admin-port", str(self.admin),
                           "--provider-endpoint", f"openai={provider_url}", "--log-format", "json",
                           *os.environ.get("BENCH_GATEWAY_ARGS", "").split()], log_path)
@@ -292,7 +305,8 @@ class RouteWatch:
         self.conn.close()
 
 
-def route_changes(api: APIServer, gw: Gateway, count: int, prefix: str = "bench") -> tuple[list, list, list]:
+def route_changes(api: APIServer, gw: Gateway, count: int, prefix: str = "bench",
+                  timeline: list | None = None) -> tuple[list, list, list]:
     """Returns the latencies from kubectl's start, from its return (0 when served before it
     returned), and from the API write (the watch event) to the first request served."""
     poller = Poller(gw.port)
@@ -325,6 +339,9 @@ def route_changes(api: APIServer, gw: Gateway, count: int, prefix: str = "bench"
         from_start.append(served - started)
         from_return.append(max(0.0, served - returned))
         from_write.append(max(0.0, served - watch.arrival(path)))
+        if timeline is not None:  # wall clock, to line up with the gateway's log
+            timeline.append({"path": path, "write": time.time() - (time.perf_counter() - watch.arrival(path)),
+                             "served": time.time() - (time.perf_counter() - served)})
     watch.close()
     return from_start, from_return, from_write
 
@@ -389,6 +406,7 @@ def main() -> int:
         raise SystemExit("bench-controller: kubectl is not installed")
     scratch = os.environ.get("BENCH_SCRATCH_PATH", ".build-release")
     changes = int(os.environ.get("BENCH_CHANGES", "100"))
+    scale_changes = int(os.environ.get("BENCH_SCALE_CHANGES", "100"))
     n_backends = int(os.environ.get("BENCH_BACKENDS", "5000"))
     n_routes = int(os.environ.get("BENCH_ROUTES", "5000"))
     bins = build(scratch)
@@ -431,7 +449,9 @@ def main() -> int:
 
         log("starting a fresh gateway")
         started = time.perf_counter()
-        gw2 = Gateway(bins, api, provider_url, workdir / "gateway-2.log")
+        perf = os.environ.get("BENCH_PERF")
+        wrap = ["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g", "-o", perf, "--"] if perf else []
+        gw2 = Gateway(bins, api, provider_url, workdir / "gateway-2.log", wrap=wrap)
         procs.append(gw2)
         total_routes = n_routes + 1
         eventually(lambda: gw2.ready() and gw2.metrics().get("aigw_table_routes", 0) >= total_routes, 300,
@@ -454,9 +474,10 @@ def main() -> int:
         results["rss_status"] = gw2.proc_status()
 
         # Route changes with the scale objects loaded.
-        scale_changes = max(1, changes // 5)
         log(f"route changes with {n_backends + n_routes} objects loaded: {scale_changes} x kubectl apply")
-        results["scale_changes"] = route_changes(api, gw2, scale_changes, prefix="scale-change")
+        timeline = []
+        results["scale_changes"] = route_changes(api, gw2, scale_changes, prefix="scale-change", timeline=timeline)
+        (workdir / "scale-changes.json").write_text(json.dumps(timeline, indent=1))
     finally:
         for p in reversed(procs):
             p.stop()
@@ -497,7 +518,7 @@ def report(r: dict, changes: int, n_backends: int, n_routes: int) -> int:
     row(f"load {n_backends} Backends + {n_routes} HTTPRoutes into the fake API (info)", f"{r['load']:.1f} s")
     total = n_backends + n_routes
     row(f"initial sync of {total} objects (start -> ready, all routes in the table)", f"{r['sync']:.2f} s",
-        (r["sync"] < 10, "< 10 s"))
+        (r["sync"] < 1, "< 1 s"))
     row("  objects in the table / a scale route answers", f"{r['objects']:.0f} / {'yes' if r['scale_route_ok'] else 'NO'}",
         (r["scale_route_ok"], "served"))
     row("table decode (caches -> resources)", ms(r["decode"]))
@@ -509,8 +530,9 @@ def report(r: dict, changes: int, n_backends: int, n_routes: int) -> int:
     row("RSS after status writing (VmRSS / VmHWM)", f"{rs['VmRSS']:.0f} MiB / {rs['VmHWM']:.0f} MiB")
     row(f"route change with {total} objects loaded, from kubectl start: p50 / p99 / max ({len(s_start)})",
         f"{ms(percentile(s_start, 50))} / {ms(percentile(s_start, 99))} / {ms(max(s_start))}")
-    row("  from the API write (watch event): p50 / p99 / max",
-        f"{ms(percentile(s_write, 50))} / {ms(percentile(s_write, 99))} / {ms(max(s_write))}")
+    row(f"route change with {total} objects loaded -> served, from the API write: p50", ms(percentile(s_write, 50)))
+    s_p99 = percentile(s_write, 99)
+    row("  p99 / max", f"{ms(s_p99)} / {ms(max(s_write))}", (s_p99 < 0.05, "< 50 ms"))
 
     width = max(len(w) for w, *_ in rows)
     vwidth = max(len(v) for _, v, *_ in rows)

@@ -2,6 +2,7 @@ import AIGatewayAPI
 import AIGatewayKubernetes
 import AIGatewayRouting
 import Dispatch
+import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -52,31 +53,44 @@ public final class KubernetesSource: Service, Sendable {
     let leaderElector: LeaderElector?
     let onReconcile: @Sendable (ReconcileReport) -> Void
     private let reconcileQueue = DispatchQueue(label: "ai-gateway.reconcile")
-    private let reported = Mutex<Set<String>>([])
-    /// Each cached object's decoding, reused while its resourceVersion stays the same: a change
-    /// to one object among thousands decodes that one only.
-    private let decoded = Mutex<[DecodeKey: DecodeEntry]>([:])
+    /// The keys of the objects that changed since the last reconcile, by informer.
+    private let pending = Mutex<[Int: Set<ObjectKey>]>([:])
+    /// What the reconciles keep from one to the next; used on the reconcile queue only.
+    private let state: Mutex<ReconcileState>
 
     struct DecodeKey: Hashable {
         var informer: Int
         var key: ObjectKey
     }
 
+    /// One cached object's decoding, kept while its resourceVersion stays the same.
     struct DecodeEntry {
-        var resourceVersion: String
-        var outcome: DecodeOutcome
-        /// The names of the Secrets the object references (a Backend's `secretRef`s).
-        var secretNames: [String]
+        var resourceVersion: String?
+        /// What it decoded to, as handed to the compiler.
+        var resource: Resource?
+        /// The Secrets it references (a Backend's `secretRef`s).
+        var secrets: [ObjectKey]
+        /// Why it is invalid, if so (logged once).
+        var problem: String?
+        /// A Backend that does not decode: it serves nothing, and its status says why.
+        var invalidBackend: (NamespacedName, Condition)?
     }
 
-    /// A change of status alone keeps the object's decoding (which ignores status): the entry
-    /// moves to the new resourceVersion. (An entry that missed it is decoded again.)
-    func statusChanged(informer index: Int, old: JSONValue, new: JSONValue) {
-        guard let key = ObjectKey(object: new), let from = old.resourceVersion, let to = new.resourceVersion else { return }
-        decoded.withLock { entries in
-            let cacheKey = DecodeKey(informer: index, key: key)
-            if entries[cacheKey]?.resourceVersion == from { entries[cacheKey]?.resourceVersion = to }
-        }
+    struct ReconcileState: Sendable {
+        var compiler: IncrementalCompiler
+        var decoded: [DecodeKey: DecodeEntry] = [:]
+        /// How many decoded Backends reference each Secret.
+        var secretUsers: [ObjectKey: Int] = [:]
+        /// The Secrets last handed to `ReferencedSecrets` (nil: not yet, or its read failed).
+        var referenced: Set<ObjectKey>?
+        /// The Secrets in the compiler, as decoded.
+        var secretsHeld: [ObjectKey: Resource] = [:]
+        var invalidSecrets: [ObjectKey: String] = [:]
+        var invalidBackends: [NamespacedName: Condition] = [:]
+        /// False until the first full pass over the caches.
+        var synced = false
+        /// The table installed last, and the status the sink returned for it.
+        var installed: (table: RoutingTable, status: TableStatus)?
     }
 
     /// - Parameters:
@@ -97,6 +111,7 @@ public final class KubernetesSource: Service, Sendable {
             ? StatusWriter(client: client, controllerName: controllerName, logger: logger, mayWrite: { leaderElector?.isLeader ?? true })
             : nil
         self.sink = sink
+        self.state = Mutex(ReconcileState(compiler: IncrementalCompiler(options: sink.options)))
         self.debounce = debounce
         self.logger = logger
         var informers: [Informer] = []
@@ -111,11 +126,15 @@ public final class KubernetesSource: Service, Sendable {
         self.informers = informers + secrets.informers
     }
 
-    final class Latest<Value: Sendable>: Sendable {
-        private let storage = Mutex<Value?>(nil)
-        var value: Value? { storage.withLock { $0 } }
-        func set(_ value: Value) { storage.withLock { $0 = value } }
+    /// What the status loop is to write: the latest conclusions, and the objects to look at
+    /// (those whose conclusions or cached copy changed since the last pass), or all of them.
+    struct StatusWork: Sendable {
+        var status: TableStatus?
+        var all = true
+        var keys: Set<StatusWriter.MemoKey> = []
     }
+
+    private let statusWork = Mutex(StatusWork())
 
     final class Flag: Sendable {
         private let value = Mutex(false)
@@ -132,22 +151,27 @@ public final class KubernetesSource: Service, Sendable {
         // Status is written by its own loop from the latest reconcile's conclusions, so that a
         // slow API (or thousands of writes) never holds up the next table.
         let statusDue = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let latestStatus = Latest<TableStatus>()
         await withGracefulShutdownHandler {
             try? await withThrowingDiscardingTaskGroup { group in
                 for informer in self.informers {
                     group.addTask { await informer.run() }
                 }
-                // Every change (from any informer) that can change the table marks the set
-                // dirty; one loop reconciles. Changes of status alone (ours, mostly) cannot.
+                // Every change (from any informer) that can change the table marks the object
+                // pending; one loop reconciles. Changes of status alone (ours, mostly) cannot, but
+                // the status loop looks at the object again.
                 for (index, stream) in streams.enumerated() {
+                    let kind = self.informers[index].resource
                     group.addTask {
                         for await event in stream {
-                            if case .modified(let old, let new) = event, event.isStatusOnly {
-                                self.statusChanged(informer: index, old: old, new: new)
-                            } else {
-                                dirty.continuation.yield()
+                            if let key = event.key, kind != WatchedKinds.secrets {
+                                let name = NamespacedName(namespace: key.namespace, name: key.name)
+                                self.statusWork.withLock { _ = $0.keys.insert(StatusWriter.MemoKey(kind: kind.plural, name: name)) }
                             }
+                            if event.isStatusOnly { continue }
+                            if let key = event.key {
+                                self.pending.withLock { _ = $0[index, default: []].insert(key) }
+                            }
+                            dirty.continuation.yield()
                         }
                     }
                 }
@@ -156,15 +180,18 @@ public final class KubernetesSource: Service, Sendable {
                     var secretRetry = Backoff(initial: .milliseconds(500), maximum: .seconds(10))
                     for await _ in dirty.stream {
                         guard self.informers.allSatisfy(\.hasSynced) else { continue }
-                        // Wait the debounce, and under a stream of changes at least as long as the
-                        // last reconcile took (at most half the time goes to reconciling).
-                        var wait = self.debounce
-                        if let last, last.duration - (.now - last.end) > wait { wait = last.duration - (.now - last.end) }
-                        try? await Task.sleep(for: wait)
+                        // A change after a quiet spell is reconciled at once; under a stream of
+                        // changes, reconciles are at least the debounce apart, and at least as far
+                        // apart as the last one took (at most half the time goes to reconciling).
+                        // Changes meanwhile are folded into the next one.
+                        if let last {
+                            let since = ContinuousClock.now - last.end
+                            let gap = max(self.debounce, last.duration)
+                            if since < gap { try? await Task.sleep(for: gap - since) }
+                        }
                         let started = ContinuousClock.now
-                        let (status, secretsRead) = await self.reconcileOffLoop()
+                        let secretsRead = await self.reconcileOffLoop()
                         last = (.now, .now - started)
-                        latestStatus.set(status)
                         statusDue.continuation.yield()
                         if secretsRead {
                             secretRetry.reset()
@@ -180,19 +207,32 @@ public final class KubernetesSource: Service, Sendable {
                         // A new leader writes all of the status again, not only what changes
                         // next: the previous leader may have missed some, or written an older view.
                         group.addTask {
-                            for await leading in leadership where leading { statusDue.continuation.yield() }
+                            for await leading in leadership where leading {
+                                self.statusWork.withLock { $0.all = true }
+                                statusDue.continuation.yield()
+                            }
                         }
                     }
                     group.addTask {
                         var backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
                         for await _ in statusDue.stream {
-                            guard writer.mayWrite(), let status = latestStatus.value else { continue }
-                            let failures = await writer.write(status, informers: self.informers)
+                            guard writer.mayWrite() else { continue }
+                            let work = self.statusWork.withLock { work -> StatusWork? in
+                                guard work.status != nil else { return nil }
+                                defer {
+                                    work.all = false
+                                    work.keys = []
+                                }
+                                return work
+                            }
+                            guard let work, let status = work.status else { continue }
+                            let failures = await writer.write(status, only: work.all ? nil : work.keys, informers: self.informers)
                             guard failures > 0 else {
                                 backoff.reset()
                                 continue
                             }
-                            // Writes are compared with the caches again on the next pass.
+                            // Writes are compared with the caches again on the next pass (of all).
+                            self.statusWork.withLock { $0.all = true }
                             try? await Task.sleep(for: backoff.next())
                             statusDue.continuation.yield()
                         }
@@ -213,18 +253,21 @@ public final class KubernetesSource: Service, Sendable {
         }
     }
 
-    /// Reconciles on a thread of its own: with thousands of objects, decoding and compiling
-    /// take a while, and the tasks of this process run on the proxy's event loops (the NIO
-    /// executor), which must keep serving requests meanwhile. Between decoding and applying,
-    /// the Secrets the Backends reference become the ones whose data is kept (and any of them
-    /// held without its data is read). Returns the status, and whether every referenced Secret
-    /// could be read.
-    func reconcileOffLoop() async -> (TableStatus, secretsRead: Bool) {
+    /// Reconciles on a thread of its own: the tasks of this process run on the proxy's event
+    /// loops (the NIO executor), which must keep serving requests meanwhile. Only what changed
+    /// is decoded (each object once per resourceVersion) and compiled (`IncrementalCompiler`);
+    /// the first pass takes every cached object. Between decoding and compiling, the Secrets the
+    /// Backends reference become the ones whose data is kept (and any of them held without its
+    /// data is read). Leaves the status for the status loop; returns whether every referenced
+    /// Secret could be read.
+    func reconcileOffLoop() async -> Bool {
         let started = ContinuousClock.now
-        let decoded = await onReconcileQueue { self.decodeObjects() }
-        let secretsRead = await secrets.reference(decoded.referencedSecrets)
-        let status = await onReconcileQueue { self.apply(decoded, started: started) }
-        return (status, secretsRead)
+        let changes = await onReconcileQueue { self.decodeChanges() }
+        let secretsRead = if let referenced = changes.referenced { await secrets.reference(referenced) } else { true }
+        await onReconcileQueue {
+            self.apply(changes, secretsRead: secretsRead, started: started)
+        }
+        return secretsRead
     }
 
     private func onReconcileQueue<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
@@ -233,63 +276,134 @@ public final class KubernetesSource: Service, Sendable {
         }
     }
 
-    /// Every cached object but the Secrets, decoded, and the Secrets they reference.
-    struct Decoded: Sendable {
-        var set: ResourceSet
-        var invalid: [String]
-        var invalidBackends: [NamespacedName: Condition]
-        var referencedSecrets: Set<ObjectKey>
+    /// What `decodeChanges` leaves for `apply`.
+    struct Changes: Sendable {
+        /// The referenced Secrets, when they changed (or the last read of them failed).
+        var referenced: Set<ObjectKey>?
+        /// Secrets whose cached copy changed.
+        var secretKeys: Set<ObjectKey>
+        /// Every referenced Secret is to be read from the cache again.
+        var allSecrets: Bool
     }
 
-    /// Rebuilds the resource set from every cache but the Secrets' (see `apply`).
-    func decodeObjects() -> Decoded {
-        var set = ResourceSet()
-        var invalid: [String] = []
-        var referenced: Set<ObjectKey> = []
-        /// Backends that do not decode: they serve nothing, and their status says why.
-        var invalidBackends: [NamespacedName: Condition] = [:]
-        let previous = decoded.withLock { $0 }
-        var current: [DecodeKey: DecodeEntry] = [:]
-        current.reserveCapacity(previous.count)
-        for (index, informer) in informers.enumerated() where informer.resource != WatchedKinds.secrets {
-            let isBackend = informer.resource == WatchedKinds.backends
-            for object in informer.snapshot() {
-                let outcome: DecodeOutcome
-                let secretNames: [String]
-                if let key = ObjectKey(object: object), let rv = object.resourceVersion, !rv.isEmpty {
-                    let cacheKey = DecodeKey(informer: index, key: key)
-                    if let hit = previous[cacheKey], hit.resourceVersion == rv {
-                        outcome = hit.outcome
-                        secretNames = hit.secretNames
-                    } else {
-                        outcome = ResourceDecoder.decode(object, defaultNamespace: "default")
-                        secretNames = isBackend ? Self.secretReferences(in: object["spec"]) : []
+    /// Decodes the objects (not Secrets) that changed since the last call (all of them the
+    /// first time) and hands them to the compiler.
+    func decodeChanges() -> Changes {
+        // Taken before the caches are read: a change after this point is seen again next time.
+        let changed = pending.withLock { keys in
+            defer { keys = [:] }
+            return keys
+        }
+        return state.withLock { state in
+            let first = !state.synced
+            state.synced = true
+            var secretKeys: Set<ObjectKey> = []
+            var referencedChanged = first
+            for (index, informer) in informers.enumerated() {
+                if informer.resource == WatchedKinds.secrets {
+                    secretKeys.formUnion(changed[index] ?? [])
+                    continue
+                }
+                if first {
+                    // The first pass decodes every object, on every core (decoding is pure).
+                    let objects = informer.snapshot()
+                    let outcomes = Self.decodeAll(objects)
+                    for (object, outcome) in zip(objects, outcomes) {
+                        guard let key = ObjectKey(object: object) else { continue }
+                        if update(&state, DecodeKey(informer: index, key: key), object, informer: informer, outcome: outcome) {
+                            referencedChanged = true
+                        }
                     }
-                    current[cacheKey] = DecodeEntry(resourceVersion: rv, outcome: outcome, secretNames: secretNames)
                 } else {
-                    outcome = ResourceDecoder.decode(object, defaultNamespace: "default")
-                    secretNames = isBackend ? Self.secretReferences(in: object["spec"]) : []
-                }
-                for name in secretNames {
-                    referenced.insert(ObjectKey(namespace: object.namespace ?? "default", name: name))
-                }
-                switch outcome {
-                case .resource(let r):
-                    set.insert(r)
-                case .invalid(let kind, let name, let errors):
-                    invalid.append("\(kind) \(name): " + errors.map(\.description).joined(separator: "; "))
-                    if kind == "Backend", !name.name.isEmpty {
-                        invalidBackends[name] = Condition(
-                            type: "Accepted", status: false, reason: "Invalid", message: errors.map(\.description).joined(separator: "; "),
-                            observedGeneration: object["metadata"]?["generation"]?.intValue ?? 1)
+                    for key in changed[index] ?? [] {
+                        if update(&state, DecodeKey(informer: index, key: key), informer.get(key), informer: informer) {
+                            referencedChanged = true
+                        }
                     }
-                case .ignored:
-                    break
                 }
             }
+            let referenced = Set(state.secretUsers.keys)
+            let ask = referencedChanged || state.referenced == nil || state.referenced != referenced
+            return Changes(referenced: ask ? referenced : nil, secretKeys: secretKeys, allSecrets: first || ask)
         }
-        decoded.withLock { $0 = current }
-        return Decoded(set: set, invalid: invalid, invalidBackends: invalidBackends, referencedSecrets: referenced)
+    }
+
+    /// Decodes objects in parallel, in as many slices as there are cores (one for a few).
+    static func decodeAll(_ objects: [JSONValue]) -> [DecodeOutcome] {
+        let slices = max(1, min(ProcessInfo.processInfo.activeProcessorCount, objects.count / 256))
+        let results = Mutex<[[(Int, DecodeOutcome)]]>([])
+        DispatchQueue.concurrentPerform(iterations: slices) { slice in
+            let decoded = stride(from: slice, to: objects.count, by: slices).map { i in
+                (i, ResourceDecoder.decode(objects[i], defaultNamespace: "default"))
+            }
+            results.withLock { $0.append(decoded) }
+        }
+        var out = [DecodeOutcome](repeating: .ignored(apiVersion: "", kind: ""), count: objects.count)
+        for (i, outcome) in results.withLock({ $0 }).joined() { out[i] = outcome }
+        return out
+    }
+
+    /// Decodes one object as the cache holds it now (nil: gone) into the compiler (`outcome`:
+    /// decoded already); returns whether the Secrets it references changed.
+    private func update(
+        _ state: inout ReconcileState, _ key: DecodeKey, _ object: JSONValue?, informer: Informer, outcome: DecodeOutcome? = nil
+    ) -> Bool {
+        let old = state.decoded[key]
+        if let object, let old, let rv = object.resourceVersion, !rv.isEmpty, old.resourceVersion == rv { return false }
+        var entry: DecodeEntry?
+        if let object {
+            var new = DecodeEntry(resourceVersion: object.resourceVersion, resource: nil, secrets: [])
+            if informer.resource == WatchedKinds.backends {
+                let namespace = object.namespace ?? "default"
+                new.secrets = Self.secretReferences(in: object["spec"]).map { ObjectKey(namespace: namespace, name: $0) }
+            }
+            switch outcome ?? ResourceDecoder.decode(object, defaultNamespace: "default") {
+            case .resource(let r):
+                new.resource = r
+            case .invalid(let kind, let name, let errors):
+                let message = errors.map(\.description).joined(separator: "; ")
+                new.problem = "\(kind) \(name): " + message
+                if kind == "Backend", !name.name.isEmpty {
+                    new.invalidBackend = (
+                        name,
+                        Condition(
+                            type: "Accepted", status: false, reason: "Invalid", message: message,
+                            observedGeneration: object["metadata"]?["generation"]?.intValue ?? 1)
+                    )
+                }
+            case .ignored:
+                break
+            }
+            entry = new
+        }
+        state.decoded[key] = entry
+        // The compiler: the old resource out, the new one in (an equal one changes nothing).
+        if let previous = old?.resource, previous.kind != entry?.resource?.kind || previous.metadata.namespacedName != entry?.resource?.metadata.namespacedName {
+            state.compiler.remove(previous)
+        }
+        if let resource = entry?.resource { state.compiler.insert(resource) }
+        if let (name, _) = old?.invalidBackend { state.invalidBackends[name] = nil }
+        if let (name, condition) = entry?.invalidBackend { state.invalidBackends[name] = condition }
+        // Say once per distinct problem, not on every reconcile.
+        if let problem = entry?.problem, problem != old?.problem {
+            logger.warning("invalid object ignored", metadata: ["problem": "\(problem)"])
+        }
+        // The Secrets referenced.
+        let before = old?.secrets ?? [], after = entry?.secrets ?? []
+        guard before != after else { return false }
+        var changed = false
+        for secret in before {
+            state.secretUsers[secret, default: 1] -= 1
+            if state.secretUsers[secret] == 0 {
+                state.secretUsers[secret] = nil
+                changed = true
+            }
+        }
+        for secret in after {
+            state.secretUsers[secret, default: 0] += 1
+            if state.secretUsers[secret] == 1 { changed = true }
+        }
+        return changed
     }
 
     /// The names in every `secretRef: {name: ...}` under a Backend's spec: the kgateway
@@ -316,45 +430,66 @@ public final class KubernetesSource: Service, Sendable {
         return names
     }
 
-    /// Adds the referenced Secrets (as the cache holds them now, with their data) to the
-    /// decoded set and applies it. Secrets no Backend references are never decoded.
-    func apply(_ decoded: Decoded, started: ContinuousClock.Instant) -> TableStatus {
-        var set = decoded.set
-        var invalid = decoded.invalid
-        let invalidBackends = decoded.invalidBackends
-        for key in decoded.referencedSecrets.sorted() {
-            guard let object = secrets.cached(key), SecretScope.holdsData(object) else { continue }
-            switch ResourceDecoder.decode(object, defaultNamespace: "default") {
-            case .resource(let r):
-                set.insert(r)
-            case .invalid(let kind, let name, let errors):
-                invalid.append("\(kind) \(name): " + errors.map(\.description).joined(separator: "; "))
-            case .ignored:
-                break
+    /// Puts the referenced Secrets that changed (as the cache holds them now, with their data)
+    /// into the compiler, and those no longer referenced out; compiles what changed and
+    /// installs the table. Secrets no Backend references are never decoded.
+    func apply(_ changes: Changes, secretsRead: Bool, started: ContinuousClock.Instant) {
+        let (table, objects, invalidBackends, decoded, statusChanges) = state.withLock { state in
+            if changes.referenced != nil { state.referenced = secretsRead ? changes.referenced : nil }
+            let referenced = Set(state.secretUsers.keys)
+            var keys = changes.secretKeys
+            if changes.allSecrets { keys.formUnion(referenced) }
+            for key in state.secretsHeld.keys where !referenced.contains(key) { keys.insert(key) }
+            for key in keys {
+                var resource: Resource?
+                if referenced.contains(key), let object = secrets.cached(key), SecretScope.holdsData(object) {
+                    switch ResourceDecoder.decode(object, defaultNamespace: "default") {
+                    case .resource(let r):
+                        resource = r
+                        state.invalidSecrets[key] = nil
+                    case .invalid(let kind, let name, let errors):
+                        let problem = "\(kind) \(name): " + errors.map(\.description).joined(separator: "; ")
+                        if state.invalidSecrets.updateValue(problem, forKey: key) != problem {
+                            logger.warning("invalid object ignored", metadata: ["problem": "\(problem)"])
+                        }
+                    case .ignored:
+                        break
+                    }
+                } else {
+                    state.invalidSecrets[key] = nil
+                }
+                if let old = state.secretsHeld[key], resource == nil { state.compiler.remove(old) }
+                state.secretsHeld[key] = resource
+                if let resource { state.compiler.insert(resource) }
             }
+            let decoded = ContinuousClock.now
+            let table = state.compiler.table()
+            return (table, state.compiler.objectCount, state.invalidBackends, decoded, state.compiler.takeStatusChanges())
         }
-        // Say once per distinct problem, not on every reconcile.
-        let fresh = reported.withLock { seen in
-            let new = invalid.filter { !seen.contains($0) }
-            seen = Set(invalid)
-            return new
-        }
-        for line in fresh { logger.warning("invalid object ignored", metadata: ["problem": "\(line)"]) }
-        let decoded = ContinuousClock.now
-        var status = sink.apply(set, origin: "kubernetes")
+        // Nothing that the table holds changed (a Secret read back, say): nothing to install.
+        let installed = state.withLock { $0.installed.flatMap { $0.table === table ? $0.status : nil } }
+        var status = installed ?? sink.install(table, origin: "kubernetes", objects: objects)
+        if installed == nil { state.withLock { $0.installed = (table, status) } }
         for (name, condition) in invalidBackends where status.backends[name] == nil {
             status.backends[name] = [condition]
         }
         let compiled = ContinuousClock.now
+        var keys: [StatusWriter.MemoKey] = []
+        keys += statusChanges.backends.map { .init(kind: WatchedKinds.backends.plural, name: $0) }
+        keys += statusChanges.routes.map { .init(kind: WatchedKinds.httpRoutes.plural, name: $0) }
+        keys += statusChanges.gateways.map { .init(kind: WatchedKinds.gateways.plural, name: $0) }
+        keys += statusChanges.gatewayClasses.map { .init(kind: WatchedKinds.gatewayClasses.plural, name: NamespacedName(namespace: "", name: $0)) }
+        statusWork.withLock { work in
+            work.status = status
+            work.keys.formUnion(keys)
+        }
         onReconcile(
-            ReconcileReport(
-                objects: set.count, routes: set.httpRoutes.count, decodeTime: decoded - started, compileTime: compiled - decoded))
+            ReconcileReport(objects: objects, routes: state.withLock { $0.compiler.routeCount }, decodeTime: decoded - started, compileTime: compiled - decoded))
         logger.debug(
             "reconciled",
-            metadata: ["objects": "\(set.count)", "decode-time": "\(decoded - started)", "compile-time": "\(compiled - decoded)"])
+            metadata: ["objects": "\(objects)", "decode-time": "\(decoded - started)", "compile-time": "\(compiled - decoded)"])
         if logger.logLevel <= .debug {
             for p in status.problems { logger.debug("configuration problem", metadata: ["problem": "\(p)"]) }
         }
-        return status
     }
 }

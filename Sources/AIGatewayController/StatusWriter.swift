@@ -40,22 +40,24 @@ struct StatusWriter: Sendable {
         let entries = Mutex<[MemoKey: MemoEntry]>([:])
     }
 
-    /// Writes what differs from the caches; returns how many writes failed (1 when the pass was
-    /// cut short because the API is unavailable).
-    func write(_ status: TableStatus, informers: [Informer]) async -> Int {
+    /// Writes what differs from the caches, for the objects in `only` (nil: all of them);
+    /// returns how many writes failed (1 when the pass was cut short because the API is unavailable).
+    func write(_ status: TableStatus, only: Set<MemoKey>? = nil, informers: [Informer]) async -> Int {
         let started = ContinuousClock.now
         let failures: Int
         do {
-            failures = try await writeAll(status, informers: informers)
+            failures = try await writeAll(status, only: only, informers: informers)
         } catch {
             failures = 1
         }
-        logger.debug("status pass done", metadata: ["duration": "\(ContinuousClock.now - started)", "failures": "\(failures)"])
+        logger.debug(
+            "status pass done",
+            metadata: ["duration": "\(ContinuousClock.now - started)", "failures": "\(failures)", "objects": "\(only.map { "\($0.count)" } ?? "all")"])
         return failures
     }
 
     /// Throws `Unavailable` when the API cannot take writes now (the rest of the pass would fail too).
-    private func writeAll(_ status: TableStatus, informers: [Informer]) async throws -> Int {
+    private func writeAll(_ status: TableStatus, only: Set<MemoKey>?, informers: [Informer]) async throws -> Int {
         var failures = 0
         let caches = Dictionary(grouping: informers, by: \.resource)
         func current(_ kind: ResourceType, _ name: NamespacedName) -> JSONValue? {
@@ -63,8 +65,19 @@ struct StatusWriter: Sendable {
             return caches[kind]?.lazy.compactMap { $0.get(key) }.first
         }
         let previous = memo.entries.withLock { $0 }
-        var verified: [MemoKey: MemoEntry] = [:]
-        verified.reserveCapacity(previous.count)
+        // A pass over some objects keeps what the last passes found of the others.
+        var verified: [MemoKey: MemoEntry] = only == nil ? [:] : previous
+        if let only {
+            for key in only { verified[key] = nil }
+        } else {
+            verified.reserveCapacity(previous.count)
+        }
+        /// The status entries of one kind to look at in this pass.
+        func selected<V>(_ entries: [NamespacedName: V], _ kind: ResourceType) -> [(key: NamespacedName, value: V)] {
+            guard let only else { return Array(entries) }
+            return only.compactMap { key in key.kind == kind.plural ? entries[key.name].map { (key.name, $0) } : nil }
+        }
+        let classes = Dictionary(uniqueKeysWithValues: status.gatewayClasses.map { (NamespacedName(namespace: "", name: $0.key), $0.value) })
         defer {
             let done = verified
             memo.entries.withLock { $0 = done }
@@ -83,7 +96,7 @@ struct StatusWriter: Sendable {
         }
         let now = Self.timestamp()
 
-        for (name, conditions) in status.backends {
+        for (name, conditions) in selected(status.backends, WatchedKinds.backends) {
             guard let object = current(WatchedKinds.backends, name) else { continue }
             if known(WatchedKinds.backends, name, object, .conditions(conditions)) { continue }
             let existing = object["status"]?["conditions"]?.arrayValue ?? []
@@ -94,8 +107,7 @@ struct StatusWriter: Sendable {
             }
             if try await !patch(WatchedKinds.backends, name, ["conditions": .array(desired)]) { failures += 1 }
         }
-        for (name, conditions) in status.gatewayClasses {
-            let key = NamespacedName(namespace: "", name: name)
+        for (key, conditions) in selected(classes, WatchedKinds.gatewayClasses) {
             guard let object = current(WatchedKinds.gatewayClasses, key) else { continue }
             if known(WatchedKinds.gatewayClasses, key, object, .conditions(conditions)) { continue }
             let existing = object["status"]?["conditions"]?.arrayValue ?? []
@@ -106,7 +118,7 @@ struct StatusWriter: Sendable {
             }
             if try await !patch(WatchedKinds.gatewayClasses, key, ["conditions": .array(desired)]) { failures += 1 }
         }
-        for (name, gw) in status.gateways {
+        for (name, gw) in selected(status.gateways, WatchedKinds.gateways) {
             guard let object = current(WatchedKinds.gateways, name) else { continue }
             if known(WatchedKinds.gateways, name, object, .gateway(gw)) { continue }
             let existingStatus = object["status"]
@@ -133,7 +145,7 @@ struct StatusWriter: Sendable {
             }
             if try await !patch(WatchedKinds.gateways, name, desired.objectValue ?? [:]) { failures += 1 }
         }
-        for (name, parents) in status.routes {
+        for (name, parents) in selected(status.routes, WatchedKinds.httpRoutes) {
             guard let object = current(WatchedKinds.httpRoutes, name) else { continue }
             if known(WatchedKinds.httpRoutes, name, object, .parents(parents)) { continue }
             let oldParents = object["status"]?["parents"]?.arrayValue ?? []

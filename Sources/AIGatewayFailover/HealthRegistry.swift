@@ -207,13 +207,7 @@ public final class HealthRegistry: HealthOracle {
     /// its health when the Backend is reordered or reloaded) and drops that of entries and Backends
     /// it no longer has.
     public func retain(_ table: RoutingTable) {
-        var ids: Set<String> = []
-        var labels: Set<String> = []
-        for b in table.backends.values {
-            labels.insert(b.label)
-            for e in b.entries { ids.insert(e.id) }
-        }
-        retain(entries: ids, backends: labels)
+        retain(entries: table.entryIDs, backends: table.backendLabels)
     }
 
     /// Keeps the state of these entry ids and backend labels only (round-robin counters are keyed

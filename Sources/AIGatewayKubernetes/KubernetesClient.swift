@@ -38,7 +38,9 @@ public final class KubernetesClient: Sendable {
         public var maxResponseBodyBytes: Int
         /// Largest single watch event line.
         public var maxWatchEventBytes: Int
-        /// Page size of `listAll`.
+        /// Page size of `listAll`. Large: each page costs the API server a pass over the
+        /// resource (and a client a round trip), and a list of thousands of objects is a few
+        /// megabytes (client-go's informers list from the watch cache, unpaged).
         public var listPageSize: Int
         /// Offer HTTP/2 (ALPN) on TLS connections, multiplexing all requests and watches on
         /// one connection per server. Off by default: plain HTTP/1.1 with a connection per
@@ -52,7 +54,7 @@ public final class KubernetesClient: Sendable {
             watchIdleTimeout: Duration = .seconds(120),
             maxResponseBodyBytes: Int = 256 << 20,
             maxWatchEventBytes: Int = 16 << 20,
-            listPageSize: Int = 500,
+            listPageSize: Int = 5000,
             http2: Bool = false,
             userAgent: String = "ai-gateway"
         ) {

@@ -31,16 +31,25 @@ public final class TableUpdater: ConfigurationSink {
     public func apply(_ resources: ResourceSet, origin: String) -> TableStatus {
         let start = ContinuousClock.now
         let table = RouteCompiler.compile(resources, options: options)
+        return install(table, origin: origin, objects: resources.count, compileTime: ContinuousClock.now - start)
+    }
+
+    /// Swaps in a table compiled elsewhere; returns its status.
+    @discardableResult
+    public func install(_ table: RoutingTable, origin: String, objects: Int) -> TableStatus {
+        install(table, origin: origin, objects: objects, compileTime: nil)
+    }
+
+    private func install(_ table: RoutingTable, origin: String, objects: Int, compileTime: Duration?) -> TableStatus {
         store.swap(table)
         health?.retain(table)
         store.markReady()
         metrics.configReload(result: "ok")
-        logger.info(
-            "configuration applied",
-            metadata: [
-                "origin": "\(origin)", "objects": "\(resources.count)", "rules": "\(table.ruleCount)", "backends": "\(table.backends.count)",
-                "compile-time": "\(ContinuousClock.now - start)",
-            ])
+        var metadata: Logger.Metadata = [
+            "origin": "\(origin)", "objects": "\(objects)", "rules": "\(table.ruleCount)", "backends": "\(table.backends.count)",
+        ]
+        if let compileTime { metadata["compile-time"] = "\(compileTime)" }
+        logger.info("configuration applied", metadata: metadata)
         let fresh = warnedInClear.withLock { warned in
             let current = Set(table.status.keysInClear)
             defer { warned = current }

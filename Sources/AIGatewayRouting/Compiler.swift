@@ -7,6 +7,11 @@ public protocol ConfigurationSink: Sendable {
     /// A complete, valid set of resources. Returns what the compiler concluded about each object
     /// (its `problems` are worth telling: a missing Secret, ...).
     func apply(_ resources: ResourceSet, origin: String) -> TableStatus
+    /// A table compiled by the source itself (`IncrementalCompiler`, with `options`), of
+    /// `objects` objects. Returns the table's status.
+    func install(_ table: RoutingTable, origin: String, objects: Int) -> TableStatus
+    /// The compile options of `apply`, for a source that compiles by itself.
+    var options: CompileOptions { get }
     /// A new configuration could not be used; the last good one stays in force.
     func rejected(_ errors: [String], origin: String)
 }
@@ -64,103 +69,151 @@ public enum RouteCompiler {
 
         // Routes.
         var rules: [MatchEntry] = []
-        let grants = resources.referenceGrants
+        let context = RouteContext(
+            backends: backends, grants: resources.referenceGrants, gateways: gateways,
+            allGateways: Set(resources.gateways.map(\.metadata.namespacedName)), options: options)
         let sortedRoutes = resources.httpRoutes.sorted(by: routeOrder)
         for (order, route) in sortedRoutes.enumerated() {
-            let routeName = route.metadata.namespacedName
-            var parentStatuses: [RouteParentStatus] = []
-            var accepted = false
-            let routeHosts = route.hostnames.map { $0.lowercased() }
-            // The hostnames the route is served on: its own, narrowed by each listener it attached
-            // to (nil: any host).
-            var servedHosts: Set<String>? = []
-            let (compiledRules, resolved) = compileRules(route, backends: backends, grants: grants)
-            for parent in route.parentRefs {
-                let parentNS = parent.namespace ?? route.metadata.namespace
-                let key = NamespacedName(namespace: parentNS, name: parent.name)
-                guard parent.group == ResourceDecoder.gatewayGroup, parent.kind == "Gateway" else { continue }
-                var conditions: [Condition] = []
-                let gen = route.metadata.generation
-                if let gateway = gateways[key] {
-                    let listeners = gateway.listeners.filter { l in
-                        (parent.sectionName == nil || parent.sectionName == l.name) && (parent.port == nil || parent.port == l.port)
-                    }
-                    if listeners.isEmpty {
-                        conditions.append(Condition(type: "Accepted", status: false, reason: "NoMatchingParent", message: "no listener of Gateway \(key) matches sectionName/port", observedGeneration: gen))
-                    } else {
-                        let allowing = listeners.filter { l in
-                            guard l.protocol == "HTTP" || l.protocol == "HTTPS" else { return false }
-                            switch l.allowedRoutesFrom {
-                            case .all: return true
-                            case .same: return route.metadata.namespace == gateway.metadata.namespace
-                            case .selector: return false
-                            }
-                        }
-                        // Listeners whose hostname the route's hostnames intersect (Gateway API:
-                        // a route with no intersecting hostname does not attach to the listener).
-                        let intersecting = allowing.map { l in (l, Self.intersect(route: routeHosts, listener: l.hostname?.lowercased())) }
-                            .filter { $0.1 != .none }
-                        if !allowing.isEmpty && intersecting.isEmpty {
-                            let names = allowing.compactMap(\.hostname).joined(separator: ", ")
-                            conditions.append(Condition(
-                                type: "Accepted", status: false, reason: "NoMatchingListenerHostname",
-                                message: "no hostname of the route matches the hostname of the listeners of Gateway \(key) (\(names))", observedGeneration: gen))
-                        } else if allowing.isEmpty {
-                            // Say why: no listener speaks HTTP at all, or none admits the route's namespace.
-                            let speaksHTTP = listeners.contains { $0.protocol == "HTTP" || $0.protocol == "HTTPS" }
-                            let message = speaksHTTP
-                                ? "no listener of Gateway \(key) allows routes from namespace \(route.metadata.namespace)"
-                                : "no listener of Gateway \(key) accepts HTTPRoutes (protocol HTTP or HTTPS)"
-                            conditions.append(Condition(type: "Accepted", status: false, reason: "NotAllowedByListeners", message: message, observedGeneration: gen))
-                        } else {
-                            accepted = true
-                            for (l, hosts) in intersecting {
-                                attached[key]?[l.name, default: 0] += 1
-                                switch hosts {
-                                case .anyHost: servedHosts = nil
-                                case .only(let names): servedHosts?.formUnion(names)
-                                case .none: break
-                                }
-                            }
-                            conditions.append(Condition(type: "Accepted", status: true, reason: "Accepted", message: "Route accepted", observedGeneration: gen))
-                        }
-                    }
-                } else if options.implicitGateway && !resources.gateways.contains(where: { $0.metadata.namespacedName == key }) {
-                    accepted = true
-                    if routeHosts.isEmpty { servedHosts = nil } else { servedHosts?.formUnion(routeHosts) }
-                    conditions.append(Condition(type: "Accepted", status: true, reason: "Accepted", message: "Route accepted (standalone listener)", observedGeneration: gen))
-                } else {
-                    // Not a Gateway of ours (or absent): another controller's business.
-                    continue
-                }
-                conditions.append(resolved.condition(generation: gen))
-                parentStatuses.append(RouteParentStatus(parent: parent, parentNamespace: parentNS, conditions: conditions))
-            }
-            if route.parentRefs.isEmpty && options.implicitGateway {
-                accepted = true
-                if routeHosts.isEmpty { servedHosts = nil } else { servedHosts?.formUnion(routeHosts) }
-            }
-            if !parentStatuses.isEmpty { status.routes[routeName] = parentStatuses }
-            guard accepted else { continue }
-            for (ruleIndex, rule) in route.rules.enumerated() {
-                for (matchIndex, m) in rule.matches.enumerated() {
-                    rules.append(MatchEntry(
-                        hostnames: servedHosts.map { $0.sorted() } ?? [], match: CompiledMatch(m), rule: compiledRules[ruleIndex],
-                        order: MatchEntry.Order(routeOrder: order, rule: ruleIndex, match: matchIndex)))
-                }
-            }
+            let compiled = compileRoute(route, tiebreak: order, context: context)
+            if !compiled.parents.isEmpty { status.routes[route.metadata.namespacedName] = compiled.parents }
+            for a in compiled.attachments { attached[a.gateway]?[a.listener, default: 0] += 1 }
+            rules += compiled.entries
         }
 
         for (name, g) in gateways {
-            let gen = g.metadata.generation
-            status.gateways[name] = GatewayStatus(
-                conditions: [
-                    Condition(type: "Accepted", status: true, reason: "Accepted", message: "Gateway accepted", observedGeneration: gen),
-                    Condition(type: "Programmed", status: true, reason: "Programmed", message: "Gateway programmed", observedGeneration: gen),
-                ],
-                attachedRoutes: attached[name] ?? [:])
+            status.gateways[name] = gatewayStatus(g, attached: attached[name] ?? [:])
         }
         return RoutingTable(entries: rules, backends: backends, status: status)
+    }
+
+    static func gatewayStatus(_ g: Gateway, attached: [String: Int]) -> GatewayStatus {
+        let gen = g.metadata.generation
+        return GatewayStatus(
+            conditions: [
+                Condition(type: "Accepted", status: true, reason: "Accepted", message: "Gateway accepted", observedGeneration: gen),
+                Condition(type: "Programmed", status: true, reason: "Programmed", message: "Gateway programmed", observedGeneration: gen),
+            ],
+            attachedRoutes: attached)
+    }
+
+    /// What a route is compiled against: whether Backends exist (not what they hold), the
+    /// ReferenceGrants, the Gateways of ours and the names of all Gateways.
+    struct RouteContext {
+        var backends: [NamespacedName: CompiledBackend]
+        var grants: [ReferenceGrant]
+        var gateways: [NamespacedName: Gateway]
+        var allGateways: Set<NamespacedName>
+        var options: CompileOptions
+    }
+
+    /// One HTTPRoute, compiled on its own: its match entries (none unless accepted), its parents'
+    /// status, the listeners it attached to, and the Backends it names (whether they exist or not).
+    struct CompiledRoute: Sendable {
+        struct Attachment: Sendable, Hashable {
+            var gateway: NamespacedName
+            var listener: String
+        }
+
+        var entries: [MatchEntry]
+        var parents: [RouteParentStatus]
+        var attachments: [Attachment]
+        var backendRefs: Set<NamespacedName>
+    }
+
+    /// Compiles one route; `tiebreak` orders routes that are otherwise equal (the same name twice
+    /// in a set of manifests).
+    static func compileRoute(_ route: HTTPRoute, tiebreak: Int, context: RouteContext) -> CompiledRoute {
+        let options = context.options
+        var parentStatuses: [RouteParentStatus] = []
+        var attachments: [CompiledRoute.Attachment] = []
+        var accepted = false
+        let routeHosts = route.hostnames.map { $0.lowercased() }
+        // The hostnames the route is served on: its own, narrowed by each listener it attached
+        // to (nil: any host).
+        var servedHosts: Set<String>? = []
+        let (compiledRules, resolved) = compileRules(route, backends: context.backends, grants: context.grants)
+        for parent in route.parentRefs {
+            let parentNS = parent.namespace ?? route.metadata.namespace
+            let key = NamespacedName(namespace: parentNS, name: parent.name)
+            guard parent.group == ResourceDecoder.gatewayGroup, parent.kind == "Gateway" else { continue }
+            var conditions: [Condition] = []
+            let gen = route.metadata.generation
+            if let gateway = context.gateways[key] {
+                let listeners = gateway.listeners.filter { l in
+                    (parent.sectionName == nil || parent.sectionName == l.name) && (parent.port == nil || parent.port == l.port)
+                }
+                if listeners.isEmpty {
+                    conditions.append(Condition(type: "Accepted", status: false, reason: "NoMatchingParent", message: "no listener of Gateway \(key) matches sectionName/port", observedGeneration: gen))
+                } else {
+                    let allowing = listeners.filter { l in
+                        guard l.protocol == "HTTP" || l.protocol == "HTTPS" else { return false }
+                        switch l.allowedRoutesFrom {
+                        case .all: return true
+                        case .same: return route.metadata.namespace == gateway.metadata.namespace
+                        case .selector: return false
+                        }
+                    }
+                    // Listeners whose hostname the route's hostnames intersect (Gateway API:
+                    // a route with no intersecting hostname does not attach to the listener).
+                    let intersecting = allowing.map { l in (l, Self.intersect(route: routeHosts, listener: l.hostname?.lowercased())) }
+                        .filter { $0.1 != .none }
+                    if !allowing.isEmpty && intersecting.isEmpty {
+                        let names = allowing.compactMap(\.hostname).joined(separator: ", ")
+                        conditions.append(Condition(
+                            type: "Accepted", status: false, reason: "NoMatchingListenerHostname",
+                            message: "no hostname of the route matches the hostname of the listeners of Gateway \(key) (\(names))", observedGeneration: gen))
+                    } else if allowing.isEmpty {
+                        // Say why: no listener speaks HTTP at all, or none admits the route's namespace.
+                        let speaksHTTP = listeners.contains { $0.protocol == "HTTP" || $0.protocol == "HTTPS" }
+                        let message = speaksHTTP
+                            ? "no listener of Gateway \(key) allows routes from namespace \(route.metadata.namespace)"
+                            : "no listener of Gateway \(key) accepts HTTPRoutes (protocol HTTP or HTTPS)"
+                        conditions.append(Condition(type: "Accepted", status: false, reason: "NotAllowedByListeners", message: message, observedGeneration: gen))
+                    } else {
+                        accepted = true
+                        for (l, hosts) in intersecting {
+                            attachments.append(CompiledRoute.Attachment(gateway: key, listener: l.name))
+                            switch hosts {
+                            case .anyHost: servedHosts = nil
+                            case .only(let names): servedHosts?.formUnion(names)
+                            case .none: break
+                            }
+                        }
+                        conditions.append(Condition(type: "Accepted", status: true, reason: "Accepted", message: "Route accepted", observedGeneration: gen))
+                    }
+                }
+            } else if options.implicitGateway && !context.allGateways.contains(key) {
+                accepted = true
+                if routeHosts.isEmpty { servedHosts = nil } else { servedHosts?.formUnion(routeHosts) }
+                conditions.append(Condition(type: "Accepted", status: true, reason: "Accepted", message: "Route accepted (standalone listener)", observedGeneration: gen))
+            } else {
+                // Not a Gateway of ours (or absent): another controller's business.
+                continue
+            }
+            conditions.append(resolved.condition(generation: gen))
+            parentStatuses.append(RouteParentStatus(parent: parent, parentNamespace: parentNS, conditions: conditions))
+        }
+        if route.parentRefs.isEmpty && options.implicitGateway {
+            accepted = true
+            if routeHosts.isEmpty { servedHosts = nil } else { servedHosts?.formUnion(routeHosts) }
+        }
+        var backendRefs: Set<NamespacedName> = []
+        for rule in route.rules {
+            for ref in rule.backendRefs { backendRefs.insert(NamespacedName(namespace: ref.namespace ?? route.metadata.namespace, name: ref.name)) }
+        }
+        var entries: [MatchEntry] = []
+        if accepted {
+            let hostnames = servedHosts.map { $0.sorted() } ?? []
+            let order = MatchEntry.RouteKey(route, tiebreak: tiebreak)
+            for (ruleIndex, rule) in route.rules.enumerated() {
+                for (matchIndex, m) in rule.matches.enumerated() {
+                    entries.append(MatchEntry(
+                        hostnames: hostnames, match: CompiledMatch(m), rule: compiledRules[ruleIndex],
+                        order: MatchEntry.Order(route: order, rule: ruleIndex, match: matchIndex)))
+                }
+            }
+        }
+        return CompiledRoute(entries: entries, parents: parentStatuses, attachments: attachments, backendRefs: backendRefs)
     }
 
     /// Oldest first, then namespace/name (Gateway API tie-breaking).

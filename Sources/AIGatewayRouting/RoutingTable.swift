@@ -173,11 +173,40 @@ final class RegexCache: Sendable {
 
 /// One (route, rule, match) triple in precedence order.
 struct MatchEntry: Sendable, Hashable {
+    /// A route's place among routes: oldest first, then namespace/name (Gateway API
+    /// tie-breaking), then `tiebreak` (the same name twice in a set of manifests). Absolute, so
+    /// that one route can be compiled and placed without renumbering the others.
+    struct RouteKey: Sendable, Hashable, Comparable {
+        /// Empty when the route has none: it sorts last.
+        var creationTimestamp: String
+        var name: NamespacedName
+        var tiebreak: Int
+
+        init(_ route: HTTPRoute, tiebreak: Int) {
+            creationTimestamp = route.metadata.creationTimestamp ?? ""
+            name = route.metadata.namespacedName
+            self.tiebreak = tiebreak
+        }
+
+        static func < (a: RouteKey, b: RouteKey) -> Bool {
+            if a.creationTimestamp != b.creationTimestamp {
+                if a.creationTimestamp.isEmpty { return false }
+                if b.creationTimestamp.isEmpty { return true }
+                return a.creationTimestamp < b.creationTimestamp
+            }
+            if a.name != b.name { return a.name < b.name }
+            return a.tiebreak < b.tiebreak
+        }
+    }
+
     struct Order: Sendable, Hashable, Comparable {
-        var routeOrder: Int
+        var route: RouteKey
         var rule: Int
         var match: Int
-        static func < (a: Order, b: Order) -> Bool { (a.routeOrder, a.rule, a.match) < (b.routeOrder, b.rule, b.match) }
+        static func < (a: Order, b: Order) -> Bool {
+            if a.route != b.route { return a.route < b.route }
+            return (a.rule, a.match) < (b.rule, b.match)
+        }
     }
 
     var hostnames: [String]
@@ -204,41 +233,44 @@ public struct RouteMatch: Sendable {
 public final class RoutingTable: Sendable {
     public let backends: [NamespacedName: CompiledBackend]
     public let status: TableStatus
+    /// The id of every entry of every Backend, and every Backend's label: what passive health
+    /// keeps state for (kept by the compiler, so that a new table does not walk all Backends).
+    public let entryIDs: Set<String>
+    public let backendLabels: Set<String>
     /// Rules by hostname specificity, each list in precedence order.
-    private let exactHosts: [String: [MatchEntry]]
-    private let wildcardHosts: [String: [MatchEntry]]
-    private let anyHost: [MatchEntry]
+    private let exactHosts: [String: MatchList]
+    private let wildcardHosts: [String: MatchList]
+    private let anyHost: MatchList
     private let regexes: RegexCache
     public let ruleCount: Int
 
     public static let empty = RoutingTable(entries: [], backends: [:], status: TableStatus())
 
-    init(entries: [MatchEntry], backends: [NamespacedName: CompiledBackend], status: TableStatus) {
+    convenience init(entries: [MatchEntry], backends: [NamespacedName: CompiledBackend], status: TableStatus) {
+        let index = MatchIndex(entries: entries)
+        var ids: Set<String> = []
+        for b in backends.values {
+            for e in b.entries { ids.insert(e.id) }
+        }
+        self.init(
+            index: index, regexes: RegexCache(patterns: Set(index.patterns.keys)), backends: backends, status: status, entryIDs: ids,
+            backendLabels: Set(backends.values.map(\.label)))
+    }
+
+    /// A table from lists already in precedence order (see `MatchIndex`), sharing them.
+    init(
+        index: MatchIndex, regexes: RegexCache, backends: [NamespacedName: CompiledBackend], status: TableStatus, entryIDs: Set<String>,
+        backendLabels: Set<String>
+    ) {
         self.backends = backends
         self.status = status
-        var exact: [String: [MatchEntry]] = [:]
-        var wildcard: [String: [MatchEntry]] = [:]
-        var any: [MatchEntry] = []
-        var patterns: Set<String> = []
-        for e in entries {
-            if case .regex(let p) = e.match.path { patterns.insert(p) }
-            for h in e.match.headers + e.match.queryParams where h.type == .regularExpression { patterns.insert(h.value) }
-            if e.hostnames.isEmpty {
-                any.append(e)
-            }
-            for h in e.hostnames {
-                if h.hasPrefix("*.") {
-                    wildcard[String(h.dropFirst(2)), default: []].append(e)
-                } else {
-                    exact[h, default: []].append(e)
-                }
-            }
-        }
-        exactHosts = exact.mapValues { $0.sorted(by: MatchEntry.precedes) }
-        wildcardHosts = wildcard.mapValues { $0.sorted(by: MatchEntry.precedes) }
-        anyHost = any.sorted(by: MatchEntry.precedes)
-        regexes = RegexCache(patterns: patterns)
-        ruleCount = entries.count
+        self.entryIDs = entryIDs
+        self.backendLabels = backendLabels
+        exactHosts = index.exactHosts
+        wildcardHosts = index.wildcardHosts
+        anyHost = index.anyHost
+        self.regexes = regexes
+        ruleCount = index.count
     }
 
     /// Finds the rule for a request: the most specific hostname first, then Gateway API match precedence.
@@ -254,11 +286,24 @@ public final class RoutingTable: Sendable {
         return firstMatch(anyHost, request)
     }
 
-    private func firstMatch(_ list: [MatchEntry], _ request: RequestFacts) -> RouteMatch? {
-        for e in list where e.match.matches(request, regexes: regexes) {
+    /// `match` by scanning each list whole, without the path index: what the tests hold the index to.
+    func matchByScan(_ request: RequestFacts) -> RouteMatch? {
+        func scan(_ list: MatchList?) -> RouteMatch? {
+            guard let e = list?.entries.first(where: { $0.match.matches(request, regexes: regexes) }) else { return nil }
             return RouteMatch(rule: e.rule, rewrittenPath: rewrite(request.path, match: e.match, rewrite: e.rule.rewrite))
         }
-        return nil
+        if let m = scan(exactHosts[request.host]) { return m }
+        var labels = request.host.split(separator: ".")
+        while labels.count > 1 {
+            labels.removeFirst()
+            if let m = scan(wildcardHosts[labels.joined(separator: ".")]) { return m }
+        }
+        return scan(anyHost)
+    }
+
+    private func firstMatch(_ list: MatchList, _ request: RequestFacts) -> RouteMatch? {
+        guard let e = list.first(request, regexes: regexes) else { return nil }
+        return RouteMatch(rule: e.rule, rewrittenPath: rewrite(request.path, match: e.match, rewrite: e.rule.rewrite))
     }
 
     private func rewrite(_ path: String, match: CompiledMatch, rewrite: URLRewrite?) -> String {
@@ -284,7 +329,7 @@ public final class RoutingTable: Sendable {
     /// Stable text of the whole table, for golden tests and `ai-gateway validate --dump`.
     public func dump() -> String {
         var lines: [String] = []
-        let all = (exactHosts.values.flatMap { $0 } + wildcardHosts.values.flatMap { $0 } + anyHost)
+        let all = (exactHosts.values.flatMap(\.entries) + wildcardHosts.values.flatMap(\.entries) + anyHost.entries)
         var seen: Set<MatchEntry.Order> = []
         let ordered = all.sorted(by: MatchEntry.precedes).filter { seen.insert($0.order).inserted }
         lines.append("routes:")

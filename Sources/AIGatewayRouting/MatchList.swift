@@ -1,0 +1,129 @@
+/// One hostname's match entries, grouped by the paths they can match: `Exact` entries by path,
+/// `PathPrefix` entries by prefix (ASCII prefixes other than `/`), and the entries every path is
+/// a candidate for (regular expressions, the prefix `/`, prefixes that are not ASCII, which are
+/// compared as characters rather than bytes). Each group is in precedence order
+/// (`MatchEntry.precedes`).
+///
+/// A request looks up its candidates (a few dictionary lookups) instead of scanning thousands
+/// of routes, and takes the first in precedence order that matches: the one a scan of the whole
+/// list in precedence order finds. A route change touches its own small groups only, so the
+/// next table shares all the others.
+struct MatchList: Sendable {
+    private(set) var exact: [String: [MatchEntry]] = [:]
+    private(set) var prefix: [String: [MatchEntry]] = [:]
+    private(set) var always: [MatchEntry] = []
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    enum Group: Hashable {
+        case exact(String)
+        case prefix(String)
+        case always
+    }
+
+    static func group(of e: MatchEntry) -> Group {
+        switch e.match.path {
+        case .exact(let v): .exact(v)
+        case .prefix(let v) where v != "/" && v.utf8.allSatisfy({ $0 < 0x80 }): .prefix(v)
+        case .prefix, .regex: .always
+        }
+    }
+
+    init() {}
+
+    /// All at once: grouped, then each group sorted once.
+    init(_ entries: [MatchEntry]) {
+        for e in entries {
+            switch Self.group(of: e) {
+            case .exact(let v): exact[v, default: []].append(e)
+            case .prefix(let v): prefix[v, default: []].append(e)
+            case .always: always.append(e)
+            }
+        }
+        count = entries.count
+        exact = exact.mapValues { $0.sorted(by: MatchEntry.precedes) }
+        prefix = prefix.mapValues { $0.sorted(by: MatchEntry.precedes) }
+        always.sort(by: MatchEntry.precedes)
+    }
+
+    /// Every entry, in precedence order (for dumps and tests; not on the request path).
+    var entries: [MatchEntry] {
+        (Array(exact.values.joined()) + Array(prefix.values.joined()) + always).sorted(by: MatchEntry.precedes)
+    }
+
+    mutating func insert(_ e: MatchEntry) {
+        count += 1
+        switch Self.group(of: e) {
+        case .exact(let v): Self.insert(e, into: &exact[v, default: []])
+        case .prefix(let v): Self.insert(e, into: &prefix[v, default: []])
+        case .always: Self.insert(e, into: &always)
+        }
+    }
+
+    /// Removes an entry inserted before (the same route, rule and match).
+    mutating func remove(_ e: MatchEntry) {
+        count -= 1
+        switch Self.group(of: e) {
+        case .exact(let v):
+            Self.remove(e, from: &exact[v, default: []])
+            if exact[v]?.isEmpty == true { exact[v] = nil }
+        case .prefix(let v):
+            Self.remove(e, from: &prefix[v, default: []])
+            if prefix[v]?.isEmpty == true { prefix[v] = nil }
+        case .always:
+            Self.remove(e, from: &always)
+        }
+    }
+
+    /// The first entry (in precedence order) that matches the request.
+    func first(_ request: RequestFacts, regexes: RegexCache) -> MatchEntry? {
+        var best: MatchEntry?
+        func consider(_ group: [MatchEntry]?) {
+            for e in group ?? [] {
+                if let b = best, !MatchEntry.precedes(e, b) { return }
+                if e.match.matches(request, regexes: regexes) {
+                    best = e
+                    return
+                }
+            }
+        }
+        let path = request.path
+        consider(exact[path])
+        if !prefix.isEmpty {
+            // A prefix matches the whole path, or the part before a `/`.
+            consider(prefix[path])
+            let bytes = path.utf8
+            var i = bytes.index(bytes.startIndex, offsetBy: 1, limitedBy: bytes.endIndex) ?? bytes.endIndex
+            while i < bytes.endIndex {
+                if bytes[i] == UInt8(ascii: "/") { consider(prefix[String(Substring(path.utf8[..<i]))]) }
+                i = bytes.index(after: i)
+            }
+        }
+        consider(always)
+        return best
+    }
+
+    /// The first position whose entry does not precede `e`.
+    private static func lowerBound(_ e: MatchEntry, in list: [MatchEntry]) -> Int {
+        var low = 0, high = list.count
+        while low < high {
+            let mid = (low + high) / 2
+            if MatchEntry.precedes(list[mid], e) { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    private static func insert(_ e: MatchEntry, into list: inout [MatchEntry]) {
+        list.insert(e, at: lowerBound(e, in: list))
+    }
+
+    private static func remove(_ e: MatchEntry, from list: inout [MatchEntry]) {
+        let i = lowerBound(e, in: list)
+        if i < list.count, list[i].order == e.order {
+            list.remove(at: i)
+        } else if let j = list.firstIndex(where: { $0.order == e.order }) {
+            list.remove(at: j)  // not where its rank says (cannot happen while names are unique)
+        }
+    }
+}
