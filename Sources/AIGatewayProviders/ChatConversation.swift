@@ -203,10 +203,11 @@ extension ChatConversation {
         reasoningEffort = o["reasoning_effort"]?.stringValue
     }
 
-    static func message(_ m: JSONValue, at: String) throws(Invalid) -> ChatMessage {
-        guard case .object = m else { throw Invalid("\(at) must be an object") }
+    /// `at` names the message in an error (built only for one).
+    static func message(_ m: JSONValue, at: @autoclosure () -> String) throws(Invalid) -> ChatMessage {
+        guard case .object = m else { throw Invalid("\(at()) must be an object") }
         guard let r = m["role"]?.stringValue, let role = ChatMessage.Role(rawValue: r) else {
-            throw Invalid("\(at).role must be one of system, developer, user, assistant, tool")
+            throw Invalid("\(at()).role must be one of system, developer, user, assistant, tool")
         }
         var content: [ContentPart] = []
         switch m["content"] {
@@ -214,15 +215,15 @@ extension ChatConversation {
         case .string(let s)?: content = [.text(s)]
         case .array(let parts)?:
             for (k, p) in parts.enumerated() {
-                let pat = "\(at).content[\(k)]"
-                guard let type = p["type"]?.stringValue else { throw Invalid("\(pat).type must be a string") }
+                func pat() -> String { "\(at()).content[\(k)]" }
+                guard let type = p["type"]?.stringValue else { throw Invalid("\(pat()).type must be a string") }
                 switch type {
                 case "text":
-                    guard let t = p["text"]?.stringValue else { throw Invalid("\(pat).text must be a string") }
+                    guard let t = p["text"]?.stringValue else { throw Invalid("\(pat()).text must be a string") }
                     content.append(.text(t))
                 case "image_url":
                     guard let url = p["image_url"]?["url"]?.stringValue ?? p["image_url"]?.stringValue else {
-                        throw Invalid("\(pat).image_url.url must be a string")
+                        throw Invalid("\(pat()).image_url.url must be a string")
                     }
                     content.append(.image(url: url, detail: p["image_url"]?["detail"]?.stringValue))
                 case "refusal":
@@ -232,22 +233,22 @@ extension ChatConversation {
                 }
             }
         default:
-            throw Invalid("\(at).content must be a string, an array of parts or null")
+            throw Invalid("\(at()).content must be a string, an array of parts or null")
         }
         var calls: [ToolCall] = []
         if role == .assistant, let tc = m["tool_calls"], tc != .null {
-            guard case .array(let list) = tc else { throw Invalid("\(at).tool_calls must be an array") }
+            guard case .array(let list) = tc else { throw Invalid("\(at()).tool_calls must be an array") }
             for (k, c) in list.enumerated() {
-                let cat = "\(at).tool_calls[\(k)]"
-                guard let id = c["id"]?.stringValue else { throw Invalid("\(cat).id must be a string") }
-                guard let name = c["function"]?["name"]?.stringValue else { throw Invalid("\(cat).function.name must be a string") }
+                func cat() -> String { "\(at()).tool_calls[\(k)]" }
+                guard let id = c["id"]?.stringValue else { throw Invalid("\(cat()).id must be a string") }
+                guard let name = c["function"]?["name"]?.stringValue else { throw Invalid("\(cat()).function.name must be a string") }
                 let args = c["function"]?["arguments"]?.stringValue ?? ""
                 calls.append(ToolCall(id: id, name: name, arguments: args))
             }
         }
         var toolCallID: String?
         if role == .tool {
-            guard let id = m["tool_call_id"]?.stringValue else { throw Invalid("\(at).tool_call_id must be a string") }
+            guard let id = m["tool_call_id"]?.stringValue else { throw Invalid("\(at()).tool_call_id must be a string") }
             toolCallID = id
         }
         return ChatMessage(role: role, content: content, toolCalls: calls, toolCallID: toolCallID, name: m["name"]?.stringValue)

@@ -290,9 +290,20 @@ public struct SigV4: Sendable, Hashable {
     /// `canonicalHeaders` written into `out` (the block) and `signed` (the name list).
     static func appendCanonicalHeaders(_ headers: [(name: String, value: String)], into out: inout [UInt8], signed: inout [UInt8]) {
         let names = headers.map { lowercasedName($0.name) }
-        // Sorted by name; a repeated name keeps its values in the order given.
+        // Sorted by name; a repeated name keeps its values in the order given (insertion sort: a
+        // signed header list is a handful of names, and a stable sort needs no tie-break).
         var order = Array(names.indices)
-        order.sort { names[$0] == names[$1] ? $0 < $1 : names[$0] < names[$1] }
+        if order.count > 1 {
+            for i in 1..<order.count {
+                let item = order[i]
+                var j = i
+                while j > 0, names[item] < names[order[j - 1]] {
+                    order[j] = order[j - 1]
+                    j -= 1
+                }
+                order[j] = item
+            }
+        }
         var k = 0
         while k < order.count {
             let name = names[order[k]]
@@ -448,13 +459,27 @@ public struct SigV4: Sendable, Hashable {
     }
 
     /// The digest in lowercase hex, written into `out`.
+    /// Written in one append of the 64 characters (a per-byte append checked capacity 64 times).
     static func appendHex(_ digest: SHA256Digest, into out: inout [UInt8]) {
         digest.withUnsafeBytes { bytes in
-            for b in bytes {
-                out.append(lowerHexDigits[Int(b >> 4)])
-                out.append(lowerHexDigits[Int(b & 0xF)])
+            let count = bytes.count * 2
+            out.reserveCapacity(out.count + count)
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { hex in
+                var i = 0
+                for b in bytes {
+                    hex[i] = hexDigit(b >> 4)
+                    hex[i + 1] = hexDigit(b & 0xF)
+                    i += 2
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: hex[0..<count]))
             }
         }
+    }
+
+    /// The lowercase hex digit of a nibble (0...15).
+    @inline(__always)
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
     }
 
     /// SHA-256 of raw bytes (no generic `DataProtocol` walk).
