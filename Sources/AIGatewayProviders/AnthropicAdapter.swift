@@ -374,7 +374,7 @@ public struct AnthropicAdapter: ProviderAdapter {
                         try c.enterArray()
                         while try c.nextElement() { try a.block(&c) }
                     } else if c.key(k, is: "error") {
-                        try StreamPayload.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                        try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                             if c.key(k, is: "type") {
                                 a.errorType = try c.stringIfAny()
                             } else if c.key(k, is: "message") {
@@ -400,7 +400,7 @@ public struct AnthropicAdapter: ProviderAdapter {
             var id: String?
             var name: String?
             var input: JSONValue?
-            try StreamPayload.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+            try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                 if c.key(k, is: "type") {
                     type = try c.stringIfAny()
                 } else if c.key(k, is: "text") {
@@ -628,7 +628,7 @@ struct StreamPayload {
             } else if c.key(k, is: "index") {
                 p.index = try c.intIfAny()
             } else if c.key(k, is: "delta") {
-                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                     if c.key(k, is: "type") {
                         p.deltaType = try c.stringIfAny()
                     } else if c.key(k, is: "text") {
@@ -644,7 +644,7 @@ struct StreamPayload {
                     }
                 }
             } else if c.key(k, is: "content_block") {
-                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                     if c.key(k, is: "type") {
                         p.blockType = try c.stringIfAny()
                     } else if c.key(k, is: "text") {
@@ -658,7 +658,7 @@ struct StreamPayload {
                     }
                 }
             } else if c.key(k, is: "message") {
-                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                     if c.key(k, is: "id") {
                         p.messageID = try c.stringIfAny()
                     } else if c.key(k, is: "model") {
@@ -672,7 +672,7 @@ struct StreamPayload {
             } else if c.key(k, is: "usage") {
                 p.usage = try AnthropicAdapter.usageCounts(&c)
             } else if c.key(k, is: "error") {
-                try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                     if c.key(k, is: "type") {
                         p.errorType = try c.stringIfAny()
                     } else if c.key(k, is: "message") {
@@ -687,17 +687,5 @@ struct StreamPayload {
         }
         try c.end()
         self = p
-    }
-
-    /// Calls `member` for each member of the object at the cursor (a value of another type is skipped).
-    static func members(
-        of c: inout JSONCursor, _ member: (inout JSONCursor, JSONCursor.Key) throws(JSONCursor.Failure) -> Void
-    ) throws(JSONCursor.Failure) {
-        guard c.peek() == UInt8(ascii: "{") else {
-            try c.skipValue()
-            return
-        }
-        try c.enterObject()
-        while let k = try c.nextKey() { try member(&c, k) }
     }
 }

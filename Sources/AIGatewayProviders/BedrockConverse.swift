@@ -397,13 +397,13 @@ public enum BedrockConverse {
                 while let k = try c.nextKey() {
                     if c.key(k, is: "output") {
                         (a.hasContent, a.text, a.reasoning, a.calls) = (false, "", "", [])
-                        try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                        try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                             guard c.key(k, is: "message") else {
                                 try c.skipValue()
                                 return
                             }
                             (a.hasContent, a.text, a.reasoning, a.calls) = (false, "", "", [])
-                            try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                            try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                                 guard c.key(k, is: "content") else {
                                     try c.skipValue()
                                     return
@@ -435,7 +435,7 @@ public enum BedrockConverse {
             var text: String?
             var use: (id: String?, name: String?, input: JSONValue?)?
             var reasoning: String?
-            try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+            try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                 if c.key(k, is: "text") {
                     text = try c.stringIfAny()
                 } else if c.key(k, is: "toolUse") {
@@ -445,7 +445,7 @@ public enum BedrockConverse {
                         return
                     }
                     var u: (id: String?, name: String?, input: JSONValue?) = (nil, nil, nil)
-                    try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                         if c.key(k, is: "toolUseId") {
                             u.id = try c.stringIfAny()
                         } else if c.key(k, is: "name") {
@@ -459,7 +459,7 @@ public enum BedrockConverse {
                     use = u
                 } else if c.key(k, is: "reasoningContent") {
                     reasoning = nil
-                    try Self.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
+                    try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
                         guard c.key(k, is: "reasoningText") else {
                             try c.skipValue()
                             return
@@ -477,12 +477,6 @@ public enum BedrockConverse {
             } else if let reasoning {
                 self.reasoning += reasoning
             }
-        }
-
-        static func members(
-            of c: inout JSONCursor, _ member: (inout JSONCursor, JSONCursor.Key) throws(JSONCursor.Failure) -> Void
-        ) throws(JSONCursor.Failure) {
-            try StreamPayload.members(of: &c, member)
         }
     }
 }

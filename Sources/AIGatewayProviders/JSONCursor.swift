@@ -443,3 +443,18 @@ public struct UsageCounts: Sendable, Hashable {
             input: (input ?? 0) + (cacheRead ?? 0) + (cacheWrite ?? 0), output: output ?? 0, cachedInput: cacheRead, cacheCreationInput: cacheWrite)
     }
 }
+
+extension JSONCursor {
+    /// Calls `member` for each member of the object at the cursor (each call reads or skips the
+    /// member's value); a value that is not an object is skipped.
+    static func members(
+        of c: inout JSONCursor, _ member: (inout JSONCursor, JSONCursor.Key) throws(JSONCursor.Failure) -> Void
+    ) throws(JSONCursor.Failure) {
+        guard c.peek() == UInt8(ascii: "{") else {
+            try c.skipValue()
+            return
+        }
+        try c.enterObject()
+        while let k = try c.nextKey() { try member(&c, k) }
+    }
+}
