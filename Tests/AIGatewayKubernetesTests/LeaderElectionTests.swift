@@ -276,12 +276,14 @@ struct LeaderElectorTests {
             follow.cancel()
         }
         try await eventually("a leads") { a.isLeader }
-        // Every lease request fails for a while (well beyond the 1.5 s renew deadline).
-        try await server.fault("/_fake/fail-next?count=30&code=500&path=/apis/coordination.k8s.io")
+        // Every lease request fails until the leader has stepped down (past the 1.5 s renew deadline).
+        try await server.fault("/_fake/fail-next?count=1000000&code=500&path=/apis/coordination.k8s.io")
         try await eventually("a steps down") { !a.isLeader }
         // Once the API answers again, it re-acquires its own (never taken) lease.
-        try await eventually("a leads again", timeout: .seconds(20)) { a.isLeader }
-        #expect(leadership.values == [false, true, false, true])
+        try await server.fault("/_fake/clear-failures")
+        try await eventually("a leads again") { a.isLeader }
+        // `isLeader` flips before the change reaches the stream's consumer: wait for it.
+        try await eventually("the changes were published") { leadership.values == [false, true, false, true] }
         #expect(try await lease(server)["spec"]?["leaseTransitions"]?.intValue == 0)
     }
 }

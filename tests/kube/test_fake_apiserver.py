@@ -850,6 +850,11 @@ def test_fault_injection(tmp_path):
         s.ok("POST", "/_fake/fail-next?code=429")
         status, body, headers = s.api("GET", CONFIGMAPS)
         assert (status, body["reason"], headers["Retry-After"]) == (429, "TooManyRequests", "1")
+        # clear-failures drops pending rules, so a test can end an outage when it chooses.
+        s.ok("POST", f"/_fake/fail-next?count=1000&code=500&path={CONFIGMAPS}")
+        assert s.api("GET", CONFIGMAPS)[0] == 500
+        assert s.ok("POST", "/_fake/clear-failures")["cleared"] == 1
+        assert s.api("GET", CONFIGMAPS)[0] == 200
 
         # drop-watches cuts open streams abruptly: no terminating chunk.
         w = s.watch(f"{CONFIGMAPS}?watch=1&timeoutSeconds=30")
@@ -864,7 +869,7 @@ def test_fault_injection(tmp_path):
 
         stats = s.ok("GET", "/_fake/stats")
         assert stats["requests"]["list"] >= 4 and stats["requests"]["watch"] == 1
-        assert stats["injectedFailures"] == 3 and stats["byResource"]["configmaps"]["list"] >= 4
+        assert stats["injectedFailures"] == 4 and stats["byResource"]["configmaps"]["list"] >= 6
 
         # restart: every connection goes, the data and the resourceVersion counter stay.
         before = s.ok("POST", CONFIGMAPS, configmap("survivor"))["metadata"]["resourceVersion"]

@@ -1,5 +1,5 @@
 """Fault injection, statistics and the `/_fake/` endpoints (no authentication):
-fail-next, drop-watches, compact, restart and stats."""
+fail-next, clear-failures, drop-watches, compact, restart and stats."""
 
 from __future__ import annotations
 
@@ -85,6 +85,11 @@ class AdminMixin:
             with faults.lock:
                 faults.rules.append(rule)
             return self._send(200, {"ok": True, "rule": vars(rule)})
+        if action == "clear-failures":
+            with faults.lock:
+                cleared = len(faults.rules)
+                faults.rules.clear()
+            return self._send(200, {"ok": True, "cleared": cleared})
         if action == "compact":
             store.compact()
             return self._send(200, {"ok": True, "compactedResourceVersion": str(store.compacted_rv)})
