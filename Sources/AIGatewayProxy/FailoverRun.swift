@@ -171,16 +171,15 @@ final class FailoverRun: @unchecked Sendable {
             let attemptStart = ContinuousClock.now
             let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model, provider: entry.target.provider)
             start(req, onFirstByte: { latency in entryMetrics.upstreamLatency(latency) }) { [self] result in
+                attempt = nil
                 attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart, translation: req.translation)
             }
         }
     }
 
+    /// Starts an attempt; `onResult` clears `attempt` first.
     private func start(_ req: AttemptRequest, onFirstByte: @escaping @Sendable (Duration) -> Void, _ onResult: @escaping (AttemptResult) -> Void) {
-        let a = UpstreamAttempt(request: req, loop: loop, sink: sink, logger: logger, onFirstByte: onFirstByte) { [self] result in
-            attempt = nil
-            onResult(result)
-        }
+        let a = UpstreamAttempt(request: req, loop: loop, sink: sink, logger: logger, onFirstByte: onFirstByte, onResult: onResult)
         attempt = a
         a.start(client: gateway.client)
     }
@@ -314,6 +313,7 @@ final class FailoverRun: @unchecked Sendable {
             }
             let attemptStart = ContinuousClock.now
             start(req, onFirstByte: { _ in }) { [self] result in
+                attempt = nil
                 guard !finished else { return }
                 switch result {
                 case .streamCompleted:
