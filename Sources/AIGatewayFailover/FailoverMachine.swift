@@ -47,8 +47,9 @@ public struct FailoverCandidate: Sendable, Hashable {
     public var problem: String?
     /// The provider key (`openai`, `anthropic`, ...); empty when unknown.
     public var provider: String
-    /// How the attempt trail names the candidate: `provider/model` (the model alone without a provider).
-    public var trailName: String
+    /// How the attempt trail names the candidate: `provider/model` (the model alone without a
+    /// provider). Made when the trail is, for the candidates attempted only.
+    public var trailName: String { provider.isEmpty ? model : provider + "/" + model }
 
     public init(id: String, backend: String, model: String, priority: Int, problem: String?, provider: String = "") {
         self.id = id
@@ -57,7 +58,6 @@ public struct FailoverCandidate: Sendable, Hashable {
         self.priority = priority
         self.problem = problem
         self.provider = provider
-        self.trailName = provider.isEmpty ? model : provider + "/" + model
     }
 
     /// `backendLabel` is `e.backend.description`, made once by the caller.

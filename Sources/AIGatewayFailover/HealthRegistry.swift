@@ -62,7 +62,7 @@ public final class HealthRegistry: HealthOracle {
         }
     }
 
-    struct EntryState {
+    struct EntryState: Equatable {
         var consecutiveFailures = 0
         var ejections = 0
         var ejectedUntil: Instant?
@@ -76,6 +76,10 @@ public final class HealthRegistry: HealthOracle {
         var tokens: Double
     }
 
+    /// Only what differs from the start holds a place: an entry with no failure, cool-down or
+    /// probe (`EntryState()`) has none, nor has a budget at its burst. So while none has, every
+    /// request's questions have the answers of a fresh registry, and two counts say so without
+    /// the lock that all event loops would otherwise take several times per request.
     struct State {
         var entries: [String: EntryState] = [:]
         var counters: [String: Int] = [:]
@@ -91,6 +95,25 @@ public final class HealthRegistry: HealthOracle {
     /// A probe that never reported back frees its slot after this long.
     public let probeTimeout: Duration
     private let state = Mutex(State())
+    /// How many entries hold state, and how many budgets are below their burst: written under the
+    /// lock whenever `entries` or `budgets` change, read without it. While the first is zero every
+    /// entry is available and a success changes nothing; while the second is, every budget is
+    /// full. (A reader that sees zero just before another loop records a failure is served as if
+    /// it came just before it, as it would have been had it won the lock.)
+    private let troubledEntries = Atomic<Int>(0)
+    private let spentBudgets = Atomic<Int>(0)
+
+    private var entriesCalm: Bool { troubledEntries.load(ordering: .acquiring) == 0 }
+
+    /// Runs `body` on the state under the lock and republishes the two counts.
+    private func update<R>(_ body: (inout State) -> R) -> R {
+        state.withLock { s in
+            let r = body(&s)
+            troubledEntries.store(s.entries.count, ordering: .releasing)
+            spentBudgets.store(s.budgets.count, ordering: .releasing)
+            return r
+        }
+    }
 
     public init(retryRatio: Double = 0.2, retryBurst: Double = 10, probeTimeout: Duration = .seconds(60)) {
         self.retryRatio = retryRatio
@@ -99,7 +122,8 @@ public final class HealthRegistry: HealthOracle {
     }
 
     public func availability(of entry: String, now: Instant) -> Availability {
-        state.withLock { s in Self.availability(s.entries[entry], now: now, probeTimeout: probeTimeout) }
+        if entriesCalm { return .available }
+        return state.withLock { s in Self.availability(s.entries[entry], now: now, probeTimeout: probeTimeout) }
     }
 
     static func availability(_ e: EntryState?, now: Instant, probeTimeout: Duration) -> Availability {
@@ -114,7 +138,8 @@ public final class HealthRegistry: HealthOracle {
     }
 
     public func admit(_ entry: String, now: Instant) -> Bool {
-        state.withLock { s in
+        if entriesCalm { return true }
+        return update { s in
             switch Self.availability(s.entries[entry], now: now, probeTimeout: probeTimeout) {
             case .available: return true
             case .probe:
@@ -128,10 +153,12 @@ public final class HealthRegistry: HealthOracle {
     /// Records an attempt's outcome; returns the health change it caused, if any.
     @discardableResult
     public func record(_ entry: String, outcome: AttemptOutcome, now: Instant, policy: Policy = .init()) -> HealthEvent? {
-        state.withLock { s in
+        // A success of an entry without state leaves it without state.
+        if case .success = outcome, entriesCalm { return nil }
+        return update { s in
             if let known = s.known, !known.contains(entry) { return nil }
             var e = s.entries[entry] ?? EntryState()
-            defer { s.entries[entry] = e }
+            defer { s.entries[entry] = e == EntryState() ? nil : e }
             switch outcome {
             case .success:
                 let wasEjected = e.ejectedUntil != nil || e.coolingCapped
@@ -186,17 +213,19 @@ public final class HealthRegistry: HealthOracle {
 
     /// Called once per request routed to `backend`: feeds its retry budget.
     public func depositRequest(backend: String) {
-        state.withLock { s in
+        // No budget below its burst: this one is full.
+        if spentBudgets.load(ordering: .acquiring) == 0 { return }
+        update { s in
             var b = s.budgets[backend] ?? Budget(tokens: retryBurst)
             b.tokens = min(retryBurst, b.tokens + retryRatio)
-            s.budgets[backend] = b
+            s.budgets[backend] = b.tokens >= retryBurst ? nil : b
         }
     }
 
     public func withdrawRetry(backend: String) -> Bool {
-        state.withLock { s in
+        update { s in
             var b = s.budgets[backend] ?? Budget(tokens: retryBurst)
-            defer { s.budgets[backend] = b }
+            defer { s.budgets[backend] = b.tokens >= retryBurst ? nil : b }
             guard b.tokens >= 1 else { return false }
             b.tokens -= 1
             return true
@@ -213,7 +242,7 @@ public final class HealthRegistry: HealthOracle {
     /// Keeps the state of these entry ids and backend labels only (round-robin counters are keyed
     /// `label#priority`).
     public func retain(entries ids: Set<String>, backends labels: Set<String>) {
-        state.withLock { s in
+        update { s in
             s.known = ids
             s.entries = s.entries.filter { ids.contains($0.key) }
             s.budgets = s.budgets.filter { labels.contains($0.key) }

@@ -20,13 +20,14 @@ final class FailoverRun: @unchecked Sendable {
     private let loop: any EventLoop
     private let entries: EntryIndex
     private let deadline: Instant
-    /// Called once, with the status counted for the request (499: the client went away).
-    private let onFinish: (Int) -> Void
+    /// Called once, when the request is counted (`finish`).
+    private let done: @Sendable () -> Void
 
     private var machine: FailoverMachine
     private var sink: StreamSink?
     private var lastResponse: (status: Int, headers: HTTPHeaders, body: ByteBuffer)?
-    private var previous: CompiledEntry?
+    /// The candidate of the attempt before, by index.
+    private var previous: Int?
     /// The model about to answer, or that answered (streams commit headers before the attempt is
     /// recorded).
     private var answeringModel: String?
@@ -40,12 +41,12 @@ final class FailoverRun: @unchecked Sendable {
     private var health: HealthRegistry { gateway.health }
     private var logger: Logger { gateway.logger }
 
-    init(gateway: GatewayHandler, job: GatewayHandler.FailoverJob, writer: ResponseWriter, onFinish: @escaping (Int) -> Void) {
+    init(gateway: GatewayHandler, job: GatewayHandler.FailoverJob, writer: ResponseWriter, done: @escaping @Sendable () -> Void) {
         self.gateway = gateway
         self.job = job
         self.writer = writer
         self.loop = writer.eventLoop
-        self.onFinish = onFinish
+        self.done = done
         gateway.liveRuns.wrappingAdd(1, ordering: .relaxed)
         let backend = job.backend
         let label = backend.label
@@ -96,10 +97,13 @@ final class FailoverRun: @unchecked Sendable {
         abandoned?.cancel()
     }
 
+    /// Counts the request with `status` (499: the client went away), once.
     private func finish(_ status: Int) {
         guard !finished else { return }
         finished = true
-        onFinish(status)
+        metrics.inFlight(-1)
+        metrics.request(route: job.rule.routeLabel, status: status)
+        done()
     }
 
     // MARK: Actions
@@ -155,10 +159,10 @@ final class FailoverRun: @unchecked Sendable {
         guard !finished else { return }
         let candidate = machine.candidates[index]
         guard let entry = entries[candidate.id] else { return finish(500) }
-        if let prev = previous, prev.id != entry.id {
+        if let prev = previous.map({ machine.candidates[$0] }), prev.id != entry.id {
             metrics.failover(backend: backendLabel, from: prev.model, to: entry.model)
         }
-        previous = entry
+        previous = index
         switch gateway.buildRequest(job: job, entry: entry, deadline: deadline, prefill: nil) {
         case .failure(let why):
             recordFailure(entry, why.outcome)
@@ -167,16 +171,15 @@ final class FailoverRun: @unchecked Sendable {
             let attemptStart = ContinuousClock.now
             let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model, provider: entry.target.provider)
             start(req, onFirstByte: { latency in entryMetrics.upstreamLatency(latency) }) { [self] result in
+                attempt = nil
                 attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart, translation: req.translation)
             }
         }
     }
 
+    /// Starts an attempt; `onResult` clears `attempt` first.
     private func start(_ req: AttemptRequest, onFirstByte: @escaping @Sendable (Duration) -> Void, _ onResult: @escaping (AttemptResult) -> Void) {
-        let a = UpstreamAttempt(request: req, loop: loop, sink: sink, logger: logger, onFirstByte: onFirstByte) { [self] result in
-            attempt = nil
-            onResult(result)
-        }
+        let a = UpstreamAttempt(request: req, loop: loop, sink: sink, logger: logger, onFirstByte: onFirstByte, onResult: onResult)
         attempt = a
         a.start(client: gateway.client)
     }
@@ -310,6 +313,7 @@ final class FailoverRun: @unchecked Sendable {
             }
             let attemptStart = ContinuousClock.now
             start(req, onFirstByte: { _ in }) { [self] result in
+                attempt = nil
                 guard !finished else { return }
                 switch result {
                 case .streamCompleted:

@@ -99,12 +99,8 @@ public final class GatewayHandler: HTTPHandler {
             done()
         case .failover(let job):
             metrics.inFlight(1)
-            let metrics = self.metrics
-            let run = FailoverRun(gateway: self, job: job, writer: writer) { status in
-                metrics.inFlight(-1)
-                metrics.request(route: job.rule.routeLabel, status: status)
-                done()
-            }
+            // Counted when it finishes (`inFlight(-1)`, `request`), before `done`.
+            let run = FailoverRun(gateway: self, job: job, writer: writer, done: done)
             // The client went away: the run stops (the server calls this on the connection's loop).
             writer.onCancel { run.cancel() }
             run.start()

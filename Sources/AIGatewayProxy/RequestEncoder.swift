@@ -83,17 +83,26 @@ final class RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
     }
 
     static func writeHead(_ head: HTTPRequestHead, chunked: Bool, into buffer: inout ByteBuffer) {
-        buffer.writeString(head.method.rawValue)
-        buffer.writeStaticString(" ")
-        buffer.writeString(head.uri)
-        buffer.writeStaticString(head.version.minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n")
-        for (name, value) in head.headers {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+        let method = head.method.rawValue
+        let version: StaticString = head.version.minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n"
+        let chunkedField: StaticString = "transfer-encoding: chunked\r\n"
+        var size = method.utf8.count + 1 + head.uri.utf8.count + version.utf8CodeUnitCount
+        for (name, value) in head.headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
+        if chunked { size += chunkedField.utf8CodeUnitCount }
+        size += 2
+        HeadBytes.write(into: &buffer, size: size) { w in
+            w.put(method)
+            w.put(" ")
+            w.put(head.uri)
+            w.put(version)
+            for (name, value) in head.headers {
+                w.put(name)
+                w.put(": ")
+                w.put(value)
+                w.put("\r\n")
+            }
+            if chunked { w.put(chunkedField) }
+            w.put("\r\n")
         }
-        if chunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
-        buffer.writeStaticString("\r\n")
     }
 }

@@ -134,27 +134,41 @@ struct ResponseEncoder {
             framing = .identity
         }
 
-        buffer.writeStaticString("HTTP/")
-        writeDecimal(Int(head.version.major), into: &buffer)
-        buffer.writeStaticString(".")
-        writeDecimal(Int(head.version.minor), into: &buffer)
-        buffer.writeStaticString(" ")
-        writeDecimal(Int(status.code), into: &buffer)
-        buffer.writeStaticString(" ")
-        buffer.writeString(status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
-        for (name, value) in head.headers {
+        let reason = status.reasonPhrase
+        let code = Int(status.code)
+        let (major, minor) = (Int(head.version.major), Int(head.version.minor))
+        func kept(_ name: String) -> Bool {
             let length = name.utf8.count
-            if (length == 14 && dropLength) || (length == 17 && dropTransferEncoding), framingFields.contains(name) { continue }
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+            return !((length == 14 && dropLength) || (length == 17 && dropTransferEncoding)) || !framingFields.contains(name)
         }
-        if addChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
-        buffer.writeStaticString("\r\n")
+        // "HTTP/" major "." minor " " code " " reason CRLF, the fields, the added field, CRLF.
+        var size = 5 + HeadBytes.decimalCount(major) + 1 + HeadBytes.decimalCount(minor) + 1 + HeadBytes.decimalCount(code) + 1 + reason.utf8.count + 2
+        for (name, value) in head.headers where kept(name) { size += name.utf8.count + 2 + value.utf8.count + 2 }
+        if addChunked { size += Self.chunkedField.utf8CodeUnitCount }
+        size += 2
+        HeadBytes.write(into: &buffer, size: size) { w in
+            w.put("HTTP/")
+            w.putDecimal(major)
+            w.put(".")
+            w.putDecimal(minor)
+            w.put(" ")
+            w.putDecimal(code)
+            w.put(" ")
+            w.put(reason)
+            w.put("\r\n")
+            for (name, value) in head.headers where kept(name) {
+                w.put(name)
+                w.put(": ")
+                w.put(value)
+                w.put("\r\n")
+            }
+            if addChunked { w.put(Self.chunkedField) }
+            w.put("\r\n")
+        }
         return bodyless ? .none : framing
     }
+
+    private static let chunkedField: StaticString = "transfer-encoding: chunked\r\n"
 
     private static func writeFields(_ fields: HTTPHeaders, into buffer: inout ByteBuffer) {
         for (name, value) in fields {
@@ -162,14 +176,6 @@ struct ResponseEncoder {
             buffer.writeStaticString(": ")
             buffer.writeString(value)
             buffer.writeStaticString("\r\n")
-        }
-    }
-
-    private static func writeDecimal(_ value: Int, into buffer: inout ByteBuffer) {
-        if value < 10 {
-            buffer.writeInteger(UInt8(ascii: "0") + UInt8(value))
-        } else {
-            buffer.writeString(String(value))
         }
     }
 

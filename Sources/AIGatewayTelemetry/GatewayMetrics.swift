@@ -23,20 +23,29 @@ public final class GatewayMetrics: Sendable {
         var b = ""
         var c = ""
         var d = ""
+        /// A number label (a status code), kept as a number so the hot path makes no string.
+        var n = 0
     }
 
-    private enum Label: String {
-        case requests = "aigw_requests_total"
-        case attempts = "aigw_upstream_attempts_total"
-        case failovers = "aigw_failovers_total"
-        case ejections = "aigw_ejections_total"
-        case misconfigured = "aigw_misconfigured_total"
-        case tokens = "aigw_tokens_total"
-        case malformed = "aigw_malformed_stream_events_total"
-        case interruptions = "aigw_stream_interruptions_total"
-        case reloads = "aigw_config_reloads_total"
-        case latency = "aigw_upstream_latency_seconds"
-        case timeToFirstToken = "aigw_time_to_first_token_seconds"
+    /// The metric (hashed as a small number: a `String` raw value would hash the whole name).
+    private enum Label {
+        case requests, attempts, failovers, ejections, misconfigured, tokens, malformed, interruptions, reloads, latency, timeToFirstToken
+
+        var name: String {
+            switch self {
+            case .requests: "aigw_requests_total"
+            case .attempts: "aigw_upstream_attempts_total"
+            case .failovers: "aigw_failovers_total"
+            case .ejections: "aigw_ejections_total"
+            case .misconfigured: "aigw_misconfigured_total"
+            case .tokens: "aigw_tokens_total"
+            case .malformed: "aigw_malformed_stream_events_total"
+            case .interruptions: "aigw_stream_interruptions_total"
+            case .reloads: "aigw_config_reloads_total"
+            case .latency: "aigw_upstream_latency_seconds"
+            case .timeToFirstToken: "aigw_time_to_first_token_seconds"
+            }
+        }
     }
 
     private let counters = Mutex<[Key: CoreMetrics.Counter]>([:])
@@ -54,20 +63,21 @@ public final class GatewayMetrics: Sendable {
     /// The counter for `key`; `names` are its label names, in the order of `a`, `b`, `c`.
     private func counter(_ key: Key, _ names: [String]) -> CoreMetrics.Counter {
         if let c = counters.withLock({ $0[key] }) { return c }
-        let c = CoreMetrics.Counter(label: key.label.rawValue, dimensions: Self.dimensions(key, names), factory: factory)
+        let c = CoreMetrics.Counter(label: key.label.name, dimensions: Self.dimensions(key, names), factory: factory)
         counters.withLock { $0[key] = c }
         return c
     }
 
     private func timer(_ key: Key, _ names: [String]) -> CoreMetrics.Timer {
         if let t = timers.withLock({ $0[key] }) { return t }
-        let t = CoreMetrics.Timer(label: key.label.rawValue, dimensions: Self.dimensions(key, names), preferredDisplayUnit: .seconds, factory: factory)
+        let t = CoreMetrics.Timer(label: key.label.name, dimensions: Self.dimensions(key, names), preferredDisplayUnit: .seconds, factory: factory)
         timers.withLock { $0[key] = t }
         return t
     }
 
     private static func dimensions(_ key: Key, _ names: [String]) -> [(String, String)] {
-        Array(zip(names, [key.a, key.b, key.c, key.d]))
+        // The status of `request` is its second label.
+        Array(zip(names, [key.a, key.label == .requests ? String(key.n) : key.b, key.c, key.d]))
     }
 
     /// The handles a successful attempt of one entry updates, looked up once per attempt.
@@ -112,7 +122,7 @@ public final class GatewayMetrics: Sendable {
 
     /// One client request finished with `status`.
     public func request(route: String, status: Int) {
-        counter(Key(label: .requests, a: route, b: String(status)), ["route", "status"]).increment()
+        counter(Key(label: .requests, a: route, b: "", n: status), ["route", "status"]).increment()
     }
 
     /// One attempt against an entry finished with `outcome` (a stable label such as `ok`, `503`, `first_byte_timeout`).

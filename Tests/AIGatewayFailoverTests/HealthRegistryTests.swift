@@ -208,6 +208,51 @@ struct HealthRegistryTests {
         #expect(r.withdrawRetry(backend: "b"))
     }
 
+    @Test("a budget refilled to its burst is full, not fuller; a full one is spent from its burst again")
+    func budgetRefilledToBurst() {
+        let r = HealthRegistry(retryRatio: 1, retryBurst: 2)
+        #expect(r.withdrawRetry(backend: "b"))
+        r.depositRequest(backend: "b")
+        r.depositRequest(backend: "b")
+        r.depositRequest(backend: "b")
+        #expect(r.withdrawRetry(backend: "b"))
+        #expect(r.withdrawRetry(backend: "b"))
+        #expect(!r.withdrawRetry(backend: "b"))
+        #expect(r.withdrawRetry(backend: "other"), "each backend has its own budget")
+    }
+
+    @Test("entries without trouble are available and unchanged by successes, whether or not another entry is ejected; a restored entry starts afresh")
+    func untroubledEntries() {
+        let r = HealthRegistry()
+        let t0 = ContinuousClock.now
+        // Nothing recorded yet.
+        #expect(r.availability(of: "a", now: t0) == .available)
+        #expect(r.admit("a", now: t0))
+        #expect(r.record("a", outcome: .success, now: t0, policy: policy) == nil)
+        // Another entry ejected: the untroubled one answers the same.
+        for _ in 0..<3 { r.record("e", outcome: .serverError(500), now: t0, policy: policy) }
+        #expect(r.availability(of: "a", now: t0) == .available)
+        #expect(r.admit("a", now: t0))
+        #expect(r.record("a", outcome: .success, now: t0, policy: policy) == nil)
+        #expect(r.ejectedEntries(now: t0) == ["e"])
+        // One failure and a success: no trace of the failure is left.
+        r.record("a", outcome: .serverError(500), now: t0, policy: policy)
+        r.record("a", outcome: .success, now: t0, policy: policy)
+        // The ejected entry probes, and its success restores it.
+        let t1 = t0 + .seconds(6)
+        #expect(r.admit("e", now: t1))
+        #expect(r.record("e", outcome: .success, now: t1, policy: policy) == .restored)
+        #expect(r.availability(of: "e", now: t1) == .available)
+        #expect(r.ejectedEntries(now: t1).isEmpty)
+        // Both start afresh: two failures do not eject, a third does.
+        for entry in ["a", "e"] {
+            #expect(r.record(entry, outcome: .serverError(500), now: t1, policy: policy) == nil)
+            #expect(r.record(entry, outcome: .serverError(500), now: t1, policy: policy) == nil)
+            #expect(r.availability(of: entry, now: t1) == .available)
+            #expect(r.record(entry, outcome: .serverError(500), now: t1, policy: policy) == .ejected(for: .seconds(5)))
+        }
+    }
+
     @Test("round robin rotates through a pool")
     func roundRobin() {
         let r = HealthRegistry()
