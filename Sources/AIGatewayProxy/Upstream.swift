@@ -323,7 +323,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
             deliver(.response(status: Int(head.status.code), headers: head.headers, body: body, latency: ContinuousClock.now - started))
         case .streaming(let head):
             if !sawDone, let rest = translator?.finish(), let sink {
-                var batch = startBatch(sink, capacity: 64)
+                var batch = startBatch(sink)
                 var run = RelayRun(input: UnsafeRawBufferPointer(start: nil, count: 0))
                 for event in rest {
                     guard event.bytes.withUnsafeBytes({ batch.take(event.kind, $0, run: &run) }) else { break }
@@ -366,11 +366,11 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// and the upstream connection reads on only then: back-pressure.
     private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void>? {
         guard translator != nil, let sink else { return nil }
-        var batch = startBatch(sink, capacity: part.readableBytes + 64)
+        var batch = startBatch(sink)
         part.withUnsafeReadableBytes { bytes in
             var run = RelayRun(input: bytes)
             translator!.feed(bytes) { kind, raw in batch.take(kind, raw, run: &run) }
-            run.flush(into: &batch.held)
+            run.finish(into: &batch.held, from: part)
         }
         switch endBatch(&batch, sink: sink, head: head) {
         case .more:
@@ -393,10 +393,9 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     }
 
     /// A batch for the events of one read, holding what is not yet written.
-    private func startBatch(_ sink: StreamSink, capacity: Int) -> RelayBatch {
+    private func startBatch(_ sink: StreamSink) -> RelayBatch {
         var held = ByteBuffer()
         swap(&held, &self.held)  // The batch holds the only reference: appending does not copy.
-        if held.readableBytes == 0 { held = sink.writer.allocator.buffer(capacity: capacity) }
         return RelayBatch(
             held: held, committed: sink.isCommitted, stripUsageChunk: request.stripUsageChunk,
             keepText: request.continuationTextLimit > 0)
@@ -449,9 +448,10 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         guard let sink else { return }
         // An empty but complete answer still commits.
         sink.commit(upstream: head.headers)
-        held.writeStaticString("data: [DONE]\n\n")
-        sink.queue(held)
+        // The held events are often a slice of the read's buffer: [DONE] goes apart, not copying them.
+        if held.readableBytes > 0 { sink.queue(held) }
         held = ByteBuffer()
+        sink.queue(sink.writer.allocator.buffer(staticString: "data: [DONE]\n\n"))
         mode = .finished
         streamEnded = true
         sink.writer.sendEnd().whenComplete { [self] outcome in
@@ -565,6 +565,21 @@ struct RelayRun {
         guard !run.isEmpty else { return }
         out.writeBytes(UnsafeRawBufferPointer(rebasing: input[run]))
         run = 0..<0
+    }
+
+    /// `flush`, where `source` is the buffer whose readable bytes are `input`: when the run is
+    /// all there is (the usual read: its events relayed as they came), `out` becomes a slice of
+    /// `source`, not a copy.
+    mutating func finish(into out: inout ByteBuffer, from source: ByteBuffer) {
+        guard !run.isEmpty else { return }
+        if out.readableBytes == 0, source.readableBytes == input.count,
+            let slice = source.getSlice(at: source.readerIndex + run.lowerBound, length: run.count)
+        {
+            out = slice
+            run = 0..<0
+            return
+        }
+        flush(into: &out)
     }
 }
 
