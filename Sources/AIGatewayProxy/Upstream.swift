@@ -370,7 +370,9 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         part.withUnsafeReadableBytes { bytes in
             var run = RelayRun(input: bytes)
             translator!.feed(bytes) { kind, raw in batch.take(kind, raw, run: &run) }
-            run.finish(into: &batch.held, from: part)
+            // A slice only when it is written now: held for a first token still to come, it would
+            // keep the whole read buffer alive meanwhile.
+            if batch.committed { run.finish(into: &batch.held, from: part) } else { run.flush(into: &batch.held) }
         }
         switch endBatch(&batch, sink: sink, head: head) {
         case .more:
