@@ -1,9 +1,16 @@
 /* constant_rate: an open-loop (constant-rate) HTTP/1.1 load client for `make bench`.
  *
- *   constant_rate PORT PATH BODYFILE RATE SECONDS WARMUP_SECONDS CONNECTIONS
+ *   constant_rate PORT[,PORT...] PATH BODYFILE RATE SECONDS WARMUP_SECONDS CONNECTIONS [SLICE_MS]
  *
  * Sends POST PATH (JSON body read from BODYFILE) to 127.0.0.1:PORT at RATE requests/s for
  * WARMUP_SECONDS + SECONDS, over CONNECTIONS keep-alive connections opened up front.
+ *
+ * Several ports: the targets take turns in slices of SLICE_MS (default 200) milliseconds of the
+ * schedule, round robin, each at RATE requests/s during its slices over its own CONNECTIONS
+ * connections, so the machine sends RATE requests/s in all at any time. Every target is
+ * measured over the whole run for SECONDS / (number of targets) in all: on a shared machine a
+ * burst of load that lasts longer than a few slices falls on every target alike, instead of on
+ * whichever one was measured at the time. One result line per target.
  *
  * How it measures. Request k has an intended start time t0 + k/RATE, fixed before the run: a
  * timerfd ticks at that period and every tick makes one request due (several if the client was
@@ -14,7 +21,7 @@
  * after the warm-up are counted. The client's own lateness (send time minus intended time) and its
  * CPU use are reported, so that a saturated client can be told apart from a slow server.
  *
- * Output: one line `CR key=value ...` on stdout (latencies in microseconds). Exit 0 when the run
+ * Output: one line `CR port=PORT key=value ...` per target on stdout (latencies in microseconds). Exit 0 when the run
  * happened (even with failed requests, which are counted), 1 on a usage or connection error.
  * Linux only (epoll, timerfd). Build: cc -O2 -o constant_rate constant_rate.c
  */
@@ -38,15 +45,28 @@
 
 typedef struct {
     int fd;
+    int target;
     int busy;
     uint64_t intended; /* intended start of the request in flight (ns, CLOCK_MONOTONIC) */
     char *buf;
     size_t len, cap;
 } conn_t;
 
-static uint16_t port;
-static char *request;
-static size_t request_len;
+#define MAX_TARGETS 8
+
+/* One target: its port, its request, its connections' idle stack, its queue of due requests
+ * waiting for a connection, and what was measured. */
+typedef struct {
+    uint16_t port;
+    char *request;
+    size_t request_len;
+    int *idle;
+    int nidle;
+    uint64_t *queue;
+    size_t qhead, qtail, qmax;
+    uint64_t *lat, *lag;
+    uint64_t scheduled, sent, done, ok, failed, nlat, nlag;
+} target_t;
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -61,7 +81,7 @@ static uint64_t cpu_ns(void) {
         + (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
 }
 
-static int open_conn(void) {
+static int open_conn(uint16_t port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) return -1;
     struct sockaddr_in a = {0};
@@ -131,46 +151,60 @@ static double pct(const uint64_t *v, size_t n, double p) { /* nearest rank, in m
 }
 
 int main(int argc, char **argv) {
-    if (argc != 8) {
-        fprintf(stderr, "usage: %s PORT PATH BODYFILE RATE SECONDS WARMUP_SECONDS CONNECTIONS\n", argv[0]);
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: %s PORT[,PORT...] PATH BODYFILE RATE SECONDS WARMUP_SECONDS CONNECTIONS [SLICE_MS]\n", argv[0]);
         return 1;
     }
-    port = (uint16_t)atoi(argv[1]);
     const char *path = argv[2];
     double rate = atof(argv[4]), seconds = atof(argv[5]), warmup = atof(argv[6]);
     int nconn = atoi(argv[7]);
-    if (port == 0 || rate <= 0 || seconds <= 0 || warmup < 0 || nconn < 1) { fprintf(stderr, "constant_rate: bad arguments\n"); return 1; }
+    double slice_ms = argc == 9 ? atof(argv[8]) : 200;
+    target_t targets[MAX_TARGETS] = {0};
+    int ntargets = 0;
+    for (char *p = argv[1]; *p && ntargets < MAX_TARGETS;) {
+        char *stop;
+        long v = strtol(p, &stop, 10);
+        if (stop == p || v <= 0 || v > 65535) { ntargets = 0; break; }
+        targets[ntargets++].port = (uint16_t)v;
+        p = *stop == ',' ? stop + 1 : stop;
+        if (*stop && *stop != ',') { ntargets = 0; break; }
+    }
+    if (ntargets == 0 || rate <= 0 || seconds <= 0 || warmup < 0 || nconn < 1 || slice_ms <= 0) { fprintf(stderr, "constant_rate: bad arguments\n"); return 1; }
 
     FILE *f = fopen(argv[3], "rb");
     if (!f) { perror(argv[3]); return 1; }
     char body[65536];
     size_t body_len = fread(body, 1, sizeof body, f);
     fclose(f);
-    request = malloc(body_len + 512);
-    request_len = (size_t)snprintf(request, 512,
-        "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-        path, port, body_len);
-    memcpy(request + request_len, body, body_len);
-    request_len += body_len;
 
-    uint64_t period = (uint64_t)(1e9 / rate);
+    uint64_t period = (uint64_t)(1e9 / rate), slice = (uint64_t)(slice_ms * 1e6);
     uint64_t total = (uint64_t)((seconds + warmup) * rate), counted_from = (uint64_t)(warmup * rate);
-    uint64_t *lat = calloc(total, sizeof *lat), *lag = calloc(total, sizeof *lag);
-    uint64_t *queue = calloc(total, sizeof *queue); /* intended times of due requests with no idle connection */
-    conn_t *conns = calloc((size_t)nconn, sizeof *conns);
-    int *idle = calloc((size_t)nconn, sizeof *idle);
-    if (!lat || !lag || !queue || !conns || !idle) { fprintf(stderr, "constant_rate: out of memory\n"); return 1; }
-
+    conn_t *conns = calloc((size_t)(nconn * ntargets), sizeof *conns);
+    if (!conns) { fprintf(stderr, "constant_rate: out of memory\n"); return 1; }
     int ep = epoll_create1(0);
-    int nidle = 0;
-    for (int i = 0; i < nconn; i++) {
-        conns[i].fd = open_conn();
-        if (conns[i].fd < 0) { fprintf(stderr, "constant_rate: cannot connect to 127.0.0.1:%u: %s\n", port, strerror(errno)); return 1; }
-        conns[i].cap = 65536;
-        conns[i].buf = malloc(conns[i].cap);
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
-        epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
-        idle[nidle++] = i;
+    for (int g = 0; g < ntargets; g++) {
+        target_t *tg = &targets[g];
+        tg->request = malloc(body_len + 512);
+        tg->request_len = (size_t)snprintf(tg->request, 512,
+            "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+            path, tg->port, body_len);
+        memcpy(tg->request + tg->request_len, body, body_len);
+        tg->request_len += body_len;
+        tg->lat = calloc(total, sizeof *tg->lat);
+        tg->lag = calloc(total, sizeof *tg->lag);
+        tg->queue = calloc(total, sizeof *tg->queue); /* intended times of due requests with no idle connection */
+        tg->idle = calloc((size_t)nconn, sizeof *tg->idle);
+        if (!tg->request || !tg->lat || !tg->lag || !tg->queue || !tg->idle) { fprintf(stderr, "constant_rate: out of memory\n"); return 1; }
+        for (int i = g * nconn; i < (g + 1) * nconn; i++) {
+            conns[i].target = g;
+            conns[i].fd = open_conn(tg->port);
+            if (conns[i].fd < 0) { fprintf(stderr, "constant_rate: cannot connect to 127.0.0.1:%u: %s\n", tg->port, strerror(errno)); return 1; }
+            conns[i].cap = 65536;
+            conns[i].buf = malloc(conns[i].cap);
+            struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+            epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
+            tg->idle[tg->nidle++] = i;
+        }
     }
     int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
     uint64_t t0 = now_ns() + 20000000ull; /* first request in 20 ms */
@@ -182,18 +216,19 @@ int main(int argc, char **argv) {
     struct epoll_event tev = {.events = EPOLLIN, .data.u32 = UINT32_MAX};
     epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev);
 
-    uint64_t scheduled = 0, sent = 0, done = 0, ok = 0, failed = 0, nlat = 0, nlag = 0;
-    size_t qhead = 0, qtail = 0, qmax = 0;
+    uint64_t scheduled = 0, done = 0;
     uint64_t cpu0 = 0, wall0 = 0;
     uint64_t deadline = 0; /* set once everything is scheduled: answers get 5 s more */
+    uint64_t counted_start = t0 + counted_from * period;
 
     #define SEND(ci, t) do { \
         conn_t *c_ = &conns[ci]; \
+        target_t *g_ = &targets[c_->target]; \
         uint64_t s_ = now_ns(); \
-        ssize_t w_ = write(c_->fd, request, request_len); \
-        c_->busy = 1; c_->intended = (t); c_->len = 0; sent++; \
-        if ((t) >= t0 + counted_from * period) lag[nlag++] = s_ > (t) ? s_ - (t) : 0; \
-        if (w_ != (ssize_t)request_len) { c_->busy = 2; /* failed: reported when it is read */ } \
+        ssize_t w_ = write(c_->fd, g_->request, g_->request_len); \
+        c_->busy = 1; c_->intended = (t); c_->len = 0; g_->sent++; \
+        if ((t) >= counted_start) g_->lag[g_->nlag++] = s_ > (t) ? s_ - (t) : 0; \
+        if (w_ != (ssize_t)g_->request_len) { c_->busy = 2; /* failed: reported when it is read */ } \
     } while (0)
 
     while (done < total) {
@@ -214,8 +249,10 @@ int main(int argc, char **argv) {
                     uint64_t t = t0 + scheduled * period;
                     if (scheduled == counted_from) { cpu0 = cpu_ns(); wall0 = now_ns(); }
                     scheduled++;
-                    if (nidle > 0) { int ci = idle[--nidle]; SEND(ci, t); }
-                    else { queue[qtail++] = t; if (qtail - qhead > qmax) qmax = qtail - qhead; }
+                    target_t *tg = &targets[((t - t0) / slice) % (uint64_t)ntargets];
+                    tg->scheduled++;
+                    if (tg->nidle > 0) { int ci = tg->idle[--tg->nidle]; SEND(ci, t); }
+                    else { tg->queue[tg->qtail++] = t; if (tg->qtail - tg->qhead > tg->qmax) tg->qmax = tg->qtail - tg->qhead; }
                 }
                 if (scheduled == total && !deadline) {
                     deadline = now_ns() + 5000000000ull;
@@ -226,6 +263,7 @@ int main(int argc, char **argv) {
             }
             int ci = (int)evs[e].data.u32;
             conn_t *c = &conns[ci];
+            target_t *tg = &targets[c->target];
             int finished = 0, status = 0;
             for (;;) {
                 if (c->len == c->cap) { c->cap *= 2; c->buf = realloc(c->buf, c->cap); }
@@ -238,7 +276,7 @@ int main(int argc, char **argv) {
             if (!c->busy) {
                 if (finished < 0 || c->len > 0) { /* closed while idle, or bytes nobody asked for */
                     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd);
-                    c->fd = open_conn(); c->len = 0;
+                    c->fd = open_conn(tg->port); c->len = 0;
                     if (c->fd < 0) { fprintf(stderr, "constant_rate: reconnect failed\n"); return 1; }
                     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)ci};
                     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
@@ -249,32 +287,39 @@ int main(int argc, char **argv) {
             if (parsed == 0 && finished == 0) continue;
             uint64_t t = now_ns();
             done++;
+            tg->done++;
             int good = parsed == 1 && status == 200;
-            if (good) ok++; else failed++;
-            if (c->intended >= t0 + counted_from * period && good) lat[nlat++] = t - c->intended;
+            if (good) tg->ok++; else tg->failed++;
+            if (c->intended >= counted_start && good) tg->lat[tg->nlat++] = t - c->intended;
             c->busy = 0; c->len = 0;
             if (parsed != 1 || finished < 0) { /* start again on a fresh connection */
                 epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); close(c->fd);
-                c->fd = open_conn();
+                c->fd = open_conn(tg->port);
                 if (c->fd < 0) { fprintf(stderr, "constant_rate: reconnect failed\n"); return 1; }
                 struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)ci};
                 epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
             }
-            if (qhead < qtail) { uint64_t q = queue[qhead++]; SEND(ci, q); }
-            else idle[nidle++] = ci;
+            if (tg->qhead < tg->qtail) { uint64_t q = tg->queue[tg->qhead++]; SEND(ci, q); }
+            else tg->idle[tg->nidle++] = ci;
         }
     }
     uint64_t wall = now_ns() - wall0, cpu = cpu_ns() - cpu0;
-    uint64_t unanswered = total - done;
-    qsort(lat, nlat, sizeof *lat, cmp_u64);
-    qsort(lag, nlag, sizeof *lag, cmp_u64);
-    printf("CR rate=%.0f sent=%llu counted=%llu ok=%llu failed=%llu unanswered=%llu achieved_rps=%.1f "
-           "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
-           "send_lag_p99_us=%.1f send_lag_max_us=%.1f queue_max=%zu client_cpu_pct=%.1f\n",
-        rate, (unsigned long long)sent, (unsigned long long)nlat, (unsigned long long)ok, (unsigned long long)failed, (unsigned long long)unanswered,
-        wall > 0 ? (double)nlat * 1e9 / (double)wall : 0.0,
-        pct(lat, nlat, 50), pct(lat, nlat, 90), pct(lat, nlat, 99), pct(lat, nlat, 99.9), nlat ? (double)lat[nlat - 1] / 1000.0 : -1,
-        pct(lag, nlag, 99), nlag ? (double)lag[nlag - 1] / 1000.0 : -1, qmax,
-        wall > 0 ? (double)cpu * 100.0 / (double)wall : 0.0);
+    for (int g = 0; g < ntargets; g++) {
+        target_t *tg = &targets[g];
+        uint64_t unanswered = tg->scheduled - tg->done;
+        qsort(tg->lat, tg->nlat, sizeof *tg->lat, cmp_u64);
+        qsort(tg->lag, tg->nlag, sizeof *tg->lag, cmp_u64);
+        /* achieved: the target's answers per second of the time it was the one being sent to */
+        double share = wall > 0 ? (double)wall / (double)ntargets : 0.0;
+        printf("CR port=%u rate=%.0f sent=%llu counted=%llu ok=%llu failed=%llu unanswered=%llu achieved_rps=%.1f "
+               "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
+               "send_lag_p99_us=%.1f send_lag_max_us=%.1f queue_max=%zu client_cpu_pct=%.1f\n",
+            tg->port, rate, (unsigned long long)tg->sent, (unsigned long long)tg->nlat, (unsigned long long)tg->ok, (unsigned long long)tg->failed,
+            (unsigned long long)unanswered, share > 0 ? (double)tg->nlat * 1e9 / share : 0.0,
+            pct(tg->lat, tg->nlat, 50), pct(tg->lat, tg->nlat, 90), pct(tg->lat, tg->nlat, 99), pct(tg->lat, tg->nlat, 99.9),
+            tg->nlat ? (double)tg->lat[tg->nlat - 1] / 1000.0 : -1,
+            pct(tg->lag, tg->nlag, 99), tg->nlag ? (double)tg->lag[tg->nlag - 1] / 1000.0 : -1, tg->qmax,
+            wall > 0 ? (double)cpu * 100.0 / (double)wall : 0.0);
+    }
     return 0;
 }

@@ -215,6 +215,8 @@ struct ChunkStreamReader {
     private var text = 0..<0
     private var facts = ChunkFacts()
     private var tokenWithoutText = false
+    /// The template holds no line break (so neither does a document that matches it).
+    private var templateOneLine = false
 
     mutating func read(_ json: UnsafeRawBufferPointer) -> ChunkFacts? {
         if !template.isEmpty, let f = readLikeTemplate(json) { return f }
@@ -224,10 +226,25 @@ struct ChunkStreamReader {
             text = span.range
             self.facts = facts
             tokenWithoutText = span.tokenWithoutText
+            templateOneLine = !template.contains(UInt8(ascii: "\n")) && !template.contains(UInt8(ascii: "\r"))
         } else {
             template = []
+            templateOneLine = false
         }
         return facts
+    }
+
+    /// The facts of a whole SSE event `data: {...}\n\n` read in place when its data is the
+    /// template with another text, else nil (read it the long way). Such data has no line break
+    /// (the template has none, and a JSON string holds no raw control character), so the event
+    /// is that one `data:` line and its data what `SSEParser.withData` would give.
+    func readEventLikeTemplate(_ raw: UnsafeRawBufferPointer) -> ChunkFacts? {
+        guard templateOneLine, raw.count > 8, let r = raw.baseAddress,
+            raw[raw.count - 1] == UInt8(ascii: "\n"), raw[raw.count - 2] == UInt8(ascii: "\n"),
+            r.loadUnaligned(as: UInt32.self) == UInt32(littleEndian: 0x6174_6164),  // "data"
+            raw[4] == UInt8(ascii: ":"), raw[5] == UInt8(ascii: " ")
+        else { return nil }
+        return readLikeTemplate(UnsafeRawBufferPointer(rebasing: raw[6..<(raw.count - 2)]))
     }
 
     /// The facts of `json` when it is the template with another text, else nil.

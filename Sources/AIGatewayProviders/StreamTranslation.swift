@@ -168,7 +168,9 @@ public struct OpenAIStreamTranslator: StreamTranslator {
 
     /// What one event is.
     static func kind(of raw: UnsafeRawBufferPointer, chunks: inout ChunkStreamReader) -> StreamEvent.Kind {
-        SSEParser.withData(raw) { data in
+        // The usual token: the last chunk with another text, read without finding its lines.
+        if let facts = chunks.readEventLikeTemplate(raw) { return .chunk(facts) }
+        return SSEParser.withData(raw) { data in
             guard let data else { return .other }
             if SSEParser.isDone(data) { return .done }
             guard let facts = chunks.read(data) else { return .malformed }

@@ -82,6 +82,22 @@ public struct ResponseWriter: Sendable {
         return tracked(flush ? channel.writeAndFlush(part) : channel.write(part))
     }
 
+    /// Queues the response head for the next write or flush, without a future: a stream's head
+    /// goes out gathered with its first events. A failed write closes the connection, so the
+    /// writes that follow (whose futures are tracked) fail too. On the connection's event loop.
+    func queueHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
+        var headers = headers
+        if closeAfter { headers.replaceOrAdd(name: "connection", value: "close") }
+        state.value.withLock { $0.headSent = true }
+        channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)), promise: nil)
+    }
+
+    /// Queues body bytes without a future (see `queueHead`), e.g. the last events of a stream,
+    /// written together with its end.
+    func queueBody(_ buffer: ByteBuffer) {
+        channel.write(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: nil)
+    }
+
     func sendBody(_ buffer: ByteBuffer, flush: Bool = true) -> EventLoopFuture<Void> {
         let part = HTTPServerResponsePart.body(.byteBuffer(buffer))
         return tracked(flush ? channel.writeAndFlush(part) : channel.write(part))

@@ -94,12 +94,17 @@ final class StreamSink: Sendable {
         }
         guard first else { return }
         // A failure shows on the writes that follow.
-        _ = writer.sendHead(status: .ok, headers: makeHeaders(upstream), flush: false)
+        writer.queueHead(status: .ok, headers: makeHeaders(upstream))
     }
 
     /// Queues bytes without flushing; `flush()` sends what is queued.
     func write(_ bytes: ByteBuffer) -> EventLoopFuture<Void> {
         writer.sendBody(bytes, flush: false)
+    }
+
+    /// Queues bytes without a future: the write that follows (the end) tells how it went.
+    func queue(_ bytes: ByteBuffer) {
+        writer.queueBody(bytes)
     }
 
     func flush() { writer.flush() }
@@ -152,19 +157,6 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// Events not yet handed to the client connection: every one until the stream commits, then
     /// those of the current upstream read, written together (one write per read, not per event).
     private var held = ByteBuffer()
-    /// What the events of the current read said, applied to the shared progress once per read.
-    private var tally = Tally()
-    /// The sink's commitment, read once per read (only this relay commits it meanwhile).
-    private var streamCommitted = false
-
-    private struct Tally {
-        var tokens = 0
-        var finished = false
-        var usage: (input: Int, output: Int)?
-        var malformed = 0
-        /// Text for a continuation (only when one is possible).
-        var text = ""
-    }
     private var sawDone = false
     /// `[DONE]` was relayed and the client response is ending; the upstream may still be finishing.
     private var streamEnded = false
@@ -221,6 +213,18 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         cancelExchange()
     }
 
+    /// Whether `text` contains `part` (byte for byte; the media type of a head).
+    static func contains(_ text: String, _ part: String) -> Bool {
+        var text = text
+        var part = part
+        return text.withUTF8 { t in
+            part.withUTF8 { p in
+                guard t.count >= p.count else { return false }
+                return (0...(t.count - p.count)).contains { i in t[i..<(i + p.count)].elementsEqual(p) }
+            }
+        }
+    }
+
     // MARK: Watchdog
 
     private func arm(_ phase: Phase, for d: Duration) {
@@ -270,8 +274,9 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     func upstreamHead(_ head: HTTPResponseHead) {
         guard case .awaitingHead = mode else { return }
         onFirstByte(ContinuousClock.now - sent)
-        let contentType = head.headers.first(name: "content-type") ?? ""
-        if request.stream, head.status == .ok, contentType.contains(request.adapter.streamContentType), let sink {
+        if request.stream, head.status == .ok, let sink,
+            Self.contains(head.headers.first(name: "content-type") ?? "", request.adapter.streamContentType)
+        {
             var context = request.translation
             if request.adapter.translates { context.responseHeaders = head.headers.map { ($0.name, $0.value) } }
             translator = request.adapter.makeStreamTranslator(context)
@@ -317,19 +322,14 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         case .buffering(let head, let body):
             deliver(.response(status: Int(head.status.code), headers: head.headers, body: body, latency: ContinuousClock.now - started))
         case .streaming(let head):
-            streamCommitted = committed
-            if !sawDone, let rest = translator?.finish() {
+            if !sawDone, let rest = translator?.finish(), let sink {
+                var batch = startBatch(sink)
+                var run = RelayRun(input: UnsafeRawBufferPointer(start: nil, count: 0))
                 for event in rest {
-                    var run = RelayRun(input: UnsafeRawBufferPointer(start: nil, count: 0))
-                    let handled = event.bytes.withUnsafeBytes { handle(event.kind, $0, run: &run, head: head) }
-                    run.flush(into: &held)
-                    if case .fault(let fault) = handled {
-                        applyTally()
-                        return failStream(fault)
-                    }
+                    guard event.bytes.withUnsafeBytes({ batch.take(event.kind, $0, run: &run) }) else { break }
                 }
+                if case .fault(let fault) = endBatch(&batch, sink: sink, head: head) { return failStream(fault) }
             }
-            applyTally()
             if sawDone || sink?.progress.state.withLock({ $0.finished }) == true {
                 finishStream(head: head)
             } else {
@@ -366,20 +366,15 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// and the upstream connection reads on only then: back-pressure.
     private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void>? {
         guard translator != nil, let sink else { return nil }
-        if held.readableBytes == 0 { held = sink.writer.allocator.buffer(capacity: part.readableBytes + 64) }
-        streamCommitted = sink.isCommitted
-        var outcome = Handled.more
+        var batch = startBatch(sink)
         part.withUnsafeReadableBytes { bytes in
             var run = RelayRun(input: bytes)
-            translator!.feed(bytes) { kind, raw in
-                outcome = handle(kind, raw, run: &run, head: head)
-                if case .more = outcome { return true }
-                return false
-            }
-            run.flush(into: &held)
+            translator!.feed(bytes) { kind, raw in batch.take(kind, raw, run: &run) }
+            // A slice only when it is written now: held for a first token still to come, it would
+            // keep the whole read buffer alive meanwhile.
+            if batch.committed { run.finish(into: &batch.held, from: part) } else { run.flush(into: &batch.held) }
         }
-        applyTally()
-        switch outcome {
+        switch endBatch(&batch, sink: sink, head: head) {
         case .more:
             break
         case .done:
@@ -399,61 +394,36 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         return last
     }
 
-    private enum Handled {
-        case more
-        case done
-        case fault(StreamFault)
+    /// A batch for the events of one read, holding what is not yet written.
+    private func startBatch(_ sink: StreamSink) -> RelayBatch {
+        var held = ByteBuffer()
+        swap(&held, &self.held)  // The batch holds the only reference: appending does not copy.
+        return RelayBatch(
+            held: held, committed: sink.isCommitted, stripUsageChunk: request.stripUsageChunk,
+            keepText: request.continuationTextLimit > 0)
     }
 
-    /// Handles one translated event (`bytes` what goes to the client).
-    private func handle(_ kind: StreamEvent.Kind, _ bytes: UnsafeRawBufferPointer, run: inout RelayRun, head: HTTPResponseHead) -> Handled {
-        guard let sink else { return .more }
-        let facts: ChunkFacts
-        switch kind {
-        case .other:
-            run.add(bytes, into: &held)
-            return .more
-        case .done:
-            sawDone = true
-            return .done
-        case .malformed:
-            // Not readable: drop it, keep the stream going.
-            tally.malformed += 1
-            logger.debug("dropped malformed stream event")
-            return .more
-        case .fault(let fault):
-            return .fault(fault)
-        case .chunk(let f):
-            facts = f
+    /// Takes back what a batch holds, commits the stream on its first token, and adds what its
+    /// events said to the stream's progress (once per read: one lock).
+    private func endBatch(_ batch: inout RelayBatch, sink: StreamSink, head: HTTPResponseHead) -> RelayBatch.Outcome {
+        swap(&held, &batch.held)
+        if batch.malformed > 0 {
+            logger.debug("dropped malformed stream events", metadata: ["count": "\(batch.malformed)"])
         }
-        if let u = facts.usage { tally.usage = (u.input, u.output) }
-        if !facts.content.isEmpty {
-            tally.tokens += 1
-            if request.continuationTextLimit > 0 { tally.text += facts.content }
-        }
-        if facts.finished { tally.finished = true }
-        if !(facts.usageOnly && request.stripUsageChunk) { run.add(bytes, into: &held) }
-        if facts.isToken, !streamCommitted {
-            streamCommitted = true
+        if batch.outcome == .done { sawDone = true }
+        if batch.commits {
             sink.progress.state.withLock { $0.firstToken = .now }
             sink.commit(upstream: head.headers)
         }
-        return .more
-    }
-
-    /// Adds what the read's events said to the stream's progress (once per read: one lock).
-    private func applyTally() {
-        guard let sink else { return }
-        let t = tally
-        tally = Tally()
         let limit = request.continuationTextLimit
         sink.progress.state.withLock { s in
-            s.tokens += t.tokens
-            if t.finished { s.finished = true }
-            if let u = t.usage { s.usage = u }
-            s.malformed += t.malformed
-            s.appendText(t.text, limit: limit)
+            s.tokens += batch.tokens
+            if batch.finished { s.finished = true }
+            if let u = batch.usage { s.usage = u }
+            s.malformed += batch.malformed
+            s.appendText(batch.text, limit: limit)
         }
+        return batch.outcome
     }
 
     /// The provider reported an error inside the stream: the attempt failed with what it says
@@ -480,8 +450,10 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         guard let sink else { return }
         // An empty but complete answer still commits.
         sink.commit(upstream: head.headers)
-        held.writeStaticString("data: [DONE]\n\n")
-        writeHeld()
+        // The held events are often a slice of the read's buffer: [DONE] goes apart, not copying them.
+        if held.readableBytes > 0 { sink.queue(held) }
+        held = ByteBuffer()
+        sink.queue(sink.writer.allocator.buffer(staticString: "data: [DONE]\n\n"))
         mode = .finished
         streamEnded = true
         sink.writer.sendEnd().whenComplete { [self] outcome in
@@ -489,6 +461,78 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
             case .success: deliver(.streamCompleted)
             case .failure: deliver(.streamBroken(.truncated))
             }
+        }
+    }
+}
+
+/// What the events of one upstream read amount to: the bytes for the client, and what the
+/// events said, applied to the stream's shared state once the read is done (a value the relay
+/// owns during the read: no lock, no reference counting per event).
+struct RelayBatch {
+    enum Outcome: Equatable {
+        /// Read on.
+        case more
+        /// `[DONE]`: the answer is complete.
+        case done
+        /// The provider reported an error inside the stream.
+        case fault(StreamFault)
+    }
+
+    /// What goes to the client.
+    var held: ByteBuffer
+    /// The client response was committed before this read, or by one of its events.
+    var committed: Bool
+    /// Drop the usage-only chunk (the gateway asked for it, the client did not).
+    let stripUsageChunk: Bool
+    /// Keep the text, for a continuation.
+    let keepText: Bool
+
+    var outcome = Outcome.more
+    /// An event of this read is the stream's first token: the client response commits.
+    var commits = false
+    var tokens = 0
+    var finished = false
+    var usage: (input: Int, output: Int)?
+    var malformed = 0
+    var text = ""
+
+    init(held: ByteBuffer, committed: Bool, stripUsageChunk: Bool, keepText: Bool) {
+        self.held = held
+        self.committed = committed
+        self.stripUsageChunk = stripUsageChunk
+        self.keepText = keepText
+    }
+
+    /// Takes one translated event (`bytes` what goes to the client); false when the stream ends
+    /// with it (`[DONE]` or an error inside the stream).
+    mutating func take(_ kind: StreamEvent.Kind, _ bytes: UnsafeRawBufferPointer, run: inout RelayRun) -> Bool {
+        switch kind {
+        case .other:
+            run.add(bytes, into: &held)
+            return true
+        case .done:
+            outcome = .done
+            return false
+        case .malformed:
+            // Not readable: drop it, keep the stream going.
+            malformed += 1
+            return true
+        case .fault(let fault):
+            outcome = .fault(fault)
+            return false
+        case .chunk(let facts):
+            if let u = facts.usage { usage = (u.input, u.output) }
+            if !facts.content.isEmpty {
+                tokens += 1
+                if keepText { text += facts.content }
+            }
+            if facts.finished { finished = true }
+            if !(facts.usageOnly && stripUsageChunk) { run.add(bytes, into: &held) }
+            if facts.isToken, !committed {
+                committed = true
+                commits = true
+            }
+            return true
         }
     }
 }
@@ -523,6 +567,21 @@ struct RelayRun {
         guard !run.isEmpty else { return }
         out.writeBytes(UnsafeRawBufferPointer(rebasing: input[run]))
         run = 0..<0
+    }
+
+    /// `flush`, where `source` is the buffer whose readable bytes are `input`: when the run is
+    /// all there is (the usual read: its events relayed as they came), `out` becomes a slice of
+    /// `source`, not a copy.
+    mutating func finish(into out: inout ByteBuffer, from source: ByteBuffer) {
+        guard !run.isEmpty else { return }
+        if out.readableBytes == 0, source.readableBytes == input.count,
+            let slice = source.getSlice(at: source.readerIndex + run.lowerBound, length: run.count)
+        {
+            out = slice
+            run = 0..<0
+            return
+        }
+        flush(into: &out)
     }
 }
 

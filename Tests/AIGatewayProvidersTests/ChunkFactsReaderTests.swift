@@ -215,6 +215,40 @@ struct ChunkStreamReaderTests {
         #expect(disagreements.isEmpty, "\(disagreements.prefix(3))")
     }
 
+    @Test("a whole event read in place against the template is what its data reads as: lines, spaces, CRs and other fields change nothing")
+    func eventsInPlace() {
+        // Templates: one-line chunks, and one whose JSON spans lines (its events take the long way).
+        let templates = [Self.token("a"), Self.token("a", extra: #","usage":null"#), "{\"id\":\"c\",\n\"choices\":[{\"delta\":{\"content\":\"a\"}}]}"]
+        var events: [String] = []
+        for t in Self.texts {
+            let doc = Self.token(t)
+            events += ["data: \(doc)\n\n", "data:\(doc)\n\n", "data:  \(doc)\n\n", "data: \(doc)\r\n\r\n", "data: \(doc)\n\r\n",
+                       "event: x\ndata: \(doc)\n\n", "data: \(doc)\ndata: \(doc)\n\n", "data: \(doc)\nid: 1\n\n", ": c\n\n", "data: [DONE]\n\n"]
+        }
+        events.append("data: {\"id\":\"c\",\n\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n")
+        var disagreements: [String] = []
+        for template in templates {
+            for event in events {
+                var fast = ChunkStreamReader()
+                var slow = ChunkStreamReader()
+                _ = Array(template.utf8).withUnsafeBytes { fast.read($0) }
+                _ = Array(template.utf8).withUnsafeBytes { slow.read($0) }
+                let inPlace = Array(event.utf8).withUnsafeBytes { fast.readEventLikeTemplate($0) }
+                let expected = Array(event.utf8).withUnsafeBytes { raw in
+                    SSEParser.withData(raw) { data in data.flatMap { d in SSEParser.isDone(d) ? nil : slow.read(d) } }
+                }
+                // In place it reads as the long way does, or leaves the event to it.
+                if let inPlace, inPlace != expected { disagreements.append(template + " then " + event) }
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(3))")
+        // The usual token is read in place.
+        var reader = ChunkStreamReader()
+        _ = Array(Self.token("a").utf8).withUnsafeBytes { reader.read($0) }
+        let f = Array("data: \(Self.token(" tok1"))\n\n".utf8).withUnsafeBytes { reader.readEventLikeTemplate($0) }
+        #expect(f?.content == " tok1" && f?.isToken == true)
+    }
+
     @Test("a stream of tokens: each chunk's own text, tokens counted by their text, the finish seen")
     func stream() {
         var reader = ChunkStreamReader()
