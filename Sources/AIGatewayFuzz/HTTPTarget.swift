@@ -8,11 +8,12 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 
-/// Fuzz target: raw bytes from a client into the gateway's connection pipeline (NIO's HTTP/1
-/// decoder, the connection handler, the gateway handler) on an embedded channel, with the guide's
+/// Fuzz target: raw bytes from a client into the gateway's connection pipeline (the request
+/// parser, the connection handler, the gateway handler) on an embedded channel, with the guide's
 /// route and Backend loaded but its Secret missing, so that no request leaves the process.
 ///
-/// Nothing may crash, and whatever the gateway writes back must be HTTP/1.1 responses.
+/// Nothing may crash, whatever the gateway writes back must be HTTP/1.1 responses, and the
+/// request parser must read the input split in two exactly as it reads it whole.
 public enum HTTPTarget {
     /// Built once: the handler and its table are what a running gateway holds between requests.
     static let server: HTTPServer<GatewayHandler> = {
@@ -60,7 +61,48 @@ public enum HTTPTarget {
         if !output.isEmpty, !output.starts(with: "HTTP/1.1 ".utf8) {
             return .mismatch("the gateway wrote something that is not an HTTP/1.1 response")
         }
+        guard let selector = input.first else { return .ok }
+        let bytes = Array(input.dropFirst())
+        let cut = bytes.isEmpty ? 0 : Int(selector) % bytes.count
+        if parse([bytes[...]]) != parse([bytes[..<cut], bytes[cut...]]) {
+            return .mismatch("the request parser reads the input split at \(cut) differently")
+        }
         return .ok
+    }
+
+    /// What the request parser makes of `pieces`: each event as text (body parts joined), then
+    /// the error that stopped it.
+    static func parse(_ pieces: [ArraySlice<UInt8>]) -> [String] {
+        var parser = RequestParser(maxHeadBytes: server.limits.maxHeaderBytes)
+        var events: [String] = []
+        var body: [UInt8] = []
+        func flushBody() {
+            if !body.isEmpty { events.append("body \(body)") }
+            body = []
+        }
+        for piece in pieces {
+            parser.append(ByteBuffer(bytes: piece))
+            do {
+                while let event = try parser.next() {
+                    switch event {
+                    case .head(let h):
+                        flushBody()
+                        events.append("head \(Array(h.bytes.readableBytesView)) \(h.contentLength ?? -1) \(h.chunked) \(h.keepAlive)")
+                    case .body(let b):
+                        body += b.readableBytesView
+                    case .end:
+                        flushBody()
+                        events.append("end")
+                    }
+                }
+            } catch {
+                flushBody()
+                events.append("error \(error.kind)")
+                return events
+            }
+        }
+        flushBody()
+        return events
     }
 
     /// What the gateway writes back for `input` (its first byte chooses where to split it).

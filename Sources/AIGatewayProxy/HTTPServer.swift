@@ -9,7 +9,8 @@ import Synchronization
 public struct ServerLimits: Sendable, Hashable {
     /// Largest request body accepted; larger gets 413.
     public var maxBodyBytes: Int = 4 * 1024 * 1024
-    /// Largest total size of request header names and values; larger gets 400 and the connection closes.
+    /// Largest request head (request line and header fields), and largest trailer section of a
+    /// chunked body, in bytes; larger gets 400 and the connection closes.
     public var maxHeaderBytes: Int = 32 * 1024
     /// A keep-alive connection with no request in progress, or a client that stops sending
     /// mid-request, is closed after this long without a byte. A response in progress (a long
@@ -226,15 +227,10 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
         for w in waiters { w.resume(with: result) }
     }
 
-    /// The pipeline of one client connection: NIO's request decoder, then one handler that does the
-    /// rest (response encoding, pipelining, idle timeout, parse errors): every handler is a hop for
-    /// every part of every request. Header values are checked where they enter (the HTTP parser,
-    /// manifest decoding).
+    /// The pipeline of one client connection: one handler that does it all (request parsing,
+    /// response encoding, pipelining, idle timeout): every handler is a hop for every read and
+    /// write. Header values are checked where they enter (the request parser, manifest decoding).
     func configureConnection(_ sync: ChannelPipeline.SynchronousOperations) throws {
-        var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-        decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
-        decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: decoderLimits)))
         try sync.addHandler(ConnectionHandler(server: self))
     }
 
@@ -277,36 +273,38 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
     }
 }
 
-/// One client connection: collects a request (head and bounded body), hands it to the handler,
-/// encodes its response (`ResponseEncoder`), and finishes what the handler left open. Requests are answered one at a time, in order: parts of
-/// pipelined requests that arrive while a response is in progress are queued, and reading stops
-/// only when the queue holds a whole request or too many bytes. (NIO's `HTTPServerPipelineHandler`
-/// stops reading on every request, which costs two `epoll_ctl` calls per request.)
+/// One client connection: parses requests (`RequestParser`), collects each one (head and bounded
+/// body), hands it to the handler, encodes its response (`ResponseEncoder`), and finishes what the
+/// handler left open. Requests are answered one at a time, in order: bytes of pipelined requests
+/// that arrive while a response is in progress wait in the parser, unparsed, and reading stops
+/// only when they are too many. (NIO's `HTTPServerPipelineHandler` stops reading on every request,
+/// which costs two `epoll_ctl` calls per request.) A malformed request is answered 400, in its
+/// turn, and the connection closes.
 final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = IOData
 
     private enum State {
         /// Between requests.
         case idle
-        case receiving(HTTPRequestHead, ByteBuffer)
+        case receiving(RequestHead, ByteBuffer)
         /// The request is answered (or being rejected); its remaining parts are ignored.
         case answering
+        /// The request was malformed: the 400 is on its way and the connection closes.
+        case closing
     }
 
     /// Bytes of pipelined requests held while a response is in progress before reading stops.
     static var queueLimit: Int { 64 * 1024 }
 
     private let server: HTTPServer<Handler>
+    private var parser: RequestParser
     private var state = State.idle
-    /// The `.end` of the request being answered has arrived: later parts belong to the next one.
+    /// The end of the request being answered has arrived: later bytes belong to the next one.
     private var requestEnded = false
     /// A response is in progress (its handler has not called `done`).
     private var responding = false
-    private var queued = CircularBuffer<HTTPServerRequestPart>()
-    private var queuedBytes = 0
-    private var queuedEnds = 0
     private var readPending = false
     /// The server is draining: close once the response in progress (if any) is done.
     private var draining = false
@@ -324,6 +322,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
 
     init(server: HTTPServer<Handler>) {
         self.server = server
+        self.parser = RequestParser(maxHeadBytes: server.limits.maxHeaderBytes)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -366,33 +365,39 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         idleCheck = nil
         // The client went away: stop the work done on its behalf (upstream attempts included).
         if responding { writer?.cancel() }
-        queued.removeAll()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
         lastRead = .now()
-        if responding && requestEnded {
-            // Pipelined: the next request waits for this response.
-            queued.append(part)
-            switch part {
-            case .head: queuedBytes += 256
-            case .body(let b): queuedBytes += b.readableBytes
-            case .end: queuedEnds += 1
-            }
-            return
-        }
-        process(part, context: context)
+        parser.append(unwrapInboundIn(data))
+        parse(context: context)
     }
 
-    private func process(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
-        switch part {
+    /// Takes what the parser has, request by request; stops while a response is in progress
+    /// (pipelined bytes wait in the parser for their turn).
+    private func parse(context: ChannelHandlerContext) {
+        while !(responding && requestEnded) {
+            if case .closing = state { return }
+            let event: RequestParser.Event?
+            do {
+                event = try parser.next()
+            } catch {
+                malformed(error, context: context)
+                return
+            }
+            guard let event else { return }
+            process(event, context: context)
+        }
+    }
+
+    private func process(_ event: RequestParser.Event, context: ChannelHandlerContext) {
+        switch event {
         case .head(let head):
             writer = nil
             requestEnded = false
             requestMethod = head.method
-            if let declared = head.headers.first(name: "content-length").flatMap(Int.init), declared > server.limits.maxBodyBytes {
+            if let declared = head.contentLength, declared > server.limits.maxBodyBytes {
                 reject(context: context, head: head)
             } else {
                 state = .receiving(head, context.channel.allocator.buffer(capacity: 0))
@@ -412,31 +417,53 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
             state = .receiving(head, body)
         case .end:
             requestEnded = true
-            guard case .receiving(let head, let body) = state else { return }
+            guard case .receiving(let parsed, let body) = state else { return }
             state = .answering
+            let head = parsed.makeHTTPRequestHead()
             let request = ServerRequest(head: head, body: body, remoteAddress: remoteAddress)
-            dispatch(context: context, head: head, tooLarge: false) { handler, writer, done in
+            dispatch(context: context, head: head, keepAlive: parsed.keepAlive, tooLarge: false) { handler, writer, done in
                 handler.handle(request, writer, done: done)
             }
         }
     }
 
-    private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
+    private func reject(context: ChannelHandlerContext, head parsed: RequestHead) {
         state = .answering
         let limit = server.limits.maxBodyBytes
-        dispatch(context: context, head: head, tooLarge: true) { handler, writer, done in
+        let head = parsed.makeHTTPRequestHead()
+        dispatch(context: context, head: head, keepAlive: parsed.keepAlive, tooLarge: true) { handler, writer, done in
             handler.reject(status: .payloadTooLarge, message: "request body exceeds the limit of \(limit) bytes", requestHead: head, writer)
             done()
         }
     }
 
+    /// The request in turn is malformed (or its head too large): answer 400, unless a response
+    /// to it has begun (a 413 for its body), and close.
+    private func malformed(_ error: RequestParseError, context: ChannelHandlerContext) {
+        server.logger.debug("malformed request", metadata: ["reason": "\(error.reason)"])
+        let answered: Bool
+        if case .answering = state { answered = true } else { answered = false }
+        state = .closing
+        if answered {
+            // The connection closes once that response is written.
+            return
+        }
+        let headers = HTTPHeaders([("connection", "close"), ("content-length", "0")])
+        write(context: context, data: wrapOutboundIn(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+        let written = context.eventLoop.makePromise(of: Void.self)
+        write(context: context, data: wrapOutboundIn(.end(nil)), promise: written)
+        flush(context: context)
+        let channel = context.channel
+        written.futureResult.whenComplete { _ in channel.close(promise: nil) }
+    }
+
     private func dispatch(
-        context: ChannelHandlerContext, head: HTTPRequestHead, tooLarge: Bool,
+        context: ChannelHandlerContext, head: HTTPRequestHead, keepAlive: Bool, tooLarge: Bool,
         _ body: (Handler, ResponseWriter, _ done: @escaping @Sendable () -> Void) -> Void
     ) {
         served += 1
         responding = true
-        let closeAfter = tooLarge || !head.isKeepAlive || draining || served >= server.limits.maxRequestsPerConnection
+        let closeAfter = tooLarge || !keepAlive || draining || served >= server.limits.maxRequestsPerConnection
         let writer = ResponseWriter(channel: context.channel, closeAfter: closeAfter, state: .init())
         self.writer = writer
         let this = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -496,21 +523,16 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        while !responding, let part = queued.popFirst() {
-            switch part {
-            case .head: queuedBytes -= 256
-            case .body(let b): queuedBytes -= b.readableBytes
-            case .end: queuedEnds -= 1
-            }
-            process(part, context: context)
-        }
+        parse(context: context)
         if readPending && !readPaused {
             readPending = false
             context.read()
         }
     }
 
-    private var readPaused: Bool { queuedEnds > 0 || queuedBytes > Self.queueLimit }
+    /// Pipelined bytes wait in the parser while a response is in progress; reading goes on (a
+    /// client that leaves is noticed) until they are too many.
+    private var readPaused: Bool { responding && requestEnded && parser.bufferedBytes > Self.queueLimit }
 
     func read(context: ChannelHandlerContext) {
         if readPaused {
@@ -571,16 +593,6 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         server.logger.debug("connection error", metadata: ["error": "\(error)"])
-        if error is HTTPParserError {
-            // Malformed (or oversized) request: say so, unless a response has begun, then close.
-            let midResponse = writer.map { w in w.state.value.withLock { $0.headSent && !$0.ended } } ?? false
-            if !midResponse {
-                let headers = HTTPHeaders([("connection", "close"), ("content-length", "0")])
-                write(context: context, data: wrapOutboundIn(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
-                write(context: context, data: wrapOutboundIn(.end(nil)), promise: nil)
-                flush(context: context)
-            }
-        }
         context.close(promise: nil)
     }
 }
