@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import openai
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +158,59 @@ spec:
     multipool:
       priorities:
 """
+
+
+# The fake provider's answer: its first 12 words, one token each (a fault that cuts the answer
+# after n tokens leaves the first n).
+WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
+         "management", "of", "containerized", "applications.", "It", "groups", "containers", "that", "make", "up"]
+ANSWER = " ".join(WORDS[:12])
+
+# A system turn and two user turns (the second as content parts), which each provider's API takes
+# its own way.
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "What is"},
+    {"role": "user", "content": [{"type": "text", "text": "kubernetes?"}]},
+]
+
+
+def client(stack) -> openai.OpenAI:
+    # The guide's route is PathPrefix /model; the SDK appends /chat/completions.
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{stack.port}/model", api_key="client-key-never-forwarded", max_retries=0, timeout=30)
+
+
+def native(stack, k=-1):
+    """The k-th request the fake received, with its body parsed (json) and its headers as a dict
+    (h, by lower-case name)."""
+    r = stack.requests()[k]
+    r["json"] = json.loads(r["body"])
+    r["h"] = {name.lower(): value for name, value in r["headers"]}
+    return r
+
+
+def pool_entry(provider: str, model: str) -> str:
+    """One priority of a Backend (after BACKEND_HEAD): `provider` with `model`, keyed by the Secret openai-secret."""
+    return f"""      - pool:
+        - provider:
+            {provider}:
+              model: "{model}"
+              authToken:
+                kind: SecretRef
+                secretRef:
+                  name: openai-secret
+"""
+
+
+def text_until_error(stack, **create) -> str:
+    """Streams a completion (create's arguments) and returns the text received before the SDK
+    raised openai.APIError, which it must."""
+    text = ""
+    with pytest.raises(openai.APIError):
+        for chunk in client(stack).chat.completions.create(stream=True, **create):
+            if chunk.choices and chunk.choices[0].delta.content:
+                text += chunk.choices[0].delta.content
+    return text
 
 
 def streamed_tool_calls(chunks):

@@ -5,30 +5,13 @@ import json
 import openai
 import pytest
 
-from conftest import Stack, BACKEND_HEAD, streamed_tool_calls
+from conftest import ANSWER, BACKEND_HEAD, MESSAGES, WORDS, Stack, client, native, pool_entry, streamed_tool_calls, text_until_error
 
-WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
-         "management", "of", "containerized", "applications.", "It", "groups", "containers", "that", "make", "up"]
-ANSWER = " ".join(WORDS[:12])  # the fake's answer: 12 tokens
 CLAUDE = "claude-sonnet-4-5"
-
-METADATA = BACKEND_HEAD
-
-
-def entry(provider: str, model: str) -> str:
-    return f"""      - pool:
-        - provider:
-            {provider}:
-              model: "{model}"
-              authToken:
-                kind: SecretRef
-                secretRef:
-                  name: openai-secret
-"""
 
 
 def backend(*entries) -> str:
-    return METADATA + "".join(entry(p, m) for p, m in entries)
+    return BACKEND_HEAD + "".join(pool_entry(p, m) for p, m in entries)
 
 
 @pytest.fixture
@@ -45,25 +28,6 @@ def mixed(tmp_path):
     s = Stack(tmp_path, backend=backend(("openai", "gpt-4o"), ("anthropic", CLAUDE)))
     yield s
     s.stop()
-
-
-def client(stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{stack.port}/model", api_key="client-key-never-forwarded", max_retries=0, timeout=30)
-
-
-MESSAGES = [
-    {"role": "system", "content": "You are terse."},
-    {"role": "user", "content": "What is"},
-    {"role": "user", "content": [{"type": "text", "text": "kubernetes?"}]},
-]
-
-
-def native(stack, k=-1):
-    """The k-th request the fake received, with its body parsed."""
-    r = stack.requests()[k]
-    r["json"] = json.loads(r["body"])
-    r["h"] = dict(r["headers"])
-    return r
 
 
 def test_non_streamed_answer(claude):
@@ -231,12 +195,7 @@ def test_in_stream_error_before_any_token_fails_over(claude_first):
 
 def test_in_stream_error_after_tokens_raises_in_the_sdk(claude):
     claude.fault(CLAUDE, "stream-error=3")
-    text = ""
-    with pytest.raises(openai.APIError):
-        for chunk in client(claude).chat.completions.create(model="x", messages=MESSAGES, stream=True):
-            if chunk.choices and chunk.choices[0].delta.content:
-                text += chunk.choices[0].delta.content
-    assert text == " ".join(WORDS[:3])
+    assert text_until_error(claude, model="x", messages=MESSAGES) == " ".join(WORDS[:3])
 
 
 def test_failover_from_openai_503_to_anthropic(mixed):

@@ -11,16 +11,11 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import Stack, BACKEND_HEAD, streamed_tool_calls
+from conftest import ANSWER, BACKEND_HEAD, MESSAGES, WORDS, Stack, client, native, pool_entry, streamed_tool_calls, text_until_error
 
-WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
-         "management", "of", "containerized", "applications.", "It", "groups", "containers", "that", "make", "up"]
-ANSWER = " ".join(WORDS[:12])  # the fake's answer: 12 tokens
 # A model id with ':' (signed with %253A in the canonical URI, sent as %3A).
 MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"
 WIRE_PATH = "/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse"
-
-METADATA = BACKEND_HEAD
 
 
 def aws_secret(secret_key: str) -> str:
@@ -45,19 +40,11 @@ def entry(provider: str, model: str, guardrail: bool = False) -> str:
               model: "{model}"
               region: eu-west-3{auth}{g}
 """
-    return f"""      - pool:
-        - provider:
-            {provider}:
-              model: "{model}"
-              authToken:
-                kind: SecretRef
-                secretRef:
-                  name: openai-secret
-"""
+    return pool_entry(provider, model)
 
 
 def backend(*entries, secret_key="sk-demo-not-a-real-key", guardrail=False) -> str:
-    return METADATA + "".join(entry(p, m, guardrail) for p, m in entries) + aws_secret(secret_key)
+    return BACKEND_HEAD + "".join(entry(p, m, guardrail) for p, m in entries) + aws_secret(secret_key)
 
 
 def make(tmp_path, *entries, gateway_env=None, **kw):
@@ -77,24 +64,6 @@ def bedrock_first(tmp_path):
     s = make(tmp_path, ("bedrock", MODEL), ("openai", "gpt-4o"))
     yield s
     s.stop()
-
-
-def client(stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{stack.port}/model", api_key="client-key-never-forwarded", max_retries=0, timeout=30)
-
-
-MESSAGES = [
-    {"role": "system", "content": "You are terse."},
-    {"role": "user", "content": "What is"},
-    {"role": "user", "content": [{"type": "text", "text": "kubernetes?"}]},
-]
-
-
-def native(stack, k=-1):
-    r = stack.requests()[k]
-    r["json"] = json.loads(r["body"])
-    r["h"] = {name.lower(): value for name, value in r["headers"]}
-    return r
 
 
 def test_non_streamed_answer_signed_and_translated(bedrock):
@@ -263,12 +232,7 @@ def test_in_stream_exception_before_any_token_fails_over(bedrock_first):
 
 def test_in_stream_exception_after_tokens_raises_in_the_sdk(bedrock):
     bedrock.fault(MODEL, "stream-error=3")
-    text = ""
-    with pytest.raises(openai.APIError):
-        for chunk in client(bedrock).chat.completions.create(model="x", messages=MESSAGES, stream=True):
-            if chunk.choices and chunk.choices[0].delta.content:
-                text += chunk.choices[0].delta.content
-    assert text == " ".join(WORDS[:3])
+    assert text_until_error(bedrock, model="x", messages=MESSAGES) == " ".join(WORDS[:3])
 
 
 def test_an_http_image_moves_on(bedrock_first):
