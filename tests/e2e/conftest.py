@@ -213,6 +213,43 @@ def text_until_error(stack, **create) -> str:
     return text
 
 
+def check_streamed_answer(chunks, include_usage):
+    """What every translated stream of the fake's answer to MESSAGES holds: the role first, the
+    answer's text, one finish (stop), and a last chunk with the usage (6 in, 12 out) only when the
+    client asked for it."""
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    usage_chunks = [c for c in chunks if not c.choices]
+    if include_usage:
+        assert len(usage_chunks) == 1 and chunks[-1] is usage_chunks[0]
+        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (6, 12)
+    else:
+        assert usage_chunks == [] and all(c.usage is None for c in chunks)
+
+
+def streamed_weather_call(stack, model, tools):
+    """Streams a question the fake answers with one tool call (fault tool-call, once) and checks
+    the call as the SDK reassembles it (its name is the caller's to check). Returns the call and
+    the follow-up conversation that carries its result."""
+    stack.fault(model, "tool-call,times=1")
+    question = [{"role": "user", "content": "Weather in Paris?"}]
+    chunks = list(client(stack).chat.completions.create(model="x", messages=question, tools=tools, stream=True))
+    calls, deltas = streamed_tool_calls(chunks)
+    assert len(deltas) > 2, "arguments arrive in fragments"
+    assert list(calls) == [0]
+    call = calls[0]
+    assert call["id"].startswith("call_fake_")
+    assert json.loads(call["arguments"]) == {"location": "Paris", "unit": "celsius"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    follow = question + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees"},
+    ]
+    return call, follow
+
+
 def streamed_tool_calls(chunks):
     """Reassembles the tool calls of streamed chunks as the OpenAI SDK does, checking that a call's
     id and name come once, in its first delta. Returns ({index: {id, name, arguments}}, the deltas)."""

@@ -5,7 +5,8 @@ import json
 import openai
 import pytest
 
-from conftest import ANSWER, BACKEND_HEAD, MESSAGES, WORDS, Stack, client, native, pool_entry, streamed_tool_calls, text_until_error
+from conftest import (ANSWER, BACKEND_HEAD, MESSAGES, WORDS, Stack, check_streamed_answer, client, native, pool_entry,
+                      streamed_weather_call, text_until_error)
 
 CLAUDE = "claude-sonnet-4-5"
 
@@ -65,18 +66,8 @@ def test_max_tokens_from_the_client(claude):
 def test_streamed_answer(claude, include_usage):
     kwargs = {"stream_options": {"include_usage": True}} if include_usage else {}
     chunks = list(client(claude).chat.completions.create(model="x", messages=MESSAGES, stream=True, **kwargs))
-    assert chunks[0].choices[0].delta.role == "assistant"
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == ANSWER
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
-    assert finishes == ["stop"]
+    check_streamed_answer(chunks, include_usage)
     assert all(c.model == CLAUDE for c in chunks)
-    usage_chunks = [c for c in chunks if not c.choices]
-    if include_usage:
-        assert len(usage_chunks) == 1 and chunks[-1] is usage_chunks[0]
-        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (6, 12)
-    else:
-        assert usage_chunks == [] and all(c.usage is None for c in chunks)
     assert native(claude)["json"]["stream"] is True
 
 
@@ -85,24 +76,11 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 
 
 def test_tool_call_streamed_then_the_result_accepted(claude):
-    claude.fault(CLAUDE, "tool-call,times=1")
-    question = [{"role": "user", "content": "Weather in Paris?"}]
-    chunks = list(client(claude).chat.completions.create(model="x", messages=question, tools=TOOLS, stream=True))
-    calls, deltas = streamed_tool_calls(chunks)
-    assert len(deltas) > 2, "arguments arrive in fragments"
-    assert list(calls) == [0]
-    call = calls[0]
-    assert call["name"] == "get_weather" and call["id"].startswith("call_fake_")
-    assert json.loads(call["arguments"]) == {"location": "Paris", "unit": "celsius"}
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    call, follow = streamed_weather_call(claude, CLAUDE, TOOLS)
+    assert call["name"] == "get_weather"
     assert native(claude)["json"]["tools"][0]["input_schema"]["properties"] == {"location": {"type": "string"}}
 
     # The follow-up turn with the result: the strict fake checks Anthropic's placement rules.
-    follow = question + [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}]},
-        {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees"},
-    ]
     c = client(claude).chat.completions.create(model="x", messages=follow, tools=TOOLS)
     assert c.choices[0].message.content == ANSWER
     sent = native(claude)["json"]["messages"]

@@ -11,7 +11,8 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import ANSWER, BACKEND_HEAD, MESSAGES, WORDS, Stack, client, native, pool_entry, streamed_tool_calls, text_until_error
+from conftest import (ANSWER, BACKEND_HEAD, MESSAGES, WORDS, Stack, check_streamed_answer, client, native, pool_entry,
+                      streamed_weather_call, text_until_error)
 
 # A model id with ':' (signed with %253A in the canonical URI, sent as %3A).
 MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"
@@ -101,16 +102,8 @@ def test_client_parameters(bedrock):
 def test_streamed_answer(bedrock, include_usage):
     kwargs = {"stream_options": {"include_usage": True}} if include_usage else {}
     chunks = list(client(bedrock).chat.completions.create(model="x", messages=MESSAGES, stream=True, **kwargs))
-    assert chunks[0].choices[0].delta.role == "assistant"
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    check_streamed_answer(chunks, include_usage)
     assert all(c.model == MODEL and c.id.startswith("fake-req-") for c in chunks)
-    usage_chunks = [c for c in chunks if not c.choices]
-    if include_usage:
-        assert len(usage_chunks) == 1 and chunks[-1] is usage_chunks[0]
-        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (6, 12)
-    else:
-        assert usage_chunks == [] and all(c.usage is None for c in chunks)
     assert native(bedrock)["path"] == WIRE_PATH.replace("/converse", "/converse-stream")
 
 
@@ -120,26 +113,13 @@ TOOLS = [{"type": "function", "function": {"name": "weather.get", "description":
 
 
 def test_tool_call_streamed_then_the_result_accepted(bedrock):
-    bedrock.fault(MODEL, "tool-call,times=1")
-    question = [{"role": "user", "content": "Weather in Paris?"}]
-    chunks = list(client(bedrock).chat.completions.create(model="x", messages=question, tools=TOOLS, stream=True))
-    calls, deltas = streamed_tool_calls(chunks)
-    assert len(deltas) > 2, "arguments arrive in fragments"
-    assert list(calls) == [0]
-    call = calls[0]
-    assert call["name"] == "weather.get" and call["id"].startswith("call_fake_")
-    assert json.loads(call["arguments"]) == {"location": "Paris", "unit": "celsius"}
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    call, follow = streamed_weather_call(bedrock, MODEL, TOOLS)
+    assert call["name"] == "weather.get"
     spec = native(bedrock)["json"]["toolConfig"]["tools"][0]["toolSpec"]
     assert spec["name"] == "weather_get"
     assert spec["inputSchema"]["json"]["properties"] == {"location": {"type": "string"}}
 
     # The follow-up turn with the result, accepted by the strict fake (toolUse, then toolResult).
-    follow = question + [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}]},
-        {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees"},
-    ]
     c = client(bedrock).chat.completions.create(model="x", messages=follow, tools=TOOLS)
     assert c.choices[0].message.content == ANSWER
     sent = native(bedrock)["json"]["messages"]
