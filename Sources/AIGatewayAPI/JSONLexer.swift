@@ -213,67 +213,9 @@ public struct JSONLexer {
     /// A string's value (its opening quote at `offset`), checked as `skipString` checks it.
     @inlinable
     public mutating func string() throws(Failure) -> String {
-        offset += 1  // opening quote
-        let start = offset
-        // Fast path: no escapes, the value is the bytes.
-        var ascii = true
-        while offset < bytes.count {
-            offset = Self.plainRun(bytes, from: offset)
-            guard offset < bytes.count else { break }
-            let c = bytes[offset]
-            if c == UInt8(ascii: "\"") {
-                let run = UnsafeRawBufferPointer(rebasing: bytes[start..<offset])
-                offset += 1
-                // ASCII needs no validation (and `String(decoding:)` is the cheaper call).
-                if ascii { return String(decoding: run, as: UTF8.self) }
-                guard let s = String(validating: run, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
-                return s
-            }
-            if c == UInt8(ascii: "\\") { break }
-            if c < 0x20 { throw fail("control character in string") }
-            ascii = false
-            offset += 1
-        }
-        return try escapedString(from: start)
-    }
-
-    /// The rest of `string()` once an escape is met (or the input ends): the value is built.
-    @inlinable
-    mutating func escapedString(from start: Int) throws(Failure) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(offset - start + 16)
-        var runStart = start
-        while offset < bytes.count {
-            let c = bytes[offset]
-            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<offset]))
-                offset += 1
-                if c == UInt8(ascii: "\"") {
-                    guard let s = String(validating: out, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
-                    return s
-                }
-                guard offset < bytes.count else { break }
-                let e = bytes[offset]
-                offset += 1
-                switch e {
-                case UInt8(ascii: "\""): out.append(0x22)
-                case UInt8(ascii: "\\"): out.append(0x5C)
-                case UInt8(ascii: "/"): out.append(0x2F)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "u"): UTF8.encode(try unicodeEscape()) { out.append($0) }
-                default: throw fail("invalid escape")
-                }
-                runStart = offset
-                continue
-            }
-            if c < 0x20 { throw fail("control character in string") }
-            offset += 1
-        }
-        throw fail("unterminated string")
+        let start = offset + 1
+        let escaped = try skipString()
+        return Self.string(bytes, contents: start..<(offset - 1), escaped: escaped)
     }
 
     /// The value of a string that `skipString` checked, from the bytes between its quotes.
@@ -281,8 +223,33 @@ public struct JSONLexer {
     public static func string(_ bytes: UnsafeRawBufferPointer, contents: Range<Int>, escaped: Bool) -> String {
         let raw = UnsafeRawBufferPointer(rebasing: bytes[contents])
         if !escaped { return String(decoding: raw, as: UTF8.self) }
-        var l = JSONLexer(bytes, offset: contents.lowerBound - 1)
-        return (try? l.string()) ?? ""
+        // The escapes undone: the runs between them copied, each escape's bytes appended.
+        var out: [UInt8] = []
+        out.reserveCapacity(contents.count)
+        var l = JSONLexer(bytes, offset: contents.lowerBound)
+        var runStart = l.offset
+        while l.offset < contents.upperBound {
+            guard bytes[l.offset] == UInt8(ascii: "\\") else {
+                l.offset += 1
+                continue
+            }
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<l.offset]))
+            let e = bytes[l.offset + 1]
+            l.offset += 2
+            switch e {
+            case UInt8(ascii: "b"): out.append(0x08)
+            case UInt8(ascii: "f"): out.append(0x0C)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "t"): out.append(0x09)
+            // Checked by `skipString`: a valid scalar, a surrogate pair included.
+            case UInt8(ascii: "u"): if let u = try? l.unicodeEscape() { UTF8.encode(u) { out.append($0) } }
+            default: out.append(e)  // `"`, `\\`, `/`
+            }
+            runStart = l.offset
+        }
+        out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<contents.upperBound]))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Whether the string whose contents are `contents` (checked by `skipString`) is `name`:
@@ -297,11 +264,35 @@ public struct JSONLexer {
         return true
     }
 
+    /// Checks that `run` is well-formed UTF-8: no stray continuation byte, no sequence cut short,
+    /// overlong, above U+10FFFF or encoding a surrogate.
     @inlinable
     func checkUTF8(_ run: Range<Int>) throws(Failure) {
-        let invalid = transcode(
-            UnsafeRawBufferPointer(rebasing: bytes[run]).makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true, into: { _ in })
-        if invalid { throw fail("invalid UTF-8 in string") }
+        var j = run.lowerBound
+        while j < run.upperBound {
+            let c = bytes[j]
+            if c < 0x80 {
+                j += 1
+                continue
+            }
+            let more: Int
+            var scalar: UInt32
+            let least: UInt32
+            switch c {
+            case 0xC2...0xDF: (more, scalar, least) = (1, UInt32(c & 0x1F), 0x80)
+            case 0xE0...0xEF: (more, scalar, least) = (2, UInt32(c & 0x0F), 0x800)
+            case 0xF0...0xF4: (more, scalar, least) = (3, UInt32(c & 0x07), 0x10000)
+            default: throw fail("invalid UTF-8 in string")
+            }
+            guard j + more < run.upperBound else { throw fail("invalid UTF-8 in string") }
+            for k in 1...more {
+                let d = bytes[j + k]
+                guard d & 0xC0 == 0x80 else { throw fail("invalid UTF-8 in string") }
+                scalar = scalar << 6 | UInt32(d & 0x3F)
+            }
+            guard scalar >= least, scalar <= 0x10FFFF, !(0xD800...0xDFFF).contains(scalar) else { throw fail("invalid UTF-8 in string") }
+            j += more + 1
+        }
     }
 
     /// The end of the run of plain string bytes (printable ASCII but `"` and `\\`) starting at

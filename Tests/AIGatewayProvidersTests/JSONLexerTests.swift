@@ -49,18 +49,8 @@ private func skipped(_ bytes: [UInt8]) -> (Outcome, end: Int) {
     }
 }
 
-/// SplitMix64: a seeded generator, so a failing case can be replayed.
-private struct Seeded: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
+/// The lexer lives in AIGatewayAPI; it is tested here, next to the readers that share it (and
+/// their seeded generator).
 @Suite("JSON lexer: the tokens the three JSON readers share")
 struct JSONLexerTests {
     // MARK: Strings
@@ -136,18 +126,45 @@ struct JSONLexerTests {
 
     @Test("any string JSONValue writes reads back as itself, decoded or skipped to the same end (random strings)")
     func roundTrip() {
-        var rng = Seeded(state: 11)
+        var rng = SplitMix(seed: 11)
         let pool: [Unicode.Scalar] = ["a", "Z", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}", "\u{7F}", "é", "日", "😀", "\u{FFFF}", "\u{10FFFF}"]
         for _ in 0..<3000 {
             var s = String.UnicodeScalarView()
-            for _ in 0..<Int.random(in: 0..<24, using: &rng) {
-                s.append(Bool.random(using: &rng) ? pool.randomElement(using: &rng)! : Unicode.Scalar(UInt8.random(in: 0x20...0x7E, using: &rng)))
+            for _ in 0..<rng.below(24) {
+                s.append(rng.below(2) == 0 ? pool[rng.below(pool.count)] : Unicode.Scalar(UInt8(0x20 + rng.below(0x5F))))
             }
             let value = String(s)
             let quoted = JSONValue.quoted(value)
             let (outcome, end) = decoded(quoted)
             #expect(outcome == .string(value, escaped: quoted.contains("\\")), "\(quoted)")
             #expect(end == quoted.utf8.count, "\(quoted)")
+        }
+    }
+
+    @Test("UTF-8 is accepted exactly when the standard library validates it (random byte runs, around escapes too)")
+    func utf8() {
+        var rng = SplitMix(seed: 17)
+        // Lead bytes of every length, continuation bytes, and the bytes never valid.
+        let pieces: [[UInt8]] = [
+            [0x41], [0xC3, 0xA9], [0xE6, 0x97, 0xA5], [0xF0, 0x9F, 0x98, 0x80], [0x80], [0xBF], [0xC0], [0xC1], [0xC2], [0xDF], [0xE0], [0xE0, 0x80],
+            [0xE0, 0xA0], [0xED, 0x9F], [0xED, 0xA0], [0xEF, 0xBF, 0xBF], [0xF0, 0x80], [0xF0, 0x90], [0xF4, 0x8F], [0xF4, 0x90], [0xF5], [0xFF],
+        ]
+        for round in 0..<20_000 {
+            var run: [UInt8] = []
+            for _ in 0...rng.below(5) { run += pieces[rng.below(pieces.count)] }
+            let expected = String(validating: run, as: UTF8.self) != nil
+            // Alone, and split by an escape (which the check must not straddle).
+            var bytes = [0x22] + run + [0x22]
+            if round % 2 == 1 {
+                let at = 1 + rng.below(run.count + 1)
+                bytes.insert(contentsOf: [0x5C, 0x6E], at: at)
+                let halves = String(validating: Array(bytes[1..<at]), as: UTF8.self) != nil
+                    && String(validating: Array(bytes[(at + 2)..<(bytes.count - 1)]), as: UTF8.self) != nil
+                #expect((skipped(bytes).0 == .string("", escaped: true)) == halves, "\(bytes)")
+                continue
+            }
+            #expect((skipped(bytes).0 == .string("", escaped: false)) == expected, "\(bytes)")
+            if expected { #expect(decoded(String(decoding: bytes, as: UTF8.self)).0 == .string(String(decoding: run, as: UTF8.self), escaped: false)) }
         }
     }
 
@@ -166,14 +183,12 @@ struct JSONLexerTests {
 
     @Test("the plain run (eight bytes at a time) ends at the first byte that needs a look, wherever it sits")
     func plainRun() {
-        var rng = Seeded(state: 5)
+        var rng = SplitMix(seed: 5)
         let special: [UInt8] = [0x00, 0x1F, 0x22, 0x5C, 0x80, 0xC3, 0xFF, 0x0A]
         for _ in 0..<5000 {
-            var bytes = (0..<Int.random(in: 0..<40, using: &rng)).map { _ in UInt8.random(in: 0x20...0x7E, using: &rng) }
-            if !bytes.isEmpty, Int.random(in: 0..<4, using: &rng) > 0 {
-                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = special.randomElement(using: &rng)!
-            }
-            let from = Int.random(in: 0...bytes.count, using: &rng)
+            var bytes = (0..<rng.below(40)).map { _ in UInt8(0x20 + rng.below(0x5F)) }
+            if !bytes.isEmpty, rng.below(4) > 0 { bytes[rng.below(bytes.count)] = special[rng.below(special.count)] }
+            let from = rng.below(bytes.count + 1)
             let expected = bytes[from...].firstIndex { $0 < 0x20 || $0 >= 0x80 || $0 == 0x22 || $0 == 0x5C } ?? bytes.count
             // Where the string is: unaligned and at the end of the buffer.
             #expect(bytes.withUnsafeBytes { JSONLexer.plainRun($0, from: from) } == expected, "\(bytes) from \(from)")
@@ -186,12 +201,12 @@ struct JSONLexerTests {
     func numbers() {
         // RFC 8259's number grammar, written independently of the lexer.
         let grammar = #/-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/#
-        var rng = Seeded(state: 7)
+        var rng = SplitMix(seed: 7)
         let alphabet = Array("0123456789-+.eE")
         var texts = ["0", "-0", "01", "-", "1.", ".5", "1e", "1e+", "1.5e-3", "1E400", "-1e400", "9223372036854775807", "9223372036854775808",
             "-9223372036854775808", "-9223372036854775809", "2.0", "1e3", "9e15", "8999999999999999", "1e-400"]
         for _ in 0..<10_000 {
-            texts.append(String((0..<Int.random(in: 1...8, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }))
+            texts.append(String((0...rng.below(8)).map { _ in alphabet[rng.below(alphabet.count)] }))
         }
         texts.append(String(repeating: "9", count: 400))
         for text in texts {
