@@ -406,65 +406,27 @@ say "  fake-provider  pid $FAKE_PID  http://127.0.0.1:$FAKE_PORT"
 
 MANIFESTS="$TMP/manifests"
 mkdir -p "$MANIFESTS"
-cat >"$MANIFESTS/static.yaml" <<EOF
-# The headline: the static upstream, as nginx reaches it.
-apiVersion: gateway.kgateway.dev/v1alpha1
-kind: Backend
-metadata: {name: static-chat, namespace: default}
-spec:
-  type: AI
-  ai:
-    llm:
-      hostOverride: {host: 127.0.0.1, port: $UP_CHAT_PORT}
-      provider:
-        openai: {model: gpt-4o, authToken: {kind: Inline, inline: sk-bench}}
----
-apiVersion: gateway.kgateway.dev/v1alpha1
-kind: Backend
-metadata: {name: static-sse, namespace: default}
-spec:
-  type: AI
-  ai:
-    llm:
-      hostOverride: {host: 127.0.0.1, port: $UP_SSE_PORT}
-      provider:
-        openai: {model: gpt-4o, authToken: {kind: Inline, inline: sk-bench}}
-EOF
-cat >"$MANIFESTS/fake.yaml" <<'EOF'
-# Translation cost: the fake provider (--provider-endpoint) behind OpenAI, Anthropic and Bedrock.
-apiVersion: gateway.kgateway.dev/v1alpha1
-kind: Backend
-metadata: {name: fake-openai, namespace: default}
-spec:
-  type: AI
-  ai:
-    llm:
-      provider:
-        openai: {model: gpt-4o, authToken: {kind: Inline, inline: sk-bench}}
----
-apiVersion: gateway.kgateway.dev/v1alpha1
-kind: Backend
-metadata: {name: fake-anthropic, namespace: default}
-spec:
-  type: AI
-  ai:
-    llm:
-      provider:
-        anthropic: {model: claude-sonnet-4-5, authToken: {kind: Inline, inline: sk-bench}}
----
-apiVersion: gateway.kgateway.dev/v1alpha1
-kind: Backend
-metadata: {name: fake-bedrock, namespace: default}
-spec:
-  type: AI
-  ai:
-    llm:
-      provider:
-        bedrock:
+backend() { # backend NAME PROVIDER [PORT]: an AI Backend for PROVIDER (its YAML under `provider:`), at 127.0.0.1:PORT if given
+    printf 'apiVersion: gateway.kgateway.dev/v1alpha1\nkind: Backend\nmetadata: {name: %s, namespace: default}\nspec:\n  type: AI\n  ai:\n    llm:\n' "$1"
+    if [ -n "${3:-}" ]; then printf '      hostOverride: {host: 127.0.0.1, port: %s}\n' "$3"; fi
+    printf '      provider:\n        %s\n' "$2"
+}
+OPENAI_BENCH='openai: {model: gpt-4o, authToken: {kind: Inline, inline: sk-bench}}'
+{
+    say "# The headline: the static upstream, as nginx reaches it."
+    backend static-chat "$OPENAI_BENCH" "$UP_CHAT_PORT"; say "---"
+    backend static-sse "$OPENAI_BENCH" "$UP_SSE_PORT"
+} >"$MANIFESTS/static.yaml"
+{
+    say "# Translation cost: the fake provider (--provider-endpoint) behind OpenAI, Anthropic and Bedrock."
+    backend fake-openai "$OPENAI_BENCH"; say "---"
+    backend fake-anthropic 'anthropic: {model: claude-sonnet-4-5, authToken: {kind: Inline, inline: sk-bench}}'; say "---"
+    backend fake-bedrock 'bedrock:
           model: anthropic.claude-3-5-haiku-20241022-v1:0
           region: us-east-1
-          auth: {type: Secret, secretRef: {name: bench-aws}}
----
+          auth: {type: Secret, secretRef: {name: bench-aws}}'; say "---"
+} >"$MANIFESTS/fake.yaml"
+cat >>"$MANIFESTS/fake.yaml" <<'EOF'
 apiVersion: v1
 kind: Secret
 metadata: {name: bench-aws, namespace: default}
@@ -558,6 +520,25 @@ alive() { # alive PID LABEL LOG: dies when the process is gone
     log_tail "$3" "$2 log"
     die "$2 exited under load"
 }
+survived() { # survived nginx|gateway: dies when that proxy is gone (after a load run against it)
+    if [ "$1" = nginx ]; then alive "$NGINX_PID" nginx "$NGX/error.log"; else alive "$GW_PID" gateway "$TMP/gateway.log"; fi
+}
+# measure NAME URL LUA SECONDS nginx|gateway: run_wrk with that proxy under test, which must survive it.
+measure() {
+    local pid="$GW_PID"
+    [ "$5" = nginx ] && pid="$NGINX_PID"
+    run_wrk "$1" "$2" "$3" "$4" "$pid"
+    survived "$5"
+}
+# errored ROUNDS NAME...: " NAMEr" for each round's run that had non-2xx answers or socket errors.
+errored() {
+    local rounds="$1" r m
+    shift
+    for ((r = 1; r <= rounds; r++)); do
+        for m in "$@"; do [ -n "${RES[$m$r.ERR]:-}" ] && printf ' %s' "$m$r"; done
+    done
+    return 0
+}
 table_header() { printf '%-18s %12s %9s %9s %10s %8s %12s  %s\n' target "requests/s" "p50 ms" "p99 ms" requests non-2xx "CPU us/req" "socket errors c/r/w/t"; }
 table_row() { # table_row NAME LABEL
     printf '%-18s %12s %9s %9s %10s %8s %12s  %s\n' "$2" "${RES[$1.RPS]}" "${RES[$1.P50_MS]}" "${RES[$1.P99_MS]}" \
@@ -581,10 +562,10 @@ joined() { tr '\n' ' ' | sed 's/ $//'; }
 # --- 1./2. static upstream: requests and streams -------------------------------------------------
 step "1./2. nginx vs ai-gateway in front of the static upstream: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s (after ${WARMUP}s warm-up), $ROUNDS alternating rounds"
 for ((r = 1; r <= ROUNDS; r++)); do
-    run_wrk "nginx$r" "$URL_NGINX" "$BENCH_DIR/chat.lua" "$DURATION" "$NGINX_PID"; alive "$NGINX_PID" nginx "$NGX/error.log"
-    run_wrk "gateway$r" "$URL_GATEWAY" "$BENCH_DIR/chat.lua" "$DURATION" "$GW_PID"; alive "$GW_PID" gateway "$TMP/gateway.log"
-    run_wrk "snginx$r" "$URL_NGINX_SSE" "$BENCH_DIR/chat-stream.lua" "$DURATION" "$NGINX_PID"; alive "$NGINX_PID" nginx "$NGX/error.log"
-    run_wrk "sgateway$r" "$URL_GATEWAY_SSE" "$BENCH_DIR/chat-stream.lua" "$DURATION" "$GW_PID"; alive "$GW_PID" gateway "$TMP/gateway.log"
+    measure "nginx$r" "$URL_NGINX" "$BENCH_DIR/chat.lua" "$DURATION" nginx
+    measure "gateway$r" "$URL_GATEWAY" "$BENCH_DIR/chat.lua" "$DURATION" gateway
+    measure "snginx$r" "$URL_NGINX_SSE" "$BENCH_DIR/chat-stream.lua" "$DURATION" nginx
+    measure "sgateway$r" "$URL_GATEWAY_SSE" "$BENCH_DIR/chat-stream.lua" "$DURATION" gateway
     printf '  round %d: CPU us/request nginx %s, gateway %s; per streamed answer nginx %s, gateway %s\n' "$r" \
         "${RES[nginx$r.CPU_US]}" "${RES[gateway$r.CPU_US]}" "${RES[snginx$r.CPU_US]}" "${RES[sgateway$r.CPU_US]}"
 done
@@ -601,10 +582,7 @@ declare -A MED
 for m in nginx gateway snginx sgateway; do
     for k in CPU_US RPS P50_MS P99_MS; do MED["$m.$k"]="$(column "$m" "$k" "$ROUNDS" | median)"; done
 done
-HEADLINE_ERRORS=""
-for ((r = 1; r <= ROUNDS; r++)); do
-    for m in nginx gateway snginx sgateway; do [ -n "${RES[$m$r.ERR]:-}" ] && HEADLINE_ERRORS+=" $m$r"; done
-done
+HEADLINE_ERRORS="$(errored "$ROUNDS" nginx gateway snginx sgateway)"
 [ -n "$HEADLINE_ERRORS" ] && say "  !! runs with non-2xx answers or socket errors:$HEADLINE_ERRORS"
 
 # --- 3. added latency at a fixed rate ------------------------------------------------------------
@@ -630,7 +608,7 @@ run_rates() { # run_rates ROUND: direct, nginx and the gateway, in turns within 
 }
 for ((r = 1; r <= RATE_ROUNDS; r++)); do
     run_rates "$r"
-    alive "$NGINX_PID" nginx "$NGX/error.log"; alive "$GW_PID" gateway "$TMP/gateway.log"
+    survived nginx; survived gateway
 done
 added() { # added PROXY PCT: per-round (proxy - direct) in ms, one a line
     local r
@@ -662,8 +640,8 @@ step "4. translation cost: the gateway's OpenAI, Anthropic and Bedrock routes to
 for ((r = 1; r <= TR_ROUNDS; r++)); do
     for route in openai anthropic bedrock; do
         case "$route" in openai) u="$URL_OPENAI" ;; anthropic) u="$URL_ANTHROPIC" ;; bedrock) u="$URL_BEDROCK" ;; esac
-        run_wrk "$route$r" "$u" "$BENCH_DIR/chat.lua" "$TR_DURATION" "$GW_PID"; alive "$GW_PID" gateway "$TMP/gateway.log"
-        run_wrk "s$route$r" "$u" "$BENCH_DIR/chat-stream.lua" "$TR_DURATION" "$GW_PID"; alive "$GW_PID" gateway "$TMP/gateway.log"
+        measure "$route$r" "$u" "$BENCH_DIR/chat.lua" "$TR_DURATION" gateway
+        measure "s$route$r" "$u" "$BENCH_DIR/chat-stream.lua" "$TR_DURATION" gateway
     done
 done
 say ""
@@ -673,10 +651,7 @@ for ((r = 1; r <= TR_ROUNDS; r++)); do
     for route in openai anthropic bedrock; do table_row "s$route$r" "stream-$route$r"; done
 done
 say "  via-*: the gateway's CPU per request through each route (stream-*: per streamed answer) to the fake provider"
-TR_ERRORS=""
-for ((r = 1; r <= TR_ROUNDS; r++)); do
-    for m in openai anthropic bedrock sopenai santhropic sbedrock; do [ -n "${RES[$m$r.ERR]:-}" ] && TR_ERRORS+=" $m$r"; done
-done
+TR_ERRORS="$(errored "$TR_ROUNDS" openai anthropic bedrock sopenai santhropic sbedrock)"
 [ -n "$TR_ERRORS" ] && say "  !! runs with non-2xx answers or socket errors:$TR_ERRORS"
 # translation_lines: per route and mode, the median over rounds of its CPU (per request, or per SSE
 # event when streamed) over the OpenAI route's in the same round.

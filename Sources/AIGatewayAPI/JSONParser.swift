@@ -3,6 +3,15 @@ public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
     public var offset: Int
     public var reason: String
     public var description: String { "invalid JSON at byte \(offset): \(reason)" }
+
+    public init(offset: Int, reason: String) {
+        self.offset = offset
+        self.reason = reason
+    }
+
+    init(_ failure: JSONLexer.Failure) {
+        self.init(offset: failure.offset, reason: String(describing: failure.reason))
+    }
 }
 
 /// Where one top-level member of a JSON object sits in the original bytes.
@@ -18,7 +27,8 @@ public struct JSONMemberSpan: Sendable, Hashable {
     }
 }
 
-/// A strict RFC 8259 parser producing `JSONValue`.
+/// A strict RFC 8259 parser producing `JSONValue`. Its tokens (strings, numbers, literals) are
+/// read by `JSONLexer`, which the providers' in-place readers share.
 ///
 /// Besides the value it can report the byte ranges of the top-level members of an object,
 /// which the proxy uses to rewrite a request body (inject `model`) without re-serialising
@@ -76,46 +86,30 @@ public enum JSONParser {
     /// The value of `span` in `bytes` as an integer, when it is a JSON integer (for reading a
     /// number out of a scanned document without building values).
     public static func integer(_ bytes: UnsafeRawBufferPointer, span: JSONMemberSpan) -> Int? {
-        guard span.value.lowerBound >= 0, span.value.upperBound <= bytes.count else { return nil }
-        var value = 0
-        var index = span.value.lowerBound
-        let negative = index < span.value.upperBound && bytes[index] == UInt8(ascii: "-")
-        if negative { index += 1 }
-        guard index < span.value.upperBound else { return nil }
-        while index < span.value.upperBound {
-            let c = bytes[index]
-            guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
-            let (m, o1) = value.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(Int(c - UInt8(ascii: "0")))
-            if o1 || o2 { return nil }
-            value = a
-            index += 1
-        }
-        return negative ? -value : value
+        JSONLexer.integer(bytes, span.value)
     }
 
     private struct Parser {
-        let b: UnsafeBufferPointer<UInt8>
-        var i = 0
+        var lex: JSONLexer
         var depth = 0
         /// False: validate only. Objects come back as an empty `.object`, everything else as `.null`.
         let materialize: Bool
 
         init(_ b: UnsafeBufferPointer<UInt8>, materialize: Bool = true) {
-            self.b = b
+            self.lex = JSONLexer(UnsafeRawBufferPointer(b))
             self.materialize = materialize
         }
 
+        /// Where the parse is, and what it reads.
+        var i: Int {
+            get { lex.offset }
+            set { lex.offset = newValue }
+        }
+        var b: UnsafeRawBufferPointer { lex.bytes }
+
         func fail(_ reason: String) -> JSONSyntaxError { JSONSyntaxError(offset: i, reason: reason) }
 
-        mutating func skipWhitespace() {
-            while i < b.count {
-                switch b[i] {
-                case 0x20, 0x09, 0x0A, 0x0D: i += 1
-                default: return
-                }
-            }
-        }
+        mutating func skipWhitespace() { lex.skipWhitespace() }
 
         mutating func parseDocument() throws(JSONSyntaxError) -> (JSONValue, [String: JSONMemberSpan]) {
             skipWhitespace()
@@ -152,13 +146,36 @@ public enum JSONParser {
             }
         }
 
+        // MARK: Tokens, read by the lexer
+
         mutating func literal(_ word: StaticString) throws(JSONSyntaxError) {
-            let n = word.utf8CodeUnitCount
-            guard i + n <= b.count else { throw fail("unexpected end of input") }
-            for k in 0..<n where b[i + k] != word.utf8Start[k] {
-                throw fail("invalid literal")
+            do { try lex.literal(word) } catch { throw JSONSyntaxError(error) }
+        }
+
+        mutating func parseString() throws(JSONSyntaxError) -> String {
+            do { return try lex.string() } catch { throw JSONSyntaxError(error) }
+        }
+
+        mutating func skipString() throws(JSONSyntaxError) {
+            do { _ = try lex.skipString() } catch { throw JSONSyntaxError(error) }
+        }
+
+        mutating func parseNumber() throws(JSONSyntaxError) -> JSONValue {
+            do throws(JSONLexer.Failure) {
+                // Validating only: the lexer checks the range of what might leave a double's.
+                guard materialize else {
+                    _ = try lex.number()
+                    return .null
+                }
+                let n = try lex.numberSyntax()
+                if n.isInteger, let v = JSONLexer.integer(b, n.range) { return .int(v) }
+                // A number beyond a double's range (`1e400`) is refused rather than read as
+                // infinity, which no JSON text can carry back out.
+                guard let d = JSONLexer.double(b, n), d.isFinite else { throw lex.fail("number out of range") }
+                return .double(d)
+            } catch {
+                throw JSONSyntaxError(error)
             }
-            i += n
         }
 
         mutating func parseObject(recording: Bool, spans: inout [String: JSONMemberSpan]) throws(JSONSyntaxError) -> JSONValue {
@@ -215,175 +232,6 @@ public enum JSONParser {
                 if b[i] == UInt8(ascii: "]") { i += 1; return .array(array) }
                 throw fail("expected ',' or ']'")
             }
-        }
-
-        mutating func parseNumber() throws(JSONSyntaxError) -> JSONValue {
-            let start = i
-            var isInteger = true
-            var hasExponent = false
-            if b[i] == UInt8(ascii: "-") { i += 1 }
-            guard i < b.count, isDigit(b[i]) else { throw fail("invalid number") }
-            if b[i] == UInt8(ascii: "0") {
-                i += 1
-            } else {
-                while i < b.count, isDigit(b[i]) { i += 1 }
-            }
-            if i < b.count, b[i] == UInt8(ascii: ".") {
-                isInteger = false
-                i += 1
-                guard i < b.count, isDigit(b[i]) else { throw fail("invalid number") }
-                while i < b.count, isDigit(b[i]) { i += 1 }
-            }
-            if i < b.count, b[i] == UInt8(ascii: "e") || b[i] == UInt8(ascii: "E") {
-                isInteger = false
-                hasExponent = true
-                i += 1
-                if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") { i += 1 }
-                guard i < b.count, isDigit(b[i]) else { throw fail("invalid number") }
-                while i < b.count, isDigit(b[i]) { i += 1 }
-            }
-            // Only an exponent or more than 308 digits can leave a double's range: the scan checks
-            // those too, so it accepts exactly what `parse` does.
-            let mayOverflow = hasExponent || i - start > 308
-            if !materialize && !mayOverflow { return .null }
-            let text = String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
-            if isInteger, let v = Int(text) { return .int(v) }
-            // A number beyond a double's range (`1e400`) is refused rather than read as infinity,
-            // which no JSON text can carry back out.
-            guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
-            return materialize ? .double(d) : .null
-        }
-
-        func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
-
-        mutating func parseString() throws(JSONSyntaxError) -> String {
-            i += 1  // opening quote
-            let start = i
-            // Fast path: no escapes.
-            var ascii = true
-            while i < b.count {
-                let c = b[i]
-                if c == UInt8(ascii: "\"") {
-                    let run = UnsafeBufferPointer(rebasing: b[start..<i])
-                    i += 1
-                    // ASCII needs no validation (and `String(decoding:)` is the cheaper call).
-                    if ascii { return String(decoding: run, as: UTF8.self) }
-                    guard let s = String(validating: run, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
-                    return s
-                }
-                if c == UInt8(ascii: "\\") { break }
-                if c < 0x20 { throw fail("control character in string") }
-                if c >= 0x80 { ascii = false }
-                i += 1
-            }
-            var bytes = Array(UnsafeBufferPointer(rebasing: b[start..<i]))
-            while i < b.count {
-                let c = b[i]
-                if c == UInt8(ascii: "\"") {
-                    i += 1
-                    guard let s = String(validating: bytes, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
-                    return s
-                }
-                if c < 0x20 { throw fail("control character in string") }
-                if c != UInt8(ascii: "\\") { bytes.append(c); i += 1; continue }
-                i += 1
-                guard i < b.count else { break }
-                let e = b[i]
-                i += 1
-                switch e {
-                case UInt8(ascii: "\""): bytes.append(0x22)
-                case UInt8(ascii: "\\"): bytes.append(0x5C)
-                case UInt8(ascii: "/"): bytes.append(0x2F)
-                case UInt8(ascii: "b"): bytes.append(0x08)
-                case UInt8(ascii: "f"): bytes.append(0x0C)
-                case UInt8(ascii: "n"): bytes.append(0x0A)
-                case UInt8(ascii: "r"): bytes.append(0x0D)
-                case UInt8(ascii: "t"): bytes.append(0x09)
-                case UInt8(ascii: "u"):
-                    let u = try unicodeEscape()
-                    bytes.append(contentsOf: Array(String(Character(u)).utf8))
-                default: throw fail("invalid escape")
-                }
-            }
-            throw fail("unterminated string")
-        }
-
-        /// The scalar of a `\\u` escape (after the `u`), a surrogate pair included.
-        mutating func unicodeEscape() throws(JSONSyntaxError) -> Unicode.Scalar {
-            var scalar = try hex4()
-            if (0xD800...0xDBFF).contains(scalar) {
-                guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
-                    throw fail("unpaired surrogate")
-                }
-                i += 2
-                let low = try hex4()
-                guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate") }
-                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-            } else if (0xDC00...0xDFFF).contains(scalar) {
-                throw fail("unpaired surrogate")
-            }
-            guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
-            return u
-        }
-
-        /// Validates a string like `parseString` without building it.
-        mutating func skipString() throws(JSONSyntaxError) {
-            i += 1  // opening quote
-            var runStart = i
-            var nonASCII = false
-            while i < b.count {
-                let c = b[i]
-                if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
-                    if nonASCII {
-                        // Escapes are ASCII, so checking the runs between them checks the string.
-                        let invalid = transcode(
-                            UnsafeBufferPointer(rebasing: b[runStart..<i]).makeIterator(), from: UTF8.self, to: UTF32.self, stoppingOnError: true,
-                            into: { _ in })
-                        if invalid { throw fail("invalid UTF-8 in string") }
-                        nonASCII = false
-                    }
-                    if c == UInt8(ascii: "\"") {
-                        i += 1
-                        return
-                    }
-                    i += 1
-                    guard i < b.count else { break }
-                    let e = b[i]
-                    i += 1
-                    switch e {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"),
-                        UInt8(ascii: "t"):
-                        break
-                    case UInt8(ascii: "u"):
-                        _ = try unicodeEscape()
-                    default: throw fail("invalid escape")
-                    }
-                    runStart = i
-                    continue
-                }
-                if c < 0x20 { throw fail("control character in string") }
-                if c >= 0x80 { nonASCII = true }
-                i += 1
-            }
-            throw fail("unterminated string")
-        }
-
-        mutating func hex4() throws(JSONSyntaxError) -> UInt32 {
-            guard i + 4 <= b.count else { throw fail("invalid \\u escape") }
-            var v: UInt32 = 0
-            for _ in 0..<4 {
-                let c = b[i]
-                let d: UInt32
-                switch c {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
-                case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
-                case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
-                default: throw fail("invalid \\u escape")
-                }
-                v = v << 4 | d
-                i += 1
-            }
-            return v
         }
     }
 }

@@ -6,11 +6,22 @@ import AIGatewayAPI
 ///
 /// It accepts exactly what `JSONParser` accepts (RFC 8259, nesting up to
 /// `JSONParser.maximumDepth`, numbers within a double's range, valid UTF-8, paired surrogates):
-/// whatever a caller skips is still checked, and `end()` refuses trailing data.
+/// whatever a caller skips is still checked, and `end()` refuses trailing data. Its tokens
+/// (strings, numbers, literals) are read by `JSONLexer`, as `JSONParser`'s are.
 public struct JSONCursor {
     public struct Failure: Error, Sendable, Hashable {
         public var offset: Int
         public var reason: String
+
+        init(_ failure: JSONLexer.Failure) {
+            offset = failure.offset
+            reason = String(describing: failure.reason)
+        }
+
+        init(offset: Int, reason: String) {
+            self.offset = offset
+            self.reason = reason
+        }
     }
 
     /// A member name as written (between the quotes), compared without being decoded.
@@ -20,12 +31,14 @@ public struct JSONCursor {
         public var escaped: Bool
     }
 
-    public let bytes: UnsafeRawBufferPointer
-    public private(set) var offset = 0
+    private var lex: JSONLexer
     private var depth = 0
 
+    public var bytes: UnsafeRawBufferPointer { lex.bytes }
+    public var offset: Int { lex.offset }
+
     public init(_ bytes: UnsafeRawBufferPointer) {
-        self.bytes = bytes
+        lex = JSONLexer(bytes)
     }
 
     /// Runs `body` on a cursor over `array`'s bytes.
@@ -39,14 +52,7 @@ public struct JSONCursor {
 
     func fail(_ reason: String) -> Failure { Failure(offset: offset, reason: reason) }
 
-    mutating func skipWhitespace() {
-        while offset < bytes.count {
-            switch bytes[offset] {
-            case 0x20, 0x09, 0x0A, 0x0D: offset += 1
-            default: return
-            }
-        }
-    }
+    mutating func skipWhitespace() { lex.skipWhitespace() }
 
     /// The next significant byte (nil at the end).
     public mutating func peek() -> UInt8? {
@@ -66,7 +72,7 @@ public struct JSONCursor {
     public mutating func enterObject() throws(Failure) {
         guard peek() == UInt8(ascii: "{") else { throw fail("expected an object") }
         try enter()
-        offset += 1
+        lex.offset += 1
         skipWhitespace()
         if offset < bytes.count, bytes[offset] == UInt8(ascii: "}") {
             // Empty: the first nextKey sees the brace.
@@ -85,11 +91,11 @@ public struct JSONCursor {
         if pendingFirst {
             pendingFirst = false
         } else if bytes[offset] == UInt8(ascii: "}") {
-            offset += 1
+            lex.offset += 1
             depth -= 1
             return nil
         } else if bytes[offset] == UInt8(ascii: ",") {
-            offset += 1
+            lex.offset += 1
             skipWhitespace()
         } else {
             throw fail("expected ',' or '}'")
@@ -100,33 +106,21 @@ public struct JSONCursor {
         let key = Key(range: start..<(offset - 1), escaped: escaped)
         skipWhitespace()
         guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else { throw fail("expected ':'") }
-        offset += 1
+        lex.offset += 1
         skipWhitespace()
         return key
     }
 
     /// Whether `key` is `name`.
     public func key(_ key: Key, is name: StaticString) -> Bool {
-        if key.escaped {
-            var c = JSONCursor(bytes)
-            c.offset = key.range.lowerBound - 1
-            return (try? c.string()) == String(describing: name)
-        }
-        guard key.range.count == name.utf8CodeUnitCount else { return false }
-        let p = name.utf8Start
-        var k = 0
-        for i in key.range {
-            if bytes[i] != p[k] { return false }
-            k += 1
-        }
-        return true
+        JSONLexer.string(bytes, contents: key.range, escaped: key.escaped, is: name)
     }
 
     /// Enters an array (`[`); then `nextElement` until it returns false.
     public mutating func enterArray() throws(Failure) {
         guard peek() == UInt8(ascii: "[") else { throw fail("expected an array") }
         try enter()
-        offset += 1
+        lex.offset += 1
         skipWhitespace()
         firstElement = true
     }
@@ -139,7 +133,7 @@ public struct JSONCursor {
         guard offset < bytes.count else { throw fail("unexpected end of input in array") }
         if bytes[offset] == UInt8(ascii: "]") {
             // `[]`, or after the last element (`[1]`); `[1,]` is caught below.
-            offset += 1
+            lex.offset += 1
             depth -= 1
             firstElement = false
             return false
@@ -149,7 +143,7 @@ public struct JSONCursor {
             return true
         }
         guard bytes[offset] == UInt8(ascii: ",") else { throw fail("expected ',' or ']'") }
-        offset += 1
+        lex.offset += 1
         skipWhitespace()
         guard offset < bytes.count, bytes[offset] != UInt8(ascii: "]") else { throw fail("unexpected character") }
         return true
@@ -184,13 +178,8 @@ public struct JSONCursor {
             try skipValue()
             return nil
         }
-        let span = try number()
-        if let v = JSONParser.integer(bytes, span: JSONMemberSpan(member: span, value: span)) { return v }
         // `2.0` or `1e3`: integral doubles count, as `JSONValue.intValue` has it.
-        guard let d = Double(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[span]), as: UTF8.self)), d.rounded() == d, abs(d) < 9e15 else {
-            return nil
-        }
-        return Int(d)
+        return JSONLexer.intValue(bytes, try number())
     }
 
     /// The value parsed as a `JSONValue` (for the rare members kept whole: a tool's input).
@@ -226,44 +215,12 @@ public struct JSONCursor {
     }
 
     private mutating func literal(_ word: StaticString) throws(Failure) {
-        let n = word.utf8CodeUnitCount
-        guard offset + n <= bytes.count else { throw fail("unexpected end of input") }
-        for k in 0..<n where bytes[offset + k] != word.utf8Start[k] {
-            throw fail("invalid literal")
-        }
-        offset += n
+        do { try lex.literal(word) } catch { throw Failure(error) }
     }
 
-    private static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
-
-    /// A number's span, checked as `JSONParser` does (a double's range included).
-    private mutating func number() throws(Failure) -> Range<Int> {
-        let start = offset
-        var hasExponent = false
-        if bytes[offset] == UInt8(ascii: "-") { offset += 1 }
-        guard offset < bytes.count, Self.isDigit(bytes[offset]) else { throw fail("invalid number") }
-        if bytes[offset] == UInt8(ascii: "0") {
-            offset += 1
-        } else {
-            while offset < bytes.count, Self.isDigit(bytes[offset]) { offset += 1 }
-        }
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: ".") {
-            offset += 1
-            guard offset < bytes.count, Self.isDigit(bytes[offset]) else { throw fail("invalid number") }
-            while offset < bytes.count, Self.isDigit(bytes[offset]) { offset += 1 }
-        }
-        if offset < bytes.count, bytes[offset] == UInt8(ascii: "e") || bytes[offset] == UInt8(ascii: "E") {
-            hasExponent = true
-            offset += 1
-            if offset < bytes.count, bytes[offset] == UInt8(ascii: "+") || bytes[offset] == UInt8(ascii: "-") { offset += 1 }
-            guard offset < bytes.count, Self.isDigit(bytes[offset]) else { throw fail("invalid number") }
-            while offset < bytes.count, Self.isDigit(bytes[offset]) { offset += 1 }
-        }
-        if hasExponent || offset - start > 308 {
-            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<offset]), as: UTF8.self)
-            guard let d = Double(text), d.isFinite else { throw fail("number out of range") }
-        }
-        return start..<offset
+    /// A number, checked as `JSONParser` checks it (a double's range included).
+    private mutating func number() throws(Failure) -> JSONLexer.Number {
+        do { return try lex.number() } catch { throw Failure(error) }
     }
 
     // MARK: Strings
@@ -271,129 +228,12 @@ public struct JSONCursor {
     /// A string value, decoded (the cursor on its opening quote).
     public mutating func string() throws(Failure) -> String {
         guard peek() == UInt8(ascii: "\"") else { throw fail("expected a string") }
-        offset += 1
-        let start = offset
-        var ascii = true
-        while offset < bytes.count {
-            let c = bytes[offset]
-            if c == UInt8(ascii: "\"") {
-                let run = UnsafeRawBufferPointer(rebasing: bytes[start..<offset])
-                offset += 1
-                if ascii { return String(decoding: run, as: UTF8.self) }
-                guard let s = String(validating: run, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
-                return s
-            }
-            if c == UInt8(ascii: "\\") { break }
-            if c < 0x20 { throw fail("control character in string") }
-            if c >= 0x80 { ascii = false }
-            offset += 1
-        }
-        var out = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<offset]))
-        while offset < bytes.count {
-            let c = bytes[offset]
-            if c == UInt8(ascii: "\"") {
-                offset += 1
-                guard let s = String(validating: out, as: UTF8.self) else { throw fail("invalid UTF-8 in string") }
-                return s
-            }
-            if c < 0x20 { throw fail("control character in string") }
-            offset += 1
-            if c != UInt8(ascii: "\\") {
-                out.append(c)
-                continue
-            }
-            guard offset < bytes.count else { break }
-            let e = bytes[offset]
-            offset += 1
-            switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"): out.append(contentsOf: String(Character(try unicodeEscape())).utf8)
-            default: throw fail("invalid escape")
-            }
-        }
-        throw fail("unterminated string")
+        do { return try lex.string() } catch { throw Failure(error) }
     }
 
     /// Skips a string (the cursor on its opening quote), checking it; returns whether it held an escape.
     private mutating func skipString() throws(Failure) -> Bool {
-        offset += 1
-        var runStart = offset
-        var nonASCII = false
-        var escaped = false
-        while offset < bytes.count {
-            let c = bytes[offset]
-            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") {
-                if nonASCII {
-                    // Escapes are ASCII: checking the runs between them checks the string.
-                    guard String(validating: UnsafeRawBufferPointer(rebasing: bytes[runStart..<offset]), as: UTF8.self) != nil else {
-                        throw fail("invalid UTF-8 in string")
-                    }
-                    nonASCII = false
-                }
-                offset += 1
-                if c == UInt8(ascii: "\"") { return escaped }
-                escaped = true
-                guard offset < bytes.count else { break }
-                let e = bytes[offset]
-                offset += 1
-                switch e {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"),
-                    UInt8(ascii: "t"):
-                    break
-                case UInt8(ascii: "u"): _ = try unicodeEscape()
-                default: throw fail("invalid escape")
-                }
-                runStart = offset
-                continue
-            }
-            if c < 0x20 { throw fail("control character in string") }
-            if c >= 0x80 { nonASCII = true }
-            offset += 1
-        }
-        throw fail("unterminated string")
-    }
-
-    /// The scalar of a `\u` escape (after the `u`), a surrogate pair included.
-    private mutating func unicodeEscape() throws(Failure) -> Unicode.Scalar {
-        var scalar = try hex4()
-        if (0xD800...0xDBFF).contains(scalar) {
-            guard offset + 1 < bytes.count, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else {
-                throw fail("unpaired surrogate")
-            }
-            offset += 2
-            let low = try hex4()
-            guard (0xDC00...0xDFFF).contains(low) else { throw fail("unpaired surrogate") }
-            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-        } else if (0xDC00...0xDFFF).contains(scalar) {
-            throw fail("unpaired surrogate")
-        }
-        guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
-        return u
-    }
-
-    private mutating func hex4() throws(Failure) -> UInt32 {
-        guard offset + 4 <= bytes.count else { throw fail("invalid \\u escape") }
-        var v: UInt32 = 0
-        for _ in 0..<4 {
-            let c = bytes[offset]
-            let d: UInt32
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): d = UInt32(c - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): d = UInt32(c - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): d = UInt32(c - UInt8(ascii: "A") + 10)
-            default: throw fail("invalid \\u escape")
-            }
-            v = v << 4 | d
-            offset += 1
-        }
-        return v
+        do { return try lex.skipString() } catch { throw Failure(error) }
     }
 }
 

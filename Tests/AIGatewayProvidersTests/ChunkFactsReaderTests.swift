@@ -151,23 +151,6 @@ struct OpenAIStreamVisitTests {
     }
 }
 
-@Suite("JSON strings: the plain run found eight bytes at a time")
-struct PlainRunTests {
-    @Test("the first byte that needs a look (control, non-ASCII, quote, backslash) is found wherever it sits")
-    func plainRun() {
-        var rng = SplitMix(seed: 5)
-        let special: [UInt8] = [0x00, 0x1F, 0x22, 0x5C, 0x80, 0xC3, 0xFF, 0x0A]
-        for _ in 0..<5000 {
-            var bytes = (0..<rng.below(40)).map { _ in UInt8(0x20 + rng.below(0x5F)) }
-            if !bytes.isEmpty, rng.below(4) > 0 { bytes[rng.below(bytes.count)] = special[rng.below(special.count)] }
-            let from = rng.below(bytes.count + 1)
-            let expected = bytes[from...].firstIndex { $0 < 0x20 || $0 >= 0x80 || $0 == 0x22 || $0 == 0x5C } ?? bytes.count
-            // Where the string is: unaligned and at the end of the buffer.
-            #expect(bytes.withUnsafeBytes { JSONScanner.plainRun($0, from: from) } == expected, "\(bytes) from \(from)")
-        }
-    }
-}
-
 @Suite("OpenAI chunk facts: a stream's chunks read against the previous one")
 struct ChunkStreamReaderTests {
     /// A token chunk with `text` (raw JSON string contents, possibly broken) as its content.

@@ -59,6 +59,18 @@ struct JSONCursorTests {
         #expect(read == ["text": "a\nb", "n": "2", "big": "nil", "neg": "-3", "s": "nil"])
     }
 
+    @Test("integers read as JSONValue.intValue reads the parsed number, Int's extremes included")
+    func integers() throws {
+        let numbers = [
+            "0", "-0", "7", "-7", "2.0", "-2.5", "1e3", "1E-2", "9e15", "8999999999999999", "9223372036854775807", "-9223372036854775808",
+            "9223372036854775808", "-9223372036854775809", "123456789012345678901234567890",
+        ]
+        for text in numbers {
+            let read = try JSONCursor.read(Array(text.utf8)) { (c: inout JSONCursor) throws(JSONCursor.Failure) -> Int? in try c.intIfAny() }
+            #expect(read == (try JSONParser.parse(Array(text.utf8))).intValue, "\(text)")
+        }
+    }
+
     @Test("the byte writer writes what JSONValue writes")
     func writer() {
         let strings = ["", "plain", "quote \" backslash \\ slash /", "\n\r\t\u{01}\u{1F}\u{7F}", "é日本😀", String(repeating: "ab\"", count: 100)]

@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import openai
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +158,96 @@ spec:
     multipool:
       priorities:
 """
+
+
+# The fake provider's answer: its first 12 words, one token each (a fault that cuts the answer
+# after n tokens leaves the first n).
+WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
+         "management", "of", "containerized", "applications.", "It", "groups", "containers", "that", "make", "up"]
+ANSWER = " ".join(WORDS[:12])
+
+# A system turn and two user turns (the second as content parts), which each provider's API takes
+# its own way.
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "What is"},
+    {"role": "user", "content": [{"type": "text", "text": "kubernetes?"}]},
+]
+
+
+def client(stack) -> openai.OpenAI:
+    # The guide's route is PathPrefix /model; the SDK appends /chat/completions.
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{stack.port}/model", api_key="client-key-never-forwarded", max_retries=0, timeout=30)
+
+
+def native(stack, k=-1):
+    """The k-th request the fake received, with its body parsed (json) and its headers as a dict
+    (h, by lower-case name)."""
+    r = stack.requests()[k]
+    r["json"] = json.loads(r["body"])
+    r["h"] = {name.lower(): value for name, value in r["headers"]}
+    return r
+
+
+def pool_entry(provider: str, model: str) -> str:
+    """One priority of a Backend (after BACKEND_HEAD): `provider` with `model`, keyed by the Secret openai-secret."""
+    return f"""      - pool:
+        - provider:
+            {provider}:
+              model: "{model}"
+              authToken:
+                kind: SecretRef
+                secretRef:
+                  name: openai-secret
+"""
+
+
+def text_until_error(stack, **create) -> str:
+    """Streams a completion (create's arguments) and returns the text received before the SDK
+    raised openai.APIError, which it must."""
+    text = ""
+    with pytest.raises(openai.APIError):
+        for chunk in client(stack).chat.completions.create(stream=True, **create):
+            if chunk.choices and chunk.choices[0].delta.content:
+                text += chunk.choices[0].delta.content
+    return text
+
+
+def check_streamed_answer(chunks, include_usage):
+    """What every translated stream of the fake's answer to MESSAGES holds: the role first, the
+    answer's text, one finish (stop), and a last chunk with the usage (6 in, 12 out) only when the
+    client asked for it."""
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    usage_chunks = [c for c in chunks if not c.choices]
+    if include_usage:
+        assert len(usage_chunks) == 1 and chunks[-1] is usage_chunks[0]
+        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (6, 12)
+    else:
+        assert usage_chunks == [] and all(c.usage is None for c in chunks)
+
+
+def streamed_weather_call(stack, model, tools):
+    """Streams a question the fake answers with one tool call (fault tool-call, once) and checks
+    the call as the SDK reassembles it (its name is the caller's to check). Returns the call and
+    the follow-up conversation that carries its result."""
+    stack.fault(model, "tool-call,times=1")
+    question = [{"role": "user", "content": "Weather in Paris?"}]
+    chunks = list(client(stack).chat.completions.create(model="x", messages=question, tools=tools, stream=True))
+    calls, deltas = streamed_tool_calls(chunks)
+    assert len(deltas) > 2, "arguments arrive in fragments"
+    assert list(calls) == [0]
+    call = calls[0]
+    assert call["id"].startswith("call_fake_")
+    assert json.loads(call["arguments"]) == {"location": "Paris", "unit": "celsius"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    follow = question + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees"},
+    ]
+    return call, follow
 
 
 def streamed_tool_calls(chunks):

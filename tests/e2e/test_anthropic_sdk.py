@@ -5,30 +5,14 @@ import json
 import openai
 import pytest
 
-from conftest import Stack, BACKEND_HEAD, streamed_tool_calls
+from conftest import (ANSWER, BACKEND_HEAD, MESSAGES, WORDS, Stack, check_streamed_answer, client, native, pool_entry,
+                      streamed_weather_call, text_until_error)
 
-WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
-         "management", "of", "containerized", "applications.", "It", "groups", "containers", "that", "make", "up"]
-ANSWER = " ".join(WORDS[:12])  # the fake's answer: 12 tokens
 CLAUDE = "claude-sonnet-4-5"
-
-METADATA = BACKEND_HEAD
-
-
-def entry(provider: str, model: str) -> str:
-    return f"""      - pool:
-        - provider:
-            {provider}:
-              model: "{model}"
-              authToken:
-                kind: SecretRef
-                secretRef:
-                  name: openai-secret
-"""
 
 
 def backend(*entries) -> str:
-    return METADATA + "".join(entry(p, m) for p, m in entries)
+    return BACKEND_HEAD + "".join(pool_entry(p, m) for p, m in entries)
 
 
 @pytest.fixture
@@ -45,25 +29,6 @@ def mixed(tmp_path):
     s = Stack(tmp_path, backend=backend(("openai", "gpt-4o"), ("anthropic", CLAUDE)))
     yield s
     s.stop()
-
-
-def client(stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{stack.port}/model", api_key="client-key-never-forwarded", max_retries=0, timeout=30)
-
-
-MESSAGES = [
-    {"role": "system", "content": "You are terse."},
-    {"role": "user", "content": "What is"},
-    {"role": "user", "content": [{"type": "text", "text": "kubernetes?"}]},
-]
-
-
-def native(stack, k=-1):
-    """The k-th request the fake received, with its body parsed."""
-    r = stack.requests()[k]
-    r["json"] = json.loads(r["body"])
-    r["h"] = dict(r["headers"])
-    return r
 
 
 def test_non_streamed_answer(claude):
@@ -101,18 +66,8 @@ def test_max_tokens_from_the_client(claude):
 def test_streamed_answer(claude, include_usage):
     kwargs = {"stream_options": {"include_usage": True}} if include_usage else {}
     chunks = list(client(claude).chat.completions.create(model="x", messages=MESSAGES, stream=True, **kwargs))
-    assert chunks[0].choices[0].delta.role == "assistant"
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text == ANSWER
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
-    assert finishes == ["stop"]
+    check_streamed_answer(chunks, include_usage)
     assert all(c.model == CLAUDE for c in chunks)
-    usage_chunks = [c for c in chunks if not c.choices]
-    if include_usage:
-        assert len(usage_chunks) == 1 and chunks[-1] is usage_chunks[0]
-        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (6, 12)
-    else:
-        assert usage_chunks == [] and all(c.usage is None for c in chunks)
     assert native(claude)["json"]["stream"] is True
 
 
@@ -121,24 +76,11 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
 
 
 def test_tool_call_streamed_then_the_result_accepted(claude):
-    claude.fault(CLAUDE, "tool-call,times=1")
-    question = [{"role": "user", "content": "Weather in Paris?"}]
-    chunks = list(client(claude).chat.completions.create(model="x", messages=question, tools=TOOLS, stream=True))
-    calls, deltas = streamed_tool_calls(chunks)
-    assert len(deltas) > 2, "arguments arrive in fragments"
-    assert list(calls) == [0]
-    call = calls[0]
-    assert call["name"] == "get_weather" and call["id"].startswith("call_fake_")
-    assert json.loads(call["arguments"]) == {"location": "Paris", "unit": "celsius"}
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    call, follow = streamed_weather_call(claude, CLAUDE, TOOLS)
+    assert call["name"] == "get_weather"
     assert native(claude)["json"]["tools"][0]["input_schema"]["properties"] == {"location": {"type": "string"}}
 
     # The follow-up turn with the result: the strict fake checks Anthropic's placement rules.
-    follow = question + [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}]},
-        {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees"},
-    ]
     c = client(claude).chat.completions.create(model="x", messages=follow, tools=TOOLS)
     assert c.choices[0].message.content == ANSWER
     sent = native(claude)["json"]["messages"]
@@ -231,12 +173,7 @@ def test_in_stream_error_before_any_token_fails_over(claude_first):
 
 def test_in_stream_error_after_tokens_raises_in_the_sdk(claude):
     claude.fault(CLAUDE, "stream-error=3")
-    text = ""
-    with pytest.raises(openai.APIError):
-        for chunk in client(claude).chat.completions.create(model="x", messages=MESSAGES, stream=True):
-            if chunk.choices and chunk.choices[0].delta.content:
-                text += chunk.choices[0].delta.content
-    assert text == " ".join(WORDS[:3])
+    assert text_until_error(claude, model="x", messages=MESSAGES) == " ".join(WORDS[:3])
 
 
 def test_failover_from_openai_503_to_anthropic(mixed):

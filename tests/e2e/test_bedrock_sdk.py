@@ -11,16 +11,12 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import Stack, BACKEND_HEAD, streamed_tool_calls
+from conftest import (ANSWER, BACKEND_HEAD, MESSAGES, WORDS, Stack, check_streamed_answer, client, native, pool_entry,
+                      streamed_weather_call, text_until_error)
 
-WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
-         "management", "of", "containerized", "applications.", "It", "groups", "containers", "that", "make", "up"]
-ANSWER = " ".join(WORDS[:12])  # the fake's answer: 12 tokens
 # A model id with ':' (signed with %253A in the canonical URI, sent as %3A).
 MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"
 WIRE_PATH = "/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse"
-
-METADATA = BACKEND_HEAD
 
 
 def aws_secret(secret_key: str) -> str:
@@ -45,19 +41,11 @@ def entry(provider: str, model: str, guardrail: bool = False) -> str:
               model: "{model}"
               region: eu-west-3{auth}{g}
 """
-    return f"""      - pool:
-        - provider:
-            {provider}:
-              model: "{model}"
-              authToken:
-                kind: SecretRef
-                secretRef:
-                  name: openai-secret
-"""
+    return pool_entry(provider, model)
 
 
 def backend(*entries, secret_key="sk-demo-not-a-real-key", guardrail=False) -> str:
-    return METADATA + "".join(entry(p, m, guardrail) for p, m in entries) + aws_secret(secret_key)
+    return BACKEND_HEAD + "".join(entry(p, m, guardrail) for p, m in entries) + aws_secret(secret_key)
 
 
 def make(tmp_path, *entries, gateway_env=None, **kw):
@@ -77,24 +65,6 @@ def bedrock_first(tmp_path):
     s = make(tmp_path, ("bedrock", MODEL), ("openai", "gpt-4o"))
     yield s
     s.stop()
-
-
-def client(stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{stack.port}/model", api_key="client-key-never-forwarded", max_retries=0, timeout=30)
-
-
-MESSAGES = [
-    {"role": "system", "content": "You are terse."},
-    {"role": "user", "content": "What is"},
-    {"role": "user", "content": [{"type": "text", "text": "kubernetes?"}]},
-]
-
-
-def native(stack, k=-1):
-    r = stack.requests()[k]
-    r["json"] = json.loads(r["body"])
-    r["h"] = {name.lower(): value for name, value in r["headers"]}
-    return r
 
 
 def test_non_streamed_answer_signed_and_translated(bedrock):
@@ -132,16 +102,8 @@ def test_client_parameters(bedrock):
 def test_streamed_answer(bedrock, include_usage):
     kwargs = {"stream_options": {"include_usage": True}} if include_usage else {}
     chunks = list(client(bedrock).chat.completions.create(model="x", messages=MESSAGES, stream=True, **kwargs))
-    assert chunks[0].choices[0].delta.role == "assistant"
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    check_streamed_answer(chunks, include_usage)
     assert all(c.model == MODEL and c.id.startswith("fake-req-") for c in chunks)
-    usage_chunks = [c for c in chunks if not c.choices]
-    if include_usage:
-        assert len(usage_chunks) == 1 and chunks[-1] is usage_chunks[0]
-        assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (6, 12)
-    else:
-        assert usage_chunks == [] and all(c.usage is None for c in chunks)
     assert native(bedrock)["path"] == WIRE_PATH.replace("/converse", "/converse-stream")
 
 
@@ -151,26 +113,13 @@ TOOLS = [{"type": "function", "function": {"name": "weather.get", "description":
 
 
 def test_tool_call_streamed_then_the_result_accepted(bedrock):
-    bedrock.fault(MODEL, "tool-call,times=1")
-    question = [{"role": "user", "content": "Weather in Paris?"}]
-    chunks = list(client(bedrock).chat.completions.create(model="x", messages=question, tools=TOOLS, stream=True))
-    calls, deltas = streamed_tool_calls(chunks)
-    assert len(deltas) > 2, "arguments arrive in fragments"
-    assert list(calls) == [0]
-    call = calls[0]
-    assert call["name"] == "weather.get" and call["id"].startswith("call_fake_")
-    assert json.loads(call["arguments"]) == {"location": "Paris", "unit": "celsius"}
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    call, follow = streamed_weather_call(bedrock, MODEL, TOOLS)
+    assert call["name"] == "weather.get"
     spec = native(bedrock)["json"]["toolConfig"]["tools"][0]["toolSpec"]
     assert spec["name"] == "weather_get"
     assert spec["inputSchema"]["json"]["properties"] == {"location": {"type": "string"}}
 
     # The follow-up turn with the result, accepted by the strict fake (toolUse, then toolResult).
-    follow = question + [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}]},
-        {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees"},
-    ]
     c = client(bedrock).chat.completions.create(model="x", messages=follow, tools=TOOLS)
     assert c.choices[0].message.content == ANSWER
     sent = native(bedrock)["json"]["messages"]
@@ -263,12 +212,7 @@ def test_in_stream_exception_before_any_token_fails_over(bedrock_first):
 
 def test_in_stream_exception_after_tokens_raises_in_the_sdk(bedrock):
     bedrock.fault(MODEL, "stream-error=3")
-    text = ""
-    with pytest.raises(openai.APIError):
-        for chunk in client(bedrock).chat.completions.create(model="x", messages=MESSAGES, stream=True):
-            if chunk.choices and chunk.choices[0].delta.content:
-                text += chunk.choices[0].delta.content
-    assert text == " ".join(WORDS[:3])
+    assert text_until_error(bedrock, model="x", messages=MESSAGES) == " ".join(WORDS[:3])
 
 
 def test_an_http_image_moves_on(bedrock_first):

@@ -6,12 +6,9 @@ import urllib.request
 import openai
 import pytest
 
-from conftest import Stack, BACKEND_HEAD
+from conftest import ANSWER, BACKEND_HEAD, WORDS, Stack, client, text_until_error
 
 KEY = "sk-demo-not-a-real-key"
-WORDS = ["Kubernetes", "is", "an", "open-source", "system", "for", "automating", "deployment,", "scaling,", "and",
-         "management", "of"]
-ANSWER = " ".join(WORDS)  # the fake's 12 tokens
 
 ENTRY = {
     "gemini": """gemini:
@@ -54,10 +51,6 @@ def google(request, tmp_path):
     s.model = MODEL[flavor]
     yield s
     s.stop()
-
-
-def client(stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{stack.port}/model", api_key="client-key-never-forwarded", max_retries=0, timeout=30)
 
 
 def native_requests(stack) -> list:
@@ -215,12 +208,7 @@ def test_in_stream_error_before_any_token_fails_over(google):
 
 def test_in_stream_error_after_tokens_reaches_the_client(google):
     google.fault(google.model, "stream-error=3")
-    received = ""
-    with pytest.raises(openai.APIError):
-        for chunk in client(google).chat.completions.create(model="m", messages=MESSAGES, stream=True):
-            if chunk.choices and chunk.choices[0].delta.content:
-                received += chunk.choices[0].delta.content
-    assert received == " ".join(WORDS[:3])
+    assert text_until_error(google, model="m", messages=MESSAGES) == " ".join(WORDS[:3])
 
 
 @pytest.mark.parametrize("flavor", ["gemini", "vertexai"])
@@ -244,12 +232,7 @@ def test_wrong_key_is_misconfigured_and_fails_over(tmp_path, flavor):
 
 def test_cut_stream_reaches_the_client_as_an_error(google):
     google.fault(google.model, "cut-after=3")
-    received = ""
-    with pytest.raises(openai.APIError):
-        for chunk in client(google).chat.completions.create(model="m", messages=MESSAGES, stream=True):
-            if chunk.choices and chunk.choices[0].delta.content:
-                received += chunk.choices[0].delta.content
-    assert received == " ".join(WORDS[:3])
+    assert text_until_error(google, model="m", messages=MESSAGES) == " ".join(WORDS[:3])
 
 
 def test_malformed_event_is_skipped(google):

@@ -2,12 +2,9 @@
 import openai
 import pytest
 
+from conftest import client
+
 ANSWER_WORDS = None
-
-
-def client(stack) -> openai.OpenAI:
-    # The guide's route is PathPrefix /model; the SDK appends /chat/completions.
-    return openai.OpenAI(base_url=f"http://127.0.0.1:{stack.port}/model", api_key="client-key-never-forwarded", max_retries=0, timeout=30)
 
 
 MESSAGES = [{"role": "user", "content": "What is kubernetes?"}]
