@@ -119,8 +119,8 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
 
     private enum Mode {
         case awaitingHead
-        case buffering(HTTPResponseHead, ByteBuffer)
-        case streaming(HTTPResponseHead)
+        case buffering(UpstreamResponseHead, ByteBuffer)
+        case streaming(UpstreamResponseHead)
         /// The result is delivered; what else arrives is ignored.
         case finished
     }
@@ -268,12 +268,16 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     }
 
     func upstreamHead(_ head: HTTPResponseHead) {
+        upstreamHead(UpstreamResponseHead(head))
+    }
+
+    func upstreamHead(_ head: UpstreamResponseHead) {
         guard case .awaitingHead = mode else { return }
         onFirstByte(ContinuousClock.now - sent)
-        let contentType = head.headers.first(name: "content-type") ?? ""
-        if request.stream, head.status == .ok, contentType.contains(request.adapter.streamContentType), let sink {
+        let contentType = head.first(name: "content-type") ?? ""
+        if request.stream, head.status == 200, contentType.contains(request.adapter.streamContentType), let sink {
             var context = request.translation
-            if request.adapter.translates { context.responseHeaders = head.headers.map { ($0.name, $0.value) } }
+            if request.adapter.translates { context.responseHeaders = head.pairs }
             translator = request.adapter.makeStreamTranslator(context)
             mode = .streaming(head)
             if sink.isCommitted {
@@ -315,7 +319,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         stopTimer()
         switch mode {
         case .buffering(let head, let body):
-            deliver(.response(status: Int(head.status.code), headers: head.headers, body: body, latency: ContinuousClock.now - started))
+            deliver(.response(status: head.status, headers: head.headers, body: body, latency: ContinuousClock.now - started))
         case .streaming(let head):
             streamCommitted = committed
             if !sawDone, let rest = translator?.finish() {
@@ -364,7 +368,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// Holds events back until the first token, then commits the client response and forwards
     /// each event. The returned future completes when the client connection has taken the bytes,
     /// and the upstream connection reads on only then: back-pressure.
-    private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void>? {
+    private func relay(_ part: ByteBuffer, head: UpstreamResponseHead) -> EventLoopFuture<Void>? {
         guard translator != nil, let sink else { return nil }
         if held.readableBytes == 0 { held = sink.writer.allocator.buffer(capacity: part.readableBytes + 64) }
         streamCommitted = sink.isCommitted
@@ -406,7 +410,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     }
 
     /// Handles one translated event (`bytes` what goes to the client).
-    private func handle(_ kind: StreamEvent.Kind, _ bytes: UnsafeRawBufferPointer, run: inout RelayRun, head: HTTPResponseHead) -> Handled {
+    private func handle(_ kind: StreamEvent.Kind, _ bytes: UnsafeRawBufferPointer, run: inout RelayRun, head: UpstreamResponseHead) -> Handled {
         guard let sink else { return .more }
         let facts: ChunkFacts
         switch kind {
@@ -476,7 +480,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     }
 
     /// A complete stream: `[DONE]`, then the end of the response.
-    private func finishStream(head: HTTPResponseHead) {
+    private func finishStream(head: UpstreamResponseHead) {
         guard let sink else { return }
         // An empty but complete answer still commits.
         sink.commit(upstream: head.headers)
