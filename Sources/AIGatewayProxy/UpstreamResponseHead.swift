@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// An upstream response's head as `UpstreamResponseParser` read it: its bytes (status line to
-/// empty line, a slice of what was read) and where each field's name and value lie in them.
+/// empty line, its own copy) and where each field's name and value lie in them.
 /// Nothing is turned into strings until someone asks (`first(name:)`, `headers`, `pairs`).
 struct UpstreamResponseHead: Sendable {
     /// A field's name and value (without the whitespace around it), as offsets into `bytes`.

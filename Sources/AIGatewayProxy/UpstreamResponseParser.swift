@@ -140,8 +140,8 @@ struct UpstreamResponseParser {
             state = .fixed(remaining: remaining - part.readableBytes)
             return .part(.body(part))
         case .chunkSize:
-            guard let line = try nextLine(limit: Self.maxChunkLine, orFail: .malformedChunk) else { return .more }
-            let size = try fail(Self.chunkSize(line), .malformedChunk)
+            guard let size = try withNextLine(limit: Self.maxChunkLine, orFail: .malformedChunk, Self.chunkSize) else { return .more }
+            guard let size else { throw failed(.malformedChunk) }
             state = size == 0 ? .trailers(size: 0) : .chunkData(remaining: size)
             return .again
         case .chunkData(let remaining):
@@ -162,10 +162,14 @@ struct UpstreamResponseParser {
             state = .chunkSize
             return .again
         case .trailers(let size):
-            guard let line = try nextLine(limit: maxHeadBytes - size, orFail: .trailersTooLarge) else { return .more }
-            if line.isEmpty { return .part(finish()) }
-            guard Self.field(line, base: 0) != nil else { throw failed(.malformedField) }
-            state = .trailers(size: size + line.count + 2)
+            // The line's length, or -1 when it is not a field (the empty line is the end).
+            let read = try withNextLine(limit: maxHeadBytes - size, orFail: .trailersTooLarge) { line in
+                line.isEmpty || Self.field(line, base: 0) != nil ? line.count : -1
+            }
+            guard let length = read else { return .more }
+            if length == 0 { return .part(finish()) }
+            guard length > 0 else { throw failed(.malformedField) }
+            state = .trailers(size: size + length + 2)
             return .again
         case .untilClose:
             guard buffer.readableBytes > 0 else { return .more }
@@ -189,11 +193,6 @@ struct UpstreamResponseParser {
         return Error(code: code)
     }
 
-    private mutating func fail<T>(_ value: T?, _ code: Error.Code) throws(Error) -> T {
-        guard let value else { throw failed(code) }
-        return value
-    }
-
     /// Up to `limit` buffered bytes, or nil when none are.
     private mutating func take(upTo limit: Int) -> ByteBuffer? {
         let n = min(limit, buffer.readableBytes)
@@ -205,19 +204,21 @@ struct UpstreamResponseParser {
         return buffer.readSlice(length: n)
     }
 
-    /// The next line's bytes without its line end (consumed), or nil when it is not all here; a
-    /// line (or the start of one) longer than `limit` fails with `code`.
-    private mutating func nextLine(limit: Int, orFail code: Error.Code) throws(Error) -> [UInt8]? {
-        let found: Int? = buffer.withUnsafeReadableBytes { $0.firstIndex(of: UInt8(ascii: "\n")) }
-        guard let lf = found else {
+    /// Reads the next line (without its line end) with `read` and consumes it; nil when the line
+    /// is not all here. A line (or the start of one) longer than `limit` fails with `code`.
+    private mutating func withNextLine<T>(limit: Int, orFail code: Error.Code, _ read: (UnsafeRawBufferPointer) -> T) throws(Error) -> T? {
+        let found: (lf: Int, value: T)? = buffer.withUnsafeReadableBytes { p in
+            guard let lf = p.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            let end = lf > 0 && p[lf - 1] == UInt8(ascii: "\r") ? lf - 1 : lf
+            return (lf, read(UnsafeRawBufferPointer(rebasing: p[..<end])))
+        }
+        guard let found else {
             if buffer.readableBytes > limit { throw failed(code) }
             return nil
         }
-        if lf > limit { throw failed(code) }
-        var line = buffer.readBytes(length: lf + 1)!
-        line.removeLast()
-        if line.last == UInt8(ascii: "\r") { line.removeLast() }
-        return line
+        if found.lf > limit { throw failed(code) }
+        buffer.moveReaderIndex(forwardBy: found.lf + 1)
+        return found.value
     }
 
     private mutating func nextHead(scanned: Int) throws(Error) -> Step {
@@ -243,7 +244,12 @@ struct UpstreamResponseParser {
             return .more
         }
         if end > maxHeadBytes { throw failed(.headTooLarge) }
-        let bytes = buffer.readSlice(length: end)!
+        // A copy: a slice would keep the whole read's memory for as long as the head is kept
+        // (a stream's, for all of the stream).
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(end)
+        var slice = buffer.readSlice(length: end)!
+        bytes.writeBuffer(&slice)
         state = .head(scanned: 0)
         let parsed: Result<(UpstreamResponseHead, Framing), Error> = bytes.withUnsafeReadableBytes { p in
             Result { () throws(Error) in try Self.parseHead(p, bytes: bytes, headRequest: headRequest) }
@@ -367,12 +373,8 @@ struct UpstreamResponseParser {
             nameStart: UInt32(base), nameEnd: UInt32(base + colon), valueStart: UInt32(base + start), valueEnd: UInt32(base + end))
     }
 
-    static func field(_ line: [UInt8], base: Int) -> UpstreamResponseHead.Field? {
-        line.withUnsafeBytes { field($0, base: base) }
-    }
-
     /// A chunk-size line: hex digits, then nothing or (after optional whitespace) extensions.
-    static func chunkSize(_ line: [UInt8]) -> Int? {
+    static func chunkSize(_ line: UnsafeRawBufferPointer) -> Int? {
         var size = 0
         var i = 0
         while i < line.count, let d = hexValue(line[i]) {
