@@ -3,8 +3,7 @@ import NIOHTTP1
 
 /// Writes the upstream client's requests as HTTP/1.1 bytes, a whole request (head, body, end)
 /// gathered into one buffer and written once, where NIO's `HTTPRequestEncoder` passes three writes
-/// down the pipeline. It takes the place of that encoder in front of the response decoder, which
-/// still sees each head go by (it needs the method).
+/// down the pipeline.
 ///
 /// The head is written as given when it frames its body (`content-length`, as the gateway's
 /// attempts do, or `transfer-encoding`); a head without either gets `transfer-encoding: chunked`

@@ -124,8 +124,8 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
 
     private enum Mode {
         case awaitingHead
-        case buffering(HTTPResponseHead, ByteBuffer)
-        case streaming(HTTPResponseHead)
+        case buffering(UpstreamResponseHead, ByteBuffer)
+        case streaming(UpstreamResponseHead)
         /// The result is delivered; what else arrives is ignored.
         case finished
     }
@@ -272,13 +272,17 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     }
 
     func upstreamHead(_ head: HTTPResponseHead) {
+        upstreamHead(UpstreamResponseHead(head))
+    }
+
+    func upstreamHead(_ head: UpstreamResponseHead) {
         guard case .awaitingHead = mode else { return }
         onFirstByte(ContinuousClock.now - sent)
-        if request.stream, head.status == .ok, let sink,
-            Self.contains(head.headers.first(name: "content-type") ?? "", request.adapter.streamContentType)
+        if request.stream, head.status == 200, let sink,
+            Self.contains(head.first(name: "content-type") ?? "", request.adapter.streamContentType)
         {
             var context = request.translation
-            if request.adapter.translates { context.responseHeaders = head.headers.map { ($0.name, $0.value) } }
+            if request.adapter.translates { context.responseHeaders = head.pairs }
             translator = request.adapter.makeStreamTranslator(context)
             mode = .streaming(head)
             if sink.isCommitted {
@@ -320,7 +324,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         stopTimer()
         switch mode {
         case .buffering(let head, let body):
-            deliver(.response(status: Int(head.status.code), headers: head.headers, body: body, latency: ContinuousClock.now - started))
+            deliver(.response(status: head.status, headers: head.headers, body: body, latency: ContinuousClock.now - started))
         case .streaming(let head):
             if !sawDone, let rest = translator?.finish(), let sink {
                 var batch = startBatch(sink)
@@ -364,7 +368,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     /// Holds events back until the first token, then commits the client response and forwards
     /// each event. The returned future completes when the client connection has taken the bytes,
     /// and the upstream connection reads on only then: back-pressure.
-    private func relay(_ part: ByteBuffer, head: HTTPResponseHead) -> EventLoopFuture<Void>? {
+    private func relay(_ part: ByteBuffer, head: UpstreamResponseHead) -> EventLoopFuture<Void>? {
         guard translator != nil, let sink else { return nil }
         var batch = startBatch(sink)
         part.withUnsafeReadableBytes { bytes in
@@ -405,7 +409,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
 
     /// Takes back what a batch holds, commits the stream on its first token, and adds what its
     /// events said to the stream's progress (once per read: one lock).
-    private func endBatch(_ batch: inout RelayBatch, sink: StreamSink, head: HTTPResponseHead) -> RelayBatch.Outcome {
+    private func endBatch(_ batch: inout RelayBatch, sink: StreamSink, head: UpstreamResponseHead) -> RelayBatch.Outcome {
         swap(&held, &batch.held)
         if batch.malformed > 0 {
             logger.debug("dropped malformed stream events", metadata: ["count": "\(batch.malformed)"])
@@ -446,7 +450,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     }
 
     /// A complete stream: `[DONE]`, then the end of the response.
-    private func finishStream(head: HTTPResponseHead) {
+    private func finishStream(head: UpstreamResponseHead) {
         guard let sink else { return }
         // An empty but complete answer still commits.
         sink.commit(upstream: head.headers)

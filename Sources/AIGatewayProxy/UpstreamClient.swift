@@ -48,6 +48,10 @@ struct UpstreamError: Error, Sendable, CustomStringConvertible {
 
 /// Receives one upstream response, on the event loop the exchange was started on.
 protocol UpstreamResponseReceiver: AnyObject {
+    /// The response's head, its fields still bytes: a receiver turns into strings only what it reads.
+    func upstreamHead(_ head: UpstreamResponseHead)
+    /// The head as NIO's type, for receivers that want one: called only by the default
+    /// `upstreamHead(_: UpstreamResponseHead)`, which builds it.
     func upstreamHead(_ head: HTTPResponseHead)
     /// Returns a future to wait for before more of the response is read (back-pressure), or nil
     /// to read on at once.
@@ -62,6 +66,7 @@ protocol UpstreamResponseReceiver: AnyObject {
 }
 
 extension UpstreamResponseReceiver {
+    func upstreamHead(_ head: UpstreamResponseHead) { upstreamHead(head.responseHead) }
     func upstreamQueued() {}
     func upstreamDequeued() {}
 }
@@ -86,7 +91,8 @@ public final class UpstreamClient: Sendable {
         public var maxIdlePerOrigin = 512
         /// Connections open (or opening) per origin on each event loop; more requests wait for one.
         public var maxConnectionsPerOrigin = 1024
-        /// Largest upstream response head.
+        /// Largest upstream response head in bytes (status line to empty line), and largest
+        /// trailer section of a chunked body.
         public var maxResponseHeaderBytes = 64 * 1024
         /// PEM file of CA certificates trusted in addition to the system store (private mirrors).
         public var additionalCAFile: String?
@@ -320,11 +326,6 @@ final class LoopPool: @unchecked Sendable {
 
     private func connect(_ connection: UpstreamConnection, tlsContext: NIOSSLContext?) -> EventLoopFuture<UpstreamConnection> {
         let origin = connection.origin
-        let limits = {
-            var l = NIOHTTPDecoderLimitConfiguration()
-            l.maxHeaderListSize = configuration.maxResponseHeaderBytes
-            return l
-        }()
         let handshakeTimeout = TimeAmount(configuration.connectTimeout)
         let serverHostname = Self.isIPAddress(origin.host) ? nil : origin.host
         return ClientBootstrap(group: loop)
@@ -337,8 +338,6 @@ final class LoopPool: @unchecked Sendable {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
                     }
                     try sync.addHandler(RequestEncoder())
-                    try sync.addHandler(
-                        ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)))
                     // No header validator: what goes upstream is checked where it enters (the
                     // client's headers by the HTTP parser, configured ones when manifests decode).
                     try sync.addHandler(connection)
@@ -414,12 +413,13 @@ final class LoopPool: @unchecked Sendable {
     }
 }
 
-/// One upstream connection: the last handler of its pipeline. It carries one exchange at a time;
-/// reads are held back while the receiver has not taken the previous body part. Loop-bound.
+/// One upstream connection: the last handler of its pipeline, which reads the responses from its
+/// bytes (`UpstreamResponseParser`). It carries one exchange at a time; reads are held back while
+/// the receiver has not taken the previous body part. Loop-bound.
 final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     // @unchecked: every member is touched only on the channel's event loop (handler callbacks,
     // and the pool, which runs there too).
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -440,10 +440,10 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     private var readyPromise: EventLoopPromise<UpstreamConnection>?
     private var handshakeTimer: Scheduled<Void>?
     private var handshakeDone: Bool
-    /// The current response allows another request on this connection. (A server that answers
-    /// before reading the whole request and keeps the connection must read the rest first, so
-    /// the next request, written after it, stays in step.)
-    private var keepAlive = true
+    /// Reads the responses. (A server that answers before reading the whole request and keeps
+    /// the connection must read the rest first, so the next request, written after it, stays in
+    /// step.)
+    private var parser: UpstreamResponseParser
     private var readBlocked = false
     private var readPending = false
     var idleSince = NIODeadline.now()
@@ -456,6 +456,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
         self.loop = pool.loop
         self.tls = tls
         self.handshakeDone = !tls
+        self.parser = UpstreamResponseParser(maxHeadBytes: pool.configuration.maxResponseHeaderBytes)
     }
 
     var isReusable: Bool {
@@ -493,7 +494,7 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
         }
         state = .busy(exchange)
         exchange.connection = self
-        keepAlive = true
+        parser.expectResponse(head: exchange.head.method == .HEAD)
         context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
         if exchange.body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(exchange.body))), promise: nil)
@@ -538,35 +539,59 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .busy(let exchange) = state else {
+        guard case .busy = state else {
             // Bytes nobody asked for: the connection is out of step.
             close()
             return
         }
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            keepAlive = head.isKeepAlive
-            exchange.receiver?.upstreamHead(head)
-        case .body(let part):
-            if let wait = exchange.receiver?.upstreamBody(part) {
-                readBlocked = true
-                wait.whenComplete { [self] _ in
-                    readBlocked = false
-                    if readPending, let context = self.context {
-                        readPending = false
-                        context.read()
+        parser.feed(unwrapInboundIn(data))
+        readResponse()
+    }
+
+    /// Hands the exchange what the parser reads from the bytes so far.
+    private func readResponse() {
+        // A receiver's callback may cancel the exchange (the state leaves `busy`), and the end of
+        // a response may start the next exchange on this connection (with nothing left to read).
+        while case .busy(let exchange) = state {
+            let part: UpstreamResponseParser.Part?
+            do {
+                part = try parser.next()
+            } catch {
+                state = .closed
+                exchange.fail(.protocolError(error))
+                context?.close(promise: nil)
+                return
+            }
+            guard let part else { return }
+            switch part {
+            case .head(let head):
+                exchange.receiver?.upstreamHead(head)
+            case .body(let part):
+                if let wait = exchange.receiver?.upstreamBody(part) {
+                    readBlocked = true
+                    wait.whenComplete { [self] _ in
+                        readBlocked = false
+                        if readPending, let context = self.context {
+                            readPending = false
+                            context.read()
+                        }
                     }
                 }
+            case .end:
+                ended(exchange)
             }
-        case .end:
-            if keepAlive {
-                state = .idle
-                exchange.end()
-                if let pool { pool.release(self) } else { close() }
-            } else {
-                close()
-                exchange.end()
-            }
+        }
+    }
+
+    private func ended(_ exchange: UpstreamExchange) {
+        // Bytes after the end of the response answer no request: the connection is out of step.
+        if parser.keepAlive, parser.bufferedBytes == 0 {
+            state = .idle
+            exchange.end()
+            if let pool { pool.release(self) } else { close() }
+        } else {
+            close()
+            exchange.end()
         }
     }
 
@@ -579,6 +604,11 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if case .busy(let exchange) = state, parser.connectionClosed() != nil {
+            // The body ran until the connection closed: the response is complete.
+            state = .closed
+            exchange.end()
+        }
         let previous = state
         state = .closed
         failReady(.closed)
