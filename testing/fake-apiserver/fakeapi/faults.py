@@ -73,6 +73,7 @@ class AdminMixin:
                 stats.update({"resourceVersion": str(store.rv), "compactedResourceVersion": str(store.compacted_rv),
                               "historySize": len(store.history),
                               "objects": sum(len(o) for o in store.objects.values())})
+            stats["serializedCache"] = store.serialized.stats()
             return self._send(200, stats)
         if self.command != "POST":
             return self._send(405, ApiError(405, "use POST").status())
