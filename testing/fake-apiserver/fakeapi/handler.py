@@ -188,7 +188,12 @@ class Handler(WatchMixin, DiscoveryMixin, RenderMixin, AdminMixin, http.server.B
         if verb == "watch":
             return self._watch(rt, ns, name)
         if verb == "list":
-            return self._list(rt, ns)
+            started = time.monotonic()
+            try:
+                return self._list(rt, ns)
+            finally:
+                with self.server.faults.lock:
+                    self.server.faults.list_seconds += time.monotonic() - started
         if verb == "get":
             with self.store.cond:
                 obj = self.store.get(rt, ns, name)
