@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import math
 import os
 import re
 import shutil
@@ -75,8 +76,11 @@ def free_port() -> int:
 
 
 def percentile(values: list, p: float) -> float:
+    """Nearest rank: the smallest value with at least p% of the values at or below it (the 99th
+    of 100 for p99). `round(x + 0.5)` here before rounded half to even, which made p99 of 100
+    values the largest one while p50 was the 50th; the maximum is reported on its own."""
     ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, int(round(p / 100 * len(ordered) + 0.5)) - 1))
+    k = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered) - 1e-9) - 1))
     return ordered[k]
 
 

@@ -45,6 +45,10 @@ public final class KubernetesSource: Service, Sendable {
     /// Time after a change before reconciling, so that a burst compiles once or twice; changes
     /// during a reconcile are folded into the next one.
     let debounce: Duration
+    /// Time after a reconcile before its status is written. Status is not on the serving path:
+    /// a beat later, a burst's changes are written in one pass, and the API write and the CPU
+    /// that writing takes are out of the way while the new table takes its first requests.
+    let statusDelay: Duration
     let logger: Logger
     /// Writes status conditions back; nil when this process never writes status.
     let statusWriter: StatusWriter?
@@ -100,6 +104,7 @@ public final class KubernetesSource: Service, Sendable {
     ///   - onReconcile: told after each reconcile (metrics).
     public init(
         client: KubernetesClient, sink: any ConfigurationSink, namespaces: [String] = [], debounce: Duration = .milliseconds(10),
+        statusDelay: Duration = .milliseconds(100),
         controllerName: String, writeStatus: Bool = true, leaderElector: LeaderElector? = nil, logger: Logger,
         onReconcile: @escaping @Sendable (ReconcileReport) -> Void = { _ in }
     ) {
@@ -113,6 +118,7 @@ public final class KubernetesSource: Service, Sendable {
         self.sink = sink
         self.state = Mutex(ReconcileState(compiler: IncrementalCompiler(options: sink.options)))
         self.debounce = debounce
+        self.statusDelay = statusDelay
         self.logger = logger
         var informers: [Informer] = []
         for kind in WatchedKinds.all where kind != WatchedKinds.secrets {
@@ -229,6 +235,8 @@ public final class KubernetesSource: Service, Sendable {
                         var backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
                         for await _ in statusDue.stream {
                             guard writer.mayWrite() else { continue }
+                            // Reconciles meanwhile add to the same pass (statusDue holds one signal).
+                            try? await Task.sleep(for: self.statusDelay)
                             let work = self.statusWork.withLock { work -> StatusWork? in
                                 guard work.status != nil else { return nil }
                                 defer {

@@ -238,6 +238,59 @@ struct IncrementalCompilerTests {
         #expect(compiler.objectCount == held.count)
     }
 
+    /// Large changes (a first sync) compile their Backends and routes on every core: the table
+    /// is still the full compile's, first for 1,200 of each, then with 600 of each changed.
+    @Test func largeBatchesCompiledInParallelGiveTheFullCompile() throws {
+        let options = CompileOptions(implicitGateway: true)
+        var compiler = IncrementalCompiler(options: options)
+        var held: [Key: Resource] = [:]
+        func put(_ yaml: String) throws {
+            let r = try decode(yaml)
+            held[Key(r)] = r
+            compiler.insert(r)
+        }
+        func backend(_ i: Int, model: String) -> String {
+            let auth = i % 3 == 0 ? "{kind: SecretRef, secretRef: {name: s\(i % 4)}}" : "{kind: Inline, inline: sk-\(i)}"
+            return """
+                apiVersion: gateway.kgateway.dev/v1alpha1
+                kind: Backend
+                metadata: {name: b\(i), namespace: n\(i % 3)}
+                spec: {type: AI, ai: {multipool: {priorities: [{pool: [{openai: {model: \(model), authToken: \(auth)}}]}, {pool: [{openai: {model: m2, authToken: \(auth)}}]}]}}}
+                """
+        }
+        func route(_ i: Int, prefix: String) -> String {
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: r\(i), namespace: n\(i % 3)}
+            spec:
+              rules:
+              - matches: [{path: {type: PathPrefix, value: /\(prefix)/\(i)}}]
+                backendRefs: [{name: b\((i * 7) % 1_300), group: gateway.kgateway.dev, kind: Backend}]
+            """
+        }
+        for s in 0..<4 {
+            try put("apiVersion: v1\nkind: Secret\nmetadata: {name: s\(s), namespace: n\(s % 3)}\nstringData: {Authorization: \"Bearer k\(s)\"}")
+        }
+        for i in 0..<1_200 {
+            try put(backend(i, model: "m1"))
+            try put(route(i, prefix: "p"))
+        }
+        expectSame(compiler.table(), fromScratch(held, options: options), "first table")
+        for i in stride(from: 0, to: 1_200, by: 2) {
+            try put(backend(i, model: "m3"))
+            try put(route(i, prefix: "q"))
+        }
+        expectSame(compiler.table(), fromScratch(held, options: options), "half changed")
+    }
+
+    @Test func concurrentMapKeepsTheOrder() {
+        for count in [0, 1, 255, 512, 1_000, 4_099] {
+            let items = Array(0..<count)
+            #expect(items.concurrentMap(minimumPerSlice: 64) { $0 * 3 + 1 } == items.map { $0 * 3 + 1 })
+        }
+    }
+
     /// A table with nothing changed is the same table (nothing recompiled, nothing to swap).
     @Test func unchangedGivesTheSameTable() throws {
         var compiler = IncrementalCompiler()
