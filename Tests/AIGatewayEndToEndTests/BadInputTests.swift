@@ -141,8 +141,9 @@ struct BadInputTests {
     }
 }
 
-/// Polls `condition` until it holds, failing after `timeout`. A wait for an outcome, not a sleep.
-func waitUntil(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+/// Polls `condition` until it holds, failing after `timeout`. A wait for an outcome, not a sleep;
+/// the bound is wide because other suites can hold the test pool's threads for seconds.
+func waitUntil(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return }
