@@ -24,37 +24,99 @@ final class Diagnostics {
 /// Reads the members of one JSON object, recording errors against field paths and
 /// reporting members that the schema does not know (strict decoding, like a CRD's
 /// structural schema with `fieldValidation=Strict`).
+///
+/// Decoding thousands of API objects at a controller's start goes through here, so the
+/// bookkeeping is kept cheap: a reader's field path is built only when an error needs it, and
+/// the members read are tracked in a short list (no hashing) that settles "no unknown field"
+/// by a count.
 final class ObjectReader {
-    let path: String
+    /// Where the object sits, from which `path` is built on demand.
+    private enum Origin {
+        case path(String)
+        case member(ObjectReader, String)
+        case element(ObjectReader, String, Int)
+    }
+
+    /// One element of an array member; its path is built on demand.
+    struct Element {
+        let value: JSONValue
+        fileprivate let owner: ObjectReader
+        fileprivate let key: String
+        let offset: Int
+        var path: String { "\(owner.childPath(key))[\(offset)]" }
+    }
+
+    private let origin: Origin
     let fields: [String: JSONValue]
     let diagnostics: Diagnostics
-    private var consumed: Set<String> = []
+    /// The members of `fields` read or ignored so far, each once.
+    private var consumed: [String] = []
+    /// Every member counts as read (a map of free-form keys).
+    private var consumedAll = false
 
     init?(_ value: JSONValue, path: String, diagnostics: Diagnostics) {
+        self.origin = .path(path)
         guard case .object(let o) = value else {
             diagnostics.add(path, "must be an object, found \(value.typeName)")
             return nil
         }
-        self.path = path
         self.fields = o
         self.diagnostics = diagnostics
     }
 
-    func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    /// The reader of an array element that must be an object.
+    convenience init?(_ element: Element) {
+        self.init(element.value, origin: .element(element.owner, element.key, element.offset), diagnostics: element.owner.diagnostics)
+    }
+
+    private init?(_ value: JSONValue, origin: Origin, diagnostics: Diagnostics) {
+        self.origin = origin
+        guard case .object(let o) = value else {
+            self.fields = [:]
+            self.diagnostics = diagnostics
+            diagnostics.add(path, "must be an object, found \(value.typeName)")
+            return nil
+        }
+        self.fields = o
+        self.diagnostics = diagnostics
+    }
+
+    /// The field path of this object, e.g. `spec.rules[0]`.
+    var path: String {
+        switch origin {
+        case .path(let path): path
+        case .member(let parent, let key): parent.childPath(key)
+        case .element(let parent, let key, let offset): "\(parent.childPath(key))[\(offset)]"
+        }
+    }
+
+    func childPath(_ key: String) -> String {
+        let path = self.path
+        return path.isEmpty ? key : "\(path).\(key)"
+    }
 
     func has(_ key: String) -> Bool {
         if let v = fields[key], v != .null { return true }
         return false
     }
 
+    /// Notes a member of `fields` as read.
+    private func consume(_ key: String) {
+        if !consumed.contains(key) { consumed.append(key) }
+    }
+
     /// Marks a member as known without reading it.
     func ignore(_ keys: String...) {
-        for k in keys { consumed.insert(k) }
+        for k in keys where fields[k] != nil { consume(k) }
     }
 
     func raw(_ key: String, required: Bool = false) -> JSONValue? {
-        consumed.insert(key)
-        guard let v = fields[key], v != .null else {
+        guard let v = fields[key] else {
+            if required { diagnostics.add(childPath(key), "required field is missing") }
+            return nil
+        }
+        consume(key)
+        guard v != .null else {
             if required { diagnostics.add(childPath(key), "required field is missing") }
             return nil
         }
@@ -108,11 +170,11 @@ final class ObjectReader {
 
     func object(_ key: String, required: Bool = false) -> ObjectReader? {
         guard let v = raw(key, required: required) else { return nil }
-        return ObjectReader(v, path: childPath(key), diagnostics: diagnostics)
+        return ObjectReader(v, origin: .member(self, key), diagnostics: diagnostics)
     }
 
-    /// The elements of an array member with their paths; checks the item count.
-    func array(_ key: String, required: Bool = false, minItems: Int = 0, maxItems: Int = .max) -> [(path: String, value: JSONValue)]? {
+    /// The elements of an array member (with their paths); checks the item count.
+    func array(_ key: String, required: Bool = false, minItems: Int = 0, maxItems: Int = .max) -> [Element]? {
         guard let v = raw(key, required: required) else {
             if minItems > 0 && !required && fields[key] != nil {
                 diagnostics.add(childPath(key), "must have at least \(minItems) item(s)")
@@ -129,13 +191,11 @@ final class ObjectReader {
         if a.count > maxItems {
             diagnostics.add(childPath(key), "must have at most \(maxItems) item(s), found \(a.count)")
         }
-        return a.enumerated().map { ("\(childPath(key))[\($0.offset)]", $0.element) }
+        return a.enumerated().map { Element(value: $0.element, owner: self, key: key, offset: $0.offset) }
     }
 
     func objects(_ key: String, required: Bool = false, minItems: Int = 0, maxItems: Int = .max) -> [ObjectReader] {
-        (array(key, required: required, minItems: minItems, maxItems: maxItems) ?? []).compactMap {
-            ObjectReader($0.value, path: $0.path, diagnostics: diagnostics)
-        }
+        (array(key, required: required, minItems: minItems, maxItems: maxItems) ?? []).compactMap { ObjectReader($0) }
     }
 
     /// A string that must be an HTTP header name (an RFC 9110 token).
@@ -171,8 +231,8 @@ final class ObjectReader {
     func stringMap(_ key: String) -> [String: String] {
         guard let r = object(key) else { return [:] }
         var out: [String: String] = [:]
+        r.consumedAll = true
         for (k, v) in r.fields {
-            r.consumed.insert(k)
             if case .string(let s) = v { out[k] = s } else if v != .null {
                 diagnostics.add(r.childPath(k), "must be a string, found \(v.typeName)")
             }
@@ -191,7 +251,10 @@ final class ObjectReader {
 
     /// Reports members that were never read: typos and fields this API does not have.
     func rejectUnknownFields() {
-        for key in fields.keys.sorted() where !consumed.contains(key) {
+        // `consumed` holds distinct members of `fields`: as many means all of them.
+        guard !consumedAll, consumed.count < fields.count else { return }
+        let known = Set(consumed)
+        for key in fields.keys.sorted() where !known.contains(key) {
             diagnostics.add(childPath(key), "unknown field")
         }
     }

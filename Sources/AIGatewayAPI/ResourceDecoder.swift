@@ -108,11 +108,16 @@ public enum ResourceDecoder {
             resourceVersion: rv, uid: uid, creationTimestamp: created)
     }
 
+    /// Lowercase letters, digits, `-` and `.`, at most 253, starting and ending with a letter or
+    /// digit (on bytes: every allowed character is ASCII).
     static func isDNSSubdomain(_ s: String) -> Bool {
-        guard !s.isEmpty, s.count <= 253 else { return false }
-        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-.")
-        guard s.allSatisfy({ allowed.contains($0) }) else { return false }
-        return s.first!.isLetter || s.first!.isNumber ? (s.last!.isLetter || s.last!.isNumber) : false
+        let bytes = s.utf8
+        guard let first = bytes.first, let last = bytes.last, bytes.count <= 253 else { return false }
+        func alphanumeric(_ c: UInt8) -> Bool {
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+        }
+        guard bytes.allSatisfy({ alphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }) else { return false }
+        return alphanumeric(first) && alphanumeric(last)
     }
 
     // MARK: Backend
@@ -171,7 +176,7 @@ public enum ResourceDecoder {
         if let groups = ai.array("priorityGroups", minItems: 1, maxItems: 32) {
             var levels: [[LLMProviderEntry]] = []
             for item in groups {
-                guard let group = ObjectReader(item.value, path: item.path, diagnostics: ai.diagnostics) else { continue }
+                guard let group = ObjectReader(item) else { continue }
                 var seen: Set<String> = []
                 var entries: [LLMProviderEntry] = []
                 for (i, p) in group.objects("providers", required: true, minItems: 1, maxItems: 32).enumerated() {

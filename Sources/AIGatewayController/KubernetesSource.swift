@@ -45,6 +45,10 @@ public final class KubernetesSource: Service, Sendable {
     /// Time after a change before reconciling, so that a burst compiles once or twice; changes
     /// during a reconcile are folded into the next one.
     let debounce: Duration
+    /// Time after a reconcile before its status is written. Status is not on the serving path:
+    /// a beat later, a burst's changes are written in one pass, and the API write and the CPU
+    /// that writing takes are out of the way while the new table takes its first requests.
+    let statusDelay: Duration
     let logger: Logger
     /// Writes status conditions back; nil when this process never writes status.
     let statusWriter: StatusWriter?
@@ -100,6 +104,7 @@ public final class KubernetesSource: Service, Sendable {
     ///   - onReconcile: told after each reconcile (metrics).
     public init(
         client: KubernetesClient, sink: any ConfigurationSink, namespaces: [String] = [], debounce: Duration = .milliseconds(10),
+        statusDelay: Duration = .milliseconds(100),
         controllerName: String, writeStatus: Bool = true, leaderElector: LeaderElector? = nil, logger: Logger,
         onReconcile: @escaping @Sendable (ReconcileReport) -> Void = { _ in }
     ) {
@@ -113,6 +118,7 @@ public final class KubernetesSource: Service, Sendable {
         self.sink = sink
         self.state = Mutex(ReconcileState(compiler: IncrementalCompiler(options: sink.options)))
         self.debounce = debounce
+        self.statusDelay = statusDelay
         self.logger = logger
         var informers: [Informer] = []
         for kind in WatchedKinds.all where kind != WatchedKinds.secrets {
@@ -162,7 +168,19 @@ public final class KubernetesSource: Service, Sendable {
                 for (index, stream) in streams.enumerated() {
                     let kind = self.informers[index].resource
                     group.addTask {
+                        // The events before the first `.synced` are the first list's, one per
+                        // object (thousands at start): the first reconcile, which waits for every
+                        // informer to sync, decodes all that the caches hold, and the first status
+                        // pass looks at every object, so they need no bookkeeping.
+                        var listed = false
                         for await event in stream {
+                            guard listed else {
+                                if event == .synced {
+                                    listed = true
+                                    dirty.continuation.yield()
+                                }
+                                continue
+                            }
                             if let key = event.key, kind != WatchedKinds.secrets {
                                 let name = NamespacedName(namespace: key.namespace, name: key.name)
                                 self.statusWork.withLock { _ = $0.keys.insert(StatusWriter.MemoKey(kind: kind.plural, name: name)) }
@@ -217,6 +235,8 @@ public final class KubernetesSource: Service, Sendable {
                         var backoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
                         for await _ in statusDue.stream {
                             guard writer.mayWrite() else { continue }
+                            // Reconciles meanwhile add to the same pass (statusDue holds one signal).
+                            try? await Task.sleep(for: self.statusDelay)
                             let work = self.statusWork.withLock { work -> StatusWork? in
                                 guard work.status != nil else { return nil }
                                 defer {
@@ -262,8 +282,19 @@ public final class KubernetesSource: Service, Sendable {
     /// Secret could be read.
     func reconcileOffLoop() async -> Bool {
         let started = ContinuousClock.now
-        let changes = await onReconcileQueue { self.decodeChanges() }
-        let secretsRead = if let referenced = changes.referenced { await secrets.reference(referenced) } else { true }
+        // Usually no Backend starts or stops naming a Secret: then the table is compiled and
+        // installed in the same trip to the reconcile thread (each trip is a thread hop, which on
+        // a busy machine can wait milliseconds for a core).
+        let changes = await onReconcileQueue { () -> Changes? in
+            let changes = self.decodeChanges()
+            guard changes.referenced != nil else {
+                self.apply(changes, secretsRead: true, started: started)
+                return nil
+            }
+            return changes
+        }
+        guard let changes, let referenced = changes.referenced else { return true }
+        let secretsRead = await secrets.reference(referenced)
         await onReconcileQueue {
             self.apply(changes, secretsRead: secretsRead, started: started)
         }
@@ -299,22 +330,29 @@ public final class KubernetesSource: Service, Sendable {
             state.synced = true
             var secretKeys: Set<ObjectKey> = []
             var referencedChanged = first
+            if first {
+                // The first pass decodes every cached object of every kind, on every core
+                // (decoding is pure), then puts them into the compiler.
+                var objects: [(informer: Int, object: JSONValue)] = []
+                for (index, informer) in informers.enumerated() where informer.resource != WatchedKinds.secrets {
+                    objects += informer.snapshot().lazy.map { (index, $0) }
+                }
+                let backendInformers = Set(informers.indices.filter { informers[$0].resource == WatchedKinds.backends })
+                let decoded = Self.decodeAll(objects.map { ($0.object, backendInformers.contains($0.informer)) })
+                state.decoded.reserveCapacity(state.decoded.count + objects.count)
+                for ((index, object), prepared) in zip(objects, decoded) {
+                    guard let key = ObjectKey(object: object) else { continue }
+                    if update(&state, DecodeKey(informer: index, key: key), object, informer: informers[index], prepared: prepared) {
+                        referencedChanged = true
+                    }
+                }
+            }
             for (index, informer) in informers.enumerated() {
                 if informer.resource == WatchedKinds.secrets {
                     secretKeys.formUnion(changed[index] ?? [])
                     continue
                 }
-                if first {
-                    // The first pass decodes every object, on every core (decoding is pure).
-                    let objects = informer.snapshot()
-                    let outcomes = Self.decodeAll(objects)
-                    for (object, outcome) in zip(objects, outcomes) {
-                        guard let key = ObjectKey(object: object) else { continue }
-                        if update(&state, DecodeKey(informer: index, key: key), object, informer: informer, outcome: outcome) {
-                            referencedChanged = true
-                        }
-                    }
-                } else {
+                if !first {
                     for key in changed[index] ?? [] {
                         if update(&state, DecodeKey(informer: index, key: key), informer.get(key), informer: informer) {
                             referencedChanged = true
@@ -328,36 +366,40 @@ public final class KubernetesSource: Service, Sendable {
         }
     }
 
-    /// Decodes objects in parallel, in as many slices as there are cores (one for a few).
-    static func decodeAll(_ objects: [JSONValue]) -> [DecodeOutcome] {
-        let slices = max(1, min(ProcessInfo.processInfo.activeProcessorCount, objects.count / 256))
-        let results = Mutex<[[(Int, DecodeOutcome)]]>([])
-        DispatchQueue.concurrentPerform(iterations: slices) { slice in
-            let decoded = stride(from: slice, to: objects.count, by: slices).map { i in
-                (i, ResourceDecoder.decode(objects[i], defaultNamespace: "default"))
-            }
-            results.withLock { $0.append(decoded) }
-        }
-        var out = [DecodeOutcome](repeating: .ignored(apiVersion: "", kind: ""), count: objects.count)
-        for (i, outcome) in results.withLock({ $0 }).joined() { out[i] = outcome }
-        return out
+    /// What decoding one cached object gives: the resource (or why not), and for a Backend the
+    /// Secrets it references.
+    struct Prepared: Sendable {
+        var outcome: DecodeOutcome
+        var secrets: [ObjectKey]
     }
 
-    /// Decodes one object as the cache holds it now (nil: gone) into the compiler (`outcome`:
+    /// Decodes one object (`isBackend`: and finds the Secrets it references); pure.
+    static func prepare(_ object: JSONValue, isBackend: Bool) -> Prepared {
+        var secrets: [ObjectKey] = []
+        if isBackend {
+            let namespace = object.namespace ?? "default"
+            secrets = Self.secretReferences(in: object["spec"]).map { ObjectKey(namespace: namespace, name: $0) }
+        }
+        return Prepared(outcome: ResourceDecoder.decode(object, defaultNamespace: "default"), secrets: secrets)
+    }
+
+    /// Prepares objects in parallel, in as many slices as there are cores (one for a few).
+    static func decodeAll(_ objects: [(object: JSONValue, isBackend: Bool)]) -> [Prepared] {
+        objects.concurrentMap { prepare($0.object, isBackend: $0.isBackend) }
+    }
+
+    /// Decodes one object as the cache holds it now (nil: gone) into the compiler (`prepared`:
     /// decoded already); returns whether the Secrets it references changed.
     private func update(
-        _ state: inout ReconcileState, _ key: DecodeKey, _ object: JSONValue?, informer: Informer, outcome: DecodeOutcome? = nil
+        _ state: inout ReconcileState, _ key: DecodeKey, _ object: JSONValue?, informer: Informer, prepared: Prepared? = nil
     ) -> Bool {
         let old = state.decoded[key]
         if let object, let old, let rv = object.resourceVersion, !rv.isEmpty, old.resourceVersion == rv { return false }
         var entry: DecodeEntry?
         if let object {
-            var new = DecodeEntry(resourceVersion: object.resourceVersion, resource: nil, secrets: [])
-            if informer.resource == WatchedKinds.backends {
-                let namespace = object.namespace ?? "default"
-                new.secrets = Self.secretReferences(in: object["spec"]).map { ObjectKey(namespace: namespace, name: $0) }
-            }
-            switch outcome ?? ResourceDecoder.decode(object, defaultNamespace: "default") {
+            let prepared = prepared ?? Self.prepare(object, isBackend: informer.resource == WatchedKinds.backends)
+            var new = DecodeEntry(resourceVersion: object.resourceVersion, resource: nil, secrets: prepared.secrets)
+            switch prepared.outcome {
             case .resource(let r):
                 new.resource = r
             case .invalid(let kind, let name, let errors):

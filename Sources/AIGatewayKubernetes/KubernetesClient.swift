@@ -98,7 +98,28 @@ public final class KubernetesClient: Sendable {
             ("labelSelector", labelSelector), ("fieldSelector", fieldSelector),
             ("limit", limit.map(String.init)), ("continue", continueToken),
         ])
-        let value = try await request("GET", resource.path(namespace: namespace) + query)
+        let body = try await requestData("GET", resource.path(namespace: namespace) + query)
+        // A page of thousands of objects is megabytes of JSON: parsed on a thread of its own,
+        // not on the event loop that runs this task (the proxy's), and several at once in parallel.
+        return try await Self.offLoop { try Self.objectList(body) }
+    }
+
+    /// Runs `work` on a global Dispatch queue and returns its result.
+    private static func offLoop<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    /// A list response's items (with the list's kind and apiVersion filled in), resourceVersion
+    /// and continue token.
+    private static func objectList(_ body: Data) throws -> ObjectList {
+        let value: JSONValue
+        do {
+            value = try JSONValue(jsonData: body)
+        } catch {
+            throw KubernetesError.invalidResponse("body is not JSON", httpStatus: 200)
+        }
         guard var items = value["items"]?.arrayValue ?? (value["items"] == .null ? [] : nil) else {
             throw KubernetesError.invalidResponse("list has no items")
         }
@@ -302,6 +323,22 @@ public final class KubernetesClient: Sendable {
     private func request(
         _ method: String, _ pathAndQuery: String, body: JSONValue? = nil, contentType: String = "application/json"
     ) async throws -> JSONValue {
+        let (status, data) = try await requestData(method, pathAndQuery, body: body, contentType: contentType)
+        do {
+            return try JSONValue(jsonData: data)
+        } catch {
+            throw KubernetesError.invalidResponse("body is not JSON", httpStatus: status)
+        }
+    }
+
+    /// A request's 2xx response body, unparsed; other statuses throw.
+    private func requestData(_ method: String, _ pathAndQuery: String) async throws -> Data {
+        try await requestData(method, pathAndQuery, body: nil).body
+    }
+
+    private func requestData(
+        _ method: String, _ pathAndQuery: String, body: JSONValue?, contentType: String = "application/json"
+    ) async throws -> (status: Int, body: Data) {
         let bodyData: Data?
         do {
             bodyData = try body?.jsonData()
@@ -333,11 +370,7 @@ public final class KubernetesClient: Sendable {
             }
             if (200..<300).contains(response.status) {
                 logger.trace("kubernetes request", metadata: ["method": "\(method)", "path": "\(pathAndQuery)", "status": "\(response.status)"])
-                do {
-                    return try JSONValue(jsonData: response.body)
-                } catch {
-                    throw KubernetesError.invalidResponse("body is not JSON", httpStatus: response.status)
-                }
+                return (response.status, response.body)
             }
             if try retryAfterUnauthorized(response, attempt: attempt) { continue }
             throw error(from: response, method: method, resource: pathAndQuery)

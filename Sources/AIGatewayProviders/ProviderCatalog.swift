@@ -114,7 +114,7 @@ public struct UpstreamTarget: Sendable, Hashable {
         self.staticHeaders = staticHeaders
         self.model = model
         self.displayModel = displayModel
-        let h = host.contains(":") ? "[\(host)]" : host
+        let h = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         hostHeader = (tls && port == 443) || (!tls && port == 80) ? h : "\(h):\(port)"
     }
 

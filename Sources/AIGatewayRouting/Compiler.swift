@@ -359,11 +359,11 @@ public enum RouteCompiler {
                 case .priorityGroups: fieldPath = "spec.ai.priorityGroups[\(p)].providers[\(i)]"
                 }
                 let target = ProviderCatalog.target(for: e, endpoints: options.endpoints)
-                let base = CompiledEntry.identity(backend: name, target: target, occurrence: 0)
-                let occurrence = occurrences[base, default: 0]
-                occurrences[base] = occurrence + 1
+                let stem = CompiledEntry.identityStem(backend: name, target: target)
+                let occurrence = occurrences[stem, default: 0]
+                occurrences[stem] = occurrence + 1
                 var entry = CompiledEntry(
-                    id: CompiledEntry.identity(backend: name, target: target, occurrence: occurrence), backend: name, priority: p, index: i, fieldPath: fieldPath, target: target, auth: nil, problem: nil)
+                    id: CompiledEntry.identity(stem: stem, occurrence: occurrence), backend: name, priority: p, index: i, fieldPath: fieldPath, target: target, auth: nil, problem: nil)
                 switch e.provider.authToken {
                 case .inline(let s)?:
                     let key = stripBearer(s.value)
@@ -379,8 +379,7 @@ public enum RouteCompiler {
                 case .secretRef(let secretName)?:
                     let key = NamespacedName(namespace: name.namespace, name: secretName)
                     if let secret = secrets[key] {
-                        if let v = secret.data["Authorization"], !stripBearer(v.value).isEmpty {
-                            let value = stripBearer(v.value)
+                        if let value = secret.data["Authorization"].map({ stripBearer($0.value) }), !value.isEmpty {
                             if HTTPText.isFieldValue(value) {
                                 entry.auth = .key(SecretString(value))
                             } else {

@@ -143,7 +143,13 @@ public struct IncrementalCompiler: Sendable {
         // Backends (and the routes that name one that came or went).
         var keysInClearChanged = false
         statusChanges.backends.formUnion(dirtyBackends)
-        for name in dirtyBackends {
+        // Compiling is pure: many Backends at once (the first table) are compiled on every core.
+        let backendOrder = Array(dirtyBackends)
+        let (secrets, options) = (self.secrets, self.options)
+        var compiledInOrder = backendOrder.compactMap { backends[$0] }.concurrentMap {
+            (compiled: RouteCompiler.compileBackend($0, secrets: secrets, options: options), secrets: Self.secretNames(of: $0))
+        }.makeIterator()
+        for name in backendOrder {
             let existed = compiledBackends[name] != nil
             if let old = compiledBackends[name] {
                 for e in old.entries { entryIDs.remove(e.id) }
@@ -153,8 +159,8 @@ public struct IncrementalCompiler: Sendable {
                 secretUsers[secret]?.remove(name)
                 if secretUsers[secret]?.isEmpty == true { secretUsers[secret] = nil }
             }
-            if let b = backends[name] {
-                let (compiled, conditions, clear) = RouteCompiler.compileBackend(b, secrets: secrets, options: options)
+            if backends[name] != nil, let result = compiledInOrder.next() {
+                let (compiled, conditions, clear) = result.compiled
                 compiledBackends[name] = compiled
                 for e in compiled.entries { entryIDs.insert(e.id) }
                 backendLabels.insert(compiled.label)
@@ -163,7 +169,7 @@ public struct IncrementalCompiler: Sendable {
                     inClear[name] = clear.isEmpty ? nil : clear
                     keysInClearChanged = true
                 }
-                let named = Self.secretNames(of: b)
+                let named = result.secrets
                 if !named.isEmpty { backendSecrets[name] = named }
                 for secret in named { secretUsers[secret, default: []].insert(name) }
                 if !existed { dirtyRoutes.formUnion(backendUsers[name] ?? []) }
@@ -186,7 +192,11 @@ public struct IncrementalCompiler: Sendable {
         let context = RouteCompiler.RouteContext(
             backends: compiledBackends, grants: grantList, gateways: ourGateways, allGateways: gatewayNames, options: options)
         statusChanges.routes.formUnion(dirtyRoutes)
-        for name in dirtyRoutes {
+        let routeOrder = Array(dirtyRoutes)
+        var routesInOrder = routeOrder.compactMap { routes[$0] }.concurrentMap {
+            RouteCompiler.compileRoute($0, tiebreak: 0, context: context)
+        }.makeIterator()
+        for name in routeOrder {
             if let old = compiledRoutes.removeValue(forKey: name) {
                 if !rebuild {
                     for e in old.entries where index.remove(e) { patternsChanged = true }
@@ -203,8 +213,7 @@ public struct IncrementalCompiler: Sendable {
                 }
                 status.routes[name] = nil
             }
-            guard let route = routes[name] else { continue }
-            let compiled = RouteCompiler.compileRoute(route, tiebreak: 0, context: context)
+            guard routes[name] != nil, let compiled = routesInOrder.next() else { continue }
             if !rebuild {
                 for e in compiled.entries where index.insert(e) { patternsChanged = true }
             }

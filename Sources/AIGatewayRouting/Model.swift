@@ -38,9 +38,16 @@ public struct CompiledEntry: Sendable, Hashable, Identifiable {
     /// occurrence of that same combination in the Backend (priority by priority), so that two
     /// identical entries of one Backend stay distinguishable. No key or header is part of it.
     public static func identity(backend: NamespacedName, target: UpstreamTarget, occurrence: Int) -> String {
-        let host = target.host.contains(":") ? "[\(target.host)]" : target.host
-        return "\(backend) \(target.provider) \(target.tls ? "https" : "http")://\(host):\(target.port)\(target.path) \(target.model ?? "(client's)") #\(occurrence)"
+        identity(stem: identityStem(backend: backend, target: target), occurrence: occurrence)
     }
+
+    /// The identity less its occurrence (`#n`): what two identical entries of a Backend share.
+    static func identityStem(backend: NamespacedName, target: UpstreamTarget) -> String {
+        let host = target.host.utf8.contains(UInt8(ascii: ":")) ? "[\(target.host)]" : target.host
+        return "\(backend) \(target.provider) \(target.tls ? "https" : "http")://\(host):\(target.port)\(target.path) \(target.model ?? "(client's)")"
+    }
+
+    static func identity(stem: String, occurrence: Int) -> String { "\(stem) #\(occurrence)" }
 }
 
 /// Per-Backend knobs, set with `ai-gateway.kgateway.dev/*` annotations (the Backend schema is kgateway's).

@@ -601,6 +601,10 @@ private let routeCases: [InvalidCase] = [
         routeWithRules("- backendRef: [{name: b}]"),
         ["spec.rules[0].backendRef: unknown field"]),
     .init(
+        "a typo beside a member the schema ignores and a null one (both count as known)",
+        routeWithRules("- sessionPersistence: {sessionName: s}\n  timeouts: null\n  backendRef: [{name: b}]"),
+        ["spec.rules[0].backendRef: unknown field"]),
+    .init(
         "a retry code that is not an error",
         routeWithRules("- retry: {codes: [503, 200]}"),
         ["spec.rules[0].retry.codes[1]: must be an HTTP status code between 400 and 599"]),

@@ -238,6 +238,73 @@ struct IncrementalCompilerTests {
         #expect(compiler.objectCount == held.count)
     }
 
+    /// Large changes (a first sync) compile their Backends and routes on every core (from 512
+    /// objects): the table is still the full compile's, first for 600 of each, then with 520 of
+    /// each changed.
+    @Test func largeBatchesCompiledInParallelGiveTheFullCompile() async throws {
+        // Seconds of CPU in a debug build: on a thread of its own, not the test pool's (suites
+        // that wait for an event would otherwise time out on a 2-core machine).
+        let tables = try await withCheckedThrowingContinuation { (done: CheckedContinuation<[(RoutingTable, RoutingTable, String)], any Error>) in
+            DispatchQueue.global().async { done.resume(with: Result { try Self.largeBatches() }) }
+        }
+        #expect(tables.count == 2)
+        for (incremental, full, step) in tables { expectSame(incremental, full, step) }
+    }
+
+    /// The incremental and the full compile's tables after each batch.
+    private static func largeBatches() throws -> [(RoutingTable, RoutingTable, String)] {
+        var tables: [(RoutingTable, RoutingTable, String)] = []
+        let options = CompileOptions(implicitGateway: true)
+        var compiler = IncrementalCompiler(options: options)
+        var held: [Key: Resource] = [:]
+        func put(_ yaml: String) throws {
+            let r = try decode(yaml)
+            held[Key(r)] = r
+            compiler.insert(r)
+        }
+        func backend(_ i: Int, model: String) -> String {
+            let auth = i % 3 == 0 ? "{kind: SecretRef, secretRef: {name: s\(i % 4)}}" : "{kind: Inline, inline: sk-\(i)}"
+            return """
+                apiVersion: gateway.kgateway.dev/v1alpha1
+                kind: Backend
+                metadata: {name: b\(i), namespace: n\(i % 3)}
+                spec: {type: AI, ai: {multipool: {priorities: [{pool: [{openai: {model: \(model), authToken: \(auth)}}]}, {pool: [{openai: {model: m2, authToken: \(auth)}}]}]}}}
+                """
+        }
+        func route(_ i: Int, prefix: String) -> String {
+            """
+            apiVersion: gateway.networking.k8s.io/v1
+            kind: HTTPRoute
+            metadata: {name: r\(i), namespace: n\(i % 3)}
+            spec:
+              rules:
+              - matches: [{path: {type: PathPrefix, value: /\(prefix)/\(i)}}]
+                backendRefs: [{name: b\((i * 7) % 650), group: gateway.kgateway.dev, kind: Backend}]
+            """
+        }
+        for s in 0..<4 {
+            try put("apiVersion: v1\nkind: Secret\nmetadata: {name: s\(s), namespace: n\(s % 3)}\nstringData: {Authorization: \"Bearer k\(s)\"}")
+        }
+        for i in 0..<600 {
+            try put(backend(i, model: "m1"))
+            try put(route(i, prefix: "p"))
+        }
+        tables.append((compiler.table(), fromScratch(held, options: options), "first table"))
+        for i in 0..<520 {
+            try put(backend(i, model: "m3"))
+            try put(route(i, prefix: "q"))
+        }
+        tables.append((compiler.table(), fromScratch(held, options: options), "520 of each changed"))
+        return tables
+    }
+
+    @Test func concurrentMapKeepsTheOrder() {
+        for count in [0, 1, 255, 512, 1_000, 4_099] {
+            let items = Array(0..<count)
+            #expect(items.concurrentMap(minimumPerSlice: 64) { $0 * 3 + 1 } == items.map { $0 * 3 + 1 })
+        }
+    }
+
     /// A table with nothing changed is the same table (nothing recompiled, nothing to swap).
     @Test func unchangedGivesTheSameTable() throws {
         var compiler = IncrementalCompiler()

@@ -26,6 +26,7 @@ class Faults:
         self.epoch = 0                   # bumped to drop watches / connections
         self.by_verb: dict[str, int] = {}
         self.by_resource: dict[str, dict[str, int]] = {}
+        self.list_seconds = 0.0          # time spent answering lists (from the request to the last byte sent)
         self.injected = 0
         self.open_watches = 0
         self.connections: set = set()
@@ -67,12 +68,13 @@ class AdminMixin:
             with faults.lock:
                 stats = {"requests": dict(faults.by_verb), "byResource": copy.deepcopy(faults.by_resource),
                          "openWatches": faults.open_watches, "connections": len(faults.connections),
-                         "injectedFailures": faults.injected,
+                         "injectedFailures": faults.injected, "listSeconds": round(faults.list_seconds, 6),
                          "pendingFailures": [vars(r) for r in faults.rules]}
             with store.cond:
                 stats.update({"resourceVersion": str(store.rv), "compactedResourceVersion": str(store.compacted_rv),
                               "historySize": len(store.history),
                               "objects": sum(len(o) for o in store.objects.values())})
+            stats["serializedCache"] = store.serialized.stats()
             return self._send(200, stats)
         if self.command != "POST":
             return self._send(405, ApiError(405, "use POST").status())

@@ -188,7 +188,12 @@ class Handler(WatchMixin, DiscoveryMixin, RenderMixin, AdminMixin, http.server.B
         if verb == "watch":
             return self._watch(rt, ns, name)
         if verb == "list":
-            return self._list(rt, ns)
+            started = time.monotonic()
+            try:
+                return self._list(rt, ns)
+            finally:
+                with self.server.faults.lock:
+                    self.server.faults.list_seconds += time.monotonic() - started
         if verb == "get":
             with self.store.cond:
                 obj = self.store.get(rt, ns, name)
@@ -298,6 +303,8 @@ class Handler(WatchMixin, DiscoveryMixin, RenderMixin, AdminMixin, http.server.B
             try:
                 token = json.loads(base64.urlsafe_b64decode(self.query["continue"] + "=="))
                 at_rv, start_after = int(token["rv"]), tuple(token["start"])
+                if len(start_after) != 2 or not all(isinstance(part, str) for part in start_after):
+                    raise ValueError("start is not a key")
             except (ValueError, KeyError, TypeError):
                 raise ApiError(400, "continue key is not valid: invalid token")
             if at_rv < self.store.compacted_rv:
@@ -306,18 +313,16 @@ class Handler(WatchMixin, DiscoveryMixin, RenderMixin, AdminMixin, http.server.B
         else:
             at_rv = self._requested_rv(self.query.get("resourceVersionMatch"), limit)
         try:
-            items, rv = self.store.list(rt, ns, labels, fields, at_rv)
+            items, rv = self.store.list(rt, ns, labels, fields, at_rv, start_after)
         except ApiError as e:  # history compacted while paging
             raise ApiError(410, e.message, "Expired")
-        if start_after is not None:
-            items = [o for o in items if object_key(o) > start_after]
         cont, remaining = None, None
         if limit > 0 and len(items) > limit:
             remaining = len(items) - limit
             items = items[:limit]
             cont = base64.urlsafe_b64encode(json.dumps(
                 {"rv": rv, "start": list(object_key(items[-1]))}).encode()).decode().rstrip("=")
-        self._send(200, self._list_body(rt, items, rv, cont, remaining))
+        self._send(200, self._list_json(rt, items, rv, cont, remaining))
 
 
 class FakeAPIServer(http.server.ThreadingHTTPServer):

@@ -20,6 +20,7 @@ from .common import ApiError, FieldError, conflict, invalid, not_found, now_rfc3
 from .patches import json_patch, merge_patch, strategic_merge_patch
 from .resources import AGE_COLUMN, BUILTINS, ResourceType
 from .selectors import FieldSelector, LabelSelector
+from .serialized import SerializedCache
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Store(AdmissionMixin):
         self.state_dir = state_dir
         self.auto_namespaces = auto_namespaces
         self.lb_ip = lb_ip
+        # The JSON text of stored objects, for lists and watches (invalidated on every write).
+        self.serialized = SerializedCache()
         self._next_ip = 1
         self._next_node_port = 30000
         for rt in BUILTINS:
@@ -164,6 +167,7 @@ class Store(AdmissionMixin):
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         self.objects.setdefault(rt.gr, {})[object_key(obj)] = obj
+        self.serialized.put(rt.gr, object_key(obj), obj, "object:" + obj.get("apiVersion", ""))
         self._record(rt.gr, "MODIFIED" if prev else "ADDED", obj, prev)
         self._persist()
         return obj
@@ -180,9 +184,14 @@ class Store(AdmissionMixin):
         gone = copy.deepcopy(obj)
         gone["metadata"]["resourceVersion"] = str(self.rv)
         self.objects.get(rt.gr, {}).pop(object_key(obj), None)
+        self.serialized.invalidate(rt.gr, object_key(obj))
         self._record(rt.gr, "DELETED", gone, obj)
         self._persist()
         return gone
+
+    def serialize(self, gr: tuple, objs: list, view: str, render) -> list:
+        """The JSON text of `render(obj)` for each stored object, encoded once per version and view."""
+        return self.serialized.get_many(gr, objs, view, render, self.objects.get(gr, {}))
 
     def get(self, rt: ResourceType, ns: str | None, name: str) -> dict:
         obj = self.objects.get(rt.gr, {}).get((ns or "", name))
@@ -365,11 +374,18 @@ class Store(AdmissionMixin):
             return self._commit_delete(rt, old)
 
     def list(self, rt: ResourceType, ns: str | None, labels: LabelSelector, fields: FieldSelector,
-             at_rv: int | None) -> tuple[list, int]:
+             at_rv: int | None, start_after: tuple | None = None) -> tuple[list, int]:
+        """The objects of one resource at `at_rv` (None: now) in key order, those after the key
+        `start_after` only (a continued list), filtered by namespace and selectors."""
         with self.cond:
             objs = self.snapshot(rt.gr, at_rv)
             rv = self.rv if at_rv is None else at_rv
-        items = [o for k, o in sorted(objs.items())
+        pairs = sorted(objs.items())
+        if start_after is not None:
+            pairs = pairs[bisect.bisect_right(pairs, tuple(start_after), key=lambda p: p[0]):]
+        if ns is None and not labels.reqs and not fields.reqs:
+            return [o for _, o in pairs], rv
+        items = [o for k, o in pairs
                  if (ns is None or k[0] == ns) and labels.matches(o["metadata"].get("labels"))
                  and fields.matches(o)]
         return items, rv

@@ -72,6 +72,13 @@ class WatchMixin:
         def write(type_, obj):
             if table and type_ in ("ADDED", "MODIFIED", "DELETED"):
                 obj = self._table(rt, [obj], table, {"resourceVersion": obj["metadata"]["resourceVersion"]})
+            elif type_ in ("ADDED", "MODIFIED"):
+                # The same text as json.dumps of the event, the object's part from the cache.
+                text = store.serialize(rt.gr, [obj], "object:" + rt.api_version, lambda o: self._out(rt, o))[0]
+                data = b'{"type": "%s", "object": %s}\n' % (type_.encode(), text)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                return
             elif type_ != "ERROR":
                 obj = self._out(rt, obj)
             data = (json.dumps({"type": type_, "object": obj}) + "\n").encode()
