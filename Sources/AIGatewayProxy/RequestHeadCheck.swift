@@ -13,36 +13,17 @@ enum RequestHeadCheck {
     /// Why `head` must not be written, or nil. Names at most a header's name (checked first),
     /// never a value: one of them holds the key.
     static func problem(_ head: HTTPRequestHead) -> String? {
-        if case .RAW(let method) = head.method, method.isEmpty || !all(method, token) {
+        if case .RAW(let method) = head.method, method.isEmpty || !all(method, ByteClass.token) {
             return "the method is not an HTTP token"
         }
-        if head.uri.isEmpty || !all(head.uri, target) {
+        if head.uri.isEmpty || !all(head.uri, ByteClass.target) {
             return "the request target is empty or holds a space, a control character or a non-ASCII byte"
         }
         for (name, value) in head.headers {
-            guard !name.isEmpty, all(name, token) else { return "a header name is not an HTTP token" }
-            guard all(value, fieldValue) else { return "the value of header \(name) holds a control character" }
+            guard !name.isEmpty, all(name, ByteClass.token) else { return "a header name is not an HTTP token" }
+            guard all(value, ByteClass.fieldValue) else { return "the value of header \(name) holds a control character" }
         }
         return nil
-    }
-
-    /// Byte classes, as bit flags in `table`.
-    private static let token: UInt8 = 1  // RFC 9110 tchar
-    private static let fieldValue: UInt8 = 2  // HTAB, visible ASCII, space, obs-text (not CTL or DEL)
-    private static let target: UInt8 = 4  // visible ASCII
-
-    private static let table: [UInt8] = (0..<256).map { i in
-        let c = UInt8(i)
-        var flags: UInt8 = 0
-        switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            flags |= token
-        default:
-            if "!#$%&'*+-.^_`|~".utf8.contains(c) { flags |= token }
-        }
-        if c == 0x09 || (c >= 0x20 && c != 0x7F) { flags |= fieldValue }
-        if c > 0x20 && c < 0x7F { flags |= target }
-        return flags
     }
 
     /// Whether every byte of `s` has `flag`.
@@ -50,7 +31,7 @@ enum RequestHeadCheck {
     private static func all(_ s: String, _ flag: UInt8) -> Bool {
         var s = s
         return s.withUTF8 { bytes in
-            table.withUnsafeBufferPointer { t in
+            ByteClass.table.withUnsafeBufferPointer { t in
                 for c in bytes where t[Int(c)] & flag == 0 { return false }
                 return true
             }

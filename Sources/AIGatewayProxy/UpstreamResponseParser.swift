@@ -303,18 +303,18 @@ struct UpstreamResponseParser {
             let name = UnsafeRawBufferPointer(rebasing: p[f.nameRange])
             let value = UnsafeRawBufferPointer(rebasing: p[f.valueRange])
             switch name.count {
-            case 10 where equalIgnoringCase(name, "connection"):
+            case 10 where HeadSyntax.equalsLowercase(name, "connection"):
                 forEachToken(value) { token in
-                    if equalIgnoringCase(token, "close") { connectionClose = true }
-                    if equalIgnoringCase(token, "keep-alive") { connectionKeepAlive = true }
+                    if HeadSyntax.equalsLowercase(token, "close") { connectionClose = true }
+                    if HeadSyntax.equalsLowercase(token, "keep-alive") { connectionKeepAlive = true }
                 }
-            case 14 where equalIgnoringCase(name, "content-length"):
+            case 14 where HeadSyntax.equalsLowercase(name, "content-length"):
                 guard let n = decimal(value) else { throw Error(code: .invalidContentLength) }
                 if let previous = contentLength, previous != n { throw Error(code: .conflictingContentLength) }
                 contentLength = n
-            case 17 where equalIgnoringCase(name, "transfer-encoding"):
+            case 17 where HeadSyntax.equalsLowercase(name, "transfer-encoding"):
                 transferEncoding = true
-                forEachToken(value) { token in chunkedLast = equalIgnoringCase(token, "chunked") }
+                forEachToken(value) { token in chunkedLast = HeadSyntax.equalsLowercase(token, "chunked") }
                 // An empty list names no coding: not chunked.
                 if value.isEmpty { chunkedLast = false }
             default:
@@ -414,18 +414,6 @@ struct UpstreamResponseParser {
             if b > a { body(UnsafeRawBufferPointer(rebasing: value[a..<b])) }
             start = end + 1
         }
-    }
-
-    /// `lowered` is lowercase ASCII.
-    static func equalIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowered: StaticString) -> Bool {
-        guard bytes.count == lowered.utf8CodeUnitCount else { return false }
-        let l = lowered.utf8Start
-        for i in 0..<bytes.count {
-            var c = bytes[i]
-            if c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") { c |= 0x20 }
-            if c != l[i] { return false }
-        }
-        return true
     }
 
     static func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
