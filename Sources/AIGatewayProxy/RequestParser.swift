@@ -76,11 +76,11 @@ struct RequestParser {
         if input.readableBytes == 0 {
             input = bytes
         } else if bytes.readableBytes > 0 {
-            // A head (or chunk line) split across reads: one contiguous buffer.
-            var merged = ByteBufferAllocator().buffer(capacity: input.readableBytes + bytes.readableBytes)
-            merged.writeImmutableBuffer(input)
-            merged.writeImmutableBuffer(bytes)
-            input = merged
+            // A head (or chunk line) split across reads: one contiguous buffer, grown in place
+            // (copied once when shared), so a head sent a byte at a time costs linear time, not
+            // a copy of all received so far per read.
+            var bytes = bytes
+            input.writeBuffer(&bytes)
         }
     }
 
