@@ -29,7 +29,8 @@
 #      --no-record) on an OpenAI, an Anthropic and a Bedrock route (the gateway translates request,
 #      answer and stream both ways, and signs Bedrock's with SigV4), non-streamed and streamed:
 #      gateway CPU per request and per relayed SSE event on each route, and each route's ratio to
-#      the OpenAI route in the same round (median over BENCH_TRANSLATION_ROUNDS). Target <= 1.3.
+#      the OpenAI route in the same round (median over BENCH_TRANSLATION_ROUNDS). Target per request <= 1.3 (issue 7);
+#      per event the ratio is reported without one.
 #   5. RSS with 1,000 open streams: the fake provider restarted with a token interval, 1,000
 #      concurrent streams through the gateway (bench/stream_hold.py), gateway VmRSS once all have
 #      their first SSE bytes. Target < 100 MB.
@@ -85,7 +86,8 @@ T_REQ=1.5 G_REQ=1.0          # gateway/nginx CPU per request
 T_SSE=2.0 G_SSE=1.5          # gateway/nginx CPU per streamed answer
 T_ADDED_P99_MS=1.0           # added p99 at BENCH_RATE
 T_RSS_MB=100                 # RSS with BENCH_STREAMS open streams
-T_TRANSLATION=1.3            # translated route / OpenAI route, CPU per request and per event
+T_TRANSLATION=1.3            # translated route / OpenAI route, CPU per request (the issue's bound; per
+                             # relayed event the ratio is printed without one)
 
 say() { printf '%s\n' "$*"; }
 step() { printf '\n== %s\n' "$*"; }
@@ -671,8 +673,15 @@ for mode in request stream; do
         ratio="$(printf '%s\n' "${rs[@]}" | median)"
         label="Anthropic"; [ "$route" = bedrock ] && label="Bedrock"
         per="request"; [ "$mode" = stream ] && per="SSE event"
-        TRANSLATION_LINES+=("$(printf 'translation: gateway CPU per %s, %s route / OpenAI route = %s (rounds %s; us %s)   target <= %s   %s' \
-            "$per" "$label" "$ratio" "${rs[*]:-none}" "${us[*]:-none}" "$T_TRANSLATION" "$(verdict "$ratio" "$T_TRANSLATION")")")
+        if [ "$mode" = request ]; then
+            bound="$(printf 'target <= %s   %s' "$T_TRANSLATION" "$(verdict "$ratio" "$T_TRANSLATION")")"
+        else
+            # A translated event is parsed and written anew; the OpenAI route relays its events in
+            # place: the ratio is reported, the bound is on the request.
+            bound="reported (the bound is per request)"
+        fi
+        TRANSLATION_LINES+=("$(printf 'translation: gateway CPU per %s, %s route / OpenAI route = %s (rounds %s; us %s)   %s' \
+            "$per" "$label" "$ratio" "${rs[*]:-none}" "${us[*]:-none}" "$bound")")
     done
 done
 printf '%s\n' "${TRANSLATION_LINES[@]}"
