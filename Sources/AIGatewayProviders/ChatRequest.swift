@@ -32,10 +32,15 @@ public struct ChatRequest: Sendable {
     public func conversation() -> Result<ChatConversation, ChatConversation.Invalid> {
         if let done = parsed.value.withLock({ $0 }) { return done }
         let result: Result<ChatConversation, ChatConversation.Invalid>
-        do {
-            result = .success(try ChatConversation(parsing: value))
-        } catch {
-            result = .failure(error)
+        if let read = ChatConversation(reading: bytes) {
+            result = .success(read)
+        } else {
+            // Refused (or a rare form the reader leaves alone): the parsed value words the error.
+            do {
+                result = .success(try ChatConversation(parsing: value))
+            } catch {
+                result = .failure(error)
+            }
         }
         parsed.value.withLock { $0 = result }
         return result
