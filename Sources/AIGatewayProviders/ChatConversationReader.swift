@@ -125,8 +125,7 @@ private enum ConversationReader {
         var name: String?
         while let k = try c.nextKey() {
             if c.key(k, is: "role") {
-                guard let r = try c.stringIfAny(), let known = ChatMessage.Role(rawValue: r) else { throw decline(c) }
-                role = known
+                role = try self.role(&c)
             } else if c.key(k, is: "content") {
                 content = try self.content(&c)
             } else if c.key(k, is: "tool_calls") {
@@ -148,6 +147,24 @@ private enum ConversationReader {
             toolCallID = nil
         }
         return ChatMessage(role: role, content: content, toolCalls: calls, toolCallID: toolCallID, name: name)
+    }
+
+    static let roles: [(name: StaticString, role: ChatMessage.Role)] = [
+        ("user", .user), ("assistant", .assistant), ("system", .system), ("tool", .tool), ("developer", .developer),
+    ]
+
+    /// A message's role, its bytes compared with the names (no string built for the common case).
+    static func role(_ c: inout JSONCursor) throws(Failure) -> ChatMessage.Role {
+        guard c.peek() == UInt8(ascii: "\"") else { throw decline(c) }
+        let span = try c.skipValue()
+        let contents = (span.lowerBound + 1)..<(span.upperBound - 1)
+        let escaped = c.bytes[contents].contains(UInt8(ascii: "\\"))
+        for known in roles where JSONLexer.string(c.bytes, contents: contents, escaped: escaped, is: known.name) {
+            return known.role
+        }
+        // As `Role(rawValue:)` compares (no other text equals a name; this keeps it exact).
+        guard let known = ChatMessage.Role(rawValue: JSONLexer.string(c.bytes, contents: contents, escaped: escaped)) else { throw decline(c) }
+        return known
     }
 
     static func content(_ c: inout JSONCursor) throws(Failure) -> [ContentPart] {
