@@ -47,6 +47,7 @@ private enum ConversationReader {
             if c.key(k, is: "messages") {
                 messages = try elements(&c, message)
             } else if c.key(k, is: "model") || c.key(k, is: "stream") || c.key(k, is: "stream_options") {
+                // Read by `ChatRequest`; skipped here before the longer search below.
                 try c.skipValue()
             } else if c.key(k, is: "tools") {
                 tools = try c.null() ? [] : try elements(&c, tool)

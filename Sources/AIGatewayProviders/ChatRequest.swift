@@ -27,8 +27,9 @@ public struct ChatRequest: Sendable {
         public var description: String
     }
 
-    /// The conversation as values, parsed on the first call and shared by every attempt of the
-    /// request (only translating adapters ask; the OpenAI path never does).
+    /// The conversation as values, built on the first call and shared by every attempt of the
+    /// request (only translating adapters ask; the OpenAI path never does). Read straight from the
+    /// bytes; the body is parsed into a value only when the reader leaves it (to word an error).
     public func conversation() -> Result<ChatConversation, ChatConversation.Invalid> {
         parsed.value.withLock { done in
             if let done { return done }
