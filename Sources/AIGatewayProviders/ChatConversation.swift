@@ -1,8 +1,9 @@
 import AIGatewayAPI
 
 /// The client's OpenAI Chat Completions request as values: what translating adapters build
-/// their provider's request from. Parsed once per request, only when a translating adapter asks
-/// (`ChatRequest.conversation()`); the OpenAI path never builds it.
+/// their provider's request from. Built once per request, only when a translating adapter asks
+/// (`ChatRequest.conversation()`); the OpenAI path never builds it. `init(reading:)` builds it
+/// straight from the bytes; `init(parsing:)`, from the parsed value, words the errors.
 public struct ChatConversation: Sendable, Hashable {
     public var messages: [ChatMessage]
     public var tools: [ChatTool]
@@ -20,8 +21,9 @@ public struct ChatConversation: Sendable, Hashable {
     public var responseFormat: ResponseFormat?
     public var user: String?
     public var reasoningEffort: String?
-    /// Every top-level member as sent, for what the typed fields do not cover.
-    public var members: [String: JSONValue]
+    /// The tuning-only parameters the client set, in `tuningNames` order (dropped for targets
+    /// that cannot take them).
+    public var tuningParameters: [String]
 
     public struct Invalid: Error, Sendable, Hashable, CustomStringConvertible {
         public var description: String
@@ -127,7 +129,7 @@ extension ChatConversation {
     /// Reads the request; an error names the field the client has to fix.
     public init(parsing value: JSONValue) throws(Invalid) {
         guard case .object(let o) = value else { throw Invalid("request body must be a JSON object") }
-        members = o
+        tuningParameters = Self.tuningNames.map { "\($0)" }.filter { o[$0] != nil && o[$0] != .null }
         guard case .array(let rawMessages)? = o["messages"] else { throw Invalid("'messages' must be an array") }
         var messages: [ChatMessage] = []
         messages.reserveCapacity(rawMessages.count)
@@ -285,11 +287,11 @@ extension ChatConversation {
         tools.map(\.name) + messages.flatMap { $0.toolCalls.map(\.name) }
     }
 
-    /// Which tuning-only parameters the client set (dropped for targets that cannot take them).
-    public var tuningParameters: [String] {
-        ["seed", "presence_penalty", "frequency_penalty", "logit_bias", "top_k", "service_tier", "store", "metadata", "prediction", "modalities", "audio", "web_search_options", "verbosity"]
-            .filter { members[$0] != nil && members[$0] != .null }
-    }
+    /// The parameters that only tune the answer: a target that cannot take them drops them.
+    static let tuningNames: [StaticString] = [
+        "seed", "presence_penalty", "frequency_penalty", "logit_bias", "top_k", "service_tier", "store", "metadata", "prediction", "modalities", "audio",
+        "web_search_options", "verbosity",
+    ]
 }
 
 extension JSONValue {

@@ -27,18 +27,26 @@ public struct ChatRequest: Sendable {
         public var description: String
     }
 
-    /// The conversation as values, parsed on the first call and shared by every attempt of the
-    /// request (only translating adapters ask; the OpenAI path never does).
+    /// The conversation as values, built on the first call and shared by every attempt of the
+    /// request (only translating adapters ask; the OpenAI path never does). Read straight from the
+    /// bytes; the body is parsed into a value only when the reader leaves it (to word an error).
     public func conversation() -> Result<ChatConversation, ChatConversation.Invalid> {
-        if let done = parsed.value.withLock({ $0 }) { return done }
-        let result: Result<ChatConversation, ChatConversation.Invalid>
-        do {
-            result = .success(try ChatConversation(parsing: value))
-        } catch {
-            result = .failure(error)
+        parsed.value.withLock { done in
+            if let done { return done }
+            let result: Result<ChatConversation, ChatConversation.Invalid>
+            if let read = ChatConversation(reading: bytes) {
+                result = .success(read)
+            } else {
+                // Refused (or a rare form the reader leaves alone): the parsed value words the error.
+                do throws(ChatConversation.Invalid) {
+                    result = .success(try ChatConversation(parsing: value))
+                } catch {
+                    result = .failure(error)
+                }
+            }
+            done = result
+            return result
         }
-        parsed.value.withLock { $0 = result }
-        return result
     }
 
     private let parsed = ParsedConversation()
