@@ -27,8 +27,9 @@ public struct BedrockAdapter: ProviderAdapter {
         case .failure(let e): return .failure(AttemptRefusal(reason: e.description))
         }
         let body: [UInt8]
-        switch BedrockConverse.requestBody(conversation, guardrail: guardrail, prefill: input.prefill) {
-        case .success(let b): body = b
+        let names: BedrockToolNames
+        switch BedrockConverse.request(conversation, guardrail: guardrail, prefill: input.prefill) {
+        case .success(let r): (body, names) = r
         case .failure(let r): return .failure(r)
         }
         var path = input.target.path
@@ -40,7 +41,7 @@ public struct BedrockAdapter: ProviderAdapter {
         headers.append(.init(name: "accept", value: input.chat.stream ? streamContentType : "application/json"))
         for s in input.target.staticHeaders { headers.append(s) }
         var request = UpstreamRequest(path: path, headers: headers, body: .bytes(body))
-        request.hints = BedrockToolNames(conversation).hints
+        request.hints = names.hints
         return .success(request)
     }
 

@@ -49,8 +49,22 @@ public enum JSONBytes {
             out.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
-        // A decimal integer is a small string: no allocation.
-        out.append(contentsOf: String(value).utf8)
+        // The digits written backwards into a stack buffer and appended at once (`String(value)`'s
+        // text, without making and copying out a string): 19 digits and a sign at most.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var rest = value.magnitude
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest != 0
+            if value < 0 {
+                start -= 1
+                buffer[start] = UInt8(ascii: "-")
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: UnsafeBufferPointer(buffer)[start...]))
+        }
     }
 
     /// Appends a value as `JSONValue.write` does (keys sorted when asked).
