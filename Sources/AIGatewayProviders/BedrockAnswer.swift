@@ -188,12 +188,12 @@ extension BedrockConverse {
             // The message's members in sorted order, as before (content, reasoning_content, role, tool_calls).
             JSONBytes.append(",\"choices\":[{\"index\":0,\"message\":{\"content\":", to: &out)
             // A span's contents are empty exactly when its string is (an escape is never empty).
-            if !calls.isEmpty && text.allSatisfy(\.range.isEmpty) {
+            if !calls.isEmpty && text.allSatisfy({ $0.range.isEmpty }) {
                 JSONBytes.append("null", to: &out)
             } else {
                 Self.appendString(text, raw, to: &out)
             }
-            if !reasoning.allSatisfy(\.range.isEmpty) {
+            if !reasoning.allSatisfy({ $0.range.isEmpty }) {
                 JSONBytes.append(",\"reasoning_content\":", to: &out)
                 Self.appendString(reasoning, raw, to: &out)
             }
@@ -213,7 +213,7 @@ extension BedrockConverse {
                 out.append(UInt8(ascii: "]"))
             }
             JSONBytes.append("},\"logprobs\":null,\"finish_reason\":", to: &out)
-            JSONBytes.appendString(BedrockConverse.finishReason(stopReason.map(s.string)), to: &out)
+            Self.appendFinishReason(stopReason, s, to: &out)
             JSONBytes.append("}]", to: &out)
             let u = usage.tokenUsage
             if let u {
@@ -222,6 +222,17 @@ extension BedrockConverse {
             }
             out.append(UInt8(ascii: "}"))
             return .translated(body: out, usage: u)
+        }
+
+        /// `finishReason(stopReason)` as a JSON string: the usual reasons compared in place, the
+        /// others decoded and mapped.
+        static func appendFinishReason(_ stop: Text?, _ s: JSONScanner, to out: inout [UInt8]) {
+            if let stop, !stop.escaped {
+                if s.text(stop, is: "end_turn") { return JSONBytes.append("\"stop\"", to: &out) }
+                if s.text(stop, is: "tool_use") { return JSONBytes.append("\"tool_calls\"", to: &out) }
+                if s.text(stop, is: "max_tokens") { return JSONBytes.append("\"length\"", to: &out) }
+            }
+            JSONBytes.appendString(BedrockConverse.finishReason(stop.map(s.string)), to: &out)
         }
 
         /// Appends the concatenation of `parts` as one JSON string literal.
