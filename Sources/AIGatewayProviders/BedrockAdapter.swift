@@ -37,7 +37,10 @@ public struct BedrockAdapter: ProviderAdapter {
             // The catalog's path (or an override) names the non-streamed operation.
             if path.hasSuffix("/converse") { path += "-stream" } else if !path.hasSuffix("/converse-stream") { path = Self.path(model: input.model ?? "", stream: true) }
         }
-        var headers: [UpstreamTarget.HeaderField] = [.init(name: "content-type", value: "application/json")]
+        var headers: [UpstreamTarget.HeaderField] = []
+        // Room for the signature headers `authorize` adds (x-amz-date, a session token, authorization).
+        headers.reserveCapacity(2 + input.target.staticHeaders.count + 3)
+        headers.append(.init(name: "content-type", value: "application/json"))
         headers.append(.init(name: "accept", value: input.chat.stream ? streamContentType : "application/json"))
         for s in input.target.staticHeaders { headers.append(s) }
         var request = UpstreamRequest(path: path, headers: headers, body: .bytes(body))

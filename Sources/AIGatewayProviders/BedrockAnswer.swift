@@ -37,9 +37,9 @@ extension BedrockConverse {
         /// `output.message.content` is an array.
         var hasContent = false
         /// The text blocks' strings, in order (the message's text is their concatenation).
-        var text: [Text] = []
+        var text = Spans()
         /// The reasoning blocks' `reasoningText.text` strings, in order.
-        var reasoning: [Text] = []
+        var reasoning = Spans()
         var calls: [Call] = []
         var stopReason: Text?
         var usage = UsageCounts()
@@ -66,8 +66,8 @@ extension BedrockConverse {
 
         private mutating func resetContent() {
             hasContent = false
-            text = []
-            reasoning = []
+            text = Spans()
+            reasoning = Spans()
             calls = []
         }
 
@@ -187,15 +187,14 @@ extension BedrockConverse {
             JSONBytes.appendString(model, to: &out)
             // The message's members in sorted order, as before (content, reasoning_content, role, tool_calls).
             JSONBytes.append(",\"choices\":[{\"index\":0,\"message\":{\"content\":", to: &out)
-            // A span's contents are empty exactly when its string is (an escape is never empty).
-            if !calls.isEmpty && text.allSatisfy({ $0.range.isEmpty }) {
+            if !calls.isEmpty && text.isEmpty {
                 JSONBytes.append("null", to: &out)
             } else {
-                Self.appendString(text, raw, to: &out)
+                text.write(raw, to: &out)
             }
-            if !reasoning.allSatisfy({ $0.range.isEmpty }) {
+            if !reasoning.isEmpty {
                 JSONBytes.append(",\"reasoning_content\":", to: &out)
-                Self.appendString(reasoning, raw, to: &out)
+                reasoning.write(raw, to: &out)
             }
             JSONBytes.append(",\"role\":\"assistant\"", to: &out)
             if !calls.isEmpty {
@@ -207,7 +206,7 @@ extension BedrockConverse {
                     JSONBytes.append(",\"name\":", to: &out)
                     JSONBytes.appendString(names.clientName(call.name.map(s.string) ?? ""), to: &out)
                     JSONBytes.append("},\"id\":", to: &out)
-                    Self.appendString(call.id.map { [$0] } ?? [], raw, to: &out)
+                    Spans(call.id).write(raw, to: &out)
                     JSONBytes.append(",\"type\":\"function\"}", to: &out)
                 }
                 out.append(UInt8(ascii: "]"))
@@ -235,19 +234,43 @@ extension BedrockConverse {
             JSONBytes.appendString(BedrockConverse.finishReason(stop.map(s.string)), to: &out)
         }
 
-        /// Appends the concatenation of `parts` as one JSON string literal.
-        static func appendString(_ parts: [Text], _ raw: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    }
+
+    /// Strings written as one JSON string (the message's text, its reasoning): the concatenation
+    /// of spans of the body. The first is kept inline, as an answer mostly has one text block (no
+    /// array to allocate and free per answer).
+    struct Spans {
+        private var first: JSONScanner.Text?
+        private var more: [JSONScanner.Text] = []
+
+        init(_ first: JSONScanner.Text? = nil) {
+            self.first = first
+        }
+
+        mutating func append(_ span: JSONScanner.Text) {
+            if first == nil { first = span } else { more.append(span) }
+        }
+
+        /// The concatenation is empty: a span's contents are empty exactly when its string is
+        /// (an escape never is).
+        var isEmpty: Bool { (first?.range.isEmpty ?? true) && more.allSatisfy { $0.range.isEmpty } }
+
+        /// Appends the concatenation as one JSON string literal, escaped as `JSONBytes.appendString` escapes.
+        func write(_ raw: UnsafeRawBufferPointer, to out: inout [UInt8]) {
             out.append(UInt8(ascii: "\""))
-            for part in parts {
-                if part.escaped {
-                    var decoded = JSONLexer.string(raw, contents: part.range, escaped: true)
-                    decoded.withUTF8 { JSONBytes.appendEscaped($0, to: &out) }
-                } else {
-                    // Checked UTF-8 without a quote, backslash or control byte: escaping leaves it as is.
-                    out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[part.range]))
-                }
+            if let first { Self.append(first, raw, to: &out) }
+            for span in more { Self.append(span, raw, to: &out) }
+            out.append(UInt8(ascii: "\""))
+        }
+
+        private static func append(_ span: JSONScanner.Text, _ raw: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+            if span.escaped {
+                var decoded = JSONLexer.string(raw, contents: span.range, escaped: true)
+                decoded.withUTF8 { JSONBytes.appendEscaped($0, to: &out) }
+            } else {
+                // Checked UTF-8 without a quote, backslash or control byte: escaping leaves it as is.
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[span.range]))
             }
-            out.append(UInt8(ascii: "\""))
         }
     }
 }

@@ -59,6 +59,7 @@ public struct BedrockToolNames: Sendable, Hashable {
 
     /// The way back, from the hints the request left.
     public init(hints: [String: String]) {
+        guard !hints.isEmpty else { return }
         for (key, client) in hints where key.hasPrefix(Self.hintPrefix) {
             let bedrock = String(key.dropFirst(Self.hintPrefix.count))
             toClient[bedrock] = client
