@@ -178,7 +178,7 @@ extension BedrockConverse {
                 arguments.append(input.canonicalJSON())
             }
             var out: [UInt8] = []
-            out.reserveCapacity(raw.count + 256)
+            out.reserveCapacity(raw.count + id.utf8.count + model.utf8.count + 256)
             JSONBytes.append("{\"id\":", to: &out)
             JSONBytes.appendString(id, to: &out)
             JSONBytes.append(",\"object\":\"chat.completion\",\"created\":", to: &out)
