@@ -37,9 +37,9 @@ extension BedrockConverse {
         /// `output.message.content` is an array.
         var hasContent = false
         /// The text blocks' strings, in order (the message's text is their concatenation).
-        var text = Spans()
+        var text = JSONSpans()
         /// The reasoning blocks' `reasoningText.text` strings, in order.
-        var reasoning = Spans()
+        var reasoning = JSONSpans()
         var calls: [Call] = []
         var stopReason: Text?
         var usage = UsageCounts()
@@ -66,8 +66,8 @@ extension BedrockConverse {
 
         private mutating func resetContent() {
             hasContent = false
-            text = Spans()
-            reasoning = Spans()
+            text = JSONSpans()
+            reasoning = JSONSpans()
             calls = []
         }
 
@@ -206,13 +206,13 @@ extension BedrockConverse {
                     JSONBytes.append(",\"name\":", to: &out)
                     JSONBytes.appendString(names.clientName(call.name.map(s.string) ?? ""), to: &out)
                     JSONBytes.append("},\"id\":", to: &out)
-                    Spans(call.id).write(raw, to: &out)
+                    JSONSpans(call.id).write(raw, to: &out)
                     JSONBytes.append(",\"type\":\"function\"}", to: &out)
                 }
                 out.append(UInt8(ascii: "]"))
             }
             JSONBytes.append("},\"logprobs\":null,\"finish_reason\":", to: &out)
-            Self.appendFinishReason(stopReason, s, to: &out)
+            JSONSpans.appendFinishReason(stopReason, s, map: BedrockConverse.finishReason, to: &out)
             JSONBytes.append("}]", to: &out)
             let u = usage.tokenUsage
             if let u {
@@ -222,97 +222,5 @@ extension BedrockConverse {
             out.append(UInt8(ascii: "}"))
             return .translated(body: out, usage: u)
         }
-
-        /// `finishReason(stopReason)` as a JSON string: the usual reasons compared in place, the
-        /// others decoded and mapped.
-        static func appendFinishReason(_ stop: Text?, _ s: JSONScanner, to out: inout [UInt8]) {
-            if let stop, !stop.escaped {
-                if s.text(stop, is: "end_turn") { return JSONBytes.append("\"stop\"", to: &out) }
-                if s.text(stop, is: "tool_use") { return JSONBytes.append("\"tool_calls\"", to: &out) }
-                if s.text(stop, is: "max_tokens") { return JSONBytes.append("\"length\"", to: &out) }
-            }
-            JSONBytes.appendString(BedrockConverse.finishReason(stop.map(s.string)), to: &out)
-        }
-
-    }
-
-    /// Strings written as one JSON string (the message's text, its reasoning): the concatenation
-    /// of spans of the body. The first is kept inline, as an answer mostly has one text block (no
-    /// array to allocate and free per answer).
-    struct Spans {
-        private var first: JSONScanner.Text?
-        private var more: [JSONScanner.Text] = []
-
-        init(_ first: JSONScanner.Text? = nil) {
-            self.first = first
-        }
-
-        mutating func append(_ span: JSONScanner.Text) {
-            if first == nil { first = span } else { more.append(span) }
-        }
-
-        /// The concatenation is empty: a span's contents are empty exactly when its string is
-        /// (an escape never is).
-        var isEmpty: Bool { (first?.range.isEmpty ?? true) && more.allSatisfy { $0.range.isEmpty } }
-
-        /// Appends the concatenation as one JSON string literal, escaped as `JSONBytes.appendString` escapes.
-        func write(_ raw: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-            out.append(UInt8(ascii: "\""))
-            if let first { Self.append(first, raw, to: &out) }
-            for span in more { Self.append(span, raw, to: &out) }
-            out.append(UInt8(ascii: "\""))
-        }
-
-        private static func append(_ span: JSONScanner.Text, _ raw: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-            if span.escaped {
-                var decoded = JSONLexer.string(raw, contents: span.range, escaped: true)
-                decoded.withUTF8 { JSONBytes.appendEscaped($0, to: &out) }
-            } else {
-                // Checked UTF-8 without a quote, backslash or control byte: escaping leaves it as is.
-                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[span.range]))
-            }
-        }
-    }
-}
-
-extension JSONScanner {
-    /// Enters the object at the scanner when the value is one, true when it has members to
-    /// read; any other value is skipped (false).
-    mutating func enterObjectIfAny() throws(Invalid) -> Bool {
-        guard peek() == UInt8(ascii: "{") else {
-            try skipValue()
-            return false
-        }
-        return try enterObject()
-    }
-}
-
-extension UsageCounts {
-    /// Reads the object at the scanner, as `init(_:input:output:cacheRead:cacheWrite:)` reads it at a cursor.
-    init(
-        _ s: inout JSONScanner, input: StaticString, output: StaticString, cacheRead: StaticString, cacheWrite: StaticString
-    ) throws(JSONScanner.Invalid) {
-        self.init()
-        guard s.peek() == UInt8(ascii: "{") else {
-            try s.skipValue()
-            return
-        }
-        present = true
-        guard try s.enterObject() else { return }
-        repeat {
-            let k = try s.key()
-            if s.text(k, is: input) {
-                hasInput = true
-                self.input = try s.intValue()
-            } else if s.text(k, is: output) {
-                self.output = try s.intValue()
-            } else if s.text(k, is: cacheRead) {
-                self.cacheRead = try s.intValue()
-            } else if s.text(k, is: cacheWrite) {
-                self.cacheWrite = try s.intValue()
-            } else {
-                try s.skipValue()
-            }
-        } while try s.nextMember()
     }
 }
