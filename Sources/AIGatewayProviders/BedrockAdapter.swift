@@ -27,8 +27,9 @@ public struct BedrockAdapter: ProviderAdapter {
         case .failure(let e): return .failure(AttemptRefusal(reason: e.description))
         }
         let body: [UInt8]
-        switch BedrockConverse.requestBody(conversation, guardrail: guardrail, prefill: input.prefill) {
-        case .success(let b): body = b
+        let names: BedrockToolNames
+        switch BedrockConverse.request(conversation, guardrail: guardrail, prefill: input.prefill) {
+        case .success(let r): (body, names) = r
         case .failure(let r): return .failure(r)
         }
         var path = input.target.path
@@ -36,11 +37,14 @@ public struct BedrockAdapter: ProviderAdapter {
             // The catalog's path (or an override) names the non-streamed operation.
             if path.hasSuffix("/converse") { path += "-stream" } else if !path.hasSuffix("/converse-stream") { path = Self.path(model: input.model ?? "", stream: true) }
         }
-        var headers: [UpstreamTarget.HeaderField] = [.init(name: "content-type", value: "application/json")]
+        var headers: [UpstreamTarget.HeaderField] = []
+        // Room for the signature headers `authorize` adds (x-amz-date, a session token, authorization).
+        headers.reserveCapacity(2 + input.target.staticHeaders.count + 3)
+        headers.append(.init(name: "content-type", value: "application/json"))
         headers.append(.init(name: "accept", value: input.chat.stream ? streamContentType : "application/json"))
         for s in input.target.staticHeaders { headers.append(s) }
         var request = UpstreamRequest(path: path, headers: headers, body: .bytes(body))
-        request.hints = BedrockToolNames(conversation).hints
+        request.hints = names.hints
         return .success(request)
     }
 

@@ -16,9 +16,13 @@ public struct BedrockToolNames: Sendable, Hashable {
         for n in names { _ = bedrockName(n) }
     }
 
-    /// The conversation's names: declared tools first, then those its history calls.
+    /// The conversation's names: declared tools first, then those its history calls (as
+    /// `conversation.toolNames` lists them, without building the list).
     public init(_ conversation: ChatConversation) {
-        self.init(names: conversation.toolNames)
+        for tool in conversation.tools { _ = bedrockName(tool.name) }
+        for m in conversation.messages {
+            for call in m.toolCalls { _ = bedrockName(call.name) }
+        }
     }
 
     /// The Bedrock name of `name`, made unique: invalid characters become `_`, the name is cut
@@ -55,6 +59,7 @@ public struct BedrockToolNames: Sendable, Hashable {
 
     /// The way back, from the hints the request left.
     public init(hints: [String: String]) {
+        guard !hints.isEmpty else { return }
         for (key, client) in hints where key.hasPrefix(Self.hintPrefix) {
             let bedrock = String(key.dropFirst(Self.hintPrefix.count))
             toClient[bedrock] = client
@@ -81,6 +86,14 @@ public enum BedrockConverse {
     public static func requestBody(
         _ conversation: ChatConversation, guardrail: BedrockProvider.Guardrail?, prefill: String? = nil
     ) -> Result<[UInt8], AttemptRefusal> {
+        request(conversation, guardrail: guardrail, prefill: prefill).map { $0.body }
+    }
+
+    /// `requestBody`, and the tool names derived from the conversation (whose hints the request
+    /// carries for the answer), derived once.
+    static func request(
+        _ conversation: ChatConversation, guardrail: BedrockProvider.Guardrail?, prefill: String? = nil
+    ) -> Result<(body: [UInt8], names: BedrockToolNames), AttemptRefusal> {
         if let n = conversation.n, n > 1 {
             return .failure(.unsupported("n", "Bedrock Converse returns one choice; n=\(n) cannot be honoured"))
         }
@@ -93,88 +106,10 @@ public enum BedrockConverse {
         case .text?, nil:
             break
         }
-        var names = BedrockToolNames(conversation)
-        var system: [String] = []
-        var turns: [(role: String, content: [Block])] = []
-        turns.reserveCapacity(conversation.messages.count)
-        var historyHasToolBlocks = false
-
-        func append(_ role: String, _ blocks: [Block]) {
-            guard !blocks.isEmpty else { return }
-            // Converse wants user and assistant turns to alternate: same-role neighbours merge.
-            if let last = turns.last, last.role == role {
-                turns[turns.count - 1].content += blocks
-            } else {
-                turns.append((role, blocks))
-            }
-        }
-
-        for (i, m) in conversation.messages.enumerated() {
-            switch m.role {
-            case .system, .developer:
-                let text = m.text
-                if !text.isEmpty { system.append(text) }
-            case .user:
-                var blocks: [Block] = []
-                for (k, part) in m.content.enumerated() {
-                    switch part {
-                    case .text(let t):
-                        if !t.isEmpty { blocks.append(.text(t)) }
-                    case .image(let url, _):
-                        guard let (mediaType, data) = ContentPart.dataURL(url) else {
-                            return .failure(.unsupported(
-                                "messages[\(i)].content[\(k)].image_url",
-                                "Bedrock takes images only as data: URLs (base64); an http(s) image URL cannot be sent"))
-                        }
-                        guard let format = imageFormats[mediaType.lowercased()] else {
-                            return .failure(.unsupported(
-                                "messages[\(i)].content[\(k)].image_url", "Bedrock takes png, jpeg, gif or webp images, not \(mediaType)"))
-                        }
-                        blocks.append(.image(format: format, data: data))
-                    case .other(let type, _):
-                        return .failure(.unsupported("messages[\(i)].content[\(k)].type", "Bedrock Converse cannot carry a \(type) content part"))
-                    }
-                }
-                append("user", blocks)
-            case .assistant:
-                var blocks: [Block] = []
-                let text = m.text
-                if !text.isEmpty { blocks.append(.text(text)) }
-                for call in m.toolCalls {
-                    guard let input = call.argumentsObject else {
-                        return .failure(AttemptRefusal(
-                            parameter: "messages[\(i)].tool_calls",
-                            reason: "the arguments of tool call \(call.id) are not a JSON object, which Bedrock requires"))
-                    }
-                    historyHasToolBlocks = true
-                    blocks.append(.toolUse(id: call.id, name: names.bedrockName(call.name), input: input))
-                }
-                append("assistant", blocks)
-            case .tool:
-                historyHasToolBlocks = true
-                // Converse refuses a blank text block.
-                append("user", [.toolResult(id: m.toolCallID ?? "", text: m.text.isEmpty ? " " : m.text)])
-            }
-        }
-        if let prefill, !prefill.isEmpty {
-            append("assistant", [.text(prefill)])
-        }
-
-        var specs: [(name: String, description: String?, schema: JSONValue?)] = []
-        var declared: Set<String> = []
-        for tool in conversation.tools {
-            let name = names.bedrockName(tool.name)
-            guard declared.insert(name).inserted else { continue }
-            specs.append((name, tool.description.flatMap { $0.isEmpty ? nil : $0 }, tool.parameters))
-        }
-        if specs.isEmpty && historyHasToolBlocks {
-            // Converse rejects tool blocks without a toolConfig: declare the tools the history used.
-            for call in conversation.messages.flatMap(\.toolCalls) {
-                let name = names.bedrockName(call.name)
-                guard declared.insert(name).inserted else { continue }
-                specs.append((name, nil, nil))
-            }
-        }
+        // The conversation's own names; a `tool_choice` naming an undeclared tool adds one below
+        // that the hints do not carry.
+        let derived = BedrockToolNames(conversation)
+        var names = derived
 
         // Members in sorted order at every level (the text `canonicalJSON` gave before).
         var s: [UInt8] = []
@@ -202,17 +137,59 @@ public enum BedrockConverse {
             JSONBytes.appendValue(number(p), to: &s)
         }
         JSONBytes.append("},\"messages\":[", to: &s)
-        for (k, turn) in turns.enumerated() {
-            if k > 0 { s.append(UInt8(ascii: ",")) }
-            JSONBytes.append("{\"content\":[", to: &s)
-            for (j, block) in turn.content.enumerated() {
-                if j > 0 { s.append(UInt8(ascii: ",")) }
-                block.write(to: &s)
+
+        // The turns are written as the messages are read (no block lists to collect and free).
+        var turns = TurnWriter()
+        var system: [String] = []
+        var historyHasToolBlocks = false
+        for (i, m) in conversation.messages.enumerated() {
+            switch m.role {
+            case .system, .developer:
+                let text = m.text
+                if !text.isEmpty { system.append(text) }
+            case .user:
+                for (k, part) in m.content.enumerated() {
+                    switch part {
+                    case .text(let t):
+                        if !t.isEmpty { turns.add(.user, .text(t), to: &s) }
+                    case .image(let url, _):
+                        guard let (mediaType, data) = ContentPart.dataURL(url) else {
+                            return .failure(.unsupported(
+                                "messages[\(i)].content[\(k)].image_url",
+                                "Bedrock takes images only as data: URLs (base64); an http(s) image URL cannot be sent"))
+                        }
+                        guard let format = imageFormats[mediaType.lowercased()] else {
+                            return .failure(.unsupported(
+                                "messages[\(i)].content[\(k)].image_url", "Bedrock takes png, jpeg, gif or webp images, not \(mediaType)"))
+                        }
+                        turns.add(.user, .image(format: format, data: data), to: &s)
+                    case .other(let type, _):
+                        return .failure(.unsupported("messages[\(i)].content[\(k)].type", "Bedrock Converse cannot carry a \(type) content part"))
+                    }
+                }
+            case .assistant:
+                let text = m.text
+                if !text.isEmpty { turns.add(.assistant, .text(text), to: &s) }
+                for call in m.toolCalls {
+                    guard let input = call.argumentsObject else {
+                        return .failure(AttemptRefusal(
+                            parameter: "messages[\(i)].tool_calls",
+                            reason: "the arguments of tool call \(call.id) are not a JSON object, which Bedrock requires"))
+                    }
+                    historyHasToolBlocks = true
+                    turns.add(.assistant, .toolUse(id: call.id, name: names.bedrockName(call.name), input: input), to: &s)
+                }
+            case .tool:
+                historyHasToolBlocks = true
+                // Converse refuses a blank text block.
+                let text = m.text
+                turns.add(.user, .toolResult(id: m.toolCallID ?? "", text: text.isEmpty ? " " : text), to: &s)
             }
-            JSONBytes.append("],\"role\":", to: &s)
-            JSONBytes.appendString(turn.role, to: &s)
-            s.append(UInt8(ascii: "}"))
         }
+        if let prefill, !prefill.isEmpty {
+            turns.add(.assistant, .text(prefill), to: &s)
+        }
+        turns.close(to: &s)
         s.append(UInt8(ascii: "]"))
         if !system.isEmpty {
             JSONBytes.append(",\"system\":[", to: &s)
@@ -224,6 +201,23 @@ public enum BedrockConverse {
             }
             s.append(UInt8(ascii: "]"))
         }
+
+        var specs: [(name: String, description: String?, schema: JSONValue?)] = []
+        var declared: Set<String> = []
+        for tool in conversation.tools {
+            let name = names.bedrockName(tool.name)
+            guard declared.insert(name).inserted else { continue }
+            specs.append((name, tool.description.flatMap { $0.isEmpty ? nil : $0 }, tool.parameters))
+        }
+        if specs.isEmpty && historyHasToolBlocks {
+            // Converse rejects tool blocks without a toolConfig: declare the tools the history used.
+            for call in conversation.messages.flatMap(\.toolCalls) {
+                let name = names.bedrockName(call.name)
+                guard declared.insert(name).inserted else { continue }
+                specs.append((name, nil, nil))
+            }
+        }
+
         if !specs.isEmpty {
             JSONBytes.append(",\"toolConfig\":{", to: &s)
             switch conversation.toolChoice {
@@ -258,7 +252,7 @@ public enum BedrockConverse {
             JSONBytes.append("]}", to: &s)
         }
         s.append(UInt8(ascii: "}"))
-        return .success(s)
+        return .success((s, derived))
     }
 
     /// One content block of a Converse turn.
@@ -299,6 +293,37 @@ public enum BedrockConverse {
         }
     }
 
+    /// Writes the `messages` array's turns as blocks come: Converse wants user and assistant turns
+    /// to alternate, so a block of the open turn's role joins it and another role opens a new turn.
+    struct TurnWriter {
+        enum Role {
+            case user, assistant
+        }
+
+        private var open: Role?
+
+        mutating func add(_ role: Role, _ block: Block, to s: inout [UInt8]) {
+            if open == role {
+                s.append(UInt8(ascii: ","))
+            } else {
+                close(to: &s)
+                if open != nil { s.append(UInt8(ascii: ",")) }
+                JSONBytes.append("{\"content\":[", to: &s)
+                open = role
+            }
+            block.write(to: &s)
+        }
+
+        /// Ends the open turn (its role after its content: members in sorted order).
+        mutating func close(to s: inout [UInt8]) {
+            switch open {
+            case .user?: JSONBytes.append("],\"role\":\"user\"}", to: &s)
+            case .assistant?: JSONBytes.append("],\"role\":\"assistant\"}", to: &s)
+            case nil: break
+            }
+        }
+    }
+
     static func number(_ d: Double) -> JSONValue {
         d.rounded() == d && abs(d) < 1e15 ? .int(Int(d)) : .double(d)
     }
@@ -327,156 +352,5 @@ public enum BedrockConverse {
     /// Converse `usage` at the cursor (`usage(_:)`'s members, read in place).
     static func usageCounts(_ c: inout JSONCursor) throws(JSONCursor.Failure) -> UsageCounts {
         try UsageCounts(&c, input: "inputTokens", output: "outputTokens", cacheRead: "cacheReadInputTokens", cacheWrite: "cacheWriteInputTokens")
-    }
-
-    /// A complete Converse answer as an OpenAI `chat.completion`.
-    ///
-    /// - Parameters:
-    ///   - id: the `x-amzn-RequestId` header (Converse has no id in its body), else a gateway id.
-    ///   - model: the model the request asked for (the body does not name it).
-    public static func completion(_ body: [UInt8], id: String, model: String, created: Int, names: BedrockToolNames) -> ResponseTranslation {
-        guard let answer = try? Answer(body), answer.hasContent else { return .failed(.malformedResponse) }
-        var out: [UInt8] = []
-        out.reserveCapacity(body.count + 256)
-        JSONBytes.append("{\"id\":", to: &out)
-        JSONBytes.appendString(id, to: &out)
-        JSONBytes.append(",\"object\":\"chat.completion\",\"created\":", to: &out)
-        JSONBytes.appendInt(created, to: &out)
-        JSONBytes.append(",\"model\":", to: &out)
-        JSONBytes.appendString(model, to: &out)
-        // The message's members in sorted order, as before (content, reasoning_content, role, tool_calls).
-        JSONBytes.append(",\"choices\":[{\"index\":0,\"message\":{\"content\":", to: &out)
-        if answer.text.isEmpty && !answer.calls.isEmpty { JSONBytes.append("null", to: &out) } else { JSONBytes.appendString(answer.text, to: &out) }
-        if !answer.reasoning.isEmpty {
-            JSONBytes.append(",\"reasoning_content\":", to: &out)
-            JSONBytes.appendString(answer.reasoning, to: &out)
-        }
-        JSONBytes.append(",\"role\":\"assistant\"", to: &out)
-        if !answer.calls.isEmpty {
-            JSONBytes.append(",\"tool_calls\":[", to: &out)
-            for (k, call) in answer.calls.enumerated() {
-                if k > 0 { out.append(UInt8(ascii: ",")) }
-                JSONBytes.append("{\"function\":{\"arguments\":", to: &out)
-                JSONBytes.appendString(call.input.canonicalJSON(), to: &out)
-                JSONBytes.append(",\"name\":", to: &out)
-                JSONBytes.appendString(names.clientName(call.name), to: &out)
-                JSONBytes.append("},\"id\":", to: &out)
-                JSONBytes.appendString(call.id, to: &out)
-                JSONBytes.append(",\"type\":\"function\"}", to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
-        JSONBytes.append("},\"logprobs\":null,\"finish_reason\":", to: &out)
-        JSONBytes.appendString(finishReason(answer.stopReason), to: &out)
-        JSONBytes.append("}]", to: &out)
-        let u = answer.usage.tokenUsage
-        if let u {
-            JSONBytes.append(",\"usage\":", to: &out)
-            JSONBytes.appendUsage(u, to: &out)
-        }
-        out.append(UInt8(ascii: "}"))
-        return .translated(body: out, usage: u)
-    }
-
-    /// What a complete Converse answer says, read in one pass over its bytes.
-    struct Answer {
-        /// `output.message.content` is an array.
-        var hasContent = false
-        var text = ""
-        var reasoning = ""
-        var calls: [(id: String, name: String, input: JSONValue)] = []
-        var stopReason: String?
-        var usage = UsageCounts()
-
-        private init() {}
-
-        init(_ bytes: [UInt8]) throws(JSONCursor.Failure) {
-            self = try JSONCursor.read(bytes) { (c: inout JSONCursor) throws(JSONCursor.Failure) -> Answer in
-                var a = Answer()
-                try c.enterObject()
-                while let k = try c.nextKey() {
-                    if c.key(k, is: "output") {
-                        (a.hasContent, a.text, a.reasoning, a.calls) = (false, "", "", [])
-                        try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
-                            guard c.key(k, is: "message") else {
-                                try c.skipValue()
-                                return
-                            }
-                            (a.hasContent, a.text, a.reasoning, a.calls) = (false, "", "", [])
-                            try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
-                                guard c.key(k, is: "content") else {
-                                    try c.skipValue()
-                                    return
-                                }
-                                (a.hasContent, a.text, a.reasoning, a.calls) = (c.peek() == UInt8(ascii: "["), "", "", [])
-                                guard a.hasContent else {
-                                    try c.skipValue()
-                                    return
-                                }
-                                try c.enterArray()
-                                while try c.nextElement() { try a.block(&c) }
-                            }
-                        }
-                    } else if c.key(k, is: "stopReason") {
-                        a.stopReason = try c.stringIfAny()
-                    } else if c.key(k, is: "usage") {
-                        a.usage = try BedrockConverse.usageCounts(&c)
-                    } else {
-                        try c.skipValue()
-                    }
-                }
-                try c.end()
-                return a
-            }
-        }
-
-        /// One content block: text, a tool use, or reasoning text (in that order of precedence).
-        private mutating func block(_ c: inout JSONCursor) throws(JSONCursor.Failure) {
-            var text: String?
-            var use: (id: String?, name: String?, input: JSONValue?)?
-            var reasoning: String?
-            try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
-                if c.key(k, is: "text") {
-                    text = try c.stringIfAny()
-                } else if c.key(k, is: "toolUse") {
-                    use = nil
-                    guard c.peek() == UInt8(ascii: "{") else {
-                        try c.skipValue()
-                        return
-                    }
-                    var u: (id: String?, name: String?, input: JSONValue?) = (nil, nil, nil)
-                    try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
-                        if c.key(k, is: "toolUseId") {
-                            u.id = try c.stringIfAny()
-                        } else if c.key(k, is: "name") {
-                            u.name = try c.stringIfAny()
-                        } else if c.key(k, is: "input") {
-                            u.input = try c.value()
-                        } else {
-                            try c.skipValue()
-                        }
-                    }
-                    use = u
-                } else if c.key(k, is: "reasoningContent") {
-                    reasoning = nil
-                    try JSONCursor.members(of: &c) { (c: inout JSONCursor, k: JSONCursor.Key) throws(JSONCursor.Failure) in
-                        guard c.key(k, is: "reasoningText") else {
-                            try c.skipValue()
-                            return
-                        }
-                        reasoning = try BedrockStreamTranslator.Payload.member("text", of: &c)
-                    }
-                } else {
-                    try c.skipValue()
-                }
-            }
-            if let text {
-                self.text += text
-            } else if let use {
-                calls.append((use.id ?? "", use.name ?? "", use.input ?? .object([:])))
-            } else if let reasoning {
-                self.reasoning += reasoning
-            }
-        }
     }
 }

@@ -15,9 +15,17 @@ public enum JSONBytes {
     /// Appends the bytes of a string's contents, escaped (without the quotes).
     static func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         var run = 0
-        for i in 0..<utf8.count {
+        var i = 0
+        while i < utf8.count {
+            // Printable ASCII but `"` and `\\` is copied as is: skipped eight bytes at a time.
+            i = JSONLexer.plainRun(UnsafeRawBufferPointer(utf8), from: i)
+            guard i < utf8.count else { break }
             let c = utf8[i]
-            guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else { continue }
+            guard c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") else {
+                // A byte of a multi-byte character: as is.
+                i += 1
+                continue
+            }
             if run < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run..<i])) }
             run = i + 1
             out.append(UInt8(ascii: "\\"))
@@ -31,6 +39,7 @@ public enum JSONBytes {
                 out.append(hexDigits[Int(c >> 4)])
                 out.append(hexDigits[Int(c & 0xF)])
             }
+            i += 1
         }
         if run < utf8.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[run...])) }
     }
@@ -49,8 +58,22 @@ public enum JSONBytes {
             out.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
-        // A decimal integer is a small string: no allocation.
-        out.append(contentsOf: String(value).utf8)
+        // The digits written backwards into a stack buffer and appended at once (`String(value)`'s
+        // text, without making and copying out a string): 19 digits and a sign at most.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var rest = value.magnitude
+            var start = buffer.count
+            repeat {
+                start -= 1
+                buffer[start] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest != 0
+            if value < 0 {
+                start -= 1
+                buffer[start] = UInt8(ascii: "-")
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: UnsafeBufferPointer(buffer)[start...]))
+        }
     }
 
     /// Appends a value as `JSONValue.write` does (keys sorted when asked).

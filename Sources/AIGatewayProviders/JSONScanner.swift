@@ -126,6 +126,14 @@ struct JSONScanner {
         }
     }
 
+    /// Skips one value, checking it; returns where it was (a value kept whole, parsed later).
+    mutating func skipValueRange() throws(Invalid) -> Range<Int> {
+        skipWhitespace()
+        let start = lex.offset
+        try skipValue()
+        return start..<lex.offset
+    }
+
     /// Skips one value; says whether it was `null`.
     mutating func skipValueIsNull() throws(Invalid) -> Bool {
         if peek() == UInt8(ascii: "n") {

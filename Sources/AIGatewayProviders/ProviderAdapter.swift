@@ -195,10 +195,23 @@ public struct ProviderResponse: Sendable {
 /// Header names compared ASCII-case-insensitively, without allocating.
 public enum HeaderName {
     public static func equal(_ a: String, _ b: String) -> Bool {
-        a.utf8.count == b.utf8.count
-            && zip(a.utf8, b.utf8).allSatisfy { x, y in
-                x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
+        guard a.utf8.count == b.utf8.count else { return false }
+        // Over the strings' UTF-8 storage when they have it (native and small strings do): no
+        // view iterators per byte.
+        if let same = a.utf8.withContiguousStorageIfAvailable({ x in
+            b.utf8.withContiguousStorageIfAvailable { y in
+                for i in 0..<x.count where !equal(x[i], y[i]) { return false }
+                return true
             }
+        }), let same {
+            return same
+        }
+        return zip(a.utf8, b.utf8).allSatisfy(equal)
+    }
+
+    @inline(__always)
+    static func equal(_ x: UInt8, _ y: UInt8) -> Bool {
+        x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
     }
 }
 
