@@ -342,7 +342,9 @@ public struct SigV4: Sendable, Hashable {
 
     /// The method uppercased, written into `out`.
     static func appendUppercased<Sink: SigV4ByteSink>(_ method: String, into out: inout Sink) {
-        if method.utf8.contains(where: { $0 >= 0x80 || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) }) {
+        func changes(_ b: UInt8) -> Bool { b >= 0x80 || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) }
+        // Read in place when it can be (a generic walk of the view cost more than the rest).
+        if method.utf8.withContiguousStorageIfAvailable({ $0.contains(where: changes) }) ?? method.utf8.contains(where: changes) {
             out.append(utf8: method.uppercased())
         } else {
             out.append(utf8: method)
@@ -525,11 +527,11 @@ public struct SigV4: Sendable, Hashable {
         }
     }
 
-    /// The lowercase hex digit of a nibble (0...15), without a branch: a hash's nibbles are random,
-    /// and a branch on them mispredicts half the time. `9 &- nibble` wraps past 127 exactly for
+    /// The lowercase hex digit of a nibble (0...15), without a branch (a hash's nibbles are
+    /// random, so a branch on them is unpredictable). `9 &- nibble` wraps past 127 exactly for
     /// 10...15, which then move from after `9` to `a`.
     @inline(__always)
-    static func hexDigit(_ nibble: UInt8) -> UInt8 {
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
         UInt8(ascii: "0") &+ nibble &+ ((9 &- nibble) >> 7) &* (UInt8(ascii: "a") - UInt8(ascii: "9") - 1)
     }
 

@@ -5,10 +5,14 @@ import Crypto
 /// `content-type` (when there is one), `host`, `x-amz-date` and, with a session token,
 /// `x-amz-security-token`. The headers are exactly `SigV4.sign`'s for such a request (a
 /// differential test compares the two), for less work per request: the names are known, already
-/// lowercase and in sorted order (no lowercasing, sort or name arrays); the day's key and
-/// credential scope come from `SigV4DayKeys` (an `Int` and a secret compared, no date string);
-/// the canonical request, the string to sign and the `Authorization` value are written one after
-/// the other into one buffer.
+/// lowercase and in sorted order (no lowercasing, sort or name arrays); the day's key, the
+/// credential scope and the second's `x-amz-date` come from `SigV4DayKeys` (`Int`s and a secret
+/// compared, no date string); the canonical request, the string to sign and the `Authorization`
+/// value are written one after the other into one buffer sized beforehand (on the stack when
+/// small, as it is without a session token), with no interim arrays or strings.
+///
+/// Per request what is left is mostly swift-crypto's: four SHA-256 contexts (payload, canonical
+/// request, HMAC inner and outer), each a class instance allocated, zeroed and freed.
 public struct SigV4FixedHeaderSigner: Sendable, Hashable {
     public let sigV4: SigV4
     private let keys: SigV4DayKeys
@@ -36,7 +40,10 @@ public struct SigV4FixedHeaderSigner: Sendable, Hashable {
         guard Self.isASCII(method), let (key, amzDate) = keys.stamp(seconds: seconds, secret: credentials.secretAccessKey) else {
             return generalSign(method: method, path: path, query: query, host: host, contentType: contentType, body: body, credentials: credentials, time: time)
         }
-        let token = credentials.sessionToken?.value
+        // The token's string taken by a pattern (copying the optional `SecretString` as a whole
+        // went through its type's value witnesses).
+        var token: String?
+        if case .some(let t) = credentials.sessionToken { token = t.value }
         let canonicalQuery = query.isEmpty ? "" : SigV4.canonicalQuery(String(query))
         // Room for all three texts: each variable part at its longest (the path encoded three
         // bytes a byte; values only shrink when trimmed), and the fixed lines with room to spare.

@@ -257,6 +257,12 @@ struct SigV4FixedHeaderSignerTests {
 
     @Test("the canonical URI and trimmed header values equal the byte-at-a-time forms for random inputs")
     func helpers() {
+        // Every ASCII byte alone, and characters of two, three and four bytes.
+        for s in (0..<128).map({ String(UnicodeScalar(UInt8($0))) }) + ["é", "ሴ", "😀"] {
+            #expect(SigV4.canonicalURI(s) == Self.referenceURI(s), "\(s.debugDescription)")
+            #expect(SigV4.uriEncode(s) == (s == "/" ? "%2F" : Self.referenceURI(s)), "\(s.debugDescription)")
+            #expect(SigV4.canonicalHeaders([(name: "x", value: s)]).block == "x:\(Self.referenceTrim(s))\n")
+        }
         var numbers = Numbers(state: 3)
         let pieces = [" ", "  ", "\t", "\n", "\r", "a", "Z", "0", "/", "%", "%3A", "é", "ሴ", "~", "-", "_", ".", ":", "+", "=", "?", "😀"]
         for length in 0..<14 {
