@@ -7,8 +7,8 @@ import Synchronization
 /// With them, the last second's `x-amz-date` (formatting it, and allocating its 16 bytes, cost
 /// more than the lookup that now finds it).
 ///
-/// Looked up per request with cheap checks, the second and day as `Int`s and the secret (a string
-/// compare that ends at once when it is the same string, as it is between rotations), under a lock
+/// Looked up per request with cheap checks, the second and day as `Int`s and the secret's bytes
+/// (a few dozen, compared in place), under a lock
 /// held for a scan of at most `capacity` entries. A rotated secret or a new day derives a new key;
 /// the oldest entry makes room. Holds secrets: nothing of an entry shows in descriptions or dumps.
 public final class SigV4DayKeys: Sendable, Hashable, CustomStringConvertible, CustomReflectable {
@@ -63,7 +63,7 @@ public final class SigV4DayKeys: Sendable, Hashable, CustomStringConvertible, Cu
     /// other widths, and the general `SigV4.sign` handles them).
     public func key(day: Int, secret: SecretString) -> Key? {
         let found = state.withLock { state in
-            state.keys.first { $0.day == day && $0.secret.value == secret.value }
+            state.keys.first { $0.day == day && Self.sameBytes($0.secret.value, secret.value) }
         }
         if let found { return found }
         return derive(day: day, secret: secret)
@@ -74,7 +74,7 @@ public final class SigV4DayKeys: Sendable, Hashable, CustomStringConvertible, Cu
     public func stamp(seconds: Int, secret: SecretString) -> (key: Key, amzDate: String)? {
         let day = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
         let (found, amzDate) = state.withLock { state in
-            (state.keys.first { $0.day == day && $0.secret.value == secret.value }, state.second == seconds ? state.amzDate : nil)
+            (state.keys.first { $0.day == day && Self.sameBytes($0.secret.value, secret.value) }, state.second == seconds ? state.amzDate : nil)
         }
         guard let key = found ?? derive(day: day, secret: secret) else { return nil }
         if let amzDate { return (key, amzDate) }
@@ -97,6 +97,16 @@ public final class SigV4DayKeys: Sendable, Hashable, CustomStringConvertible, Cu
             state.keys.append(key)
         }
         return key
+    }
+
+    /// Byte equality: a string's `==` is Unicode's canonical equivalence, and two secrets that
+    /// differ only in normalisation sign differently.
+    static func sameBytes(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        let inPlace = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in x.elementsEqual(y) }
+        }
+        return (inPlace ?? nil) ?? a.utf8.elementsEqual(b.utf8)
     }
 
     /// How many keys are held (for tests).

@@ -165,6 +165,12 @@ struct SigV4FixedHeaderSignerTests {
         let rotated = try #require(keys.key(day: day, secret: b))
         #expect(rotated !== first)
         #expect(Self.bytes(rotated.signingKey) == Self.bytes(SigV4.signingKey(secret: "rotated-secret", date: "20150830", region: "us-east-1", service: "service")))
+        // Secrets equal as Unicode but not as bytes are two secrets.
+        let composed = try #require(keys.key(day: day, secret: SecretString("s\u{E9}cret")))
+        let decomposed = try #require(keys.key(day: day, secret: SecretString("se\u{301}cret")))
+        #expect("s\u{E9}cret" == "se\u{301}cret" && composed !== decomposed)
+        #expect(Self.bytes(decomposed.signingKey) == Self.bytes(SigV4.signingKey(secret: "se\u{301}cret", date: "20150830", region: "us-east-1", service: "service")))
+        #expect(Self.bytes(composed.signingKey) != Self.bytes(decomposed.signingKey))
         // Back to the first secret (a rotation undone): still the first's key.
         #expect(Self.bytes(try #require(keys.key(day: day, secret: a)).signingKey) == Self.bytes(first.signingKey))
         // Bounded: the oldest goes, and comes back derived again, equal.
