@@ -101,10 +101,24 @@ public final class SigV4DayKeys: Sendable, Hashable, CustomStringConvertible, Cu
 
     /// Byte equality: a string's `==` is Unicode's canonical equivalence, and two secrets that
     /// differ only in normalisation sign differently.
+    /// Compared in place eight bytes a step (a generic byte walk was most of a lookup).
     static func sameBytes(_ a: String, _ b: String) -> Bool {
-        guard a.utf8.count == b.utf8.count else { return false }
+        let count = a.utf8.count
+        guard count == b.utf8.count else { return false }
         let inPlace = a.utf8.withContiguousStorageIfAvailable { x in
-            b.utf8.withContiguousStorageIfAvailable { y in x.elementsEqual(y) }
+            b.utf8.withContiguousStorageIfAvailable { y in
+                let (x, y) = (UnsafeRawBufferPointer(x), UnsafeRawBufferPointer(y))
+                var i = 0
+                while i + 8 <= count {
+                    if x.loadUnaligned(fromByteOffset: i, as: UInt64.self) != y.loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+                    i += 8
+                }
+                while i < count {
+                    if x[i] != y[i] { return false }
+                    i += 1
+                }
+                return true
+            }
         }
         return (inPlace ?? nil) ?? a.utf8.elementsEqual(b.utf8)
     }

@@ -171,6 +171,15 @@ struct SigV4FixedHeaderSignerTests {
         #expect("s\u{E9}cret" == "se\u{301}cret" && composed !== decomposed)
         #expect(Self.bytes(decomposed.signingKey) == Self.bytes(SigV4.signingKey(secret: "se\u{301}cret", date: "20150830", region: "us-east-1", service: "service")))
         #expect(Self.bytes(composed.signingKey) != Self.bytes(decomposed.signingKey))
+        // A secret of the same length that differs in any one byte is another secret.
+        let wide = SigV4DayKeys(region: "us-east-1", service: "service", capacity: 1)
+        for i in 0..<Self.secret.utf8.count {
+            var changed = Array(Self.secret.utf8)
+            changed[i] ^= 1
+            let original = try #require(wide.key(day: day, secret: a))
+            let other = try #require(wide.key(day: day, secret: SecretString(String(decoding: changed, as: UTF8.self))))
+            #expect(other !== original && Self.bytes(other.signingKey) != Self.bytes(original.signingKey), "byte \(i)")
+        }
         // Back to the first secret (a rotation undone): still the first's key.
         #expect(Self.bytes(try #require(keys.key(day: day, secret: a)).signingKey) == Self.bytes(first.signingKey))
         // Bounded: the oldest goes, and comes back derived again, equal.
