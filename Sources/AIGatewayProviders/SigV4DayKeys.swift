@@ -8,9 +8,9 @@ import Synchronization
 /// more than the lookup that now finds it).
 ///
 /// Looked up per request with cheap checks, the second and day as `Int`s and the secret's bytes
-/// (a few dozen, compared in place), under a lock
-/// held for a scan of at most `capacity` entries. A rotated secret or a new day derives a new key;
-/// the oldest entry makes room. Holds secrets: nothing of an entry shows in descriptions or dumps.
+/// (a few dozen, compared in place), under a lock held for a scan of at most `capacity` entries.
+/// A rotated secret or a new day derives a new key; the oldest entry makes room. Holds secrets:
+/// nothing of an entry shows in descriptions or dumps.
 public final class SigV4DayKeys: Sendable, Hashable, CustomStringConvertible, CustomReflectable {
     public let region: String
     public let service: String
