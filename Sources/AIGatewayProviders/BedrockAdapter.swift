@@ -2,14 +2,17 @@ import AIGatewayAPI
 
 /// Amazon Bedrock's Converse and ConverseStream, signed with SigV4 (service `bedrock`).
 public struct BedrockAdapter: ProviderAdapter {
-    public var region: String
+    public let region: String
     public var guardrail: BedrockProvider.Guardrail?
+    /// Signs each request; keeps the region's signing key of the day.
+    private let signer: SigV4FixedHeaderSigner
 
     public static let service = "bedrock"
 
     public init(region: String, guardrail: BedrockProvider.Guardrail?) {
         self.region = region
         self.guardrail = guardrail
+        signer = SigV4FixedHeaderSigner(region: region, service: Self.service)
     }
 
     public var provider: String { "bedrock" }
@@ -55,19 +58,36 @@ public struct BedrockAdapter: ProviderAdapter {
         guard case .bytes(let body) = request.body else {
             return .failure(AttemptRefusal(reason: "bedrock signs a translated body"))
         }
-        var path = Substring(request.path)
-        var query: Substring = ""
-        if let q = path.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            query = path[path.utf8.index(after: q)...]
-            path = path[..<q]
+        let (path, query) = Self.splitQuery(request.path)
+        // Exactly what goes on the wire: the Host the proxy sends, and the content type (the last
+        // one, as `header` finds it; an exact match of the name is tried first, as the adapter
+        // wrote it, before the case-blind compare).
+        let contentType = request.headers.last { $0.name == "content-type" || HeaderName.equal($0.name, "content-type") }?.value
+        let signature = signer.sign(
+            method: request.method, path: path, query: query, host: target.hostHeader, contentType: contentType, body: body, credentials: credentials,
+            time: now)
+        // As `setHeader` for each, in one pass: any same-named header goes, the three come last.
+        let token = credentials.sessionToken
+        request.headers.removeAll {
+            HeaderName.equal($0.name, "x-amz-date") || HeaderName.equal($0.name, "authorization")
+                || (token != nil && HeaderName.equal($0.name, "x-amz-security-token"))
         }
-        // Exactly what goes on the wire: the Host the proxy sends, and the content type.
-        var signed: [(name: String, value: String)] = [(name: "host", value: target.hostHeader)]
-        if let ct = request.header("content-type") { signed.append((name: "content-type", value: ct)) }
-        let signature = SigV4(region: region, service: Self.service).signatureHeaders(
-            method: request.method, path: path, query: query, headers: signed, body: body, credentials: credentials, time: now)
-        for h in signature { request.setHeader(h.name, h.value) }
+        request.headers.reserveCapacity(request.headers.count + 3)
+        request.headers.append(.init(name: "x-amz-date", value: signature.amzDate))
+        if let token { request.headers.append(.init(name: "x-amz-security-token", value: token.value)) }
+        request.headers.append(.init(name: "authorization", value: signature.authorization))
         return .success(())
+    }
+
+    /// The path and the query (after the first `?`, without it) of a request target.
+    static func splitQuery(_ target: String) -> (path: Substring, query: Substring) {
+        // The `?` looked for in place: a generic search of the UTF-8 view cost more than the rest.
+        let offset =
+            target.utf8.withContiguousStorageIfAvailable { $0.firstIndex(of: UInt8(ascii: "?")) }
+            ?? target.utf8.firstIndex(of: UInt8(ascii: "?")).map { target.utf8.distance(from: target.startIndex, to: $0) }
+        guard let offset else { return (target[...], "") }
+        let mark = target.utf8.index(target.startIndex, offsetBy: offset)
+        return (target[..<mark], target[target.utf8.index(after: mark)...])
     }
 
     public func translateResponse(_ response: ProviderResponse, context: TranslationContext) -> ResponseTranslation {

@@ -6,7 +6,9 @@ import Crypto
 /// hashes two blocks, and allocates, every time). Equal to `HMAC<SHA256>` for any key and message.
 ///
 /// SigV4 signs every request with the same derived key for a day: the key is set up once.
-public struct HMACSHA256Key: Sendable {
+/// The states stand for the key (they are all it takes to make codes): nothing of them shows in
+/// descriptions or dumps.
+public struct HMACSHA256Key: Sendable, CustomStringConvertible, CustomReflectable {
     private let inner: SHA256
     private let outer: SHA256
 
@@ -54,4 +56,7 @@ public struct HMACSHA256Key: Sendable {
     public func authenticationCode(for message: [UInt8]) -> SHA256Digest {
         message.withUnsafeBytes { authenticationCode(for: $0) }
     }
+
+    public var description: String { "HMACSHA256Key(<redacted>)" }
+    public var customMirror: Mirror { Mirror(self, children: []) }
 }

@@ -251,13 +251,26 @@ public struct SigV4: Sendable, Hashable {
     }
 
     /// Every byte of each segment as `uriEncode` writes it, the `/` between segments kept.
-    static func appendCanonicalURI(_ path: Substring, into out: inout [UInt8]) {
+    /// Runs of bytes kept as they are are copied in one append each (a per-byte append was most of
+    /// this function's time on a Bedrock path).
+    static func appendCanonicalURI<Sink: SigV4ByteSink>(_ path: Substring, into out: inout Sink) {
         if path.isEmpty {
             out.append(UInt8(ascii: "/"))
             return
         }
-        for b in path.utf8 {
-            if b == UInt8(ascii: "/") { out.append(b) } else { appendURIEncoded(b, into: &out) }
+        let done: Void? = path.utf8.withContiguousStorageIfAvailable { bytes in
+            var run = 0
+            for i in bytes.indices where !isUnreserved(bytes[i]) && bytes[i] != UInt8(ascii: "/") {
+                out.append(raw: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[run..<i])))
+                appendPercentEncoded(bytes[i], into: &out)
+                run = i + 1
+            }
+            out.append(raw: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[run...])))
+        }
+        if done == nil {
+            for b in path.utf8 {
+                if b == UInt8(ascii: "/") { out.append(b) } else { appendURIEncoded(b, into: &out) }
+            }
         }
     }
 
@@ -328,11 +341,13 @@ public struct SigV4: Sendable, Hashable {
     }
 
     /// The method uppercased, written into `out`.
-    static func appendUppercased(_ method: String, into out: inout [UInt8]) {
-        if method.utf8.contains(where: { $0 >= 0x80 || ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) }) {
-            out.append(contentsOf: method.uppercased().utf8)
+    static func appendUppercased<Sink: SigV4ByteSink>(_ method: String, into out: inout Sink) {
+        func changes(_ b: UInt8) -> Bool { b >= 0x80 || (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) }
+        // Read in place when it can be (a generic walk of the view cost more than the rest).
+        if method.utf8.withContiguousStorageIfAvailable({ $0.contains(where: changes) }) ?? method.utf8.contains(where: changes) {
+            out.append(utf8: method.uppercased())
         } else {
-            out.append(contentsOf: method.utf8)
+            out.append(utf8: method)
         }
     }
 
@@ -343,8 +358,34 @@ public struct SigV4: Sendable, Hashable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// `trimAll(value)` written into `out`.
-    static func appendTrimmed(_ value: String, into out: inout [UInt8]) {
+    /// `trimAll(value)` written into `out`. A value with nothing to collapse inside (the usual
+    /// case: a host, a content type, a token) is copied in one append.
+    static func appendTrimmed<Sink: SigV4ByteSink>(_ value: String, into out: inout Sink) {
+        let copied: Bool? = value.utf8.withContiguousStorageIfAvailable { bytes in
+            var start = 0
+            var end = bytes.count
+            while start < end, isBlank(bytes[start]) { start += 1 }
+            while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+            var previousSpace = false
+            for i in start..<end {
+                let b = bytes[i]
+                // Only a lone space stays as it is; a tab, a line break or a second blank collapses.
+                if isBlank(b), b != UInt8(ascii: " ") || previousSpace { return false }
+                previousSpace = b == UInt8(ascii: " ")
+            }
+            out.append(raw: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<end])))
+            return true
+        }
+        if copied != true { appendCollapsed(value, into: &out) }
+    }
+
+    @inline(__always)
+    private static func isBlank(_ b: UInt8) -> Bool {
+        b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\n") || b == UInt8(ascii: "\r")
+    }
+
+    /// `trimAll(value)` written into `out` a byte at a time.
+    static func appendCollapsed<Sink: SigV4ByteSink>(_ value: String, into out: inout Sink) {
         var wrote = false
         var pendingSpace = false
         for b in value.utf8 {
@@ -367,19 +408,30 @@ public struct SigV4: Sendable, Hashable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    private static let upperHexDigits: [UInt8] = Array("0123456789ABCDEF".utf8)
     private static let lowerHexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func appendURIEncoded(_ b: UInt8, into out: inout [UInt8]) {
+    static func appendURIEncoded<Sink: SigV4ByteSink>(_ b: UInt8, into out: inout Sink) {
+        if isUnreserved(b) { out.append(b) } else { appendPercentEncoded(b, into: &out) }
+    }
+
+    /// `A-Z a-z 0-9 - _ . ~`: the bytes `uriEncode` keeps.
+    @inline(__always)
+    static func isUnreserved(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-            out.append(b)
+            true
         default:
-            out.append(UInt8(ascii: "%"))
-            out.append(upperHexDigits[Int(b >> 4)])
-            out.append(upperHexDigits[Int(b & 0xF)])
+            false
         }
+    }
+
+    /// `%XX`, uppercase hex.
+    static func appendPercentEncoded<Sink: SigV4ByteSink>(_ b: UInt8, into out: inout Sink) {
+        func digit(_ n: UInt8) -> UInt8 { n < 10 ? UInt8(ascii: "0") + n : UInt8(ascii: "A") - 10 + n }
+        out.append(UInt8(ascii: "%"))
+        out.append(digit(b >> 4))
+        out.append(digit(b & 0xF))
     }
 
     /// `%XX` sequences decoded; anything malformed is kept as written.
@@ -460,10 +512,9 @@ public struct SigV4: Sendable, Hashable {
 
     /// The digest in lowercase hex, written into `out`.
     /// Written in one append of the 64 characters (a per-byte append checked capacity 64 times).
-    static func appendHex(_ digest: SHA256Digest, into out: inout [UInt8]) {
+    static func appendHex<Sink: SigV4ByteSink>(_ digest: SHA256Digest, into out: inout Sink) {
         digest.withUnsafeBytes { bytes in
             let count = bytes.count * 2
-            out.reserveCapacity(out.count + count)
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { hex in
                 var i = 0
                 for b in bytes {
@@ -471,15 +522,17 @@ public struct SigV4: Sendable, Hashable {
                     hex[i + 1] = hexDigit(b & 0xF)
                     i += 2
                 }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: hex[0..<count]))
+                out.append(raw: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: hex[0..<count])))
             }
         }
     }
 
-    /// The lowercase hex digit of a nibble (0...15).
+    /// The lowercase hex digit of a nibble (0...15), without a branch (a hash's nibbles are
+    /// random, so a branch on them is unpredictable). `9 &- nibble` wraps past 127 exactly for
+    /// 10...15, which then move from after `9` to `a`.
     @inline(__always)
     private static func hexDigit(_ nibble: UInt8) -> UInt8 {
-        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
+        UInt8(ascii: "0") &+ nibble &+ ((9 &- nibble) >> 7) &* (UInt8(ascii: "a") - UInt8(ascii: "9") - 1)
     }
 
     /// SHA-256 of raw bytes (no generic `DataProtocol` walk).
