@@ -194,7 +194,7 @@ public struct SigV4: Sendable, Hashable {
 
     private static func cached(secret: String, date: String, region: String, service: String) -> DerivedKey {
         let found = derivedKeys.withLock { keys in
-            keys.first { $0.date == date && $0.secret == secret && $0.region == region && $0.service == service }
+            keys.first { $0.date == date && $0.secret.utf8.elementsEqual(secret.utf8) && $0.region == region && $0.service == service }
         }
         if let found { return found }
         let key = signingKey(secret: secret, date: date, region: region, service: service)

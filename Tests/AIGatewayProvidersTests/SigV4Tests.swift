@@ -34,6 +34,11 @@ struct SigV4Tests {
             #expect(bytes(key) != bytes(derived))
             #expect(bytes(key) == bytes(SigV4.signingKey(secret: other, date: date, region: region, service: service)))
         }
+        // Secrets equal as Unicode but not as bytes are two secrets: each gets its own chain's key.
+        for secret in ["s\u{E9}cret", "se\u{301}cret"] {
+            let key = SigV4.cachedSigningKey(secret: secret, date: "20150830", region: "us-east-1", service: "service")
+            #expect(bytes(key) == bytes(SigV4.signingKey(secret: secret, date: "20150830", region: "us-east-1", service: "service")))
+        }
     }
 
     @Test("the precomputed HMAC-SHA256 key equals HMAC<SHA256> for random keys (short, block-sized, long) and messages")
