@@ -49,7 +49,7 @@
 #   BENCH_ROUNDS=5       alternating nginx/gateway rounds (requests and streams)
 #   BENCH_RATE=1000 BENCH_RATE_DURATION=8 BENCH_RATE_ROUNDS=3 BENCH_RATE_CONNECTIONS=32 BENCH_RATE_SLICE_MS=200
 #                        fixed-rate latency: seconds measured per target and round, connections per target
-#   BENCH_TRANSLATION_ROUNDS=3 BENCH_TRANSLATION_DURATION=4   translation cost (fake provider)
+#   BENCH_TRANSLATION_ROUNDS=4 BENCH_TRANSLATION_DURATION=4   translation cost (fake provider)
 #   BENCH_STREAMS=1000 BENCH_STREAM_TOKENS=60 BENCH_STREAM_INTERVAL_MS=1000   open-stream RSS test: the
 #                        streams last TOKENS x INTERVAL, and all must have their first bytes within 2/3
 #                        of that. One token a second keeps the test about memory on a busy machine
@@ -74,7 +74,7 @@ RATE_DURATION="${BENCH_RATE_DURATION:-8}"
 RATE_ROUNDS="${BENCH_RATE_ROUNDS:-3}"
 RATE_CONNECTIONS="${BENCH_RATE_CONNECTIONS:-32}"
 RATE_SLICE_MS="${BENCH_RATE_SLICE_MS:-200}"
-TR_ROUNDS="${BENCH_TRANSLATION_ROUNDS:-3}"
+TR_ROUNDS="${BENCH_TRANSLATION_ROUNDS:-4}"
 TR_DURATION="${BENCH_TRANSLATION_DURATION:-4}"
 STREAMS="${BENCH_STREAMS:-1000}"
 STREAM_TOKENS="${BENCH_STREAM_TOKENS:-60}"
@@ -639,11 +639,18 @@ say "  the client kept up: $RATE_CLIENT_OK (its CPU at most $RATE_CLIENT_CPU_MAX
 
 # --- 4. translation cost through the fake provider ---------------------------------------------------
 step "4. translation cost: the gateway's OpenAI, Anthropic and Bedrock routes to the fake provider, wrk -d${TR_DURATION}s, $TR_ROUNDS rounds"
+# Each round measures the three routes' requests back to back, then their streams, in the opposite
+# order every other round: a drift of the machine's speed within a round then falls on the OpenAI
+# route as often before the translated routes as after them.
 for ((r = 1; r <= TR_ROUNDS; r++)); do
-    for route in openai anthropic bedrock; do
-        case "$route" in openai) u="$URL_OPENAI" ;; anthropic) u="$URL_ANTHROPIC" ;; bedrock) u="$URL_BEDROCK" ;; esac
-        measure "$route$r" "$u" "$BENCH_DIR/chat.lua" "$TR_DURATION" gateway
-        measure "s$route$r" "$u" "$BENCH_DIR/chat-stream.lua" "$TR_DURATION" gateway
+    order=(openai anthropic bedrock)
+    ((r % 2 == 0)) && order=(bedrock anthropic openai)
+    for mode in request stream; do
+        for route in "${order[@]}"; do
+            case "$route" in openai) u="$URL_OPENAI" ;; anthropic) u="$URL_ANTHROPIC" ;; bedrock) u="$URL_BEDROCK" ;; esac
+            if [ "$mode" = request ]; then measure "$route$r" "$u" "$BENCH_DIR/chat.lua" "$TR_DURATION" gateway
+            else measure "s$route$r" "$u" "$BENCH_DIR/chat-stream.lua" "$TR_DURATION" gateway; fi
+        done
     done
 done
 say ""
