@@ -127,17 +127,7 @@ extension AnthropicAdapter {
         /// The OpenAI answer (`scanner` is the one that read this answer from `raw`).
         func completion(_ raw: UnsafeRawBufferPointer, scanner s: JSONScanner, context: TranslationContext) -> ResponseTranslation {
             // Tool inputs are written as their canonical JSON (sorted keys): parsed whole.
-            var arguments: [String] = []
-            arguments.reserveCapacity(calls.count)
-            for call in calls {
-                guard let range = call.input else {
-                    arguments.append("{}")
-                    continue
-                }
-                // The scanner checked the value (its depth included): this cannot fail.
-                guard let input = try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: raw[range])) else { return .failed(.malformedResponse) }
-                arguments.append(input.canonicalJSON())
-            }
+            guard let arguments = JSONSpans.canonicalArguments(calls.lazy.map(\.input), in: raw) else { return .failed(.malformedResponse) }
             let usage = self.usage.tokenUsage
             var out: [UInt8] = []
             out.reserveCapacity(raw.count + context.fallbackID.utf8.count + context.model.utf8.count + 256)

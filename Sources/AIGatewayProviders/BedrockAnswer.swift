@@ -166,17 +166,7 @@ extension BedrockConverse {
             _ raw: UnsafeRawBufferPointer, scanner s: JSONScanner, id: String, model: String, created: Int, names: BedrockToolNames
         ) -> ResponseTranslation {
             // Tool inputs are written as their canonical JSON (sorted keys): parsed whole.
-            var arguments: [String] = []
-            arguments.reserveCapacity(calls.count)
-            for call in calls {
-                guard let range = call.input else {
-                    arguments.append("{}")
-                    continue
-                }
-                // The scanner checked the value (its depth included): this cannot fail.
-                guard let input = try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: raw[range])) else { return .failed(.malformedResponse) }
-                arguments.append(input.canonicalJSON())
-            }
+            guard let arguments = JSONSpans.canonicalArguments(calls.lazy.map(\.input), in: raw) else { return .failed(.malformedResponse) }
             var out: [UInt8] = []
             out.reserveCapacity(raw.count + id.utf8.count + model.utf8.count + 256)
             JSONBytes.append("{\"id\":", to: &out)

@@ -39,6 +39,23 @@ struct JSONSpans {
         }
     }
 
+    /// Each tool call's input (the range of its JSON value in `raw`; nil: none sent, `{}`) as its
+    /// canonical JSON text (sorted keys), what OpenAI's `arguments` carries; nil when one does not
+    /// parse (the scanner checked it, depth included, so it cannot fail).
+    static func canonicalArguments(_ inputs: some Collection<Range<Int>?>, in raw: UnsafeRawBufferPointer) -> [String]? {
+        var arguments: [String] = []
+        arguments.reserveCapacity(inputs.count)
+        for input in inputs {
+            guard let range = input else {
+                arguments.append("{}")
+                continue
+            }
+            guard let value = try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: raw[range])) else { return nil }
+            arguments.append(value.canonicalJSON())
+        }
+        return arguments
+    }
+
     /// `map(stopReason)` as a JSON string (an OpenAI finish reason): the stop reasons Anthropic
     /// and Bedrock share and answer most (`end_turn`, `tool_use`, `max_tokens`) compared in
     /// place, the others decoded and mapped.
