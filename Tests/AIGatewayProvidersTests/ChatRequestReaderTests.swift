@@ -20,11 +20,12 @@ struct ChatRequestReaderTests {
         (nil, false, nil), ("gpt-4o", false, nil), (nil, true, nil), ("we\"ird\n", true, "so far \u{1} é"), (nil, false, ""),
     ]
 
-    static func written(_ write: (String?, Bool, String?, (UnsafeRawBufferPointer) -> Void) -> Void) -> [[UInt8]] {
+    /// The bodies written (as text: what a failure shows; both sides write valid UTF-8).
+    static func written(_ write: (String?, Bool, String?, (UnsafeRawBufferPointer) -> Void) -> Void) -> [String] {
         rewrites.map { r in
             var out: [UInt8] = []
             write(r.model, r.includeUsage, r.prefill) { out.append(contentsOf: $0) }
-            return out
+            return String(decoding: out, as: UTF8.self)
         }
     }
 
