@@ -96,19 +96,25 @@ struct MatchList: Sendable {
         }
     }
 
-    /// The first entry (in precedence order) that matches the request.
-    func first(_ request: RequestFacts, regexes: RegexCache) -> MatchEntry? {
-        // The best so far, as its group and place (no entry copied until the end).
+    /// The first entry (in precedence order) that matches the request, as its group and its
+    /// place in it. (Entries are read in place, through buffer pointers: reading one out of an
+    /// array copies it, a retain and a release of each of its strings and arrays.)
+    func first(_ request: RequestFacts, regexes: RegexCache) -> (group: [MatchEntry], index: Int)? {
         var bestGroup: [MatchEntry] = []
         var bestIndex = -1
         func consider(_ group: [MatchEntry]?) {
             guard let group else { return }
-            for i in group.indices {
-                if bestIndex >= 0, !MatchEntry.precedes(group[i], bestGroup[bestIndex]) { return }
-                if group[i].match.matches(request, regexes: regexes) {
-                    bestGroup = group
-                    bestIndex = i
-                    return
+            group.withUnsafeBufferPointer { entries in
+                for i in entries.indices {
+                    if bestIndex >= 0 {
+                        let precedes = bestGroup.withUnsafeBufferPointer { MatchEntry.precedes(entries[i], $0[bestIndex]) }
+                        if !precedes { return }
+                    }
+                    if entries[i].match.matches(request, regexes: regexes) {
+                        bestGroup = group
+                        bestIndex = i
+                        return
+                    }
                 }
             }
         }
@@ -128,7 +134,7 @@ struct MatchList: Sendable {
             }
         }
         if !always.isEmpty { consider(always) }
-        return bestIndex >= 0 ? bestGroup[bestIndex] : nil
+        return bestIndex >= 0 ? (bestGroup, bestIndex) : nil
     }
 
     /// The first position whose entry does not precede `e`.

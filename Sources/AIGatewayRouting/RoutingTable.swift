@@ -54,9 +54,11 @@ public struct RequestFacts: Sendable {
     }
 
     /// Builds the facts from a request target and the proxy's parsed header fields, which are
-    /// read again only if a rule matches on a header.
-    public init(method: String, uri: String, fields: some RequestHeaderFields) {
-        let host = fields.firstValue(where: { $0.isASCIICaseInsensitive("host") })
+    /// read only if a rule matches on a header.
+    ///
+    /// - Parameter host: the value of the first field named `Host` (in any ASCII case), which the
+    ///   proxy finds with its own search (nil: none).
+    public init(method: String, uri: String, host: String?, fields: some RequestHeaderFields) {
         self.init(method: method, uri: uri, host: host, headers: .fields(fields))
     }
 
@@ -361,8 +363,10 @@ public final class RoutingTable: Sendable {
     }
 
     private func firstMatch(_ list: MatchList, _ request: RequestFacts) -> RouteMatch? {
-        guard let e = list.first(request, regexes: regexes) else { return nil }
-        return RouteMatch(rule: e.rule, rewrittenPath: rewrite(request.path, match: e.match, rewrite: e.rule.rewrite))
+        guard let (group, i) = list.first(request, regexes: regexes) else { return nil }
+        return group.withUnsafeBufferPointer { g in
+            RouteMatch(rule: g[i].rule, rewrittenPath: rewrite(request.path, match: g[i].match, rewrite: g[i].rule.rewrite))
+        }
     }
 
     private func rewrite(_ path: String, match: CompiledMatch, rewrite: URLRewrite?) -> String {
