@@ -63,24 +63,32 @@ public struct RequestFacts: Sendable {
     }
 
     private init(method: String, uri: String, host hostValue: String?, headers: Headers) {
-        var path = Substring(uri)
+        // Strings are sliced only when they must be: a target without a query is its path, a
+        // host without a port or capitals is itself.
+        var path = uri
         var query = Query.pairs([])
         if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            path = uri[..<q]
+            path = String(uri[..<q])
             query = .text(uri[uri.utf8.index(after: q)...])
         }
-        var host = Substring(hostValue ?? "")
+        self.method = method
+        self.host = Self.host(hostValue ?? "")
+        self.path = path.isEmpty ? "/" : path
+        self.queryStorage = query
+        self.headers = headers
+    }
+
+    /// A `Host` value without its port, lower-cased.
+    private static func host(_ value: String) -> String {
+        let plain = !value.utf8.contains { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "[") || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) }
+        if plain { return value }
+        var host = Substring(value)
         if host.utf8.first == UInt8(ascii: "[") {
             if let close = host.utf8.firstIndex(of: UInt8(ascii: "]")) { host = host[...close] }
         } else if let colon = host.utf8.lastIndex(of: UInt8(ascii: ":")) {
             host = host[..<colon]
         }
-        let lowered = host.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? host.lowercased() : String(host)
-        self.method = method
-        self.host = lowered
-        self.path = path.isEmpty ? "/" : String(path)
-        self.queryStorage = query
-        self.headers = headers
+        return host.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? host.lowercased() : String(host)
     }
 
     /// `name=value` pairs split at `&`, each side percent-decoded (`+` as a space; left as sent
