@@ -80,8 +80,16 @@ public struct RequestFacts: Sendable {
 
     /// A `Host` value without its port, lower-cased.
     private static func host(_ value: String) -> String {
-        let plain = !value.utf8.contains { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "[") || ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) }
-        if plain { return value }
+        // The common forms read from the bytes: `name` and `name:port`, without capitals.
+        let fast = value.utf8.withContiguousStorageIfAvailable { b -> String? in
+            guard b.first != UInt8(ascii: "[") else { return nil }
+            var end = b.count
+            while end > 0, b[end - 1] != UInt8(ascii: ":") { end -= 1 }
+            end = end > 0 ? end - 1 : b.count
+            for k in 0..<end where b[k] >= UInt8(ascii: "A") && b[k] <= UInt8(ascii: "Z") { return nil }
+            return end == b.count ? value : String(decoding: UnsafeBufferPointer(rebasing: b[..<end]), as: UTF8.self)
+        }
+        if let fast, let host = fast { return host }
         var host = Substring(value)
         if host.utf8.first == UInt8(ascii: "[") {
             if let close = host.utf8.firstIndex(of: UInt8(ascii: "]")) { host = host[...close] }

@@ -144,7 +144,7 @@ struct MatchFastPathTests {
         // The same facts as from pairs of strings (which find the host themselves).
         let pairs = RequestFacts(method: "POST", uri: "/h/x", headers: fields.fields)
         #expect(pairs.host == "api.example.com" && pairs.path == h.path && t.checked(pairs) == "default/headed")
-        for host in ["[::1]:80", "Example.COM", "h:1:2", "", "[::1"] {
+        for host in ["[::1]:80", "Example.COM", "h:1:2", "", "[::1", "127.0.0.1:8080", "h:", ":80", ":", "é.example:1", "É.example", "a.b", "[::1]"] {
             let a = RequestFacts(method: "GET", uri: "/", host: host, fields: second)
             let b = RequestFacts(method: "GET", uri: "/", headers: [(name: "Host", value: host)])
             #expect(a.host == b.host, "\(host)")
