@@ -6,22 +6,39 @@ import Synchronization
 /// usage option, a continuation prefill) and copy every other byte the client sent.
 public struct ChatRequest: Sendable {
     public let bytes: [UInt8]
-    let spans: [String: JSONMemberSpan]
-    /// The only members the gateway reads, parsed on their own: the conversation itself is
-    /// validated but never built into values.
-    let read: [String: JSONValue]
+    /// What the gateway reads of the body (its few members and where they sit), read once.
+    let facts: Facts
+
+    /// What the gateway needs of a request, and where the members it rewrites sit (each value's
+    /// range in `bytes`; a member sent twice counts the last time, as in the parsed object).
+    struct Facts: Sendable, Hashable {
+        /// The client's `model` (nil: absent or `null`).
+        var model: String?
+        /// `stream` is `true`.
+        var stream = false
+        /// `stream_options` is an object whose `include_usage` is `true`.
+        var includeUsage = false
+        /// `messages` is an array with no element (or absent).
+        var messagesEmpty = true
+        /// The object has at least one member.
+        var hasMembers = false
+        var modelSpan: Range<Int>?
+        var streamOptionsSpan: Range<Int>?
+        var messagesSpan: Range<Int>?
+    }
+
     /// `messages` is an array with no element.
-    let messagesEmpty: Bool
+    var messagesEmpty: Bool { facts.messagesEmpty }
 
     /// The whole body as a value (parsed on demand; the proxy does not need it).
     public var value: JSONValue { (try? JSONParser.parse(bytes)) ?? .null }
 
     /// The client's `model`, if it sent one.
-    public let model: String?
+    public var model: String? { facts.model }
     /// Whether the client asked for a server-sent-event stream.
-    public let stream: Bool
+    public var stream: Bool { facts.stream }
     /// Whether the client asked for the usage chunk at the end of a stream.
-    public let clientWantsStreamUsage: Bool
+    public var clientWantsStreamUsage: Bool { facts.includeUsage }
 
     public struct Invalid: Error, Sendable, CustomStringConvertible {
         public var description: String
@@ -51,20 +68,22 @@ public struct ChatRequest: Sendable {
 
     private let parsed = ParsedConversation()
 
+    /// Checks the body and reads what the gateway needs of it in one pass over the bytes
+    /// (`Facts(reading:)`); a body that pass does not accept is checked again the slow way
+    /// (`check`), which words the error.
     public init(bytes: [UInt8]) throws(Invalid) {
-        let (spans, read, messagesEmpty) = try Self.check(bytes)
         self.bytes = bytes
-        self.spans = spans
-        self.read = read
-        self.messagesEmpty = messagesEmpty
-        // Read once here: every attempt asks.
-        self.model = read["model"]?.stringValue
-        self.stream = read["stream"] == .bool(true)
-        self.clientWantsStreamUsage = read["stream_options"]?["include_usage"] == .bool(true)
+        if let facts = Facts(reading: bytes) {
+            self.facts = facts
+        } else {
+            self.facts = try Self.check(bytes)
+        }
     }
 
-    /// Validates the body; returns its top-level spans, the members read, and whether `messages` is empty.
-    private static func check(_ bytes: [UInt8]) throws(Invalid) -> (spans: [String: JSONMemberSpan], read: [String: JSONValue], messagesEmpty: Bool) {
+    /// Validates the body with `JSONParser` and the parsed members, throwing the error a client
+    /// sees; returns the facts when it accepts the body (which the one-pass reader accepts too:
+    /// the differential test holds them to it).
+    private static func check(_ bytes: [UInt8]) throws(Invalid) -> Facts {
         let scanned: [String: JSONMemberSpan]?
         do {
             scanned = try JSONParser.scanTopLevel(bytes)
@@ -92,10 +111,12 @@ public struct ChatRequest: Sendable {
             guard bytes[span.value.lowerBound] == UInt8(ascii: "[") else {
                 throw Invalid(description: "'messages' must be an array")
             }
-            let inside = bytes[(span.value.lowerBound + 1)..<span.value.upperBound]
-            messagesEmpty = inside.first { ![0x20, 0x09, 0x0A, 0x0D].contains($0) } == UInt8(ascii: "]")
+            messagesEmpty = bytes.withUnsafeBytes { Facts.isEmptyArray($0, span.value) }
         }
-        return (spans, read, messagesEmpty)
+        return Facts(
+            model: read["model"]?.stringValue, stream: read["stream"] == .bool(true),
+            includeUsage: read["stream_options"]?["include_usage"] == .bool(true), messagesEmpty: messagesEmpty, hasMembers: !spans.isEmpty,
+            modelSpan: spans["model"]?.value, streamOptionsSpan: spans["stream_options"]?.value, messagesSpan: spans["messages"]?.value)
     }
 
     /// The body for one attempt.
@@ -119,30 +140,34 @@ public struct ChatRequest: Sendable {
         var edits: [(range: Range<Int>, replacement: String)] = []
         var additions: [String] = []
         if let model {
-            if let span = spans["model"] {
-                edits.append((span.value, JSONValue.quoted(model)))
+            if let span = facts.modelSpan {
+                edits.append((span, JSONValue.quoted(model)))
             } else {
                 additions.append("\"model\":\(JSONValue.quoted(model))")
             }
         }
         if includeUsage && stream && !clientWantsStreamUsage {
-            if let span = spans["stream_options"], case .object(var o) = read["stream_options"] {
-                o["include_usage"] = .bool(true)
-                edits.append((span.value, JSONValue.object(o).canonicalJSON()))
-            } else if spans["stream_options"] != nil {
-                edits.append((spans["stream_options"]!.value, "{\"include_usage\":true}"))
+            if let span = facts.streamOptionsSpan {
+                // The client's options, kept with the usage added (parsed here: rare, and
+                // already checked as part of the body).
+                if case .object(var o)? = try? JSONParser.parse(bytes[span]) {
+                    o["include_usage"] = .bool(true)
+                    edits.append((span, JSONValue.object(o).canonicalJSON()))
+                } else {
+                    edits.append((span, "{\"include_usage\":true}"))
+                }
             } else {
                 additions.append("\"stream_options\":{\"include_usage\":true}")
             }
         }
-        if let prefill, let span = spans["messages"] {
+        if let prefill, let span = facts.messagesSpan {
             // Keep the original message bytes up to the closing bracket, then add the partial answer.
-            var close = span.value.upperBound - 1
-            while close > span.value.lowerBound, bytes[close] != UInt8(ascii: "]") { close -= 1 }
-            var text = String(decoding: bytes[span.value.lowerBound..<close], as: UTF8.self)
+            var close = span.upperBound - 1
+            while close > span.lowerBound, bytes[close] != UInt8(ascii: "]") { close -= 1 }
+            var text = String(decoding: bytes[span.lowerBound..<close], as: UTF8.self)
             if !messagesEmpty { text += "," }
             text += "{\"role\":\"assistant\",\"content\":\(JSONValue.quoted(prefill))}]"
-            edits.append((span.value, text))
+            edits.append((span, text))
         }
         bytes.withUnsafeBytes { original in
             func emitOriginal(_ r: Range<Int>) {
@@ -166,7 +191,7 @@ public struct ChatRequest: Sendable {
                     if k > 0 { emitText(",") }
                     emitText(a)
                 }
-                if !spans.isEmpty { emitText(",") }
+                if facts.hasMembers { emitText(",") }
             }
             for edit in edits {
                 emitOriginal(cursor..<edit.range.lowerBound)

@@ -147,8 +147,10 @@ public final class GatewayHandler: HTTPHandler {
     private func prepare(_ request: ServerRequest) -> Prepared {
         let requestID = Self.requestID(request.head.headers)
         let table = store.current
-        let headers = request.head.headers.map { (name: $0.name, value: $0.value) }
-        let facts = RequestFacts(method: request.head.method.rawValue, uri: request.head.uri, headers: headers)
+        // The headers are searched in place: for the host here, for a header only by a rule matching on one.
+        let facts = RequestFacts(
+            method: request.head.method.rawValue, uri: request.head.uri, host: request.head.headers.first(name: "host"),
+            fields: RequestHeaderFieldsOfHead(headers: request.head.headers))
         guard let match = table.match(facts) else {
             return .reply(errorReply(status: .notFound, message: "No route matches \(request.head.method.rawValue) \(facts.path)", type: "invalid_request_error", code: "route_not_found", requestID: requestID, route: "-"))
         }

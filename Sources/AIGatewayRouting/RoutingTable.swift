@@ -1,5 +1,13 @@
 import AIGatewayAPI
 
+/// A request's header fields as the proxy parsed them, read by the matcher only when a rule it
+/// tries matches on a header (most rules match a path alone): the proxy hands its head over as it
+/// is rather than copying every field into a pair of strings for every request.
+public protocol RequestHeaderFields: Sendable {
+    /// The value of the first field, in the order received, whose name satisfies `isName`.
+    func firstValue(where isName: (String) -> Bool) -> String?
+}
+
 /// What the matcher needs to know about a request.
 public struct RequestFacts: Sendable {
     public var method: String
@@ -7,41 +15,106 @@ public struct RequestFacts: Sendable {
     public var host: String
     /// The path without the query string.
     public var path: String
-    public var query: [(name: String, value: String)]
-    public var headers: [(name: String, value: String)]
+    /// The query parameters, decoded (read from the target when asked: most requests have none,
+    /// and most rules match no parameter).
+    public var query: [(name: String, value: String)] {
+        switch queryStorage {
+        case .pairs(let pairs): pairs
+        case .text(let text): Self.parseQuery(text)
+        }
+    }
+
+    private enum Query: Sendable {
+        case pairs([(name: String, value: String)])
+        /// The target after its `?`.
+        case text(Substring)
+    }
+
+    private enum Headers: Sendable {
+        case pairs([(name: String, value: String)])
+        case fields(any RequestHeaderFields)
+    }
+
+    private let queryStorage: Query
+    private let headers: Headers
 
     public init(method: String, host: String, path: String, query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = []) {
         self.method = method
         self.host = host
         self.path = path
-        self.query = query
-        self.headers = headers
+        self.queryStorage = .pairs(query)
+        self.headers = .pairs(headers)
     }
 
     /// Builds the facts from a request target (`/path?query`) and its headers. (Scans bytes,
     /// not characters: it runs for every request.)
     public init(method: String, uri: String, headers: [(name: String, value: String)]) {
-        var path = Substring(uri)
-        var query: [(String, String)] = []
+        let host = headers.first(where: { $0.name.isASCIICaseInsensitive("host") })?.value
+        self.init(method: method, uri: uri, host: host, headers: .pairs(headers))
+    }
+
+    /// Builds the facts from a request target and the proxy's parsed header fields, which are
+    /// read only if a rule matches on a header.
+    ///
+    /// - Parameter host: the value of the first field named `Host` (in any ASCII case), which the
+    ///   proxy finds with its own search (nil: none).
+    public init(method: String, uri: String, host: String?, fields: some RequestHeaderFields) {
+        self.init(method: method, uri: uri, host: host, headers: .fields(fields))
+    }
+
+    private init(method: String, uri: String, host hostValue: String?, headers: Headers) {
+        // Strings are sliced only when they must be: a target without a query is its path, a
+        // host without a port or capitals is itself.
+        var path = uri
+        var query = Query.pairs([])
         if let q = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            path = uri[..<q]
-            for pair in uri[uri.utf8.index(after: q)...].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                query.append((String(kv[0]).removingPercentEncoding ?? String(kv[0]), kv.count > 1 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""))
-            }
+            path = String(uri[..<q])
+            query = .text(uri[uri.utf8.index(after: q)...])
         }
-        var host = Substring(headers.first(where: { $0.name.isASCIICaseInsensitive("host") })?.value ?? "")
+        self.method = method
+        self.host = Self.host(hostValue ?? "")
+        self.path = path.isEmpty ? "/" : path
+        self.queryStorage = query
+        self.headers = headers
+    }
+
+    /// A `Host` value without its port, lower-cased.
+    private static func host(_ value: String) -> String {
+        // The common forms read from the bytes: `name` and `name:port`, without capitals.
+        let fast = value.utf8.withContiguousStorageIfAvailable { b -> String? in
+            guard b.first != UInt8(ascii: "[") else { return nil }
+            var end = b.count
+            while end > 0, b[end - 1] != UInt8(ascii: ":") { end -= 1 }
+            end = end > 0 ? end - 1 : b.count
+            for k in 0..<end where b[k] >= UInt8(ascii: "A") && b[k] <= UInt8(ascii: "Z") { return nil }
+            return end == b.count ? value : String(decoding: UnsafeBufferPointer(rebasing: b[..<end]), as: UTF8.self)
+        }
+        if let fast, let host = fast { return host }
+        var host = Substring(value)
         if host.utf8.first == UInt8(ascii: "[") {
             if let close = host.utf8.firstIndex(of: UInt8(ascii: "]")) { host = host[...close] }
         } else if let colon = host.utf8.lastIndex(of: UInt8(ascii: ":")) {
             host = host[..<colon]
         }
-        let lowered = host.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? host.lowercased() : String(host)
-        self.init(method: method, host: lowered, path: path.isEmpty ? "/" : String(path), query: query, headers: headers)
+        return host.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? host.lowercased() : String(host)
+    }
+
+    /// `name=value` pairs split at `&`, each side percent-decoded (`+` as a space; left as sent
+    /// when it does not decode).
+    private static func parseQuery(_ text: Substring) -> [(name: String, value: String)] {
+        var query: [(name: String, value: String)] = []
+        for pair in text.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            query.append((String(kv[0]).removingPercentEncoding ?? String(kv[0]), kv.count > 1 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""))
+        }
+        return query
     }
 
     func header(_ name: String) -> String? {
-        headers.first(where: { $0.name.caseInsensitiveCompare(name) }).map(\.value)
+        switch headers {
+        case .pairs(let pairs): pairs.first(where: { $0.name.caseInsensitiveCompare(name) }).map(\.value)
+        case .fields(let fields): fields.firstValue(where: { $0.caseInsensitiveCompare(name) })
+        }
     }
 }
 
@@ -135,8 +208,9 @@ struct CompiledMatch: Sendable, Hashable {
             case .regularExpression: guard regexes.wholeMatch(h.value, value) else { return false }
             }
         }
+        let query = queryParams.isEmpty ? [] : r.query
         for q in queryParams {
-            guard let value = r.query.first(where: { $0.name == q.name })?.value else { return false }
+            guard let value = query.first(where: { $0.name == q.name })?.value else { return false }
             switch q.type {
             case .exact: guard value == q.value else { return false }
             case .regularExpression: guard regexes.wholeMatch(q.value, value) else { return false }
@@ -239,6 +313,8 @@ public final class RoutingTable: Sendable {
     public let backendLabels: Set<String>
     /// Rules by hostname specificity, each list in precedence order.
     private let exactHosts: [String: MatchList]
+    /// The byte counts of `exactHosts`' names: a request whose host no route names looks nothing up.
+    private let exactHostLengths: LengthSet
     private let wildcardHosts: [String: MatchList]
     private let anyHost: MatchList
     private let regexes: RegexCache
@@ -267,6 +343,7 @@ public final class RoutingTable: Sendable {
         self.entryIDs = entryIDs
         self.backendLabels = backendLabels
         exactHosts = index.exactHosts
+        exactHostLengths = LengthSet(index.exactHosts.keys)
         wildcardHosts = index.wildcardHosts
         anyHost = index.anyHost
         self.regexes = regexes
@@ -275,7 +352,7 @@ public final class RoutingTable: Sendable {
 
     /// Finds the rule for a request: the most specific hostname first, then Gateway API match precedence.
     public func match(_ request: RequestFacts) -> RouteMatch? {
-        if let list = exactHosts[request.host], let m = firstMatch(list, request) { return m }
+        if exactHostLengths.mayContain(request.host.utf8.count), let list = exactHosts[request.host], let m = firstMatch(list, request) { return m }
         if !wildcardHosts.isEmpty {
             var labels = request.host.split(separator: ".")
             while labels.count > 1 {
@@ -302,8 +379,10 @@ public final class RoutingTable: Sendable {
     }
 
     private func firstMatch(_ list: MatchList, _ request: RequestFacts) -> RouteMatch? {
-        guard let e = list.first(request, regexes: regexes) else { return nil }
-        return RouteMatch(rule: e.rule, rewrittenPath: rewrite(request.path, match: e.match, rewrite: e.rule.rewrite))
+        guard let (group, i) = list.first(request, regexes: regexes) else { return nil }
+        return group.withUnsafeBufferPointer { g in
+            RouteMatch(rule: g[i].rule, rewrittenPath: rewrite(request.path, match: g[i].match, rewrite: g[i].rule.rewrite))
+        }
     }
 
     private func rewrite(_ path: String, match: CompiledMatch, rewrite: URLRewrite?) -> String {
