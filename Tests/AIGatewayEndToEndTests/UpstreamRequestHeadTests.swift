@@ -214,6 +214,34 @@ struct UpstreamRequestHeadTests {
         }
     }
 
+    @Test("a head in NIO's shape (the STS client, tests) is framed as RequestEncoder frames it: as given, or chunked")
+    func nioShape() throws {
+        let framed = HTTPHeaders([("host", "h"), ("content-length", "3")])
+        let unframed = HTTPHeaders([("host", "h"), ("accept", "*/*")])
+        for headers in [framed, unframed, HTTPHeaders([("host", "h"), ("Transfer-Encoding", "chunked")])] {
+            for size in [0, 3, RequestEncoder.gatherLimit + 1] {
+                for method in [HTTPMethod.POST, .HEAD] {
+                    let head = HTTPRequestHead(version: .http1_1, method: method, uri: "/sts?x=1", headers: headers)
+                    let body = ByteBuffer(repeating: UInt8(ascii: "b"), count: size)
+                    let channel = EmbeddedChannel(handler: RequestEncoder())
+                    channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                    if size > 0 { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
+                    channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+                    var expected: [UInt8] = []
+                    while let b = try channel.readOutbound(as: IOData.self) {
+                        if case .byteBuffer(let bytes) = b { expected += Array(bytes.readableBytesView) }
+                    }
+                    _ = try channel.finish()
+                    let wire = UpstreamRequestBytes(head, body: body)
+                    #expect(wireBytes(wire) == expected, "\(headers) \(size) \(method)")
+                    #expect(wire.bodylessAnswer == (method == .HEAD))
+                }
+            }
+        }
+        let injected = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: HTTPHeaders([("host", "h\r\nx: y")]))
+        #expect(UpstreamRequestBytes(injected, body: ByteBuffer()).problem != nil)
+    }
+
     @Test("a client's value that is not UTF-8 is forwarded as it arrived (the String path replaced its bytes)")
     func obsTextForwardedAsIs() throws {
         var text = ByteBuffer(string: "POST / HTTP/1.1\r\nX-Raw: a")
