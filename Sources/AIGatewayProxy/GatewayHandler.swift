@@ -126,8 +126,7 @@ public final class GatewayHandler: HTTPHandler {
             self.chat = chat
             self.backend = backend
             self.rule = rule
-            // Kept until the answer is over (a stream's too), so not inside a large read.
-            self.clientHead = clientHead.compacted()
+            self.clientHead = clientHead
             self.requestID = requestID
         }
 

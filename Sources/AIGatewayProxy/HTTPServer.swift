@@ -422,8 +422,10 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
             state = .receiving(head, body)
         case .end:
             requestEnded = true
-            guard case .receiving(let parsed, let body) = state else { return }
+            guard case .receiving(let received, let body) = state else { return }
             state = .answering
+            // The head is kept until the answer is over (a stream's too): not inside a large read.
+            let parsed = received.compacted()
             let request = ServerRequest(parsed: parsed, body: body, remoteAddress: remoteAddress)
             dispatch(context: context, head: parsed, keepAlive: parsed.keepAlive, tooLarge: false) { handler, writer, done in
                 handler.handle(request, writer, done: done)

@@ -242,6 +242,26 @@ struct UpstreamRequestHeadTests {
         #expect(UpstreamRequestBytes(injected, body: ByteBuffer()).problem != nil)
     }
 
+    @Test("a head read together with a large body is kept in a buffer of its own; a small read is kept as it is")
+    func compacted() throws {
+        let text = "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nX-Custom: kept\r\nContent-Length: 65536\r\n\r\n"
+        var large = ByteBuffer(string: text)
+        large.writeRepeatingByte(UInt8(ascii: "x"), count: 65536)
+        var parser = RequestParser(maxHeadBytes: 32 * 1024)
+        parser.append(large)
+        guard case .head(let head)? = try parser.next() else {
+            Issue.record("no head")
+            return
+        }
+        let kept = head.compacted()
+        #expect(head.bytes.storageCapacity > 65536)
+        #expect(kept.bytes.storageCapacity < 4096)
+        #expect(kept.makeHTTPRequestHead() == head.makeHTTPRequestHead())
+        #expect(kept.uri == "/v1/chat/completions" && kept.string(kept.first("x-custom")!) == "kept")
+        let small = try RequestHead.parse(ByteBuffer(string: text))
+        #expect(small.compacted().bytes.storageCapacity == small.bytes.storageCapacity)
+    }
+
     @Test("a client's value that is not UTF-8 is forwarded as it arrived (the String path replaced its bytes)")
     func obsTextForwardedAsIs() throws {
         var text = ByteBuffer(string: "POST / HTTP/1.1\r\nX-Raw: a")
