@@ -164,6 +164,7 @@ struct UpstreamRequestHead {
 
     static func sameName(_ a: String, _ b: String) -> Bool {
         guard a.utf8.count == b.utf8.count else { return false }
+        if let r = a.utf8.withContiguousStorageIfAvailable({ sameName(UnsafeRawBufferPointer($0), b) }) { return r }
         return zip(a.utf8, b.utf8).allSatisfy { lower($0) == lower($1) }
     }
 }
