@@ -56,6 +56,12 @@ struct ClientHeaderPolicy: Sendable {
         !dropped.contains(name)
     }
 
+    /// The same for a name given as bytes (a field of the client's head: `UpstreamRequestHead`
+    /// applies the policy there).
+    func forwards(_ name: UnsafeRawBufferPointer) -> Bool {
+        !dropped.contains(name)
+    }
+
     /// Appends to `upstream` the client headers that may reach the provider, in the client's order.
     func forward(_ client: HTTPHeaders, into upstream: inout HTTPHeaders) {
         let connectionTokens = HeaderNameSet(client[canonicalForm: "connection"].map(String.init))

@@ -87,7 +87,7 @@ public final class GatewayHandler: HTTPHandler {
     }
 
     public func reject(status: HTTPResponseStatus, message: String, requestHead: HTTPRequestHead, _ writer: ResponseWriter) {
-        let id = Self.requestID(requestHead.headers)
+        let id = Self.requestID(given: requestHead.headers.first(name: GatewayHeaders.requestID))
         let code = status == .payloadTooLarge ? "request_too_large" : "internal_error"
         send(errorReply(status: status, message: message, type: "invalid_request_error", code: code, requestID: id, route: "-"), writer)
     }
@@ -118,15 +118,22 @@ public final class GatewayHandler: HTTPHandler {
         let chat: ChatRequest
         let backend: CompiledBackend
         let rule: CompiledRule
-        let clientHeaders: HTTPHeaders
+        /// The client's head, whose fields the attempts forward.
+        let clientHead: RequestHead
         let requestID: String
 
-        init(chat: ChatRequest, backend: CompiledBackend, rule: CompiledRule, clientHeaders: HTTPHeaders, requestID: String) {
+        init(chat: ChatRequest, backend: CompiledBackend, rule: CompiledRule, clientHead: RequestHead, requestID: String) {
             self.chat = chat
             self.backend = backend
             self.rule = rule
-            self.clientHeaders = clientHeaders
+            self.clientHead = clientHead
             self.requestID = requestID
+        }
+
+        /// With the client's headers in NIO's shape (tests).
+        convenience init(chat: ChatRequest, backend: CompiledBackend, rule: CompiledRule, clientHeaders: HTTPHeaders, requestID: String) {
+            let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: clientHeaders)
+            self.init(chat: chat, backend: backend, rule: rule, clientHead: RequestHead.from(head)!, requestID: requestID)
         }
     }
 
@@ -145,14 +152,15 @@ public final class GatewayHandler: HTTPHandler {
 
     @inline(never)
     private func prepare(_ request: ServerRequest) -> Prepared {
-        let requestID = Self.requestID(request.head.headers)
+        let requestID = Self.requestID(request.parsed)
         let table = store.current
         // The headers are searched in place: for the host here, for a header only by a rule matching on one.
+        let head = request.parsed
         let facts = RequestFacts(
-            method: request.head.method.rawValue, uri: request.head.uri, host: request.head.headers.first(name: "host"),
-            fields: RequestHeaderFieldsOfHead(headers: request.head.headers))
+            method: head.method.rawValue, uri: head.uri, host: head.first("host").map { head.string($0) },
+            fields: RequestHeaderFieldsOfHead(head: head))
         guard let match = table.match(facts) else {
-            return .reply(errorReply(status: .notFound, message: "No route matches \(request.head.method.rawValue) \(facts.path)", type: "invalid_request_error", code: "route_not_found", requestID: requestID, route: "-"))
+            return .reply(errorReply(status: .notFound, message: "No route matches \(request.parsed.method.rawValue) \(facts.path)", type: "invalid_request_error", code: "route_not_found", requestID: requestID, route: "-"))
         }
         let rule = match.rule
         let routeLabel = rule.routeLabel
@@ -174,8 +182,8 @@ public final class GatewayHandler: HTTPHandler {
         if let problem = backend.problem {
             return .reply(errorReply(status: .notImplemented, message: "Backend \(backendName): \(problem)", type: "server_error", code: "backend_not_served", requestID: requestID, route: routeLabel, rule: rule))
         }
-        guard request.head.method == .POST else {
-            return .reply(errorReply(status: .methodNotAllowed, message: "\(request.head.method.rawValue) is not allowed here; send chat completions with POST", type: "invalid_request_error", code: "method_not_allowed", requestID: requestID, route: routeLabel, rule: rule, extraHeaders: [("allow", "POST")]))
+        guard request.parsed.method == .POST else {
+            return .reply(errorReply(status: .methodNotAllowed, message: "\(request.parsed.method.rawValue) is not allowed here; send chat completions with POST", type: "invalid_request_error", code: "method_not_allowed", requestID: requestID, route: routeLabel, rule: rule, extraHeaders: [("allow", "POST")]))
         }
         let chat: ChatRequest
         do {
@@ -183,7 +191,7 @@ public final class GatewayHandler: HTTPHandler {
         } catch {
             return .reply(errorReply(status: .badRequest, message: error.description, type: "invalid_request_error", code: "invalid_json", requestID: requestID, route: routeLabel, rule: rule))
         }
-        return .failover(FailoverJob(chat: chat, backend: backend, rule: rule, clientHeaders: request.head.headers, requestID: requestID))
+        return .failover(FailoverJob(chat: chat, backend: backend, rule: rule, clientHead: request.parsed, requestID: requestID))
     }
 
     // MARK: - Health
@@ -215,7 +223,7 @@ public final class GatewayHandler: HTTPHandler {
     /// modifiers and the framing.
     @inline(never)
     func buildRequest(job: FailoverJob, entry: CompiledEntry, deadline: Instant, prefill: String?) -> Result<AttemptRequest, BuildError> {
-        let (chat, clientHeaders, rule, requestID, settings) = (job.chat, job.clientHeaders, job.rule, job.requestID, job.backend.settings)
+        let (chat, clientHead, rule, requestID, settings) = (job.chat, job.clientHead, job.rule, job.requestID, job.backend.settings)
         let target = entry.target
         guard let adapter = target.adapter else { return .failure(BuildError("provider \(target.provider) is not served by this gateway yet")) }
         guard let auth = entry.auth, entry.problem == nil else { return .failure(BuildError(entry.problem ?? "no credentials")) }
@@ -224,12 +232,10 @@ public final class GatewayHandler: HTTPHandler {
         case .key(let key):
             credential = .apiKey(key)
         case .passthrough:
-            guard let header = clientHeaders.first(name: "authorization") else {
+            guard let key = Self.clientKey(clientHead) else {
                 return .failure(BuildError("this entry forwards the client's own key, and the request has no Authorization header"))
             }
-            var token = Substring(header)
-            if token.lowercased().hasPrefix("bearer ") { token = token.dropFirst(7) }
-            credential = .passthrough(SecretString(String(token)))
+            credential = .passthrough(key)
         case .aws(let keys):
             credential = .aws(keys)
         case .awsDefaultChain:
@@ -251,17 +257,6 @@ public final class GatewayHandler: HTTPHandler {
         if case .failure(let refusal) = adapter.authorize(&upstream, credential: credential, target: target, now: Self.wallClock()) {
             return .failure(BuildError(refusal))
         }
-        var h = HTTPHeaders()
-        h.reserveCapacity(clientHeaders.count + 8)
-        h.add(name: "host", value: target.hostHeader)
-        ClientHeaderPolicy.forAuth(auth).forward(clientHeaders, into: &h)
-        if !rule.requestHeaders.isEmpty {
-            Self.apply(rule.requestHeaders, to: &h)
-            // The upstream host is not the route's to change.
-            h.replaceOrAdd(name: "host", value: target.hostHeader)
-        }
-        for f in upstream.headers { h.replaceOrAdd(name: f.name, value: f.value) }
-        h.replaceOrAdd(name: GatewayHeaders.requestID, value: requestID)
         let now = ContinuousClock.now
         var attemptDeadline = deadline
         if let per = rule.backendRequestTimeout, now + per < deadline { attemptDeadline = now + per }
@@ -273,17 +268,49 @@ public final class GatewayHandler: HTTPHandler {
         case .bytes(let bytes):
             body = ByteBufferAllocator().buffer(bytes: bytes)
         }
-        h.add(name: "content-length", value: String(body.readableBytes))
+        let wire: UpstreamRequestBytes
+        if rule.requestHeaders.isEmpty {
+            // The common case: the head written as bytes, the client's fields copied from its head.
+            let head = UpstreamRequestHead(
+                method: upstream.method, path: upstream.path, host: target.hostHeader, client: clientHead, policy: ClientHeaderPolicy.forAuth(auth),
+                provider: upstream.headers, requestID: requestID, contentLength: body.readableBytes)
+            wire = UpstreamRequestBytes(head, body: body)
+        } else {
+            // The route modifies the request's headers: built in `HTTPHeaders`, where the
+            // modifiers apply.
+            var h = HTTPHeaders()
+            h.reserveCapacity(clientHead.fields.count + 8)
+            h.add(name: "host", value: target.hostHeader)
+            ClientHeaderPolicy.forAuth(auth).forward(HTTPHeaders(clientHead.fieldPairs()), into: &h)
+            Self.apply(rule.requestHeaders, to: &h)
+            // The upstream host is not the route's to change.
+            h.replaceOrAdd(name: "host", value: target.hostHeader)
+            for f in upstream.headers { h.replaceOrAdd(name: f.name, value: f.value) }
+            h.replaceOrAdd(name: GatewayHeaders.requestID, value: requestID)
+            h.add(name: "content-length", value: String(body.readableBytes))
+            wire = UpstreamRequestBytes(HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: upstream.method), uri: upstream.path, headers: h), body: body)
+        }
         let origin = UpstreamOrigin(tls: target.tls, host: target.host, port: target.port)
         var translation = TranslationContext(
             model: target.model ?? chat.model ?? target.displayModel, clientWantsUsage: chat.clientWantsStreamUsage, continuation: prefill != nil,
             created: adapter.translates ? Int(Self.wallClock()) : 0, fallbackID: adapter.translates ? "chatcmpl-" + requestID : "")
         translation.hints = upstream.hints
         return .success(AttemptRequest(
-            origin: origin, head: HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: upstream.method), uri: upstream.path, headers: h), body: body,
+            origin: origin, wire: wire,
             stream: chat.stream, stripUsageChunk: chat.stream && !chat.clientWantsStreamUsage, adapter: adapter, translation: translation,
             settings: settings, attemptDeadline: attemptDeadline, maxResponseBytes: configuration.maxUpstreamResponseBytes,
             continuationTextLimit: settings.streamContinuation ? configuration.maxContinuationTextBytes : 0))
+    }
+
+    /// The client's own key for a Passthrough entry: its first `Authorization` value, without a
+    /// `Bearer ` prefix (any case). Nil without one.
+    static func clientKey(_ head: RequestHead) -> SecretString? {
+        guard var value = head.first("authorization") else { return nil }
+        let bearer = head.bytes.withUnsafeReadableBytes { p in
+            value.count >= 7 && HeadSyntax.equalsLowercase(RequestHead.slice(p, RequestHead.Span(start: value.start, end: value.start + 7)), "bearer ")
+        }
+        if bearer { value.start += 7 }
+        return SecretString(head.string(value))
     }
 
     /// Seconds since 1970 (request signing, `created` of translated answers).
@@ -366,14 +393,33 @@ public final class GatewayHandler: HTTPHandler {
         return PreparedResponse(status: status, headers: h, body: body)
     }
 
-    /// Keeps a sane client-supplied `x-request-id`, or makes one.
+    /// Keeps a sane client-supplied `x-request-id` (read from the head's bytes), or makes one.
     @inline(never)
-    static func requestID(_ headers: HTTPHeaders) -> String {
-        if let given = headers.first(name: GatewayHeaders.requestID), !given.isEmpty, given.utf8.count <= 128,
-            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+    static func requestID(_ head: RequestHead) -> String {
+        if let given = head.first("x-request-id"),
+            head.bytes.withUnsafeReadableBytes({ p in isSaneRequestID(RequestHead.slice(p, given)) })
         {
-            return given
+            return head.string(given)
         }
+        return newRequestID()
+    }
+
+    /// The same from a value in NIO's shape (rejections).
+    static func requestID(given: String?) -> String {
+        if let given {
+            var given = given
+            if given.withUTF8({ isSaneRequestID(UnsafeRawBufferPointer($0)) }) { return given }
+        }
+        return newRequestID()
+    }
+
+    /// 1 to 128 visible ASCII characters.
+    private static func isSaneRequestID(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        !bytes.isEmpty && bytes.count <= 128 && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
+    /// 32 random hex digits.
+    private static func newRequestID() -> String {
         var rng = FastRandom()
         let hi = rng.next(), lo = rng.next()
         // 32 hex digits written in place: one allocation.

@@ -24,9 +24,14 @@ public struct ServerLimits: Sendable, Hashable {
 
 /// One request as the server hands it to a handler: head plus the whole (bounded) body.
 public struct ServerRequest: Sendable {
-    public var head: HTTPRequestHead
+    /// The head as it arrived: bytes, and where its parts lie in them.
+    let parsed: RequestHead
     public var body: ByteBuffer
     public var remoteAddress: String?
+
+    /// The head in NIO's shape, made on each use (a string per field): the gateway's own path
+    /// reads `parsed`.
+    public var head: HTTPRequestHead { parsed.makeHTTPRequestHead() }
 }
 
 /// How a handler answers: a complete response at once (`respond`), or a head, body parts and an
@@ -315,7 +320,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     private var writer: ResponseWriter?
     /// `handle` is running (a `done` that comes meanwhile waits for it to return).
     private var dispatching = false
-    private var doneWhileDispatching: (writer: ResponseWriter, head: HTTPRequestHead, closeAfter: Bool)?
+    private var doneWhileDispatching: (writer: ResponseWriter, head: RequestHead, closeAfter: Bool)?
     private var encoder = ResponseEncoder(allocator: ByteBufferAllocator())
     /// The method of the request being answered (the answer to `HEAD` has no body).
     private var requestMethod = HTTPMethod.GET
@@ -417,11 +422,12 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
             state = .receiving(head, body)
         case .end:
             requestEnded = true
-            guard case .receiving(let parsed, let body) = state else { return }
+            guard case .receiving(let received, let body) = state else { return }
             state = .answering
-            let head = parsed.makeHTTPRequestHead()
-            let request = ServerRequest(head: head, body: body, remoteAddress: remoteAddress)
-            dispatch(context: context, head: head, keepAlive: parsed.keepAlive, tooLarge: false) { handler, writer, done in
+            // The head is kept until the answer is over (a stream's too): not inside a large read.
+            let parsed = received.compacted()
+            let request = ServerRequest(parsed: parsed, body: body, remoteAddress: remoteAddress)
+            dispatch(context: context, head: parsed, keepAlive: parsed.keepAlive, tooLarge: false) { handler, writer, done in
                 handler.handle(request, writer, done: done)
             }
         }
@@ -431,7 +437,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         state = .answering
         let limit = server.limits.maxBodyBytes
         let head = parsed.makeHTTPRequestHead()
-        dispatch(context: context, head: head, keepAlive: parsed.keepAlive, tooLarge: true) { handler, writer, done in
+        dispatch(context: context, head: parsed, keepAlive: parsed.keepAlive, tooLarge: true) { handler, writer, done in
             handler.reject(status: .payloadTooLarge, message: "request body exceeds the limit of \(limit) bytes", requestHead: head, writer)
             done()
         }
@@ -458,7 +464,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     }
 
     private func dispatch(
-        context: ChannelHandlerContext, head: HTTPRequestHead, keepAlive: Bool, tooLarge: Bool,
+        context: ChannelHandlerContext, head: RequestHead, keepAlive: Bool, tooLarge: Bool,
         _ body: (Handler, ResponseWriter, _ done: @escaping @Sendable () -> Void) -> Void
     ) {
         served += 1
@@ -484,7 +490,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     }
 
     /// The handler has finished with the request: close the connection, or get ready for the next.
-    private func handlerDone(_ writer: ResponseWriter, head: HTTPRequestHead, closeAfter: Bool, context: ChannelHandlerContext) {
+    private func handlerDone(_ writer: ResponseWriter, head: RequestHead, closeAfter: Bool, context: ChannelHandlerContext) {
         // The cancellation handler is done with (and would keep the handler's state alive).
         writer.state.value.withLock { $0.onCancel = nil }
         guard self.writer?.state === writer.state else { return }  // A stale call for an earlier request.
@@ -502,7 +508,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
             // The handler gave up mid-response: the client cannot tell a cut body from a complete
             // one unless the connection closes.
             if !headSent {
-                server.handler.reject(status: .internalServerError, message: "internal error", requestHead: head, writer)
+                server.handler.reject(status: .internalServerError, message: "internal error", requestHead: head.makeHTTPRequestHead(), writer)
             }
             writer.closeWhenWritten()
         } else if closeAfter {

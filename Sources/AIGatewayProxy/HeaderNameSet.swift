@@ -26,6 +26,16 @@ struct HeaderNameSet: Sendable {
         }
     }
 
+    /// The same for a name given as bytes (a field of a client's head, uncopied).
+    func contains(_ name: UnsafeRawBufferPointer) -> Bool {
+        guard name.count < byLength.count else { return false }
+        let bytes = name.bindMemory(to: UInt8.self)
+        for candidate in byLength[name.count] where Self.equalIgnoringCase(bytes, candidate) {
+            return true
+        }
+        return false
+    }
+
     /// `lowered` is already lowercase.
     static func equalIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowered: [UInt8]) -> Bool {
         for i in 0..<bytes.count {

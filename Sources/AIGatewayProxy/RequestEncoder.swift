@@ -1,13 +1,17 @@
 import NIOCore
 import NIOHTTP1
 
-/// Writes the upstream client's requests as HTTP/1.1 bytes, a whole request (head, body, end)
-/// gathered into one buffer and written once, where NIO's `HTTPRequestEncoder` passes three writes
-/// down the pipeline.
+/// Writes requests in NIO's shape (`HTTPClientRequestPart`s) as HTTP/1.1 bytes, a whole request
+/// (head, body, end) gathered into one buffer and written once, where NIO's `HTTPRequestEncoder`
+/// passes three writes down the pipeline.
 ///
 /// The head is written as given when it frames its body (`content-length`, as the gateway's
 /// attempts do, or `transfer-encoding`); a head without either gets `transfer-encoding: chunked`
 /// and its body chunks, as with NIO's encoder.
+///
+/// The upstream client no longer has it in its pipeline: a request reaches the connection
+/// already in bytes (`UpstreamRequestBytes`, which encodes a head in NIO's shape with `writeHead`
+/// and the same framing). The handler stays as the reference the tests hold the byte path to.
 final class RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = IOData
@@ -24,7 +28,7 @@ final class RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
         switch unwrapOutboundIn(data) {
         case .head(let head):
             var buffer = context.channel.allocator.buffer(capacity: 512)
-            chunked = !head.headers.contains { Self.framingFields.contains($0.name) }
+            chunked = Self.needsChunking(head)
             Self.writeHead(head, chunked: chunked, into: &buffer)
             pending = buffer
             if promise != nil { writePending(context: context, promise: promise) }
@@ -79,6 +83,11 @@ final class RequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
             // Nothing to write, but the promise completes in order with the writes before it.
             context.write(wrapOutboundOut(.byteBuffer(context.channel.allocator.buffer(capacity: 0))), promise: promise)
         }
+    }
+
+    /// `head` frames no body (neither `content-length` nor `transfer-encoding`): its body is sent chunked.
+    static func needsChunking(_ head: HTTPRequestHead) -> Bool {
+        !head.headers.contains { framingFields.contains($0.name) }
     }
 
     static func writeHead(_ head: HTTPRequestHead, chunked: Bool, into buffer: inout ByteBuffer) {

@@ -20,9 +20,24 @@ enum RequestHeadCheck {
             return "the request target is empty or holds a space, a control character or a non-ASCII byte"
         }
         for (name, value) in head.headers {
-            guard !name.isEmpty, all(name, ByteClass.token) else { return "a header name is not an HTTP token" }
-            guard all(value, ByteClass.fieldValue) else { return "the value of header \(name) holds a control character" }
+            if let problem = fieldProblem(name: name, value: value) { return problem }
         }
+        return nil
+    }
+
+    /// The same for a request line given as strings (a known method is a token too).
+    static func lineProblem(method: String, uri: String) -> String? {
+        if method.isEmpty || !all(method, ByteClass.token) { return "the method is not an HTTP token" }
+        if uri.isEmpty || !all(uri, ByteClass.target) {
+            return "the request target is empty or holds a space, a control character or a non-ASCII byte"
+        }
+        return nil
+    }
+
+    /// The same for one field.
+    static func fieldProblem(name: String, value: String) -> String? {
+        guard !name.isEmpty, all(name, ByteClass.token) else { return "a header name is not an HTTP token" }
+        guard all(value, ByteClass.fieldValue) else { return "the value of header \(name) holds a control character" }
         return nil
     }
 

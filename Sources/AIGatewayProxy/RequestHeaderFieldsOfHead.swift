@@ -1,12 +1,12 @@
 import AIGatewayRouting
-import NIOHTTP1
 
 /// A client's header fields as the matcher reads them (`RequestFacts`): the parsed head itself,
 /// searched in place when a rule matches on a header, never copied into pairs of strings.
 struct RequestHeaderFieldsOfHead: RequestHeaderFields {
-    let headers: HTTPHeaders
+    let head: RequestHead
 
     func firstValue(where isName: (String) -> Bool) -> String? {
-        headers.first(where: { isName($0.name) })?.value
+        for f in head.fields where isName(head.string(f.name)) { return head.string(f.value) }
+        return nil
     }
 }

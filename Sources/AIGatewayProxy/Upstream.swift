@@ -52,9 +52,9 @@ enum AttemptResult: Sendable {
 /// One attempt's request.
 struct AttemptRequest: Sendable {
     var origin: UpstreamOrigin
-    /// The request head (method, path and query, headers including `Host`).
-    var head: HTTPRequestHead
-    var body: ByteBuffer
+    /// The request as it goes on the wire: head (method, path and query, headers including
+    /// `Host`) and body.
+    var wire: UpstreamRequestBytes
     var stream: Bool
     /// Drop the usage-only chunk the gateway asked for but the client did not.
     var stripUsageChunk: Bool
@@ -69,6 +69,18 @@ struct AttemptRequest: Sendable {
     var continuationTextLimit: Int
 }
 
+extension AttemptRequest {
+    /// An attempt's request with its head in NIO's shape (tests).
+    init(
+        origin: UpstreamOrigin, head: HTTPRequestHead, body: ByteBuffer, stream: Bool, stripUsageChunk: Bool, adapter: any ProviderAdapter,
+        translation: TranslationContext, settings: BackendSettings, attemptDeadline: Instant, maxResponseBytes: Int, continuationTextLimit: Int
+    ) {
+        self.init(
+            origin: origin, wire: UpstreamRequestBytes(head, body: body), stream: stream, stripUsageChunk: stripUsageChunk, adapter: adapter,
+            translation: translation, settings: settings, attemptDeadline: attemptDeadline, maxResponseBytes: maxResponseBytes,
+            continuationTextLimit: continuationTextLimit)
+    }
+}
 
 /// Where streamed events go: the client connection, committed on the first token.
 final class StreamSink: Sendable {
@@ -183,8 +195,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         watch = client.deadlineWatch(for: loop)
         arm(.firstByte, for: request.settings.firstByteTimeout)
         watch?.add(self)
-        exchange = client.execute(
-            origin: request.origin, head: request.head, body: request.body, on: loop, receiver: self)
+        exchange = client.execute(origin: request.origin, request: request.wire, on: loop, receiver: self)
     }
 
     /// The client went away.

@@ -75,7 +75,7 @@ extension UpstreamResponseReceiver {
 ///
 /// Each event loop has its own keep-alive pool, and an exchange runs entirely on the loop of the
 /// client connection it serves, so the request path takes no lock and hops no thread. A request is
-/// written head, body and end as one buffer (`RequestEncoder`) with one flush (one system call). TLS (port 443) is NIOSSL, verified
+/// written head and body as one buffer (`UpstreamRequestBytes`) with one flush (one system call). TLS (port 443) is NIOSSL, verified
 /// against the system trust store plus an optional extra CA file, with SNI and hostname checks.
 ///
 /// (AsyncHTTPClient did this job before; its request path cost three more system calls per
@@ -142,9 +142,16 @@ public final class UpstreamClient: Sendable {
     func execute(
         origin: UpstreamOrigin, head: HTTPRequestHead, body: ByteBuffer, on loop: any EventLoop, receiver: any UpstreamResponseReceiver
     ) -> UpstreamExchange {
+        execute(origin: origin, request: UpstreamRequestBytes(head, body: body), on: loop, receiver: receiver)
+    }
+
+    /// The same for a request already in bytes (an attempt's).
+    func execute(
+        origin: UpstreamOrigin, request: UpstreamRequestBytes, on loop: any EventLoop, receiver: any UpstreamResponseReceiver
+    ) -> UpstreamExchange {
         loop.preconditionInEventLoop()
-        let exchange = UpstreamExchange(receiver: receiver, head: head, body: body)
-        if let problem = RequestHeadCheck.problem(head) {
+        let exchange = UpstreamExchange(receiver: receiver, request: request)
+        if let problem = request.problem {
             // Before any connection is taken: nothing of it reaches the provider.
             exchange.fail(.invalidRequest(problem))
             return exchange
@@ -174,17 +181,15 @@ public final class UpstreamClient: Sendable {
 /// One request/response on an upstream connection, as its caller holds it. Loop-bound.
 final class UpstreamExchange {
     private(set) var receiver: (any UpstreamResponseReceiver)?
-    let head: HTTPRequestHead
-    let body: ByteBuffer
+    let request: UpstreamRequestBytes
     fileprivate var connection: UpstreamConnection?
     /// The pool whose queue holds the exchange while it waits for a connection.
     fileprivate weak var waitingIn: LoopPool?
     fileprivate var waitingFor: UpstreamOrigin?
 
-    fileprivate init(receiver: any UpstreamResponseReceiver, head: HTTPRequestHead, body: ByteBuffer) {
+    fileprivate init(receiver: any UpstreamResponseReceiver, request: UpstreamRequestBytes) {
         self.receiver = receiver
-        self.head = head
-        self.body = body
+        self.request = request
     }
 
     /// Abandons the exchange: no further callback, and a connection in the middle of it is closed.
@@ -337,9 +342,9 @@ final class LoopPool: @unchecked Sendable {
                     if let tlsContext {
                         try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
                     }
-                    try sync.addHandler(RequestEncoder())
-                    // No header validator: what goes upstream is checked where it enters (the
-                    // client's headers by the HTTP parser, configured ones when manifests decode).
+                    // No encoder: a request comes in bytes (`UpstreamRequestBytes`). No header
+                    // validator: what goes upstream is checked where it enters (the client's
+                    // headers by the HTTP parser, configured ones when manifests decode).
                     try sync.addHandler(connection)
                 }
             }
@@ -420,8 +425,8 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
     // @unchecked: every member is touched only on the channel's event loop (handler callbacks,
     // and the pool, which runs there too).
     typealias InboundIn = ByteBuffer
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias OutboundIn = Never
+    typealias OutboundOut = IOData
 
     private enum State {
         case connecting
@@ -494,13 +499,14 @@ final class UpstreamConnection: ChannelDuplexHandler, @unchecked Sendable {
         }
         state = .busy(exchange)
         exchange.connection = self
-        parser.expectResponse(head: exchange.head.method == .HEAD)
-        context.write(wrapOutboundOut(.head(exchange.head)), promise: nil)
-        if exchange.body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(exchange.body))), promise: nil)
+        parser.expectResponse(head: exchange.request.bodylessAnswer)
+        // Head and body in one buffer (a large body after it), one flush. A failed write closes
+        // the channel, which fails the exchange.
+        context.write(wrapOutboundOut(.byteBuffer(exchange.request.bytes)), promise: nil)
+        if let body = exchange.request.largeBody {
+            context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil)
         }
-        // A failed write closes the channel, which fails the exchange.
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.flush()
     }
 
     /// The caller walked away mid-exchange: the connection cannot carry another request.
