@@ -32,6 +32,8 @@ final class FailoverRun: @unchecked Sendable {
     /// recorded).
     private var answeringModel: String?
     private var attempt: UpstreamAttempt?
+    /// The attempt `launch` started, until its result.
+    private var launched: Launched?
     private var delay: Scheduled<Void>?
     private var finished = false
 
@@ -102,7 +104,7 @@ final class FailoverRun: @unchecked Sendable {
         guard !finished else { return }
         finished = true
         metrics.inFlight(-1)
-        metrics.request(route: job.rule.routeLabel, status: status)
+        metrics.request(rule: job.rule, status: status)
         done()
     }
 
@@ -168,13 +170,24 @@ final class FailoverRun: @unchecked Sendable {
             recordFailure(entry, why.outcome)
         case .success(let req):
             answeringModel = entry.model
-            let attemptStart = ContinuousClock.now
-            let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model, provider: entry.target.provider)
-            start(req, onFirstByte: { latency in entryMetrics.upstreamLatency(latency) }) { [self] result in
+            let entryMetrics = metrics.entry(of: entry, backend: backendLabel)
+            launched = Launched(entry: entry, metrics: entryMetrics, start: ContinuousClock.now, translation: req.translation)
+            // The closures hold the run only (no context of their own to allocate and free).
+            start(req, onFirstByte: { [self] latency in launched?.metrics.upstreamLatency(latency) }) { [self] result in
                 attempt = nil
-                attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart, translation: req.translation)
+                guard let l = launched else { return }
+                launched = nil
+                attemptEnded(result, entry: l.entry, entryMetrics: l.metrics, attemptStart: l.start, translation: l.translation)
             }
         }
+    }
+
+    /// What `launch` started the attempt in flight with.
+    private struct Launched {
+        var entry: CompiledEntry
+        var metrics: GatewayMetrics.EntryMetrics
+        var start: Instant
+        var translation: TranslationContext
     }
 
     /// Starts an attempt; `onResult` clears `attempt` first.
@@ -371,7 +384,13 @@ final class FailoverRun: @unchecked Sendable {
         var header = ""
         for (k, rec) in machine.records.enumerated() {
             if k > 0 { header += "," }
-            header += TrailToken.make(machine.candidates[rec.index].trailName)
+            // `TrailToken.make(candidate.trailName)`, appended in place (no string per part).
+            let c = machine.candidates[rec.index]
+            if !c.provider.isEmpty {
+                TrailToken.append(c.provider, to: &header)
+                header += "/"
+            }
+            TrailToken.append(c.model, to: &header)
             header += "="
             header += rec.outcome.label
         }
@@ -398,5 +417,36 @@ enum TrailToken {
         func allowed(_ c: UInt8) -> Bool { c > 0x20 && c < 0x7F && c != UInt8(ascii: ",") && c != UInt8(ascii: "=") && c != UInt8(ascii: ";") }
         if s.utf8.allSatisfy(allowed) { return s }
         return String(decoding: s.utf8.filter(allowed), as: UTF8.self)
+    }
+
+    /// Appends `make(s)` to `out`.
+    static func append(_ s: String, to out: inout String) {
+        out += make(s)
+    }
+}
+
+extension GatewayMetrics {
+    /// `entry(backend:model:provider:)` of `entry`, kept with the compiled entry after its first
+    /// request (checked against what it was made for: a copy of the entry shares the slot).
+    func entry(of entry: CompiledEntry, backend: String) -> EntryMetrics {
+        let model = entry.model
+        let provider = entry.target.provider
+        if let kept = entry.derived.load() as? EntryMetrics, kept.isFor(self, backend: backend, model: model, provider: provider) {
+            return kept
+        }
+        let made = self.entry(backend: backend, model: model, provider: provider)
+        _ = entry.derived.storeIfEmpty(made)
+        return made
+    }
+
+    /// `request(route: rule.routeLabel, status:)`; the handle of the usual status (200) is kept
+    /// with the compiled rule once it was counted (not before: a series appears on `/metrics`
+    /// when it is first counted).
+    func request(rule: CompiledRule, status: Int) {
+        guard status == 200 else { return request(route: rule.routeLabel, status: status) }
+        if let kept = rule.derived.load() as? RouteMetrics, kept.isFor(self, route: rule.routeLabel) { return request(kept, status: 200) }
+        let made = route(rule.routeLabel)
+        rule.derived.storeIfEmpty(made)
+        request(made, status: 200)
     }
 }

@@ -29,6 +29,8 @@ public struct CompiledEntry: Sendable, Hashable, Identifiable {
     public var auth: CompiledAuth?
     /// Why this entry cannot be used (missing Secret, provider not served yet), if so.
     public var problem: String?
+    /// What the data plane derives from the entry once (its metric handles); not part of the value.
+    public let derived = DerivedSlot()
 
     public var model: String { target.displayModel }
     public var isUsable: Bool { problem == nil && auth != nil }
@@ -176,6 +178,8 @@ public struct CompiledRule: Sendable, Hashable {
     public var requestTimeout: Duration?
     public var backendRequestTimeout: Duration?
     public var retry: RetryPolicy
+    /// What the data plane derives from the rule once (its metric handles); not part of the value.
+    public let derived = DerivedSlot()
 
     public init(
         route: NamespacedName, ruleIndex: Int, requestHeaders: [HeaderModifier], responseHeaders: [HeaderModifier], rewrite: URLRewrite?,

@@ -1,0 +1,72 @@
+import AIGatewayAPI
+@testable import AIGatewayProxy
+import AIGatewayRouting
+import AIGatewayTelemetry
+import Testing
+
+@Suite("Metric handles kept with the compiled route and entry")
+struct KeptMetricHandlesTests {
+    final class Box: Sendable {
+        let n: Int
+        init(_ n: Int) { self.n = n }
+    }
+
+    func rule(_ name: String) -> CompiledRule {
+        CompiledRule(
+            route: NamespacedName(namespace: "ns", name: name), ruleIndex: 0, requestHeaders: [], responseHeaders: [], rewrite: nil, targets: [],
+            requestTimeout: nil, backendRequestTimeout: nil, retry: RetryPolicy())
+    }
+
+    func lines(_ m: GatewayMetrics, _ prefix: String) -> [String] {
+        String(decoding: m.exposition(), as: UTF8.self).split(separator: "\n").map(String.init).filter { $0.hasPrefix(prefix) }.sorted()
+    }
+
+    @Test("a slot keeps the first object stored, is shared by copies of the value, and is no part of its equality")
+    func slot() {
+        let s = DerivedSlot()
+        #expect(s.load() == nil)
+        let first = Box(1)
+        #expect((s.storeIfEmpty(first) as? Box) === first)
+        #expect((s.storeIfEmpty(Box(2)) as? Box) === first)
+        #expect((s.load() as? Box) === first)
+        #expect(DerivedSlot() == s)
+
+        let a = rule("r")
+        var b = a
+        #expect(a.derived === b.derived)
+        b.ruleIndex = 1
+        #expect(a != b)
+        #expect(rule("r") == a, "a fresh slot does not make the values differ")
+    }
+
+    @Test("requests counted through the rule: the same series and values, each metrics object its own, no 200 series before a 200")
+    func routeCounts() {
+        let r = rule("chat")
+        let one = GatewayMetrics()
+        let two = GatewayMetrics()
+        one.request(rule: r, status: 502)
+        #expect(lines(one, "aigw_requests_total{") == [#"aigw_requests_total{route="ns/chat",status="502"} 1"#])
+        for _ in 0..<3 { one.request(rule: r, status: 200) }
+        two.request(rule: r, status: 200)
+        // A copy of the rule shares the kept handle.
+        var copy = r
+        copy.ruleIndex = 2
+        one.request(rule: copy, status: 200)
+        #expect(
+            lines(one, "aigw_requests_total{") == [
+                #"aigw_requests_total{route="ns/chat",status="200"} 4"#, #"aigw_requests_total{route="ns/chat",status="502"} 1"#,
+            ])
+        #expect(lines(two, "aigw_requests_total{") == [#"aigw_requests_total{route="ns/chat",status="200"} 1"#])
+    }
+
+    @Test("entry handles say what they were made for")
+    func entryHandles() {
+        let one = GatewayMetrics()
+        let e = one.entry(backend: "ns/b", model: "m", provider: "openai")
+        #expect(e.isFor(one, backend: "ns/b", model: "m", provider: "openai"))
+        #expect(!e.isFor(GatewayMetrics(), backend: "ns/b", model: "m", provider: "openai"))
+        #expect(!e.isFor(one, backend: "ns/b", model: "m2", provider: "openai"))
+        #expect(!e.isFor(one, backend: "ns/c", model: "m", provider: "openai"))
+        #expect(!e.isFor(one, backend: "ns/b", model: "m", provider: "anthropic"))
+    }
+}
