@@ -34,6 +34,8 @@ final class FailoverRun: @unchecked Sendable {
     private var attempt: UpstreamAttempt?
     /// The attempt `launch` started, until its result.
     private var launched: Launched?
+    /// `launched?.metrics`, apart: the first byte reads it without copying the rest.
+    private var launchedMetrics: GatewayMetrics.EntryMetrics?
     private var delay: Scheduled<Void>?
     private var finished = false
 
@@ -53,14 +55,20 @@ final class FailoverRun: @unchecked Sendable {
         let backend = job.backend
         let label = backend.label
         deadline = ContinuousClock.now + (job.rule.requestTimeout ?? gateway.configuration.defaultRequestTimeout)
-        var candidates: [FailoverCandidate] = []
-        candidates.reserveCapacity(backend.entryCount)
-        for (p, level) in backend.priorities.enumerated() {
-            // Round robin within a pool: each request starts one entry further on.
-            let offset = level.count > 1 ? gateway.health.nextRoundRobin("\(label)#\(p)", count: level.count) : 0
-            for k in level.indices {
-                candidates.append(FailoverCandidate(level[(offset + k) % level.count], backendLabel: label))
+        let candidates: [FailoverCandidate]
+        if let fixed = FixedCandidates.of(backend) {
+            candidates = fixed
+        } else {
+            var list: [FailoverCandidate] = []
+            list.reserveCapacity(backend.entryCount)
+            for (p, level) in backend.priorities.enumerated() {
+                // Round robin within a pool: each request starts one entry further on.
+                let offset = level.count > 1 ? gateway.health.nextRoundRobin("\(label)#\(p)", count: level.count) : 0
+                for k in level.indices {
+                    list.append(FailoverCandidate(level[(offset + k) % level.count], backendLabel: label))
+                }
             }
+            candidates = list
         }
         entries = EntryIndex(backend)
         let policy = FailoverPolicy(
@@ -159,9 +167,9 @@ final class FailoverRun: @unchecked Sendable {
 
     private func launch(_ index: Int) {
         guard !finished else { return }
-        let candidate = machine.candidates[index]
-        guard let entry = entries[candidate.id] else { return finish(500) }
-        if let prev = previous.map({ machine.candidates[$0] }), prev.id != entry.id {
+        let candidates = machine.candidates
+        guard let entry = entries[candidates[index].id] else { return finish(500) }
+        if let prev = previous.map({ candidates[$0] }), prev.id != entry.id {
             metrics.failover(backend: backendLabel, from: prev.model, to: entry.model)
         }
         previous = index
@@ -172,11 +180,12 @@ final class FailoverRun: @unchecked Sendable {
             answeringModel = entry.model
             let entryMetrics = metrics.entry(of: entry, backend: backendLabel)
             launched = Launched(entry: entry, metrics: entryMetrics, start: ContinuousClock.now, translation: req.translation)
+            launchedMetrics = entryMetrics
             // The closures hold the run only (no context of their own to allocate and free).
-            start(req, onFirstByte: { [self] latency in launched?.metrics.upstreamLatency(latency) }) { [self] result in
+            start(req, onFirstByte: { [self] latency in launchedMetrics?.upstreamLatency(latency) }) { [self] result in
                 attempt = nil
-                guard let l = launched else { return }
-                launched = nil
+                // Taken, not copied: its entry and context are released once, here.
+                guard let l = launched.take() else { return }
                 attemptEnded(result, entry: l.entry, entryMetrics: l.metrics, attemptStart: l.start, translation: l.translation)
             }
         }
@@ -381,11 +390,16 @@ final class FailoverRun: @unchecked Sendable {
 
     /// The attempt trail so far.
     private var trail: Trail {
+        // The arrays only, not the whole machine.
+        let records = machine.records
+        let candidates = machine.candidates
         var header = ""
-        for (k, rec) in machine.records.enumerated() {
+        // One allocation for the usual trail (`provider/model=outcome`, once or twice).
+        header.reserveCapacity(64)
+        for (k, rec) in records.enumerated() {
             if k > 0 { header += "," }
             // `TrailToken.make(candidate.trailName)`, appended in place (no string per part).
-            let c = machine.candidates[rec.index]
+            let c = candidates[rec.index]
             if !c.provider.isEmpty {
                 TrailToken.append(c.provider, to: &header)
                 header += "/"
@@ -422,6 +436,32 @@ enum TrailToken {
     /// Appends `make(s)` to `out`.
     static func append(_ s: String, to out: inout String) {
         out += make(s)
+    }
+}
+
+/// The candidates of a Backend whose every priority level holds one entry (no round robin: the
+/// same list for every request), made once and kept with the compiled Backend.
+final class FixedCandidates: Sendable {
+    let label: String
+    let priorities: [[CompiledEntry]]
+    let candidates: [FailoverCandidate]
+
+    private init(_ backend: CompiledBackend) {
+        label = backend.label
+        priorities = backend.priorities
+        candidates = backend.priorities.map { FailoverCandidate($0[0], backendLabel: backend.label) }
+    }
+
+    /// The kept list when `backend` has one; nil when a level rotates (or there is no entry).
+    static func of(_ backend: CompiledBackend) -> [FailoverCandidate]? {
+        guard !backend.priorities.isEmpty, backend.priorities.allSatisfy({ $0.count == 1 }) else { return nil }
+        let slot = backend.derived
+        // A copy of the Backend whose entries changed shares the slot: the list is checked against
+        // what it was made of (arrays that share their storage compare without reading it).
+        guard let kept = (slot.load() ?? slot.storeIfEmpty(FixedCandidates(backend))) as? FixedCandidates,
+            kept.label == backend.label, kept.priorities == backend.priorities
+        else { return nil }
+        return kept.candidates
     }
 }
 

@@ -123,6 +123,8 @@ public struct CompiledBackend: Sendable, Hashable {
     public var settings: BackendSettings
     /// Why the Backend is not served (unsupported type), if so.
     public var problem: String?
+    /// What the data plane derives from the Backend once (its failover candidates); not part of the value.
+    public let derived = DerivedSlot()
 
     public init(name: NamespacedName, priorities: [[CompiledEntry]], settings: BackendSettings, problem: String?) {
         self.name = name

@@ -1,10 +1,11 @@
 import AIGatewayAPI
+import AIGatewayFailover
 @testable import AIGatewayProxy
 import AIGatewayRouting
 import AIGatewayTelemetry
 import Testing
 
-@Suite("Metric handles kept with the compiled route and entry")
+@Suite("Metric handles and candidates kept with the compiled route, entry and Backend")
 struct KeptMetricHandlesTests {
     final class Box: Sendable {
         let n: Int
@@ -68,5 +69,40 @@ struct KeptMetricHandlesTests {
         #expect(!e.isFor(one, backend: "ns/b", model: "m2", provider: "openai"))
         #expect(!e.isFor(one, backend: "ns/c", model: "m", provider: "openai"))
         #expect(!e.isFor(one, backend: "ns/b", model: "m", provider: "anthropic"))
+    }
+
+    func backend(_ levels: [[String]]) throws -> CompiledBackend {
+        let pools = levels.map { models in
+            "{pool: [" + models.map { "{provider: {openai: {model: \($0), authToken: {kind: Passthrough}}}}" }.joined(separator: ", ") + "]}"
+        }
+        let yaml = """
+            apiVersion: gateway.kgateway.dev/v1alpha1
+            kind: Backend
+            metadata: {name: b, namespace: ns}
+            spec:
+              type: AI
+              ai: {multipool: {priorities: [\(pools.joined(separator: ", "))]}}
+            """
+        let docs = try ManifestLoader.parse(yaml, source: "test.yaml")
+        let table = RouteCompiler.compile(ResourceSet(docs.resources), options: CompileOptions(implicitGateway: true))
+        return try #require(table.backends[NamespacedName(namespace: "ns", name: "b")])
+    }
+
+    @Test("one entry per priority: the same candidates as made per request, kept once; a rotating level or a changed copy is not served from it")
+    func fixedCandidates() throws {
+        let b = try backend([["m1"], ["m2"], ["m3"]])
+        let made = b.priorities.map { FailoverCandidate($0[0], backendLabel: b.label) }
+        let kept = try #require(FixedCandidates.of(b))
+        #expect(kept == made)
+        #expect(kept.map(\.model) == ["m1", "m2", "m3"])
+        #expect(b.derived.load() is FixedCandidates)
+        #expect(FixedCandidates.of(b) == made)
+
+        // A copy whose entries changed shares the slot, but not the list.
+        var changed = b
+        changed.priorities.swapAt(0, 2)
+        #expect(FixedCandidates.of(changed) == nil)
+
+        #expect(FixedCandidates.of(try backend([["m1", "m2"], ["m3"]])) == nil, "a pool of two rotates per request")
     }
 }
