@@ -56,8 +56,8 @@ final class FailoverRun: @unchecked Sendable {
         let label = backend.label
         deadline = ContinuousClock.now + (job.rule.requestTimeout ?? gateway.configuration.defaultRequestTimeout)
         let candidates: [FailoverCandidate]
-        if let fixed = FixedCandidates.of(backend) {
-            candidates = fixed
+        if let kept = KeptCandidates.of(backend, health: gateway.health) {
+            candidates = kept.candidates()
         } else {
             var list: [FailoverCandidate] = []
             list.reserveCapacity(backend.entryCount)
@@ -439,29 +439,54 @@ enum TrailToken {
     }
 }
 
-/// The candidates of a Backend whose every priority level holds one entry (no round robin: the
-/// same list for every request), made once and kept with the compiled Backend.
-final class FixedCandidates: Sendable {
+/// A Backend's failover candidates, made once and kept with the compiled Backend: per request
+/// only the levels that rotate (round robin) are turned, by counters taken from the health
+/// registry once (no lock, no key string per request).
+final class KeptCandidates: Sendable {
+    /// What the candidates were made of and for.
     let label: String
     let priorities: [[CompiledEntry]]
-    let candidates: [FailoverCandidate]
+    let health: HealthRegistry
+    /// Per priority level, its candidates in the Backend's order.
+    let levels: [[FailoverCandidate]]
+    /// Per level, its round-robin counter when it holds more than one entry.
+    let rotations: [HealthRegistry.RoundRobin?]
+    /// Every level in order when none rotates: the same list for every request.
+    let fixed: [FailoverCandidate]?
 
-    private init(_ backend: CompiledBackend) {
+    private init(_ backend: CompiledBackend, health: HealthRegistry) {
         label = backend.label
         priorities = backend.priorities
-        candidates = backend.priorities.map { FailoverCandidate($0[0], backendLabel: backend.label) }
+        self.health = health
+        levels = backend.priorities.map { level in level.map { FailoverCandidate($0, backendLabel: backend.label) } }
+        rotations = backend.priorities.indices.map { p in backend.priorities[p].count > 1 ? health.roundRobin("\(backend.label)#\(p)") : nil }
+        fixed = rotations.allSatisfy { $0 == nil } ? levels.flatMap { $0 } : nil
     }
 
-    /// The kept list when `backend` has one; nil when a level rotates (or there is no entry).
-    static func of(_ backend: CompiledBackend) -> [FailoverCandidate]? {
-        guard !backend.priorities.isEmpty, backend.priorities.allSatisfy({ $0.count == 1 }) else { return nil }
+    /// The candidates of one request, each rotating level one entry further on than the last
+    /// request's (as `nextRoundRobin` turns it).
+    func candidates() -> [FailoverCandidate] {
+        if let fixed { return fixed }
+        var list: [FailoverCandidate] = []
+        list.reserveCapacity(levels.reduce(0) { $0 + $1.count })
+        for (p, level) in levels.enumerated() {
+            let offset = rotations[p]?.next(count: level.count) ?? 0
+            for k in level.indices { list.append(level[(offset + k) % level.count]) }
+        }
+        return list
+    }
+
+    /// The kept candidates of `backend` for `health`; nil when the slot holds another's (then
+    /// the caller makes them as before).
+    static func of(_ backend: CompiledBackend, health: HealthRegistry) -> KeptCandidates? {
+        guard !backend.priorities.isEmpty else { return nil }
         let slot = backend.derived
-        // A copy of the Backend whose entries changed shares the slot: the list is checked against
-        // what it was made of (arrays that share their storage compare without reading it).
-        guard let kept = (slot.load() ?? slot.storeIfEmpty(FixedCandidates(backend))) as? FixedCandidates,
-            kept.label == backend.label, kept.priorities == backend.priorities
+        // A copy of the Backend whose entries changed shares the slot: what is kept is checked
+        // against what it was made of (arrays that share their storage compare without reading it).
+        guard let kept = (slot.load() ?? slot.storeIfEmpty(KeptCandidates(backend, health: health))) as? KeptCandidates,
+            kept.health === health, kept.label == backend.label, kept.priorities == backend.priorities
         else { return nil }
-        return kept.candidates
+        return kept
     }
 }
 

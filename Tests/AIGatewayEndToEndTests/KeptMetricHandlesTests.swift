@@ -88,21 +88,45 @@ struct KeptMetricHandlesTests {
         return try #require(table.backends[NamespacedName(namespace: "ns", name: "b")])
     }
 
-    @Test("one entry per priority: the same candidates as made per request, kept once; a rotating level or a changed copy is not served from it")
+    /// The candidates as `FailoverRun` made them per request before they were kept.
+    func madePerRequest(_ b: CompiledBackend, _ health: HealthRegistry) -> [FailoverCandidate] {
+        var list: [FailoverCandidate] = []
+        for (p, level) in b.priorities.enumerated() {
+            let offset = level.count > 1 ? health.nextRoundRobin("\(b.label)#\(p)", count: level.count) : 0
+            for k in level.indices { list.append(FailoverCandidate(level[(offset + k) % level.count], backendLabel: b.label)) }
+        }
+        return list
+    }
+
+    @Test("one entry per priority: the same candidates as made per request, one list kept for all; a changed copy is not served from it")
     func fixedCandidates() throws {
         let b = try backend([["m1"], ["m2"], ["m3"]])
-        let made = b.priorities.map { FailoverCandidate($0[0], backendLabel: b.label) }
-        let kept = try #require(FixedCandidates.of(b))
-        #expect(kept == made)
-        #expect(kept.map(\.model) == ["m1", "m2", "m3"])
-        #expect(b.derived.load() is FixedCandidates)
-        #expect(FixedCandidates.of(b) == made)
+        let health = HealthRegistry()
+        let kept = try #require(KeptCandidates.of(b, health: health))
+        #expect(kept.fixed != nil)
+        #expect(kept.candidates() == madePerRequest(b, health))
+        #expect(kept.candidates().map(\.model) == ["m1", "m2", "m3"])
+        #expect(KeptCandidates.of(b, health: health) === kept)
+        #expect(KeptCandidates.of(b, health: HealthRegistry()) == nil, "kept for one registry only")
 
-        // A copy whose entries changed shares the slot, but not the list.
+        // A copy whose entries changed shares the slot, but not what is kept.
         var changed = b
         changed.priorities.swapAt(0, 2)
-        #expect(FixedCandidates.of(changed) == nil)
+        #expect(KeptCandidates.of(changed, health: health) == nil)
+    }
 
-        #expect(FixedCandidates.of(try backend([["m1", "m2"], ["m3"]])) == nil, "a pool of two rotates per request")
+    @Test("pools rotate as before: request after request, the same order as the registry's counters give, shared with them")
+    func rotatingCandidates() throws {
+        let b = try backend([["a1", "a2", "a3"], ["b"], ["c1", "c2"]])
+        let kept = try #require(KeptCandidates.of(b, health: HealthRegistry()))
+        #expect(kept.fixed == nil)
+        let reference = HealthRegistry()
+        for _ in 0..<7 {
+            #expect(kept.candidates() == madePerRequest(b, reference))
+        }
+        // The counters are the registry's: turning one way shows the other way.
+        #expect(kept.health.nextRoundRobin("ns/b#0", count: 3) == 7 % 3)
+        // Level 0 is at its ninth turn (offset 8 % 3), level 2 at its eighth (offset 7 % 2).
+        #expect(kept.candidates().map(\.model) == ["a3", "a1", "a2", "b", "c2", "c1"])
     }
 }
