@@ -82,7 +82,7 @@ public final class HealthRegistry: HealthOracle {
     /// the lock that all event loops would otherwise take several times per request.
     struct State {
         var entries: [String: EntryState] = [:]
-        var counters: [String: Int] = [:]
+        var counters: [String: RoundRobin] = [:]
         var budgets: [String: Budget] = [:]
         /// The entry ids of the table in force, once one was installed (`retain`): an outcome of an
         /// entry outside it (a request that started on an older table) is not recorded.
@@ -204,10 +204,31 @@ public final class HealthRegistry: HealthOracle {
     /// Rotates the start of a priority level: each call returns the next offset modulo `count`.
     public func nextRoundRobin(_ key: String, count: Int) -> Int {
         guard count > 1 else { return 0 }
-        return state.withLock { s in
-            let n = s.counters[key, default: 0]
-            s.counters[key] = n &+ 1
-            return n % count
+        return roundRobin(key).next(count: count)
+    }
+
+    /// The counter of a priority level that rotates (`key` is `label#priority`), shared by every
+    /// request: a caller that keeps it turns it without the registry's lock.
+    public final class RoundRobin: Sendable {
+        private let turns = Atomic<Int>(0)
+
+        init() {}
+
+        /// The next offset modulo `count` (what `nextRoundRobin` returns).
+        public func next(count: Int) -> Int {
+            guard count > 1 else { return 0 }
+            return turns.wrappingAdd(1, ordering: .relaxed).oldValue % count
+        }
+    }
+
+    /// The counter behind `nextRoundRobin(key, count:)` (made on first use; dropped by `retain`
+    /// with its Backend).
+    public func roundRobin(_ key: String) -> RoundRobin {
+        state.withLock { s in
+            if let r = s.counters[key] { return r }
+            let r = RoundRobin()
+            s.counters[key] = r
+            return r
         }
     }
 

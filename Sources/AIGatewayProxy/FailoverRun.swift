@@ -32,6 +32,10 @@ final class FailoverRun: @unchecked Sendable {
     /// recorded).
     private var answeringModel: String?
     private var attempt: UpstreamAttempt?
+    /// The attempt `launch` started, until its result.
+    private var launched: Launched?
+    /// `launched?.metrics`, apart: the first byte reads it without copying the rest.
+    private var launchedMetrics: GatewayMetrics.EntryMetrics?
     private var delay: Scheduled<Void>?
     private var finished = false
 
@@ -51,14 +55,20 @@ final class FailoverRun: @unchecked Sendable {
         let backend = job.backend
         let label = backend.label
         deadline = ContinuousClock.now + (job.rule.requestTimeout ?? gateway.configuration.defaultRequestTimeout)
-        var candidates: [FailoverCandidate] = []
-        candidates.reserveCapacity(backend.entryCount)
-        for (p, level) in backend.priorities.enumerated() {
-            // Round robin within a pool: each request starts one entry further on.
-            let offset = level.count > 1 ? gateway.health.nextRoundRobin("\(label)#\(p)", count: level.count) : 0
-            for k in level.indices {
-                candidates.append(FailoverCandidate(level[(offset + k) % level.count], backendLabel: label))
+        let candidates: [FailoverCandidate]
+        if let kept = KeptCandidates.of(backend, health: gateway.health) {
+            candidates = kept.candidates()
+        } else {
+            var list: [FailoverCandidate] = []
+            list.reserveCapacity(backend.entryCount)
+            for (p, level) in backend.priorities.enumerated() {
+                // Round robin within a pool: each request starts one entry further on.
+                let offset = level.count > 1 ? gateway.health.nextRoundRobin("\(label)#\(p)", count: level.count) : 0
+                for k in level.indices {
+                    list.append(FailoverCandidate(level[(offset + k) % level.count], backendLabel: label))
+                }
             }
+            candidates = list
         }
         entries = EntryIndex(backend)
         let policy = FailoverPolicy(
@@ -102,7 +112,7 @@ final class FailoverRun: @unchecked Sendable {
         guard !finished else { return }
         finished = true
         metrics.inFlight(-1)
-        metrics.request(route: job.rule.routeLabel, status: status)
+        metrics.request(rule: job.rule, status: status)
         done()
     }
 
@@ -157,9 +167,9 @@ final class FailoverRun: @unchecked Sendable {
 
     private func launch(_ index: Int) {
         guard !finished else { return }
-        let candidate = machine.candidates[index]
-        guard let entry = entries[candidate.id] else { return finish(500) }
-        if let prev = previous.map({ machine.candidates[$0] }), prev.id != entry.id {
+        let candidates = machine.candidates
+        guard let entry = entries[candidates[index].id] else { return finish(500) }
+        if let prev = previous.map({ candidates[$0] }), prev.id != entry.id {
             metrics.failover(backend: backendLabel, from: prev.model, to: entry.model)
         }
         previous = index
@@ -168,13 +178,25 @@ final class FailoverRun: @unchecked Sendable {
             recordFailure(entry, why.outcome)
         case .success(let req):
             answeringModel = entry.model
-            let attemptStart = ContinuousClock.now
-            let entryMetrics = metrics.entry(backend: backendLabel, model: entry.model, provider: entry.target.provider)
-            start(req, onFirstByte: { latency in entryMetrics.upstreamLatency(latency) }) { [self] result in
+            let entryMetrics = metrics.entry(of: entry, backend: backendLabel)
+            launched = Launched(entry: entry, metrics: entryMetrics, start: ContinuousClock.now, translation: req.translation)
+            launchedMetrics = entryMetrics
+            // The closures hold the run only (no context of their own to allocate and free).
+            start(req, onFirstByte: { [self] latency in launchedMetrics?.upstreamLatency(latency) }) { [self] result in
                 attempt = nil
-                attemptEnded(result, entry: entry, entryMetrics: entryMetrics, attemptStart: attemptStart, translation: req.translation)
+                // Taken, not copied: its entry and context are released once, here.
+                guard let l = launched.take() else { return }
+                attemptEnded(result, entry: l.entry, entryMetrics: l.metrics, attemptStart: l.start, translation: l.translation)
             }
         }
+    }
+
+    /// What `launch` started the attempt in flight with.
+    private struct Launched {
+        var entry: CompiledEntry
+        var metrics: GatewayMetrics.EntryMetrics
+        var start: Instant
+        var translation: TranslationContext
     }
 
     /// Starts an attempt; `onResult` clears `attempt` first.
@@ -368,10 +390,21 @@ final class FailoverRun: @unchecked Sendable {
 
     /// The attempt trail so far.
     private var trail: Trail {
+        // The arrays only, not the whole machine.
+        let records = machine.records
+        let candidates = machine.candidates
         var header = ""
-        for (k, rec) in machine.records.enumerated() {
+        // One allocation for the usual trail (`provider/model=outcome`, once or twice).
+        header.reserveCapacity(64)
+        for (k, rec) in records.enumerated() {
             if k > 0 { header += "," }
-            header += TrailToken.make(machine.candidates[rec.index].trailName)
+            // `TrailToken.make(candidate.trailName)`, appended in place (no string per part).
+            let c = candidates[rec.index]
+            if !c.provider.isEmpty {
+                TrailToken.append(c.provider, to: &header)
+                header += "/"
+            }
+            TrailToken.append(c.model, to: &header)
             header += "="
             header += rec.outcome.label
         }
@@ -398,5 +431,87 @@ enum TrailToken {
         func allowed(_ c: UInt8) -> Bool { c > 0x20 && c < 0x7F && c != UInt8(ascii: ",") && c != UInt8(ascii: "=") && c != UInt8(ascii: ";") }
         if s.utf8.allSatisfy(allowed) { return s }
         return String(decoding: s.utf8.filter(allowed), as: UTF8.self)
+    }
+
+    /// Appends `make(s)` to `out`.
+    static func append(_ s: String, to out: inout String) {
+        out += make(s)
+    }
+}
+
+/// A Backend's failover candidates, made once and kept with the compiled Backend: per request
+/// only the levels that rotate (round robin) are turned, by counters taken from the health
+/// registry once (no lock, no key string per request).
+final class KeptCandidates: Sendable {
+    /// What the candidates were made of and for.
+    let label: String
+    let priorities: [[CompiledEntry]]
+    let health: HealthRegistry
+    /// Per priority level, its candidates in the Backend's order.
+    let levels: [[FailoverCandidate]]
+    /// Per level, its round-robin counter when it holds more than one entry.
+    let rotations: [HealthRegistry.RoundRobin?]
+    /// Every level in order when none rotates: the same list for every request.
+    let fixed: [FailoverCandidate]?
+
+    private init(_ backend: CompiledBackend, health: HealthRegistry) {
+        label = backend.label
+        priorities = backend.priorities
+        self.health = health
+        levels = backend.priorities.map { level in level.map { FailoverCandidate($0, backendLabel: backend.label) } }
+        rotations = backend.priorities.indices.map { p in backend.priorities[p].count > 1 ? health.roundRobin("\(backend.label)#\(p)") : nil }
+        fixed = rotations.allSatisfy { $0 == nil } ? levels.flatMap { $0 } : nil
+    }
+
+    /// The candidates of one request, each rotating level one entry further on than the last
+    /// request's (as `nextRoundRobin` turns it).
+    func candidates() -> [FailoverCandidate] {
+        if let fixed { return fixed }
+        var list: [FailoverCandidate] = []
+        list.reserveCapacity(levels.reduce(0) { $0 + $1.count })
+        for (p, level) in levels.enumerated() {
+            let offset = rotations[p]?.next(count: level.count) ?? 0
+            for k in level.indices { list.append(level[(offset + k) % level.count]) }
+        }
+        return list
+    }
+
+    /// The kept candidates of `backend` for `health`; nil when the slot holds another's (then
+    /// the caller makes them as before).
+    static func of(_ backend: CompiledBackend, health: HealthRegistry) -> KeptCandidates? {
+        guard !backend.priorities.isEmpty else { return nil }
+        let slot = backend.derived
+        // A copy of the Backend whose entries changed shares the slot: what is kept is checked
+        // against what it was made of (arrays that share their storage compare without reading it).
+        guard let kept = (slot.load() ?? slot.storeIfEmpty(KeptCandidates(backend, health: health))) as? KeptCandidates,
+            kept.health === health, kept.label == backend.label, kept.priorities == backend.priorities
+        else { return nil }
+        return kept
+    }
+}
+
+extension GatewayMetrics {
+    /// `entry(backend:model:provider:)` of `entry`, kept with the compiled entry after its first
+    /// request (checked against what it was made for: a copy of the entry shares the slot).
+    func entry(of entry: CompiledEntry, backend: String) -> EntryMetrics {
+        let model = entry.model
+        let provider = entry.target.provider
+        if let kept = entry.derived.load() as? EntryMetrics, kept.isFor(self, backend: backend, model: model, provider: provider) {
+            return kept
+        }
+        let made = self.entry(backend: backend, model: model, provider: provider)
+        _ = entry.derived.storeIfEmpty(made)
+        return made
+    }
+
+    /// `request(route: rule.routeLabel, status:)`; the handle of the usual status (200) is kept
+    /// with the compiled rule once it was counted (not before: a series appears on `/metrics`
+    /// when it is first counted).
+    func request(rule: CompiledRule, status: Int) {
+        guard status == 200 else { return request(route: rule.routeLabel, status: status) }
+        if let kept = rule.derived.load() as? RouteMetrics, kept.isFor(self, route: rule.routeLabel) { return request(kept, status: 200) }
+        let made = route(rule.routeLabel)
+        rule.derived.storeIfEmpty(made)
+        request(made, status: 200)
     }
 }

@@ -135,11 +135,17 @@ public struct ResponseWriter: Sendable {
         if closeAfter { headers.replaceOrAdd(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
         let channel = self.channel
-        let written: EventLoopFuture<Void>
+        // Only a connection that closes afterwards waits for the write (`closeWhenWritten`): a
+        // promise nobody waits for is not made.
+        let keep = closeAfter
+        let written: EventLoopFuture<Void>?
         if channel.eventLoop.inEventLoop {
-            written = Self.writeWhole(channel, head, body)
+            written = Self.writeWhole(channel, head, body, future: keep)
+        } else if keep {
+            written = channel.eventLoop.flatSubmit { Self.writeWhole(channel, head, body, future: true) ?? channel.eventLoop.makeSucceededVoidFuture() }
         } else {
-            written = channel.eventLoop.flatSubmit { Self.writeWhole(channel, head, body) }
+            written = nil
+            channel.eventLoop.execute { _ = Self.writeWhole(channel, head, body, future: false) }
         }
         // Not tracked: a write that fails closes the connection anyway.
         state.value.withLock {
@@ -153,9 +159,14 @@ public struct ResponseWriter: Sendable {
         respond(status: status, headers: headers, body: allocator.buffer(bytes: body))
     }
 
-    private static func writeWhole(_ channel: any Channel, _ head: HTTPResponseHead, _ body: ByteBuffer) -> EventLoopFuture<Void> {
+    /// Writes a whole response; the future of its end only when asked for.
+    private static func writeWhole(_ channel: any Channel, _ head: HTTPResponseHead, _ body: ByteBuffer, future: Bool) -> EventLoopFuture<Void>? {
         channel.write(HTTPServerResponsePart.head(head), promise: nil)
         if body.readableBytes > 0 { channel.write(HTTPServerResponsePart.body(.byteBuffer(body)), promise: nil) }
+        guard future else {
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+            return nil
+        }
         return channel.writeAndFlush(HTTPServerResponsePart.end(nil))
     }
 

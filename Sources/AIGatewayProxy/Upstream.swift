@@ -149,9 +149,9 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     private let sink: StreamSink?
     private let logger: Logger
     private let onFirstByte: @Sendable (Duration) -> Void
-    private let started = ContinuousClock.now
+    private let started: Instant
     /// When the request went to the provider (later than `started` if it waited for a connection).
-    private var sent = ContinuousClock.now
+    private var sent: Instant
 
     private var mode = Mode.awaitingHead
     private var exchange: UpstreamExchange?
@@ -163,6 +163,8 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     private(set) var deadline: NIODeadline
     private var phase = Phase.attempt
     private var watch: DeadlineWatch?
+    /// Where the watch keeps the attempt (its `DeadlineWatch` only touches it); -1 when not watched.
+    fileprivate var watchIndex = -1
 
     // The stream relay: the adapter's translator turns the provider's bytes into OpenAI chunks.
     private var translator: (any StreamTranslator)?
@@ -183,6 +185,9 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         self.logger = logger
         self.onFirstByte = onFirstByte
         self.onResult = onResult
+        let started = ContinuousClock.now
+        self.started = started
+        sent = started
         let remaining = request.attemptDeadline - started
         attemptDeadline = NIODeadline.now() + TimeAmount(max(remaining, .zero))
         deadline = attemptDeadline
@@ -608,20 +613,39 @@ final class DeadlineWatch: @unchecked Sendable {
     static let granularity = TimeAmount.milliseconds(20)
 
     private let loop: any EventLoop
-    private var watched: [ObjectIdentifier: UpstreamAttempt] = [:]
+    /// The attempts watched, in no order; each knows its place (`watchIndex`), so adding and
+    /// removing one is a store, not a hash.
+    private var watched: [UpstreamAttempt] = []
     private var tick: Scheduled<Void>?
 
     init(loop: any EventLoop) {
         self.loop = loop
     }
 
+    var count: Int { watched.count }
+
     func add(_ attempt: UpstreamAttempt) {
-        watched[ObjectIdentifier(attempt)] = attempt
+        if isWatching(attempt) { return }
+        attempt.watchIndex = watched.count
+        watched.append(attempt)
         if tick == nil { scheduleTick() }
     }
 
     func remove(_ attempt: UpstreamAttempt) {
-        watched.removeValue(forKey: ObjectIdentifier(attempt))
+        guard isWatching(attempt) else { return }
+        let i = attempt.watchIndex
+        attempt.watchIndex = -1
+        // The last one takes the removed one's place.
+        let last = watched.removeLast()
+        if last !== attempt {
+            watched[i] = last
+            last.watchIndex = i
+        }
+    }
+
+    private func isWatching(_ attempt: UpstreamAttempt) -> Bool {
+        let i = attempt.watchIndex
+        return i >= 0 && i < watched.count && watched[i] === attempt
     }
 
     private func scheduleTick() {
@@ -629,7 +653,7 @@ final class DeadlineWatch: @unchecked Sendable {
             tick = nil
             let now = NIODeadline.now()
             var passed: [UpstreamAttempt] = []
-            for a in watched.values where a.deadline <= now { passed.append(a) }
+            for a in watched where a.deadline <= now { passed.append(a) }
             for a in passed {
                 remove(a)
                 a.deadlinePassed()

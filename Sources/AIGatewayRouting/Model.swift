@@ -29,6 +29,8 @@ public struct CompiledEntry: Sendable, Hashable, Identifiable {
     public var auth: CompiledAuth?
     /// Why this entry cannot be used (missing Secret, provider not served yet), if so.
     public var problem: String?
+    /// What the data plane derives from the entry once (its metric handles); not part of the value.
+    public let derived = DerivedSlot()
 
     public var model: String { target.displayModel }
     public var isUsable: Bool { problem == nil && auth != nil }
@@ -121,6 +123,8 @@ public struct CompiledBackend: Sendable, Hashable {
     public var settings: BackendSettings
     /// Why the Backend is not served (unsupported type), if so.
     public var problem: String?
+    /// What the data plane derives from the Backend once (its failover candidates); not part of the value.
+    public let derived = DerivedSlot()
 
     public init(name: NamespacedName, priorities: [[CompiledEntry]], settings: BackendSettings, problem: String?) {
         self.name = name
@@ -176,6 +180,8 @@ public struct CompiledRule: Sendable, Hashable {
     public var requestTimeout: Duration?
     public var backendRequestTimeout: Duration?
     public var retry: RetryPolicy
+    /// What the data plane derives from the rule once (its metric handles); not part of the value.
+    public let derived = DerivedSlot()
 
     public init(
         route: NamespacedName, ruleIndex: Int, requestHeaders: [HeaderModifier], responseHeaders: [HeaderModifier], rewrite: URLRewrite?,

@@ -80,18 +80,38 @@ public final class GatewayMetrics: Sendable {
         Array(zip(names, [key.a, key.label == .requests ? String(key.n) : key.b, key.c, key.d]))
     }
 
-    /// The handles a successful attempt of one entry updates, looked up once per attempt.
+    /// The handles a successful attempt of one entry updates, looked up once per attempt (or kept
+    /// with the compiled entry: `isFor` tells whether they are this entry's of these metrics).
     public final class EntryMetrics: Sendable {
         let ok: CoreMetrics.Counter
         let latency: CoreMetrics.Timer
         let tokensIn: CoreMetrics.Counter
         let tokensOut: CoreMetrics.Counter
+        /// What the handles were made for (the registry: its own, not the metrics object, which
+        /// holds these and would then never be freed).
+        private let registry: PrometheusCollectorRegistry
+        private let backend: String
+        private let model: String
+        private let provider: String
 
-        init(ok: CoreMetrics.Counter, latency: CoreMetrics.Timer, tokensIn: CoreMetrics.Counter, tokensOut: CoreMetrics.Counter) {
+        init(
+            ok: CoreMetrics.Counter, latency: CoreMetrics.Timer, tokensIn: CoreMetrics.Counter, tokensOut: CoreMetrics.Counter,
+            registry: PrometheusCollectorRegistry, backend: String, model: String, provider: String
+        ) {
             self.ok = ok
             self.latency = latency
             self.tokensIn = tokensIn
             self.tokensOut = tokensOut
+            self.registry = registry
+            self.backend = backend
+            self.model = model
+            self.provider = provider
+        }
+
+        /// Whether these are the handles `metrics.entry(backend:model:provider:)` gives. (Strings
+        /// that share their storage compare without reading their bytes.)
+        public func isFor(_ metrics: GatewayMetrics, backend: String, model: String, provider: String) -> Bool {
+            registry === metrics.registry && self.backend == backend && self.model == model && self.provider == provider
         }
 
         /// The same as `GatewayMetrics.attempt(... outcome: "ok")`.
@@ -115,14 +135,44 @@ public final class GatewayMetrics: Sendable {
             ok: counter(Key(label: .attempts, a: backend, b: model, c: "ok", d: provider), ["backend", "model", "outcome", "provider"]),
             latency: timer(Key(label: .latency, a: backend, b: model, c: provider), ["backend", "model", "provider"]),
             tokensIn: counter(Key(label: .tokens, a: backend, b: model, c: "input", d: provider), ["backend", "model", "direction", "provider"]),
-            tokensOut: counter(Key(label: .tokens, a: backend, b: model, c: "output", d: provider), ["backend", "model", "direction", "provider"]))
+            tokensOut: counter(Key(label: .tokens, a: backend, b: model, c: "output", d: provider), ["backend", "model", "direction", "provider"]),
+            registry: registry, backend: backend, model: model, provider: provider)
         entries.withLock { $0[key] = e }
         return e
+    }
+
+    /// The handle of a route's requests answered 200 (the usual status; the others are looked
+    /// up when counted), to be kept with the compiled route: `isFor` tells whether it is
+    /// this route's of these metrics. Made when a 200 is counted: the series appears with it.
+    public final class RouteMetrics: Sendable {
+        let ok: CoreMetrics.Counter
+        let route: String
+        private let registry: PrometheusCollectorRegistry
+
+        init(ok: CoreMetrics.Counter, route: String, registry: PrometheusCollectorRegistry) {
+            self.ok = ok
+            self.route = route
+            self.registry = registry
+        }
+
+        public func isFor(_ metrics: GatewayMetrics, route: String) -> Bool {
+            registry === metrics.registry && self.route == route
+        }
+    }
+
+    /// The handles of `route`'s requests (made on first use; the series of a 200 appears now).
+    public func route(_ route: String) -> RouteMetrics {
+        RouteMetrics(ok: counter(Key(label: .requests, a: route, b: "", n: 200), ["route", "status"]), route: route, registry: registry)
     }
 
     /// One client request finished with `status`.
     public func request(route: String, status: Int) {
         counter(Key(label: .requests, a: route, b: "", n: status), ["route", "status"]).increment()
+    }
+
+    /// The same as `request(route: handles' route, status:)`.
+    public func request(_ handles: RouteMetrics, status: Int) {
+        if status == 200 { handles.ok.increment() } else { request(route: handles.route, status: status) }
     }
 
     /// One attempt against an entry finished with `outcome` (a stable label such as `ok`, `503`, `first_byte_timeout`).
