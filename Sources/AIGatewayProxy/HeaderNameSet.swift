@@ -26,6 +26,16 @@ struct HeaderNameSet: Sendable {
         }
     }
 
+    /// The name in `bytes` (e.g. a field of a head read as bytes), without making a string of it.
+    func contains(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count < byLength.count else { return false }
+        let name = bytes.assumingMemoryBound(to: UInt8.self)
+        for candidate in byLength[bytes.count] where Self.equalIgnoringCase(name, candidate) {
+            return true
+        }
+        return false
+    }
+
     /// `lowered` is already lowercase.
     static func equalIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ lowered: [UInt8]) -> Bool {
         for i in 0..<bytes.count {
