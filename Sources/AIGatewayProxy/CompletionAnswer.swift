@@ -1,4 +1,5 @@
 import AIGatewayAPI
+import AIGatewayProviders
 
 /// What the gateway needs from a provider's complete (non-streamed) OpenAI-shaped answer, read
 /// without a JSON pass over all of it: the answer arrived whole (its length or its chunked end
@@ -26,10 +27,33 @@ enum CompletionAnswer {
         guard let open = usageObject(body, within: first..<last) else { return Summary(usage: nil) }
         // A usage that does not close before the answer's last byte: the answer's own end is missing.
         guard let close = matchingBrace(body, open: open, limit: last) else { return nil }
-        let usage = UnsafeRawBufferPointer(rebasing: body[open...close])
-        guard let members = (try? JSONParser.scanTopLevel(usage)) ?? nil else { return Summary(usage: nil) }
-        func tokens(_ key: String) -> Int { members[key].flatMap { JSONParser.integer(usage, span: $0) } ?? 0 }
-        return Summary(usage: Usage(input: tokens("prompt_tokens"), output: tokens("completion_tokens")))
+        return Summary(usage: counts(UnsafeRawBufferPointer(rebasing: body[open...close])))
+    }
+
+    /// The token counts of the usage object `usage` (nil when it is not valid JSON), read member by
+    /// member in place (no dictionary of its members, no strings): of a key given twice the last
+    /// counts, and a count that is not an integer reads as 0, as with `JSONParser.scanTopLevel`.
+    private static func counts(_ usage: UnsafeRawBufferPointer) -> Usage? {
+        var cursor = JSONCursor(usage)
+        var input: Range<Int>?
+        var output: Range<Int>?
+        do {
+            try cursor.enterObject()
+            while let key = try cursor.nextKey() {
+                if cursor.key(key, is: "prompt_tokens") {
+                    input = try cursor.skipValue()
+                } else if cursor.key(key, is: "completion_tokens") {
+                    output = try cursor.skipValue()
+                } else {
+                    try cursor.skipValue()
+                }
+            }
+            try cursor.end()
+        } catch {
+            return nil
+        }
+        func tokens(_ value: Range<Int>?) -> Int { value.flatMap { JSONLexer.integer(usage, $0) } ?? 0 }
+        return Usage(input: tokens(input), output: tokens(output))
     }
 
     private static func isSpace(_ c: UInt8) -> Bool {

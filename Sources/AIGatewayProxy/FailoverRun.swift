@@ -211,11 +211,11 @@ final class FailoverRun: @unchecked Sendable {
     ) {
         guard !finished else { return }
         switch result {
-        case .response(let status, let headers, let body, _):
+        case .response(let status, let head, let body, _):
             guard let adapter = entry.target.adapter else { return recordFailure(entry, .unusable("no adapter")) }
             if (200..<300).contains(status) {
                 if adapter.translates {
-                    return answerTranslated(adapter, status: status, headers: headers, body: body, entry: entry, entryMetrics: entryMetrics, context: translation)
+                    return answerTranslated(adapter, status: status, headers: head.headers, body: body, entry: entry, entryMetrics: entryMetrics, context: translation)
                 }
                 // Vouch for the answer (it came whole; an object) without a pass over all of it;
                 // only its usage is read.
@@ -225,14 +225,22 @@ final class FailoverRun: @unchecked Sendable {
                     _ = machine.record(.success, now: .now, health: health)
                     answeringModel = entry.model
                     if let usage = answer.usage { entryMetrics.tokens(input: usage.input, output: usage.output) }
-                    var h = GatewayHandler.forwardableResponseHeaders(headers)
-                    gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
-                    writer.respond(status: HTTPResponseStatus(statusCode: status), headers: h, body: body)
+                    let httpStatus = HTTPResponseStatus(statusCode: status)
+                    if job.rule.responseHeaders.isEmpty {
+                        // The provider's head forwarded from its bytes (`ForwardedResponseHead`).
+                        let fields = ForwardedResponseHead.GatewayFields(requestID: job.requestID, backend: backendLabel, trail: trail)
+                        writer.respond(forwarding: ForwardedResponse(status: httpStatus, upstream: head, gateway: fields, body: body, close: false))
+                    } else {
+                        var h = GatewayHandler.forwardableResponseHeaders(head.headers)
+                        gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
+                        writer.respond(status: httpStatus, headers: h, body: body)
+                    }
                     return finish(status)
                 }
                 recordFailure(entry, .truncated)
             } else {
-                let response = ProviderResponse(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView))
+                let headers = head.headers
+                let response = ProviderResponse(status: status, headers: head.pairs, body: Array(body.readableBytesView))
                 if let translated = adapter.clientErrorBody(response) {
                     var h = headers
                     h.replaceOrAdd(name: "content-type", value: "application/json")
@@ -348,14 +356,14 @@ final class FailoverRun: @unchecked Sendable {
                 case .streamBroken(let o), .failed(let o):
                     machine.recordContinuation(o)
                     gateway.recordHealth(entry, o, backend.settings)
-                case .response(let status, let headers, let body, _):
+                case .response(let status, let head, let body, _):
                     // A rejected prefill (or any other answer) must not become the client's error.
                     let o =
                         (200..<300).contains(status)
                         ? AttemptOutcome.truncated
                         : AttemptOutcome(
                             req.adapter.classifyError(
-                                ProviderResponse(status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView)),
+                                ProviderResponse(status: status, headers: head.pairs, body: Array(body.readableBytesView)),
                                 now: GatewayHandler.wallClock()))
                     machine.recordContinuation(o)
                     if o.isHealthFailure { gateway.recordHealth(entry, o, backend.settings) }

@@ -360,11 +360,16 @@ public final class GatewayHandler: HTTPHandler {
     /// without a search for one to replace.
     @inline(never)
     func addGatewayHeaders(_ h: inout HTTPHeaders, requestID: String, backend: String, trail: Trail, rule: CompiledRule) {
-        h.add(name: GatewayHeaders.requestID, value: requestID)
-        h.add(name: GatewayHeaders.backend, value: backend)
-        if let m = trail.model { h.add(name: GatewayHeaders.model, value: TrailToken.make(m)) }
-        if !trail.header.isEmpty { h.add(name: GatewayHeaders.attempts, value: trail.header) }
+        Self.addGatewayHeaders(&h, ForwardedResponseHead.GatewayFields(requestID: requestID, backend: backend, trail: trail))
         Self.apply(rule.responseHeaders, to: &h)
+    }
+
+    /// The gateway's own fields, in the order `ForwardedResponseHead` writes them.
+    static func addGatewayHeaders(_ h: inout HTTPHeaders, _ fields: ForwardedResponseHead.GatewayFields) {
+        h.add(name: GatewayHeaders.requestID, value: fields.requestID)
+        h.add(name: GatewayHeaders.backend, value: fields.backend)
+        if let m = fields.model { h.add(name: GatewayHeaders.model, value: m) }
+        if !fields.attempts.isEmpty { h.add(name: GatewayHeaders.attempts, value: fields.attempts) }
     }
 
     func send(_ reply: PreparedResponse, _ writer: ResponseWriter) {

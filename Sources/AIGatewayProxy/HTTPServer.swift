@@ -41,6 +41,9 @@ public struct ResponseWriter: Sendable {
     let channel: any Channel
     let closeAfter: Bool
     let state: ResponseState
+    /// The connection's handler, for a forwarded answer (`respond(forwarding:)`); nil: that goes
+    /// through the pipeline too.
+    var link: ConnectionLink? = nil
 
     /// Tracks what was written, so the server can finish a response a handler left open.
     final class ResponseState: Sendable {
@@ -159,6 +162,36 @@ public struct ResponseWriter: Sendable {
         respond(status: status, headers: headers, body: allocator.buffer(bytes: body))
     }
 
+    /// A provider's complete answer forwarded as `ForwardedResponse` describes it (its `close` is
+    /// this writer's to set): the same bytes as `respond(status:headers:body:)` with the headers
+    /// that `forwardableResponseHeaders` and `addGatewayHeaders` make, but written from the
+    /// provider's head as bytes and handed to the connection's handler directly, head and body in
+    /// one write and flush, without `HTTPHeaders` or response parts through the pipeline. On the
+    /// connection's event loop; elsewhere (or without a link) it takes the general path.
+    func respond(forwarding response: consuming ForwardedResponse) {
+        response.close = closeAfter
+        let channel = self.channel
+        guard let link, response.status.mayHaveResponseBody, channel.eventLoop.inEventLoop else {
+            var h = GatewayHandler.forwardableResponseHeaders(response.upstream.headers)
+            GatewayHandler.addGatewayHeaders(&h, response.gateway)
+            return respond(status: response.status, headers: h, body: response.body)
+        }
+        // Only a connection that closes afterwards needs to know when the write is done
+        // (`closeWhenWritten`); a failed write closes the connection anyway.
+        let promise = closeAfter ? channel.eventLoop.makePromise(of: Void.self) : nil
+        if let write = link.write {
+            write(response, promise)
+        } else {
+            // The handler has left the pipeline: the connection is closed.
+            promise?.fail(ChannelError.ioOnClosedChannel)
+        }
+        state.value.withLock {
+            $0.headSent = true
+            $0.ended = true
+            $0.endWritten = promise?.futureResult
+        }
+    }
+
     /// Writes a whole response; the future of its end only when asked for.
     private static func writeWhole(_ channel: any Channel, _ head: HTTPResponseHead, _ body: ByteBuffer, future: Bool) -> EventLoopFuture<Void>? {
         channel.write(HTTPServerResponsePart.head(head), promise: nil)
@@ -179,6 +212,15 @@ public struct ResponseWriter: Sendable {
             channel.close(promise: nil)
         }
     }
+}
+
+/// A way from a response writer to its connection's handler that skips the pipeline (a forwarded
+/// answer is written by the handler itself: `ConnectionHandler.writeForwarded`). Touched only on
+/// the connection's event loop, which is what makes the unchecked `Sendable` sound.
+final class ConnectionLink: @unchecked Sendable {
+    /// Set while the handler is in the pipeline; cleared when it leaves, which also breaks the
+    /// cycle handler → link → closure → handler.
+    var write: ((ForwardedResponse, EventLoopPromise<Void>?) -> Void)?
 }
 
 public protocol HTTPHandler: Sendable {
@@ -335,6 +377,8 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     private var encoder = ResponseEncoder(allocator: ByteBufferAllocator())
     /// The method of the request being answered (the answer to `HEAD` has no body).
     private var requestMethod = HTTPMethod.GET
+    /// How the response writers reach this handler directly (`ResponseWriter.respond(forwarding:)`).
+    private let link = ConnectionLink()
 
     init(server: HTTPServer<Handler>) {
         self.server = server
@@ -345,6 +389,11 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         id = server.connections.add(context.channel)
         remoteAddress = context.channel.remoteAddress?.description
         scheduleIdleCheck(context: context, at: lastRead + TimeAmount(server.limits.idleTimeout))
+        link.write = { response, promise in self.writeForwarded(response, promise: promise, context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        link.write = nil
     }
 
     // MARK: Idle timeout
@@ -481,7 +530,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         served += 1
         responding = true
         let closeAfter = tooLarge || !keepAlive || draining || served >= server.limits.maxRequestsPerConnection
-        let writer = ResponseWriter(channel: context.channel, closeAfter: closeAfter, state: .init())
+        let writer = ResponseWriter(channel: context.channel, closeAfter: closeAfter, state: .init(), link: link)
         self.writer = writer
         let this = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let done: @Sendable () -> Void = {
@@ -594,6 +643,20 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
 
     func flush(context: ChannelHandlerContext) {
         writePending(context: context, promise: nil)
+        context.flush()
+    }
+
+    /// A forwarded answer, whole (`ResponseWriter.respond(forwarding:)`): encoded after what is
+    /// pending, written and flushed as its head, body and end parts would be by `write` and
+    /// `flush`, without their trip through the pipeline.
+    private func writeForwarded(_ response: ForwardedResponse, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+        switch encoder.addForwarded(response, requestMethod: requestMethod) {
+        case .gathered:
+            writePending(context: context, promise: promise)
+        case .large(let before, let body):
+            if let before { context.write(wrapOutboundOut(.byteBuffer(before)), promise: nil) }
+            context.write(wrapOutboundOut(body), promise: promise)
+        }
         context.flush()
     }
 

@@ -71,6 +71,30 @@ struct ResponseEncoder {
         }
     }
 
+    /// Encodes a provider's complete answer as the gateway forwards it (`ForwardedResponse`):
+    /// its head written from the provider's bytes (`ForwardedResponseHead`), then its body, gathered
+    /// after what is pending as `head`, `body` and `end` parts would be: the body dropped for a
+    /// `HEAD` request, and written as it is when large.
+    mutating func addForwarded(_ response: ForwardedResponse, requestMethod: HTTPMethod) -> Step {
+        framing = .identity
+        let size = response.body.readableBytes
+        let bodyless = requestMethod == .HEAD || size == 0
+        let gather = !bodyless && size <= Self.gatherLimit
+        var buffer = takePending() ?? allocator.buffer(capacity: ForwardedResponseHead.sizeBound(response) + (gather ? size : 0))
+        ForwardedResponseHead.write(response, into: &buffer)
+        if bodyless {
+            pending = buffer
+            return .gathered
+        }
+        if gather {
+            var body = response.body
+            buffer.writeBuffer(&body)
+            pending = buffer
+            return .gathered
+        }
+        return .large(before: buffer, body: .byteBuffer(response.body))
+    }
+
     private mutating func addBody(_ data: IOData) -> Step {
         let size = data.readableBytes
         switch framing {

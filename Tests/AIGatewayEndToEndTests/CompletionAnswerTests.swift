@@ -48,4 +48,53 @@ struct CompletionAnswerTests {
         let body = #"{"content":"\"usage\": {\"prompt_tokens\": 99}","usage":{"prompt_tokens":4,"note":"a } and a \" inside","completion_tokens":7}}"#
         #expect(inspect(body) == usage(4, 7))
     }
+
+    private struct SeededRandom: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    private static let keys = [
+        #""prompt_tokens""#, #""completion_tokens""#, #""total_tokens""#, #""prompt\u005ftokens""#, #""completion_tokens ""#,
+        #""Prompt_tokens""#, #""prompt_tokens_details""#, #""x""#, #""\"prompt_tokens""#,
+    ]
+    private static let values = [
+        "9", "0", "-3", "12345678901234", "99999999999999999999", "9.0", "1e3", "-0", #""9""#, "null", "true", "[1,2]",
+        #"{"cached_tokens":0,"a":{"b":[{}]}}"#, #""a } and a \" inside""#, "01", "+1", "tru", "[1,]", #""\x""#,
+    ]
+
+    /// A usage object of up to 6 members from `keys` and `values` (duplicates and escapes often,
+    /// invalid JSON now and then: a bad value, a trailing comma, a missing colon).
+    private func randomUsage(_ rng: inout SeededRandom) -> String {
+        var members: [String] = []
+        for _ in 0..<Int.random(in: 0...6, using: &rng) {
+            let colon = Int.random(in: 0..<40, using: &rng) == 0 ? " " : [":", " : ", ":\n"].randomElement(using: &rng)!
+            members.append(Self.keys.randomElement(using: &rng)! + colon + Self.values.randomElement(using: &rng)!)
+        }
+        let trailing = Int.random(in: 0..<30, using: &rng) == 0 ? "," : ""
+        return "{" + members.joined(separator: [",", ", ", " ,\n"].randomElement(using: &rng)!) + trailing + [" }", "}"].randomElement(using: &rng)!
+    }
+
+    @Test("over 20,000 generated usage objects: the counts the dictionary of members gave")
+    func differentialUsage() {
+        var rng = SeededRandom(state: 4)
+        var counted = 0
+        var invalid = 0
+        for _ in 0..<20000 {
+            let usage = randomUsage(&rng)
+            let expected = Array(usage.utf8).withUnsafeBytes { CompletionAnswerReference.counts($0) }
+            if expected == nil { invalid += 1 } else { counted += 1 }
+            // Read through `inspect`, with the usage in the middle of an answer or at its end.
+            let body = Bool.random(using: &rng) ? #"{"id":"x","usage":"# + usage + #","n":1}"# : #"{"id":"x", "usage" : "# + usage + "}"
+            #expect(inspect(body) == .init(usage: expected), "\(body)")
+        }
+        #expect(counted > 5000 && invalid > 2000, "\(counted) read, \(invalid) not JSON")
+    }
 }
+
