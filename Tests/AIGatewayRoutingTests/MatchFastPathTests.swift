@@ -147,8 +147,19 @@ struct MatchFastPathTests {
         for host in ["[::1]:80", "Example.COM", "h:1:2", "", "[::1", "127.0.0.1:8080", "h:", ":80", ":", "é.example:1", "É.example", "a.b", "[::1]"] {
             let a = RequestFacts(method: "GET", uri: "/", host: host, fields: second)
             let b = RequestFacts(method: "GET", uri: "/", headers: [(name: "Host", value: host)])
-            #expect(a.host == b.host, "\(host)")
+            #expect(a.host == Self.referenceHost(host) && b.host == a.host, "\(host)")
         }
+    }
+
+    /// The host as `RequestFacts` read it before its fast path (by substrings).
+    static func referenceHost(_ value: String) -> String {
+        var host = Substring(value)
+        if host.utf8.first == UInt8(ascii: "[") {
+            if let close = host.utf8.firstIndex(of: UInt8(ascii: "]")) { host = host[...close] }
+        } else if let colon = host.utf8.lastIndex(of: UInt8(ascii: ":")) {
+            host = host[..<colon]
+        }
+        return host.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") } ? host.lowercased() : String(host)
     }
 
     @Test("the query is parsed when asked, as it was when built")
