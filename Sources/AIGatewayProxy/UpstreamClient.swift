@@ -360,23 +360,14 @@ final class LoopPool: @unchecked Sendable {
             c.send(w.exchange)
             return
         }
-        // One lookup of the origin (a hash of its host) for the check and the append.
-        guard !closed, c.isReusable, configuration.maxIdlePerOrigin > 0,
-            Self.park(c, in: &idle[c.origin, default: []], max: configuration.maxIdlePerOrigin)
-        else {
+        guard !closed, c.isReusable, idle[c.origin, default: []].count < configuration.maxIdlePerOrigin else {
             c.close()
             return
         }
+        c.idleSince = .now()
+        idle[c.origin, default: []].append(c)
         idleCount += 1
         if sweeper == nil { scheduleSweep() }
-    }
-
-    /// Adds `c` to an origin's idle connections unless they are `max` already.
-    private static func park(_ c: UpstreamConnection, in list: inout [UpstreamConnection], max: Int) -> Bool {
-        guard list.count < max else { return false }
-        c.idleSince = .now()
-        list.append(c)
-        return true
     }
 
     /// An idle connection closed (by the server, or by us): it leaves the pool.
