@@ -1,7 +1,26 @@
 @testable import AIGatewayProxy
+import Logging
 import NIOCore
+import NIOEmbedded
 import NIOHTTP1
 import Testing
+
+/// Answers every request with one forwarded answer (`ResponseWriter.respond(forwarding:)`).
+private struct ForwardingHandler: HTTPHandler {
+    func handle(_ request: ServerRequest, _ writer: ResponseWriter, done: @escaping @Sendable () -> Void) {
+        let head = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n")
+        let upstream = head.withUnsafeReadableBytes { p in try! UpstreamResponseParser.parseHead(p, bytes: head, headRequest: false).0 }
+        writer.respond(
+            forwarding: ForwardedResponse(
+                status: .ok, upstream: upstream, gateway: .init(requestID: "r", backend: "b", model: nil, attempts: ""), body: ByteBuffer(string: "{}"),
+                close: false))
+        done()
+    }
+
+    func reject(status: HTTPResponseStatus, message: String, requestHead: HTTPRequestHead, _ writer: ResponseWriter) {
+        writer.respond(status: status, headers: [:], body: ByteBuffer(string: message))
+    }
+}
 
 /// The forwarded answer written from the provider's head bytes (`ResponseEncoder.addForwarded`,
 /// `ForwardedResponseHead`) against the path it replaces: the head turned into `HTTPHeaders`,
@@ -196,4 +215,33 @@ struct ForwardedResponseHeadTests {
         #expect(split.count == 2)
         #expect(split.last?.count == ResponseEncoder.gatherLimit + 1)
     }
+
+    /// A client connection whose handler forwards one answer to every request; what it writes back.
+    private func exchange(_ requests: String) throws -> (out: String, open: Bool) {
+        let channel = EmbeddedChannel()
+        let server = HTTPServer(
+            name: "test", host: "127.0.0.1", port: 0, handler: ForwardingHandler(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try server.configureConnection(channel.pipeline.syncOperations)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.writeInbound(ByteBuffer(string: requests))
+        channel.embeddedEventLoop.run()
+        var out = ""
+        while let part = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let b) = part { out += String(buffer: b) }
+        }
+        return (out, channel.isActive)
+    }
+
+    @Test("through the connection: pipelined answers in order on a kept connection, HEAD without the body, Connection: close closes")
+    func throughTheConnection() throws {
+        let answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nx-request-id: r\r\nx-aigw-backend: b\r\ncontent-length: 2\r\n"
+        let post = "POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}"
+        let kept = try exchange(post + "HEAD /v1/chat/completions HTTP/1.1\r\n\r\n" + post)
+        #expect(kept.out == answer + "\r\n{}" + answer + "\r\n" + answer + "\r\n{}")
+        #expect(kept.open)
+        let closed = try exchange("POST /v1/chat/completions HTTP/1.1\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}" + post)
+        #expect(closed.out == answer + "connection: close\r\n\r\n{}")
+        #expect(!closed.open)
+    }
 }
+
