@@ -215,7 +215,7 @@ final class FailoverRun: @unchecked Sendable {
             guard let adapter = entry.target.adapter else { return recordFailure(entry, .unusable("no adapter")) }
             if (200..<300).contains(status) {
                 if adapter.translates {
-                    return answerTranslated(adapter, status: status, headers: head.headers, body: body, entry: entry, entryMetrics: entryMetrics, context: translation)
+                    return answerTranslated(adapter, status: status, head: head, body: body, entry: entry, entryMetrics: entryMetrics, context: translation)
                 }
                 // Vouch for the answer (it came whole; an object) without a pass over all of it;
                 // only its usage is read.
@@ -266,12 +266,12 @@ final class FailoverRun: @unchecked Sendable {
 
     /// A complete answer from a translating provider: translated into a `chat.completion`, or a failure.
     private func answerTranslated(
-        _ adapter: any ProviderAdapter, status: Int, headers: HTTPHeaders, body: ByteBuffer, entry: CompiledEntry, entryMetrics: GatewayMetrics.EntryMetrics,
-        context: TranslationContext
+        _ adapter: any ProviderAdapter, status: Int, head: UpstreamResponseHead, body: ByteBuffer, entry: CompiledEntry,
+        entryMetrics: GatewayMetrics.EntryMetrics, context: TranslationContext
     ) {
         let job = self.job
         var context = context
-        context.responseHeaders = headers.map { ($0.name, $0.value) }
+        context.responseHeaders = head.pairs
         let response = ProviderResponse(status: status, headers: context.responseHeaders, body: Array(body.readableBytesView))
         switch adapter.translateResponse(response, context: context) {
         case .failed(let failure):
@@ -282,10 +282,17 @@ final class FailoverRun: @unchecked Sendable {
             _ = machine.record(.success, now: .now, health: health)
             answeringModel = entry.model
             if let usage { entryMetrics.tokens(input: usage.input, output: usage.output) }
-            var h = GatewayHandler.forwardableResponseHeaders(headers)
-            h.replaceOrAdd(name: "content-type", value: "application/json")
-            gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
-            writer.respond(status: .ok, headers: h, body: ByteBuffer(bytes: out))
+            if job.rule.responseHeaders.isEmpty {
+                // The provider's head forwarded from its bytes, its content type now JSON.
+                let fields = ForwardedResponseHead.GatewayFields(requestID: job.requestID, backend: backendLabel, trail: trail)
+                writer.respond(
+                    forwarding: ForwardedResponse(status: .ok, upstream: head, gateway: fields, body: ByteBuffer(bytes: out), close: false, jsonContentType: true))
+            } else {
+                var h = GatewayHandler.forwardableResponseHeaders(head.headers)
+                h.replaceOrAdd(name: "content-type", value: "application/json")
+                gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
+                writer.respond(status: .ok, headers: h, body: ByteBuffer(bytes: out))
+            }
             finish(200)
         }
     }

@@ -24,6 +24,10 @@ struct ForwardedResponse: Sendable {
     var body: ByteBuffer
     /// The connection closes after this answer (`connection: close`).
     var close: Bool
+    /// The body is the gateway's JSON (a translated answer): the provider's `content-type` fields
+    /// give way to `content-type: application/json` after its other fields, as
+    /// `HTTPHeaders.replaceOrAdd` puts it on the general path.
+    var jsonContentType = false
 }
 
 enum ForwardedResponseHead {
@@ -60,7 +64,7 @@ enum ForwardedResponseHead {
     /// of `buffer`.
     static func write(_ response: ForwardedResponse, into buffer: inout ByteBuffer) {
         let (status, upstream, gateway) = (response.status, response.upstream, response.gateway)
-        let (contentLength, close) = (response.body.readableBytes, response.close)
+        let (contentLength, close, json) = (response.body.readableBytes, response.close, response.jsonContentType)
         precondition(status.mayHaveResponseBody, "a status without a body takes the general path")
         let dropped = GatewayHandler.droppedResponseHeaders
         let code = Int(status.code)
@@ -68,12 +72,14 @@ enum ForwardedResponseHead {
         upstream.bytes.withUnsafeReadableBytes { src in
             func name(_ f: UpstreamResponseHead.Field) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: src[f.nameRange]) }
             func value(_ f: UpstreamResponseHead.Field) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: src[f.valueRange]) }
+            func kept(_ f: UpstreamResponseHead.Field) -> Bool { !dropped.contains(name(f)) && !(json && contentType.contains(name(f))) }
             // Counted first, then copied into space reserved once (`HeadBytes`).
             // "HTTP/1.1 " code " " reason CRLF
             var size = 9 + HeadBytes.decimalCount(code) + 1 + reason.utf8.count + 2
-            for f in upstream.fields where !dropped.contains(name(f)) {
+            for f in upstream.fields where kept(f) {
                 size += f.nameRange.count + 2 + f.valueRange.count + 2
             }
+            if json { size += jsonContentTypeField.utf8CodeUnitCount }
             size += fieldSize(GatewayHeaders.requestID, gateway.requestID)
             size += fieldSize(GatewayHeaders.backend, gateway.backend)
             if let model = gateway.model { size += fieldSize(GatewayHeaders.model, model) }
@@ -87,12 +93,13 @@ enum ForwardedResponseHead {
                 w.put(" ")
                 w.put(reason)
                 w.put("\r\n")
-                for f in upstream.fields where !dropped.contains(name(f)) {
+                for f in upstream.fields where kept(f) {
                     w.put(name(f))
                     w.put(": ")
                     w.put(value(f))
                     w.put("\r\n")
                 }
+                if json { w.put(jsonContentTypeField) }
                 put(&w, GatewayHeaders.requestID, gateway.requestID)
                 put(&w, GatewayHeaders.backend, gateway.backend)
                 if let model = gateway.model { put(&w, GatewayHeaders.model, model) }
@@ -107,6 +114,8 @@ enum ForwardedResponseHead {
     }
 
     private static let contentLengthName: StaticString = "content-length: "
+    private static let jsonContentTypeField: StaticString = "content-type: application/json\r\n"
+    private static let contentType = HeaderNameSet(["content-type"])
     private static let connectionClose: StaticString = "connection: close\r\n"
 
     private static func fieldSize(_ name: String, _ value: String) -> Int {

@@ -173,6 +173,7 @@ public struct ResponseWriter: Sendable {
         let channel = self.channel
         guard let link, response.status.mayHaveResponseBody, channel.eventLoop.inEventLoop else {
             var h = GatewayHandler.forwardableResponseHeaders(response.upstream.headers)
+            if response.jsonContentType { h.replaceOrAdd(name: "content-type", value: "application/json") }
             GatewayHandler.addGatewayHeaders(&h, response.gateway)
             return respond(status: response.status, headers: h, body: response.body)
         }

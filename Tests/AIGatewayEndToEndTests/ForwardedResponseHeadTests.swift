@@ -52,6 +52,8 @@ struct ForwardedResponseHeadTests {
     /// The bytes today's general path writes for the same answer.
     private func reference(_ r: ForwardedResponse, method: HTTPMethod) -> [[UInt8]] {
         var h = GatewayHandler.forwardableResponseHeaders(r.upstream.headers)
+        // A translated answer's (`answerTranslated` before the byte path).
+        if r.jsonContentType { h.replaceOrAdd(name: "content-type", value: "application/json") }
         // `addGatewayHeaders` as it was before the byte path.
         h.add(name: GatewayHeaders.requestID, value: r.gateway.requestID)
         h.add(name: GatewayHeaders.backend, value: r.gateway.backend)
@@ -141,7 +143,8 @@ struct ForwardedResponseHeadTests {
                 requestID: "req-\(rng.next() % 1000)", backend: ["default/st", "ns/b"].randomElement(using: &rng)!,
                 model: [nil, "gpt-4o", "m"].randomElement(using: &rng)!, attempts: ["", "gpt-4o=ok", "a=http_429,b=ok"].randomElement(using: &rng)!)
             let response = ForwardedResponse(
-                status: HTTPResponseStatus(statusCode: status), upstream: upstream, gateway: fields, body: body, close: Bool.random(using: &rng))
+                status: HTTPResponseStatus(statusCode: status), upstream: upstream, gateway: fields, body: body, close: Bool.random(using: &rng),
+                jsonContentType: Bool.random(using: &rng))
             for method in [HTTPMethod.POST, .HEAD] {
                 let expected = reference(response, method: method)
                 let got = forwarded(response, method: method)
@@ -187,6 +190,15 @@ struct ForwardedResponseHeadTests {
             body: ByteBuffer(string: "{}"), close: false)
         let out = forwarded(rawResponse, method: .POST).joined()
         #expect(Array(out) == Array("HTTP/1.1 200 OK\r\nx-raw: a".utf8) + [0xFF, 0xFE] + Array("\r\nx-request-id: r\r\nx-aigw-backend: b\r\ncontent-length: 2\r\n\r\n{}".utf8))
+        // A translated answer: the provider's content types (any case) give way to JSON's, after its other fields.
+        let translated = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\nx-amzn-requestid: q\r\nCONTENT-TYPE: x\r\n\r\n"
+        var json = ForwardedResponse(
+            status: .ok, upstream: try #require(parse(Array(translated.utf8))), gateway: .init(requestID: "r", backend: "b", model: nil, attempts: ""),
+            body: ByteBuffer(string: "{}"), close: false)
+        json.jsonContentType = true
+        #expect(
+            String(decoding: forwarded(json, method: .POST).joined(), as: UTF8.self)
+                == "HTTP/1.1 200 OK\r\nx-amzn-requestid: q\r\ncontent-type: application/json\r\nx-request-id: r\r\nx-aigw-backend: b\r\ncontent-length: 2\r\n\r\n{}")
     }
 
     @Test("gathered after what is pending; to HEAD the head alone; a large body written as it is")
