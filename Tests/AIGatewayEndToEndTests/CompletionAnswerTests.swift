@@ -49,17 +49,6 @@ struct CompletionAnswerTests {
         #expect(inspect(body) == usage(4, 7))
     }
 
-    private struct SeededRandom: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     private static let keys = [
         #""prompt_tokens""#, #""completion_tokens""#, #""total_tokens""#, #""prompt\u005ftokens""#, #""completion_tokens ""#,
         #""Prompt_tokens""#, #""prompt_tokens_details""#, #""x""#, #""\"prompt_tokens""#,

@@ -29,17 +29,6 @@ private struct ForwardingHandler: HTTPHandler {
 /// body and end parts.
 @Suite("A forwarded answer's head written from the provider's bytes, as the HTTPHeaders path wrote it")
 struct ForwardedResponseHeadTests {
-    private struct SeededRandom: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Writes as `ConnectionHandler` passes them on: gathered bytes, or a large body on its own.
     private func writes(_ encoder: inout ResponseEncoder, _ step: ResponseEncoder.Step, into out: inout [[UInt8]]) {
         if case .large(let before, let body) = step {

@@ -37,18 +37,6 @@ private func wireBytes(_ r: UpstreamRequestBytes) -> [UInt8] {
     Array(r.bytes.readableBytesView) + (r.largeBody.map { Array($0.readableBytesView) } ?? [])
 }
 
-/// SplitMix64 with a fixed seed: the generated heads are the same on every run.
-private struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Client heads of every kind the policy cares about: mixed-case names, duplicates, hop-by-hop
 /// fields and fields named in `Connection`, credentials, names the adapters also write, empty
 /// values, whitespace around values, non-ASCII values.
