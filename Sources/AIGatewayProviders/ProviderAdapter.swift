@@ -209,7 +209,23 @@ public enum HeaderName {
         return zip(a.utf8, b.utf8).allSatisfy(equal)
     }
 
-    @inline(__always)
+    /// The same for names given as bytes (the fields of a head the proxy reads as bytes).
+    @inlinable
+    public static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count where !equal(a[i], b[i]) { return false }
+        return true
+    }
+
+    /// The same for a name given as bytes and one as a string.
+    @inlinable
+    public static func equal(_ a: UnsafeRawBufferPointer, _ b: String) -> Bool {
+        guard a.count == b.utf8.count else { return false }
+        if let same = b.utf8.withContiguousStorageIfAvailable({ equal(a, UnsafeRawBufferPointer($0)) }) { return same }
+        return zip(a, b.utf8).allSatisfy(equal)
+    }
+
+    @inline(__always) @usableFromInline
     static func equal(_ x: UInt8, _ y: UInt8) -> Bool {
         x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
     }

@@ -50,7 +50,7 @@ struct UpstreamRequestHead {
         let fieldCount = client.fields.count
         client.bytes.withUnsafeReadableBytes { p in
             withUnsafeTemporaryAllocation(of: Bool.self, capacity: fieldCount) { keep in
-                let hostKept = !provider.contains { Self.sameName($0.name, "host") }
+                let hostKept = !provider.contains { HeaderName.equal($0.name, "host") }
                 var size = method.utf8.count + 1 + path.utf8.count + 11 + 2
                 if hostKept { size += 4 + 2 + host.utf8.count + 2 }
                 size += markForwarded(p, keep)
@@ -100,8 +100,8 @@ struct UpstreamRequestHead {
             let name = RequestHead.slice(p, f.name)
             if !hasConnection, HeadSyntax.equalsLowercase(name, "connection") { hasConnection = true }
             keep[i] =
-                policy.forwards(name) && !Self.sameName(name, Self.requestIDName)
-                && !provider.contains { Self.sameName(name, $0.name) }
+                policy.forwards(name) && !HeaderName.equal(name, Self.requestIDName)
+                && !provider.contains { HeaderName.equal(name, $0.name) }
         }
         if hasConnection {
             // The fields named in any `Connection` field belong to the client's connection. (As
@@ -110,7 +110,7 @@ struct UpstreamRequestHead {
             for f in client.fields where HeadSyntax.equalsLowercase(RequestHead.slice(p, f.name), "connection") {
                 Self.forEachToken(RequestHead.slice(p, f.value)) { token in
                     for (i, g) in client.fields.enumerated() where keep[i] && g.name.count == token.count {
-                        if Self.sameName(RequestHead.slice(p, g.name), token) { keep[i] = false }
+                        if HeaderName.equal(RequestHead.slice(p, g.name), token) { keep[i] = false }
                     }
                 }
             }
@@ -123,8 +123,8 @@ struct UpstreamRequestHead {
     /// The adapter's field `i` is not replaced by a later one (another adapter field or `x-request-id`).
     private func providerKept(_ i: Int) -> Bool {
         let name = provider[i].name
-        if Self.sameName(name, Self.requestIDName) { return false }
-        for j in (i + 1)..<provider.count where Self.sameName(name, provider[j].name) { return false }
+        if HeaderName.equal(name, Self.requestIDName) { return false }
+        for j in (i + 1)..<provider.count where HeaderName.equal(name, provider[j].name) { return false }
         return true
     }
 
@@ -141,30 +141,5 @@ struct UpstreamRequestHead {
             if b > a { body(UnsafeRawBufferPointer(rebasing: value[a..<b])) }
             start = end + 1
         }
-    }
-
-    // MARK: Names, ASCII case-insensitive
-
-    @inline(__always)
-    private static func lower(_ c: UInt8) -> UInt8 {
-        c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z") ? c | 0x20 : c
-    }
-
-    static func sameName(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-        guard a.count == b.count else { return false }
-        for k in 0..<a.count where lower(a[k]) != lower(b[k]) { return false }
-        return true
-    }
-
-    static func sameName(_ a: UnsafeRawBufferPointer, _ b: String) -> Bool {
-        guard a.count == b.utf8.count else { return false }
-        if let r = b.utf8.withContiguousStorageIfAvailable({ sameName(a, UnsafeRawBufferPointer($0)) }) { return r }
-        return zip(a, b.utf8).allSatisfy { lower($0) == lower($1) }
-    }
-
-    static func sameName(_ a: String, _ b: String) -> Bool {
-        guard a.utf8.count == b.utf8.count else { return false }
-        if let r = a.utf8.withContiguousStorageIfAvailable({ sameName(UnsafeRawBufferPointer($0), b) }) { return r }
-        return zip(a.utf8, b.utf8).allSatisfy { lower($0) == lower($1) }
     }
 }

@@ -1,3 +1,4 @@
+import AIGatewayProviders
 import NIOCore
 import NIOHTTP1
 
@@ -58,7 +59,7 @@ struct UpstreamResponseHead: Sendable {
         var name = name
         return name.withUTF8 { wanted in
             bytes.withUnsafeReadableBytes { p in
-                for f in fields where Self.equalIgnoringCase(UnsafeRawBufferPointer(rebasing: p[f.nameRange]), wanted) {
+                for f in fields where HeaderName.equal(UnsafeRawBufferPointer(rebasing: p[f.nameRange]), UnsafeRawBufferPointer(wanted)) {
                     return String(decoding: UnsafeRawBufferPointer(rebasing: p[f.valueRange]), as: UTF8.self)
                 }
                 return nil
@@ -98,17 +99,5 @@ struct UpstreamResponseHead: Sendable {
 
     private func string(_ range: Range<Int>) -> String {
         bytes.withUnsafeReadableBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0[range]), as: UTF8.self) }
-    }
-
-    private static func equalIgnoringCase(_ a: UnsafeRawBufferPointer, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard a.count == b.count else { return false }
-        for i in 0..<a.count {
-            var x = a[i]
-            var y = b[i]
-            if x >= UInt8(ascii: "A") && x <= UInt8(ascii: "Z") { x |= 0x20 }
-            if y >= UInt8(ascii: "A") && y <= UInt8(ascii: "Z") { y |= 0x20 }
-            if x != y { return false }
-        }
-        return true
     }
 }
