@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import NIOHTTP1
 
@@ -223,20 +230,7 @@ struct UpstreamResponseParser {
 
     private mutating func nextHead(scanned: Int) throws(Error) -> Step {
         // Where the head ends: the byte after its empty line (CRLF CRLF, or bare LFs).
-        let end: Int? = buffer.withUnsafeReadableBytes { p in
-            var i = scanned
-            while i < p.count {
-                guard p[i] == UInt8(ascii: "\n") else {
-                    i += 1
-                    continue
-                }
-                if i + 1 < p.count, p[i + 1] == UInt8(ascii: "\n") { return i + 2 }
-                if i + 2 < p.count, p[i + 1] == UInt8(ascii: "\r"), p[i + 2] == UInt8(ascii: "\n") { return i + 3 }
-                if i + 2 >= p.count { break }
-                i += 1
-            }
-            return nil
-        }
+        let end: Int? = buffer.withUnsafeReadableBytes { p in Self.headEnd(p, from: scanned) }
         guard let end else {
             if buffer.readableBytes > maxHeadBytes { throw failed(.headTooLarge) }
             // An LF near the end may start the empty line: look at it again with more bytes.
@@ -244,23 +238,31 @@ struct UpstreamResponseParser {
             return .more
         }
         if end > maxHeadBytes { throw failed(.headTooLarge) }
-        // A copy: a slice would keep the whole read's memory for as long as the head is kept
-        // (a stream's, for all of the stream).
-        var bytes = ByteBuffer()
-        bytes.reserveCapacity(end)
-        var slice = buffer.readSlice(length: end)!
-        bytes.writeBuffer(&slice)
-        state = .head(scanned: 0)
-        let parsed: Result<(UpstreamResponseHead, Framing), Error> = bytes.withUnsafeReadableBytes { p in
-            Result { () throws(Error) in try Self.parseHead(p, bytes: bytes, headRequest: headRequest) }
+        let parsed: Result<ReadHead, Error> = buffer.withUnsafeReadableBytes { p in
+            Result { () throws(Error) in try Self.readHead(UnsafeRawBufferPointer(rebasing: p[..<end]), headRequest: headRequest) }
         }
-        let head: UpstreamResponseHead
-        let framing: Framing
+        let read: ReadHead
         switch parsed {
-        case .success(let r): (head, framing) = r
+        case .success(let r): read = r
         case .failure(let e): throw failed(e.code)
         }
-        switch framing {
+        let bytes: ByteBuffer
+        if read.framing.isComplete(buffered: buffer.readableBytes - end) {
+            // The whole response is in this read: its body will be a slice of it anyway, so the
+            // head may be one too (no copy).
+            bytes = buffer.readSlice(length: end)!
+        } else {
+            // A copy: a slice would keep the whole read's memory for as long as the head is kept
+            // (a stream's, for all of the stream).
+            var copy = ByteBuffer()
+            copy.reserveCapacity(end)
+            var slice = buffer.readSlice(length: end)!
+            copy.writeBuffer(&slice)
+            bytes = copy
+        }
+        state = .head(scanned: 0)
+        let head = UpstreamResponseHead(bytes: bytes, version: read.version, status: read.status, fields: read.fields, keepAlive: read.keepAlive)
+        switch read.framing {
         case .interim:
             // An interim response (100 Continue, 103 Early Hints): the real one follows.
             return .again
@@ -273,21 +275,65 @@ struct UpstreamResponseParser {
         case .untilClose:
             state = .untilClose
         }
-        keepAlive = head.keepAlive && framing != .untilClose
+        keepAlive = head.keepAlive && read.framing != .untilClose
         return .part(.head(head))
+    }
+
+    /// The offset just after the empty line that ends a head in `p` (CRLF CRLF, or bare LFs),
+    /// looking from `scanned` on (no end of the head starts before it); nil when it is not there yet.
+    static func headEnd(_ p: UnsafeRawBufferPointer, from scanned: Int) -> Int? {
+        guard let base = p.baseAddress else { return nil }
+        var i = scanned
+        while i < p.count {
+            // The next LF, found by memchr (a head is mostly bytes between line ends).
+            guard let lf = memchr(base + i, Int32(UInt8(ascii: "\n")), p.count - i) else { return nil }
+            i = base.distance(to: UnsafeRawPointer(lf))
+            if i + 1 < p.count, p[i + 1] == UInt8(ascii: "\n") { return i + 2 }
+            if i + 2 < p.count, p[i + 1] == UInt8(ascii: "\r"), p[i + 2] == UInt8(ascii: "\n") { return i + 3 }
+            if i + 2 >= p.count { return nil }
+            i += 1
+        }
+        return nil
     }
 
     // MARK: Parsing (pure functions of the bytes)
 
     enum Framing: Equatable {
         case interim, none, length(Int), chunked, untilClose
+
+        /// Whether a response so framed is complete once its head is followed by `buffered` bytes.
+        func isComplete(buffered: Int) -> Bool {
+            switch self {
+            case .none: true
+            case .length(let n): n <= buffered
+            case .interim, .chunked, .untilClose: false
+            }
+        }
+    }
+
+    /// What a head says, its fields as ranges of its bytes.
+    struct ReadHead: Equatable {
+        var version: HTTPVersion
+        var status: Int
+        var fields: [UpstreamResponseHead.Field]
+        var keepAlive: Bool
+        var framing: Framing
     }
 
     /// Parses a whole head (`p`: its bytes, the empty line included; `bytes` the same as a buffer).
     static func parseHead(_ p: UnsafeRawBufferPointer, bytes: ByteBuffer, headRequest: Bool) throws(Error) -> (UpstreamResponseHead, Framing) {
-        var lines = LineReader(p)
-        guard let statusLine = lines.next() else { throw Error(code: .malformedStatusLine) }
-        let (version, status) = try parseStatusLine(p, statusLine)
+        let r = try readHead(p, headRequest: headRequest)
+        return (UpstreamResponseHead(bytes: bytes, version: r.version, status: r.status, fields: r.fields, keepAlive: r.keepAlive), r.framing)
+    }
+
+    /// Parses a whole head (`p`: its bytes, the empty line included): each field line is read in
+    /// one pass (`fieldLine`), and only the fields that frame the body or rule on the connection
+    /// are looked into.
+    static func readHead(_ p: UnsafeRawBufferPointer, headRequest: Bool) throws(Error) -> ReadHead {
+        guard let base = p.baseAddress, let lf = memchr(base, Int32(UInt8(ascii: "\n")), p.count) else { throw Error(code: .malformedStatusLine) }
+        let statusLF = base.distance(to: UnsafeRawPointer(lf))
+        let statusEnd = statusLF > 0 && p[statusLF - 1] == UInt8(ascii: "\r") ? statusLF - 1 : statusLF
+        let (version, status) = try parseStatusLine(p, 0..<statusEnd)
 
         var fields: [UpstreamResponseHead.Field] = []
         fields.reserveCapacity(16)
@@ -296,9 +342,16 @@ struct UpstreamResponseParser {
         var chunkedLast = false
         var connectionClose = false
         var connectionKeepAlive = false
-        while let line = lines.next() {
-            if line.isEmpty { break }
-            guard let f = field(UnsafeRawBufferPointer(rebasing: p[line]), base: line.lowerBound) else { throw Error(code: .malformedField) }
+        var position = statusLF + 1
+        lines: while true {
+            let f: UpstreamResponseHead.Field
+            switch fieldLine(p, at: position) {
+            case .end: break lines
+            case .malformed: throw Error(code: .malformedField)
+            case .field(let field, let next):
+                f = field
+                position = next
+            }
             fields.append(f)
             let name = UnsafeRawBufferPointer(rebasing: p[f.nameRange])
             let value = UnsafeRawBufferPointer(rebasing: p[f.valueRange])
@@ -324,7 +377,6 @@ struct UpstreamResponseParser {
 
         let http11 = version.minor >= 1
         let keepAlive = http11 ? !connectionClose : connectionKeepAlive
-        let head = UpstreamResponseHead(bytes: bytes, version: version, status: status, fields: fields, keepAlive: keepAlive)
         let framing: Framing
         if status == 101 {
             throw Error(code: .switchingProtocols)
@@ -340,7 +392,59 @@ struct UpstreamResponseParser {
         } else {
             framing = .untilClose
         }
-        return (head, framing)
+        return ReadHead(version: version, status: status, fields: fields, keepAlive: keepAlive, framing: framing)
+    }
+
+    /// What `fieldLine` read.
+    enum FieldLine: Equatable {
+        /// A valid field; the next line starts at `next`.
+        case field(UpstreamResponseHead.Field, next: Int)
+        /// The empty line, or bytes with no line end (a head ends at its empty line; what may
+        /// follow without a line end is not read).
+        case end
+        /// A line that is not a valid field.
+        case malformed
+    }
+
+    /// Reads the line of `p` that starts at `start` in one pass: the empty line, or a field
+    /// (`name: value`, its name a token, its value field text without the whitespace around it,
+    /// the line ended by CRLF or a bare LF), as `field(_:base:)` reads a line.
+    static func fieldLine(_ p: UnsafeRawBufferPointer, at start: Int) -> FieldLine {
+        let n = p.count
+        guard start < n else { return .end }
+        if p[start] == UInt8(ascii: "\n") { return .end }
+        if p[start] == UInt8(ascii: "\r"), start + 1 < n, p[start + 1] == UInt8(ascii: "\n") { return .end }
+        var i = start
+        while i < n, isTokenByte(p[i]) { i += 1 }
+        guard i > start, i < n, p[i] == UInt8(ascii: ":") else { return malformed(p, from: i) }
+        let colon = i
+        i += 1
+        while i < n, p[i] == UInt8(ascii: " ") || p[i] == UInt8(ascii: "\t") { i += 1 }
+        let valueStart = i
+        while i < n, isFieldText(p[i]) { i += 1 }
+        let lineEnd = i
+        let next: Int
+        if i == n {
+            return .end
+        } else if p[i] == UInt8(ascii: "\n") {
+            next = i + 1
+        } else if p[i] == UInt8(ascii: "\r"), i + 1 < n, p[i + 1] == UInt8(ascii: "\n") {
+            next = i + 2
+        } else {
+            return malformed(p, from: i)
+        }
+        var valueEnd = lineEnd
+        while valueEnd > valueStart, p[valueEnd - 1] == UInt8(ascii: " ") || p[valueEnd - 1] == UInt8(ascii: "\t") { valueEnd -= 1 }
+        return .field(
+            UpstreamResponseHead.Field(nameStart: UInt32(start), nameEnd: UInt32(colon), valueStart: UInt32(valueStart), valueEnd: UInt32(valueEnd)),
+            next: next)
+    }
+
+    /// A line that cannot be a field from `i` on: malformed, unless no line end follows (bytes
+    /// after the last line end are not a line).
+    private static func malformed(_ p: UnsafeRawBufferPointer, from i: Int) -> FieldLine {
+        guard i < p.count, let base = p.baseAddress, memchr(base + i, Int32(UInt8(ascii: "\n")), p.count - i) != nil else { return .end }
+        return .malformed
     }
 
     /// `HTTP/1.x SP 3DIGIT [SP reason]`.
@@ -427,41 +531,15 @@ struct UpstreamResponseParser {
         }
     }
 
-    /// RFC 9110 `tchar`.
+    /// RFC 9110 `tchar`: a bit per byte below 128 (digits and `!#$%&'*+-.`; letters and `^_`|~`).
     static func isTokenByte(_ c: UInt8) -> Bool {
-        switch c {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"),
-            UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"),
-            UInt8(ascii: "~"):
-            true
-        default:
-            false
-        }
+        let low: UInt64 = 0x03ff_6cfa_0000_0000
+        let high: UInt64 = 0x57ff_ffff_c7ff_fffe
+        return c < 64 ? (low >> c) & 1 == 1 : c < 128 && (high >> (c &- 64)) & 1 == 1
     }
 
     /// Visible text, space, tab and obs-text: no control byte (CR and LF included) and no DEL.
     static func isFieldText(_ c: UInt8) -> Bool {
         c == UInt8(ascii: "\t") || (c >= 0x20 && c != 0x7F)
-    }
-}
-
-/// The lines of a complete head: ranges without their line ends (CRLF or LF).
-private struct LineReader {
-    let p: UnsafeRawBufferPointer
-    var position = 0
-
-    init(_ p: UnsafeRawBufferPointer) { self.p = p }
-
-    mutating func next() -> Range<Int>? {
-        guard position < p.count else { return nil }
-        var i = position
-        while i < p.count, p[i] != UInt8(ascii: "\n") { i += 1 }
-        guard i < p.count else { return nil }
-        var end = i
-        if end > position, p[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-        defer { position = i + 1 }
-        return position..<end
     }
 }

@@ -281,4 +281,74 @@ struct UpstreamResponseParserTests {
         #expect(head.headers == nio.headers)
         #expect(head.responseHead == nio)
     }
+
+    /// A head of random lines: mostly valid fields (framing ones among them), and near misses of
+    /// every kind (bytes a name or value may not hold, bare CRs, an empty name, whitespace,
+    /// lines without a colon), ended by CRLF or LF; sometimes cut short or followed by bytes
+    /// without a line end.
+    private static func randomHead(_ rng: inout SeededRandom) -> [UInt8] {
+        func pick(_ options: [String]) -> [UInt8] { Array(options.randomElement(using: &rng)!.utf8) }
+        let status = pick([
+            "HTTP/1.1 200 OK", "HTTP/1.0 200 OK", "HTTP/1.1 204 No Content", "HTTP/1.1 101 X", "HTTP/1.1 103 Hints", "HTTP/1.1 404", "HTTP/2.0 200 OK",
+            "HTTP/1.1 20 OK", "junk",
+        ])
+        var head = status + pick(["\r\n", "\n"])
+        let names = ["Content-Type", "content-length", "Content-Length", "Transfer-Encoding", "connection", "X-A", "x_b!#$%&'*+-.^`|~", "Keep-Alive", "A", ""]
+        let values = ["application/json", "12", " 12 ", "12, 13", "x", "chunked", "gzip, chunked", "chunked, gzip", "", "close", "Keep-Alive", "CLOSE, x", "\t tab \t", "13", "12"]
+        let bad: [[UInt8]] = [[0x00], [0x7F], [0x0D], [0x01], [0xFF], [0x80, 0x81], Array(" ".utf8), Array(":".utf8), [0x09], Array("\"".utf8), Array("(".utf8)]
+        for _ in 0..<Int.random(in: 0...6, using: &rng) {
+            var name = pick(names)
+            var value = pick(values)
+            if Int.random(in: 0..<12, using: &rng) == 0 { name.insert(contentsOf: bad.randomElement(using: &rng)!, at: Int.random(in: 0...name.count, using: &rng)) }
+            if Int.random(in: 0..<12, using: &rng) == 0 { value.insert(contentsOf: bad.randomElement(using: &rng)!, at: Int.random(in: 0...value.count, using: &rng)) }
+            let separator = Int.random(in: 0..<30, using: &rng) == 0 ? pick(["", " :", "; "]) : pick([":", ": ", ":\t", ":  "])
+            head += name + separator + value + (Int.random(in: 0..<30, using: &rng) == 0 ? pick(["\r\r\n", "\r", ""]) : pick(["\r\n", "\n", " \r\n"]))
+        }
+        switch Int.random(in: 0..<10, using: &rng) {
+        case 0: break
+        case 1: head += pick(["X-Tail: no line end", "\r", "bad line", ""])
+        case 2: head += pick(["\r\r\n", " \r\n\r\n", "\r\n\r\n"])
+        default: head += pick(["\r\n", "\n"])
+        }
+        return head
+    }
+
+    @Test("over 20,000 generated heads: each line read in one pass reads as the line reader and the field check did")
+    func headDifferential() {
+        var rng = SeededRandom(state: 90)
+        var errors: [UpstreamResponseParser.Error.Code: Int] = [:]
+        var read = 0
+        for _ in 0..<20_000 {
+            let bytes = Self.randomHead(&rng)
+            let headRequest = Int.random(in: 0..<8, using: &rng) == 0
+            bytes.withUnsafeBytes { p in
+                let got = Result { () throws(UpstreamResponseParser.Error) in try UpstreamResponseParser.readHead(p, headRequest: headRequest) }
+                let expected = Result { () throws(UpstreamResponseParser.Error) in try UpstreamResponseHeadReference.readHead(p, headRequest: headRequest) }
+                #expect(got == expected, "\(String(decoding: bytes, as: UTF8.self).debugDescription)")
+                switch expected {
+                case .success: read += 1
+                case .failure(let e): errors[e.code, default: 0] += 1
+                }
+                for from in [0, 1, bytes.count / 2, max(bytes.count - 2, 0)] where from <= bytes.count {
+                    #expect(UpstreamResponseParser.headEnd(p, from: from) == UpstreamResponseHeadReference.headEnd(p, from: from))
+                }
+            }
+        }
+        // Both kinds were compared, and errors of every kind a head can have.
+        #expect(read > 3000, "\(read) read")
+        let codes: [UpstreamResponseParser.Error.Code] = [
+            .malformedStatusLine, .unsupportedVersion, .malformedField, .switchingProtocols, .invalidContentLength, .conflictingContentLength,
+            .contentLengthWithTransferEncoding,
+        ]
+        for code in codes {
+            #expect(errors[code, default: 0] > 10, "\(code): \(errors[code, default: 0])")
+        }
+    }
+
+    @Test("the token bytes are RFC 9110's tchar, byte for byte")
+    func tokenBytes() {
+        for c in UInt8.min...UInt8.max {
+            #expect(UpstreamResponseParser.isTokenByte(c) == UpstreamResponseHeadReference.isTokenByte(c), "\(c)")
+        }
+    }
 }
