@@ -228,8 +228,7 @@ final class FailoverRun: @unchecked Sendable {
                     let httpStatus = HTTPResponseStatus(statusCode: status)
                     if job.rule.responseHeaders.isEmpty {
                         // The provider's head forwarded from its bytes (`ForwardedResponseHead`).
-                        let fields = ForwardedResponseHead.GatewayFields(requestID: job.requestID, backend: backendLabel, trail: trail)
-                        writer.respond(forwarding: ForwardedResponse(status: httpStatus, upstream: head, gateway: fields, body: body, close: false))
+                        writer.respond(forwarding: ForwardedResponse(status: httpStatus, upstream: head, gateway: forwardedFields, body: body, close: false))
                     } else {
                         var h = GatewayHandler.forwardableResponseHeaders(head.headers)
                         gateway.addGatewayHeaders(&h, requestID: job.requestID, backend: backendLabel, trail: trail, rule: job.rule)
@@ -405,25 +404,18 @@ final class FailoverRun: @unchecked Sendable {
 
     /// The attempt trail so far.
     private var trail: Trail {
-        // The arrays only, not the whole machine.
-        let records = machine.records
-        let candidates = machine.candidates
-        var header = ""
-        // One allocation for the usual trail (`provider/model=outcome`, once or twice).
-        header.reserveCapacity(64)
-        for (k, rec) in records.enumerated() {
-            if k > 0 { header += "," }
-            // `TrailToken.make(candidate.trailName)`, appended in place (no string per part).
-            let c = candidates[rec.index]
-            if !c.provider.isEmpty {
-                TrailToken.append(c.provider, to: &header)
-                header += "/"
-            }
-            TrailToken.append(c.model, to: &header)
-            header += "="
-            header += rec.outcome.label
-        }
-        return Trail(header: header, model: answeringModel)
+        Trail(header: attemptTrail.text, model: answeringModel)
+    }
+
+    /// The attempt trail so far, as the machine's records (the arrays only, not the whole machine).
+    private var attemptTrail: AttemptTrail {
+        AttemptTrail(records: machine.records, candidates: machine.candidates)
+    }
+
+    /// The gateway's fields on a forwarded answer: the trail written from the records, no string.
+    private var forwardedFields: ForwardedResponseHead.GatewayFields {
+        ForwardedResponseHead.GatewayFields(
+            requestID: job.requestID, backend: backendLabel, model: answeringModel.map(TrailToken.make), trail: attemptTrail)
     }
 
     /// Headers of a stream's response, made when it commits to the client (on `loop`).
@@ -442,8 +434,9 @@ final class FailoverRun: @unchecked Sendable {
 
 /// A model name as it appears in the attempt trail: printable ASCII without the trail's separators.
 enum TrailToken {
+    static func allowed(_ c: UInt8) -> Bool { c > 0x20 && c < 0x7F && c != UInt8(ascii: ",") && c != UInt8(ascii: "=") && c != UInt8(ascii: ";") }
+
     static func make(_ s: String) -> String {
-        func allowed(_ c: UInt8) -> Bool { c > 0x20 && c < 0x7F && c != UInt8(ascii: ",") && c != UInt8(ascii: "=") && c != UInt8(ascii: ";") }
         if s.utf8.allSatisfy(allowed) { return s }
         return String(decoding: s.utf8.filter(allowed), as: UTF8.self)
     }

@@ -38,13 +38,19 @@ enum ForwardedResponseHead {
         /// The model that answered as the trail writes it (`TrailToken`); nil: no field.
         var model: String?
         /// The attempt trail; empty: no field.
-        var attempts: String
+        var trail: AttemptTrail
+        /// The attempt trail as a string (for the general path).
+        var attempts: String { trail.text }
 
-        init(requestID: String, backend: String, model: String?, attempts: String) {
+        init(requestID: String, backend: String, model: String?, trail: AttemptTrail) {
             self.requestID = requestID
             self.backend = backend
             self.model = model
-            self.attempts = attempts
+            self.trail = trail
+        }
+
+        init(requestID: String, backend: String, model: String?, attempts: String) {
+            self.init(requestID: requestID, backend: backend, model: model, trail: AttemptTrail(attempts))
         }
 
         init(requestID: String, backend: String, trail: Trail) {
@@ -57,7 +63,7 @@ enum ForwardedResponseHead {
         let g = response.gateway
         // The provider's head holds its status line and fields; the rest is the gateway's.
         return response.upstream.bytes.readableBytes + g.requestID.utf8.count + g.backend.utf8.count + (g.model?.utf8.count ?? 0)
-            + g.attempts.utf8.count + 200
+            + g.trail.count + 200
     }
 
     /// Writes the head of `response` (its body's length in `content-length`) at the writer index
@@ -76,14 +82,19 @@ enum ForwardedResponseHead {
             // Counted first, then copied into space reserved once (`HeadBytes`).
             // "HTTP/1.1 " code " " reason CRLF
             var size = 9 + HeadBytes.decimalCount(code) + 1 + reason.utf8.count + 2
-            for f in upstream.fields where kept(f) {
+            // Which of the first 64 fields are kept, a bit each, so the copy need not ask again.
+            var keptBits: UInt64 = 0
+            for (i, f) in upstream.fields.enumerated() where kept(f) {
+                if i < 64 { keptBits |= 1 << UInt64(i) }
                 size += f.nameRange.count + 2 + f.valueRange.count + 2
             }
+            func isKept(_ i: Int) -> Bool { i < 64 ? keptBits & (1 << UInt64(i)) != 0 : kept(upstream.fields[i]) }
             if json { size += jsonContentTypeField.utf8CodeUnitCount }
             size += fieldSize(GatewayHeaders.requestID, gateway.requestID)
             size += fieldSize(GatewayHeaders.backend, gateway.backend)
             if let model = gateway.model { size += fieldSize(GatewayHeaders.model, model) }
-            if !gateway.attempts.isEmpty { size += fieldSize(GatewayHeaders.attempts, gateway.attempts) }
+            let trailCount = gateway.trail.count
+            if trailCount > 0 { size += GatewayHeaders.attempts.utf8.count + 2 + trailCount + 2 }
             size += contentLengthName.utf8CodeUnitCount + HeadBytes.decimalCount(contentLength) + 2
             if close { size += connectionClose.utf8CodeUnitCount }
             size += 2
@@ -93,7 +104,7 @@ enum ForwardedResponseHead {
                 w.put(" ")
                 w.put(reason)
                 w.put("\r\n")
-                for f in upstream.fields where kept(f) {
+                for (i, f) in upstream.fields.enumerated() where isKept(i) {
                     w.put(name(f))
                     w.put(": ")
                     w.put(value(f))
@@ -103,7 +114,12 @@ enum ForwardedResponseHead {
                 put(&w, GatewayHeaders.requestID, gateway.requestID)
                 put(&w, GatewayHeaders.backend, gateway.backend)
                 if let model = gateway.model { put(&w, GatewayHeaders.model, model) }
-                if !gateway.attempts.isEmpty { put(&w, GatewayHeaders.attempts, gateway.attempts) }
+                if trailCount > 0 {
+                    w.put(GatewayHeaders.attempts)
+                    w.put(": ")
+                    gateway.trail.write(into: &w)
+                    w.put("\r\n")
+                }
                 w.put(contentLengthName)
                 w.putDecimal(contentLength)
                 w.put("\r\n")
