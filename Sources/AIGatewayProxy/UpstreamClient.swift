@@ -355,19 +355,30 @@ final class LoopPool: @unchecked Sendable {
     /// A connection whose exchange ended cleanly and that may carry another: the oldest waiting
     /// exchange gets it, else it goes idle.
     func release(_ c: UpstreamConnection) {
-        if !closed, c.isReusable, let w = nextWaiter(for: c.origin) {
+        guard !closed, c.isReusable else {
+            c.close()
+            return
+        }
+        if let w = nextWaiter(for: c.origin) {
             w.exchange.receiver?.upstreamDequeued()
             c.send(w.exchange)
             return
         }
-        guard !closed, c.isReusable, idle[c.origin, default: []].count < configuration.maxIdlePerOrigin else {
+        c.idleSince = .now()
+        // One lookup of the origin's list (its hash covers the host name), to count and append.
+        guard configuration.maxIdlePerOrigin > 0, Self.append(c, to: &idle[c.origin, default: []], limit: configuration.maxIdlePerOrigin) else {
             c.close()
             return
         }
-        c.idleSince = .now()
-        idle[c.origin, default: []].append(c)
         idleCount += 1
         if sweeper == nil { scheduleSweep() }
+    }
+
+    /// Appends `c` to `list` unless it holds `limit` connections already; whether it did.
+    private static func append(_ c: UpstreamConnection, to list: inout [UpstreamConnection], limit: Int) -> Bool {
+        guard list.count < limit else { return false }
+        list.append(c)
+        return true
     }
 
     /// An idle connection closed (by the server, or by us): it leaves the pool.
