@@ -89,6 +89,13 @@ enum ForwardedResponseHead {
                 size += f.nameRange.count + 2 + f.valueRange.count + 2
             }
             func isKept(_ i: Int) -> Bool { i < 64 ? keptBits & (1 << UInt64(i)) != 0 : kept(upstream.fields[i]) }
+            /// The field's line is `name: value` CRLF byte for byte (what is written for it).
+            func isCanonical(_ f: UpstreamResponseHead.Field) -> Bool {
+                let n = f.nameRange.upperBound
+                let v = f.valueRange.upperBound
+                return f.valueRange.lowerBound == n + 2 && src[n] == UInt8(ascii: ":") && src[n + 1] == UInt8(ascii: " ") && v + 2 <= src.count
+                    && src[v] == UInt8(ascii: "\r") && src[v + 1] == UInt8(ascii: "\n")
+            }
             if json { size += jsonContentTypeField.utf8CodeUnitCount }
             size += fieldSize(GatewayHeaders.requestID, gateway.requestID)
             size += fieldSize(GatewayHeaders.backend, gateway.backend)
@@ -104,12 +111,29 @@ enum ForwardedResponseHead {
                 w.put(" ")
                 w.put(reason)
                 w.put("\r\n")
+                // A field whose line reads `name: value` CRLF in the provider's bytes is copied
+                // with its line end as it is, and kept fields that follow each other there are
+                // copied together (`run`): the usual head takes a copy or two, not four per field.
+                var run = 0..<0
                 for (i, f) in upstream.fields.enumerated() where isKept(i) {
+                    if isCanonical(f) {
+                        let line = f.nameRange.lowerBound..<(f.valueRange.upperBound + 2)
+                        if !run.isEmpty, run.upperBound == line.lowerBound {
+                            run = run.lowerBound..<line.upperBound
+                        } else {
+                            w.put(UnsafeRawBufferPointer(rebasing: src[run]))
+                            run = line
+                        }
+                        continue
+                    }
+                    w.put(UnsafeRawBufferPointer(rebasing: src[run]))
+                    run = 0..<0
                     w.put(name(f))
                     w.put(": ")
                     w.put(value(f))
                     w.put("\r\n")
                 }
+                w.put(UnsafeRawBufferPointer(rebasing: src[run]))
                 if json { w.put(jsonContentTypeField) }
                 put(&w, GatewayHeaders.requestID, gateway.requestID)
                 put(&w, GatewayHeaders.backend, gateway.backend)
