@@ -211,7 +211,7 @@ final class FailoverRun: @unchecked Sendable {
     ) {
         guard !finished else { return }
         switch result {
-        case .response(let status, let head, let body, _):
+        case .response(let status, let head, let body):
             guard let adapter = entry.target.adapter else { return recordFailure(entry, .unusable("no adapter")) }
             if (200..<300).contains(status) {
                 if adapter.translates {
@@ -362,7 +362,7 @@ final class FailoverRun: @unchecked Sendable {
                 case .streamBroken(let o), .failed(let o):
                     machine.recordContinuation(o)
                     gateway.recordHealth(entry, o, backend.settings)
-                case .response(let status, let head, let body, _):
+                case .response(let status, let head, let body):
                     // A rejected prefill (or any other answer) must not become the client's error.
                     let o =
                         (200..<300).contains(status)

@@ -42,7 +42,7 @@ enum AttemptResult: Sendable {
     /// A complete response (any status) that reached us before anything was sent to the client;
     /// its head as read (bytes and field ranges: `head.headers` and `head.pairs` make strings
     /// for the paths that need them).
-    case response(status: Int, head: UpstreamResponseHead, body: ByteBuffer, latency: Duration)
+    case response(status: Int, head: UpstreamResponseHead, body: ByteBuffer)
     /// The attempt failed before the client saw anything.
     case failed(AttemptOutcome)
     /// A stream committed to the client ended well (`[DONE]`, or a clean end after a finish reason).
@@ -342,7 +342,7 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         stopTimer()
         switch mode {
         case .buffering(let head, let body):
-            deliver(.response(status: head.status, head: head, body: body, latency: ContinuousClock.now - started))
+            deliver(.response(status: head.status, head: head, body: body))
         case .streaming(let head):
             if !sawDone, let rest = translator?.finish(), let sink {
                 var batch = startBatch(sink)
