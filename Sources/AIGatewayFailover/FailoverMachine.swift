@@ -106,10 +106,36 @@ public struct FailoverMachine: Sendable {
         var rateLimitRetries = 0
     }
 
+    /// The candidates' slots, stored from the first change only: until then every candidate is
+    /// pending with no retries, so the usual request (answered by the first candidate it tries)
+    /// allocates no array for them.
+    struct Slots: Sendable, Hashable {
+        private var stored: [Slot] = []
+        let count: Int
+
+        init(count: Int) { self.count = count }
+
+        subscript(i: Int) -> Slot {
+            get {
+                precondition(i >= 0 && i < count, "slot index out of range")
+                return stored.isEmpty ? Slot() : stored[i]
+            }
+            set {
+                precondition(i >= 0 && i < count, "slot index out of range")
+                if stored.isEmpty {
+                    // Still all fresh: writing a fresh slot changes nothing.
+                    if newValue == Slot() { return }
+                    stored = Array(repeating: Slot(), count: count)
+                }
+                stored[i] = newValue
+            }
+        }
+    }
+
     public let candidates: [FailoverCandidate]
     public let policy: FailoverPolicy
     public private(set) var records: [Record] = []
-    private var slots: [Slot]
+    private var slots: Slots
     private var current: Int?
     private var attemptedAny = false
     private var rng: SplitMix64
@@ -126,7 +152,7 @@ public struct FailoverMachine: Sendable {
     public init(candidates: [FailoverCandidate], policy: FailoverPolicy, seed: UInt64) {
         self.candidates = candidates
         self.policy = policy
-        self.slots = Array(repeating: Slot(), count: candidates.count)
+        self.slots = Slots(count: candidates.count)
         self.rng = SplitMix64(seed: seed)
     }
 
