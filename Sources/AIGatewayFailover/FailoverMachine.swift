@@ -115,6 +115,18 @@ public struct FailoverMachine: Sendable {
 
         init(count: Int) { self.count = count }
 
+        /// `self[i].state` is `.pending` (read without making a slot).
+        func isPending(_ i: Int) -> Bool {
+            if stored.isEmpty { return true }
+            if case .pending = stored[i].state { return true }
+            return false
+        }
+
+        /// Sets `self[i].state` to `.pending` (nothing to store while every slot is fresh).
+        mutating func setPending(_ i: Int) {
+            if !stored.isEmpty { stored[i].state = .pending }
+        }
+
         subscript(i: Int) -> Slot {
             get {
                 precondition(i >= 0 && i < count, "slot index out of range")
@@ -124,7 +136,7 @@ public struct FailoverMachine: Sendable {
                 precondition(i >= 0 && i < count, "slot index out of range")
                 if stored.isEmpty {
                     // Still all fresh: writing a fresh slot changes nothing.
-                    if newValue == Slot() { return }
+                    if case .pending = newValue.state, newValue.retries == 0, newValue.rateLimitRetries == 0 { return }
                     stored = Array(repeating: Slot(), count: count)
                 }
                 stored[i] = newValue
@@ -211,7 +223,7 @@ public struct FailoverMachine: Sendable {
     /// is available now (no waiting: the client is mid-answer).
     public mutating func continuationCandidate(now: Instant, health: some HealthOracle) -> Int? {
         if let c = current { slots[c].state = .finished }
-        for i in candidates.indices where slots[i].state == .pending && candidates[i].problem == nil {
+        for i in candidates.indices where slots.isPending(i) && candidates[i].problem == nil {
             guard health.availability(of: candidates[i].id, now: now) == .available || health.availability(of: candidates[i].id, now: now) == .probe else { continue }
             guard health.admit(candidates[i].id, now: now) else { continue }
             // Each candidate gets one chance to continue the answer.
@@ -254,7 +266,7 @@ public struct FailoverMachine: Sendable {
         current = nil
         guard now < policy.deadline else { return .fail(summary(now: now)) }
         var skippedEjected: [Int] = []
-        for i in candidates.indices where slots[i].state == .pending {
+        for i in candidates.indices where slots.isPending(i) {
             if let problem = candidates[i].problem {
                 slots[i].state = .finished
                 records.append(Record(index: i, outcome: .unusable(problem)))
@@ -306,7 +318,7 @@ public struct FailoverMachine: Sendable {
     private mutating func begin(_ i: Int) -> Action {
         current = i
         attemptedAny = true
-        slots[i].state = .pending
+        slots.setPending(i)
         return .attempt(index: i, delay: .zero, isRetry: false)
     }
 

@@ -212,8 +212,9 @@ extension ChatRequest {
     /// usual one. Its size is known before it is written, so a caller can write a head that
     /// states it and then the body, straight into one buffer.
     public struct ModelOnlyBody: Sendable {
-        /// The model's value as JSON, and the client's value it replaces; nil: the body as sent.
-        private let replacement: (quoted: String, span: Range<Int>)?
+        /// The model, the client's value it replaces, and the model as a JSON string when it needs
+        /// escaping (else it goes between quotes as it is); nil: the body as sent.
+        private let replacement: (model: String, span: Range<Int>, escaped: String?)?
         /// The body's size in bytes.
         public let count: Int
 
@@ -227,22 +228,32 @@ extension ChatRequest {
                 return
             }
             guard let span = chat.facts.modelSpan else { return nil }
-            let quoted = JSONValue.quoted(model)
-            replacement = (quoted, span)
-            count = chat.bytes.count - span.count + quoted.utf8.count
+            // `JSONValue.quoted` escapes these only; a model without them is itself between quotes.
+            let plain = !model.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+            let escaped = plain ? nil : JSONValue.quoted(model)
+            replacement = (model, span, escaped)
+            count = chat.bytes.count - span.count + (escaped?.utf8.count ?? model.utf8.count + 2)
         }
 
         /// Hands the body to `emit`: the bytes before the client's value, the new value, the bytes
         /// after it (`chat` is the request this was made for).
         public func write(_ chat: ChatRequest, _ emit: (UnsafeRawBufferPointer) -> Void) {
             chat.bytes.withUnsafeBytes { original in
-                guard let (quoted, span) = replacement else {
+                guard let (model, span, escaped) = replacement else {
                     if !original.isEmpty { emit(original) }
                     return
                 }
                 if span.lowerBound > 0 { emit(UnsafeRawBufferPointer(rebasing: original[..<span.lowerBound])) }
-                var value = quoted
-                value.withUTF8 { emit(UnsafeRawBufferPointer($0)) }
+                if var value = escaped {
+                    value.withUTF8 { emit(UnsafeRawBufferPointer($0)) }
+                } else {
+                    var value = model
+                    withUnsafeBytes(of: UInt8(ascii: "\"")) { quote in
+                        emit(quote)
+                        value.withUTF8 { emit(UnsafeRawBufferPointer($0)) }
+                        emit(quote)
+                    }
+                }
                 if span.upperBound < original.count { emit(UnsafeRawBufferPointer(rebasing: original[span.upperBound...])) }
             }
         }

@@ -80,7 +80,12 @@ struct UpstreamRequestHead {
                 }
                 size += Self.requestIDName.utf8.count + 2 + requestID.utf8.count + 2
                 size += 14 + 2 + HeadBytes.decimalCount(contentLength) + 2
-                buffer.reserveCapacity(minimumWritableBytes: size + extra)
+                if buffer.capacity == 0 {
+                    // A new buffer (the usual case) made at its size, not grown from nothing.
+                    buffer = ByteBufferAllocator().buffer(capacity: size + extra)
+                } else {
+                    buffer.reserveCapacity(minimumWritableBytes: size + extra)
+                }
                 HeadBytes.write(into: &buffer, size: size) { w in
                     w.put(method)
                     w.put(" ")
