@@ -106,10 +106,48 @@ public struct FailoverMachine: Sendable {
         var rateLimitRetries = 0
     }
 
+    /// The candidates' slots, stored from the first change only: until then every candidate is
+    /// pending with no retries, so the usual request (answered by the first candidate it tries)
+    /// allocates no array for them.
+    struct Slots: Sendable, Hashable {
+        private var stored: [Slot] = []
+        let count: Int
+
+        init(count: Int) { self.count = count }
+
+        /// `self[i].state` is `.pending` (read without making a slot).
+        func isPending(_ i: Int) -> Bool {
+            if stored.isEmpty { return true }
+            if case .pending = stored[i].state { return true }
+            return false
+        }
+
+        /// Sets `self[i].state` to `.pending` (nothing to store while every slot is fresh).
+        mutating func setPending(_ i: Int) {
+            if !stored.isEmpty { stored[i].state = .pending }
+        }
+
+        subscript(i: Int) -> Slot {
+            get {
+                precondition(i >= 0 && i < count, "slot index out of range")
+                return stored.isEmpty ? Slot() : stored[i]
+            }
+            set {
+                precondition(i >= 0 && i < count, "slot index out of range")
+                if stored.isEmpty {
+                    // Still all fresh: writing a fresh slot changes nothing.
+                    if case .pending = newValue.state, newValue.retries == 0, newValue.rateLimitRetries == 0 { return }
+                    stored = Array(repeating: Slot(), count: count)
+                }
+                stored[i] = newValue
+            }
+        }
+    }
+
     public let candidates: [FailoverCandidate]
     public let policy: FailoverPolicy
     public private(set) var records: [Record] = []
-    private var slots: [Slot]
+    private var slots: Slots
     private var current: Int?
     private var attemptedAny = false
     private var rng: SplitMix64
@@ -126,7 +164,7 @@ public struct FailoverMachine: Sendable {
     public init(candidates: [FailoverCandidate], policy: FailoverPolicy, seed: UInt64) {
         self.candidates = candidates
         self.policy = policy
-        self.slots = Array(repeating: Slot(), count: candidates.count)
+        self.slots = Slots(count: candidates.count)
         self.rng = SplitMix64(seed: seed)
     }
 
@@ -185,7 +223,7 @@ public struct FailoverMachine: Sendable {
     /// is available now (no waiting: the client is mid-answer).
     public mutating func continuationCandidate(now: Instant, health: some HealthOracle) -> Int? {
         if let c = current { slots[c].state = .finished }
-        for i in candidates.indices where slots[i].state == .pending && candidates[i].problem == nil {
+        for i in candidates.indices where slots.isPending(i) && candidates[i].problem == nil {
             guard health.availability(of: candidates[i].id, now: now) == .available || health.availability(of: candidates[i].id, now: now) == .probe else { continue }
             guard health.admit(candidates[i].id, now: now) else { continue }
             // Each candidate gets one chance to continue the answer.
@@ -228,7 +266,7 @@ public struct FailoverMachine: Sendable {
         current = nil
         guard now < policy.deadline else { return .fail(summary(now: now)) }
         var skippedEjected: [Int] = []
-        for i in candidates.indices where slots[i].state == .pending {
+        for i in candidates.indices where slots.isPending(i) {
             if let problem = candidates[i].problem {
                 slots[i].state = .finished
                 records.append(Record(index: i, outcome: .unusable(problem)))
@@ -280,7 +318,7 @@ public struct FailoverMachine: Sendable {
     private mutating func begin(_ i: Int) -> Action {
         current = i
         attemptedAny = true
-        slots[i].state = .pending
+        slots.setPending(i)
         return .attempt(index: i, delay: .zero, isRetry: false)
     }
 

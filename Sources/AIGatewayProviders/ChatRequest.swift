@@ -137,6 +137,10 @@ public struct ChatRequest: Sendable {
     /// the rewritten members), so a caller can write it where it goes without an interim copy.
     /// The parameters are those of `body(model:includeUsage:prefill:)`.
     public func writeBody(model: String?, includeUsage: Bool = false, prefill: String? = nil, _ emit: (UnsafeRawBufferPointer) -> Void) {
+        if let plain = ModelOnlyBody(self, model: model, includeUsage: includeUsage, prefill: prefill) {
+            // The usual attempt: at most the client's `model` replaced in place; no list of edits.
+            return plain.write(self, emit)
+        }
         var edits: [(range: Range<Int>, replacement: String)] = []
         var additions: [String] = []
         if let model {
@@ -199,6 +203,59 @@ public struct ChatRequest: Sendable {
                 cursor = edit.range.upperBound
             }
             emitOriginal(cursor..<original.count)
+        }
+    }
+}
+
+extension ChatRequest {
+    /// An attempt's body whose only edit is the client's `model` value replaced (or none): the
+    /// usual one. Its size is known before it is written, so a caller can write a head that
+    /// states it and then the body, straight into one buffer.
+    public struct ModelOnlyBody: Sendable {
+        /// The model, the client's value it replaces, and the model as a JSON string when it needs
+        /// escaping (else it goes between quotes as it is); nil: the body as sent.
+        private let replacement: (model: String, span: Range<Int>, escaped: String?)?
+        /// The body's size in bytes.
+        public let count: Int
+
+        /// Nil unless `writeBody(model:includeUsage:prefill:)` would at most replace the client's
+        /// `model`: no usage option to add, no prefill, and a `model` sent if one is to be set.
+        public init?(_ chat: ChatRequest, model: String?, includeUsage: Bool, prefill: String?) {
+            guard prefill == nil, !(includeUsage && chat.stream && !chat.clientWantsStreamUsage) else { return nil }
+            guard let model else {
+                replacement = nil
+                count = chat.bytes.count
+                return
+            }
+            guard let span = chat.facts.modelSpan else { return nil }
+            // `JSONValue.quoted` escapes these only; a model without them is itself between quotes.
+            let plain = !model.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+            let escaped = plain ? nil : JSONValue.quoted(model)
+            replacement = (model, span, escaped)
+            count = chat.bytes.count - span.count + (escaped?.utf8.count ?? model.utf8.count + 2)
+        }
+
+        /// Hands the body to `emit`: the bytes before the client's value, the new value, the bytes
+        /// after it (`chat` is the request this was made for).
+        public func write(_ chat: ChatRequest, _ emit: (UnsafeRawBufferPointer) -> Void) {
+            chat.bytes.withUnsafeBytes { original in
+                guard let (model, span, escaped) = replacement else {
+                    if !original.isEmpty { emit(original) }
+                    return
+                }
+                if span.lowerBound > 0 { emit(UnsafeRawBufferPointer(rebasing: original[..<span.lowerBound])) }
+                if var value = escaped {
+                    value.withUTF8 { emit(UnsafeRawBufferPointer($0)) }
+                } else {
+                    var value = model
+                    withUnsafeBytes(of: UInt8(ascii: "\"")) { quote in
+                        emit(quote)
+                        value.withUTF8 { emit(UnsafeRawBufferPointer($0)) }
+                        emit(quote)
+                    }
+                }
+                if span.upperBound < original.count { emit(UnsafeRawBufferPointer(rebasing: original[span.upperBound...])) }
+            }
         }
     }
 }

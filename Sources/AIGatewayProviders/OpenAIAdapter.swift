@@ -16,7 +16,10 @@ public struct OpenAIAdapter: ProviderAdapter {
     public var translates: Bool { false }
 
     public func makeRequest(_ input: AttemptInput) -> Result<UpstreamRequest, AttemptRefusal> {
-        var headers: [UpstreamTarget.HeaderField] = [.init(name: "content-type", value: "application/json")]
+        var headers: [UpstreamTarget.HeaderField] = []
+        // Room for the key header too (`authorize`): the array is made once.
+        headers.reserveCapacity(3 + input.target.staticHeaders.count)
+        headers.append(.init(name: "content-type", value: "application/json"))
         if input.chat.stream { headers.append(.init(name: "accept", value: "text/event-stream")) }
         for s in input.target.staticHeaders { headers.append(s) }
         // Usage is always asked for, so the gateway can count tokens; the relay drops the chunk

@@ -24,6 +24,8 @@ final class FailoverRun: @unchecked Sendable {
     private let done: @Sendable () -> Void
 
     private var machine: FailoverMachine
+    /// `machine.candidates` (the same array).
+    private let candidates: [FailoverCandidate]
     private var sink: StreamSink?
     private var lastResponse: (status: Int, headers: HTTPHeaders, body: ByteBuffer)?
     /// The candidate of the attempt before, by index.
@@ -70,6 +72,7 @@ final class FailoverRun: @unchecked Sendable {
             }
             candidates = list
         }
+        self.candidates = candidates
         entries = EntryIndex(backend)
         let policy = FailoverPolicy(
             sameEntryRetries: job.rule.retry.attempts ?? backend.settings.retries, retryCodes: job.rule.retry.codes, backoff: job.rule.retry.backoff,
@@ -167,7 +170,7 @@ final class FailoverRun: @unchecked Sendable {
 
     private func launch(_ index: Int) {
         guard !finished else { return }
-        let candidates = machine.candidates
+        // The run's own copy of the candidates: reading the machine's would copy the machine.
         guard let entry = entries[candidates[index].id] else { return finish(500) }
         if let prev = previous.map({ candidates[$0] }), prev.id != entry.id {
             metrics.failover(backend: backendLabel, from: prev.model, to: entry.model)

@@ -260,16 +260,30 @@ public final class GatewayHandler: HTTPHandler {
         let now = ContinuousClock.now
         var attemptDeadline = deadline
         if let per = rule.backendRequestTimeout, now + per < deadline { attemptDeadline = now + per }
-        var body: ByteBuffer
+        var body = ByteBuffer()
+        // The usual body (the client's, its model replaced), when it goes in the head's buffer:
+        // written there, not into a buffer of its own first.
+        var inPlace: ChatRequest.ModelOnlyBody?
         switch upstream.body {
         case .clientBytes(let model, let includeUsage, let prefill):
-            body = ByteBufferAllocator().buffer(capacity: chat.bytes.count + 64)
-            chat.writeBody(model: model, includeUsage: includeUsage, prefill: prefill) { body.writeBytes($0) }
+            if rule.requestHeaders.isEmpty, let plain = ChatRequest.ModelOnlyBody(chat, model: model, includeUsage: includeUsage, prefill: prefill),
+                plain.count <= RequestEncoder.gatherLimit
+            {
+                inPlace = plain
+            } else {
+                body = ByteBufferAllocator().buffer(capacity: chat.bytes.count + 64)
+                chat.writeBody(model: model, includeUsage: includeUsage, prefill: prefill) { body.writeBytes($0) }
+            }
         case .bytes(let bytes):
             body = ByteBufferAllocator().buffer(bytes: bytes)
         }
         let wire: UpstreamRequestBytes
-        if rule.requestHeaders.isEmpty {
+        if let inPlace {
+            let head = UpstreamRequestHead(
+                method: upstream.method, path: upstream.path, host: target.hostHeader, client: clientHead, policy: ClientHeaderPolicy.forAuth(auth),
+                provider: upstream.headers, requestID: requestID, contentLength: inPlace.count)
+            wire = UpstreamRequestBytes(head, bodyCount: inPlace.count) { out in inPlace.write(chat) { out.writeBytes($0) } }
+        } else if rule.requestHeaders.isEmpty {
             // The common case: the head written as bytes, the client's fields copied from its head.
             let head = UpstreamRequestHead(
                 method: upstream.method, path: upstream.path, host: target.hostHeader, client: clientHead, policy: ClientHeaderPolicy.forAuth(auth),

@@ -199,10 +199,12 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
 
     func start(client: UpstreamClient) {
         loop.preconditionInEventLoop()
-        watch = client.deadlineWatch(for: loop)
+        // The loop's pool, looked up once: its deadline watch, then the exchange.
+        let pool = client.pool(for: loop)
+        watch = pool.deadlines
         arm(.firstByte, for: request.settings.firstByteTimeout)
         watch?.add(self)
-        exchange = client.execute(origin: request.origin, request: request.wire, on: loop, receiver: self)
+        exchange = client.execute(origin: request.origin, request: request.wire, in: pool, receiver: self)
     }
 
     /// The client went away.

@@ -102,7 +102,8 @@ public final class UpstreamClient: Sendable {
 
     let configuration: Configuration
     private let tlsContext: NIOSSLContext
-    private let pools: [ObjectIdentifier: LoopPool]
+    /// The pools of the group's loops, by loop: a scan of a few pointers costs less than hashing.
+    private let pools: [LoopPool.Keyed]
     /// Pools for loops outside the group given at init (rare: tests with a group of their own).
     private let otherPools = Mutex<[ObjectIdentifier: LoopPool]>([:])
 
@@ -115,15 +116,17 @@ public final class UpstreamClient: Sendable {
             tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMFile(file))]
         }
         tlsContext = try NIOSSLContext(configuration: tls)
-        var pools: [ObjectIdentifier: LoopPool] = [:]
-        for loop in group.makeIterator() {
-            pools[ObjectIdentifier(loop)] = LoopPool(loop: loop, configuration: configuration)
+        var pools: [LoopPool.Keyed] = []
+        for loop in group.makeIterator() where !pools.contains(where: { $0.loop == ObjectIdentifier(loop) }) {
+            pools.append(LoopPool.Keyed(loop: ObjectIdentifier(loop), pool: LoopPool(loop: loop, configuration: configuration)))
         }
         self.pools = pools
     }
 
-    private func pool(for loop: any EventLoop) -> LoopPool {
-        if let p = pools[ObjectIdentifier(loop)] { return p }
+    /// The keep-alive pool (and deadline watch) of `loop`.
+    func pool(for loop: any EventLoop) -> LoopPool {
+        let id = ObjectIdentifier(loop)
+        for p in pools where p.loop == id { return p.pool }
         return otherPools.withLock { d in
             if let p = d[ObjectIdentifier(loop)] { return p }
             let p = LoopPool(loop: loop, configuration: configuration)
@@ -149,21 +152,28 @@ public final class UpstreamClient: Sendable {
     func execute(
         origin: UpstreamOrigin, request: UpstreamRequestBytes, on loop: any EventLoop, receiver: any UpstreamResponseReceiver
     ) -> UpstreamExchange {
-        loop.preconditionInEventLoop()
+        execute(origin: origin, request: request, in: pool(for: loop), receiver: receiver)
+    }
+
+    /// The same with the loop's pool already at hand (`pool(for:)`; an attempt looks it up once).
+    func execute(
+        origin: UpstreamOrigin, request: UpstreamRequestBytes, in pool: LoopPool, receiver: any UpstreamResponseReceiver
+    ) -> UpstreamExchange {
+        pool.loop.preconditionInEventLoop()
         let exchange = UpstreamExchange(receiver: receiver, request: request)
         if let problem = request.problem {
             // Before any connection is taken: nothing of it reaches the provider.
             exchange.fail(.invalidRequest(problem))
             return exchange
         }
-        pool(for: loop).start(exchange, origin: origin, tlsContext: origin.tls ? tlsContext : nil)
+        pool.start(exchange, origin: origin, tlsContext: origin.tls ? tlsContext : nil)
         return exchange
     }
 
     /// Idle connections open right now, over all loops (for tests).
     func idleConnectionCount() async -> Int {
         var total = 0
-        for p in Array(pools.values) + otherPools.withLock({ Array($0.values) }) {
+        for p in pools.map(\.pool) + otherPools.withLock({ Array($0.values) }) {
             total += (try? await p.loop.submit { p.idleCount }.get()) ?? 0
         }
         return total
@@ -172,7 +182,7 @@ public final class UpstreamClient: Sendable {
     /// Closes the idle connections and refuses new exchanges; exchanges in flight finish, and
     /// their connections close then.
     public func shutdown() async {
-        for p in Array(pools.values) + otherPools.withLock({ Array($0.values) }) {
+        for p in pools.map(\.pool) + otherPools.withLock({ Array($0.values) }) {
             try? await p.loop.submit { p.shutdown() }.get()
         }
     }
@@ -237,6 +247,12 @@ final class LoopPool: @unchecked Sendable {
     private var waiterCount = 0
     private var sweeper: Scheduled<Void>?
     private var closed = false
+
+    /// A pool with the identity of its loop (`UpstreamClient.pool(for:)` scans these).
+    struct Keyed: Sendable {
+        var loop: ObjectIdentifier
+        var pool: LoopPool
+    }
 
     init(loop: any EventLoop, configuration: UpstreamClient.Configuration) {
         self.loop = loop

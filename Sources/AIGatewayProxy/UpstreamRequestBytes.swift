@@ -33,6 +33,21 @@ struct UpstreamRequestBytes: Sendable {
         }
     }
 
+    /// An attempt's request whose body goes straight after the head, into the same buffer:
+    /// `writeBody` appends its `bodyCount` bytes (the head's `content-length`; at most
+    /// `RequestEncoder.gatherLimit`). The bytes of `init(head, body:)` with that body, without a
+    /// buffer of the body's own.
+    init(_ head: UpstreamRequestHead, bodyCount: Int, writeBody: (inout ByteBuffer) -> Void) {
+        precondition(head.contentLength == bodyCount && bodyCount <= RequestEncoder.gatherLimit, "the body goes in the head's buffer, as its content-length says")
+        bodylessAnswer = head.method == "HEAD"
+        problem = head.problem()
+        largeBody = nil
+        bytes = ByteBuffer()
+        guard problem == nil else { return }
+        head.write(into: &bytes, extra: bodyCount)
+        writeBody(&bytes)
+    }
+
     /// A request in NIO's shape, framed as `RequestEncoder` frames it (a head without
     /// `content-length` or `transfer-encoding` gets a chunked body).
     init(_ head: HTTPRequestHead, body: ByteBuffer) {

@@ -36,6 +36,27 @@ struct UpstreamRequestHead {
     /// checked; the client's fields are not looked at again: the server's parser let through
     /// only names and values of the byte classes the check accepts.
     func problem() -> String? {
+        // One pass over the parts with the byte classes at hand; `RequestHeadCheck` words what fails.
+        let clean = ByteClass.table.withUnsafeBufferPointer { t in
+            func all(_ s: String, _ flag: UInt8) -> Bool {
+                var s = s
+                return s.withUTF8 { bytes in
+                    for c in bytes where t[Int(c)] & flag == 0 { return false }
+                    return true
+                }
+            }
+            // (`host` and `x-request-id` are tokens.)
+            guard !method.isEmpty, all(method, ByteClass.token), !path.isEmpty, all(path, ByteClass.target), all(host, ByteClass.fieldValue),
+                all(requestID, ByteClass.fieldValue)
+            else { return false }
+            for f in provider where f.name.isEmpty || !all(f.name, ByteClass.token) || !all(f.value, ByteClass.fieldValue) { return false }
+            return true
+        }
+        return clean ? nil : wordedProblem()
+    }
+
+    /// `problem()` part by part, in its order: the message of the first part refused.
+    private func wordedProblem() -> String? {
         if let p = RequestHeadCheck.lineProblem(method: method, uri: path) { return p }
         if let p = RequestHeadCheck.fieldProblem(name: "host", value: host) { return p }
         for f in provider {
@@ -59,7 +80,12 @@ struct UpstreamRequestHead {
                 }
                 size += Self.requestIDName.utf8.count + 2 + requestID.utf8.count + 2
                 size += 14 + 2 + HeadBytes.decimalCount(contentLength) + 2
-                buffer.reserveCapacity(minimumWritableBytes: size + extra)
+                if buffer.capacity == 0 {
+                    // A new buffer (the usual case) made at its size, not grown from nothing.
+                    buffer = ByteBufferAllocator().buffer(capacity: size + extra)
+                } else {
+                    buffer.reserveCapacity(minimumWritableBytes: size + extra)
+                }
                 HeadBytes.write(into: &buffer, size: size) { w in
                     w.put(method)
                     w.put(" ")
