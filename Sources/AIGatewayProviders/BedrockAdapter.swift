@@ -24,16 +24,21 @@ public struct BedrockAdapter: ProviderAdapter {
     }
 
     public func makeRequest(_ input: AttemptInput) -> Result<UpstreamRequest, AttemptRefusal> {
-        let conversation: ChatConversation
-        switch input.chat.conversation() {
-        case .success(let c): conversation = c
-        case .failure(let e): return .failure(AttemptRefusal(reason: e.description))
-        }
         let body: [UInt8]
-        let names: BedrockToolNames
-        switch BedrockConverse.request(conversation, guardrail: guardrail, prefill: input.prefill) {
-        case .success(let r): (body, names) = r
-        case .failure(let r): return .failure(r)
+        var names = BedrockToolNames()
+        if let text = BedrockConverse.textRequestBody(input.chat.bytes, guardrail: guardrail, prefill: input.prefill) {
+            // A plain text conversation, written straight from the client's bytes.
+            body = text
+        } else {
+            let conversation: ChatConversation
+            switch input.chat.conversation() {
+            case .success(let c): conversation = c
+            case .failure(let e): return .failure(AttemptRefusal(reason: e.description))
+            }
+            switch BedrockConverse.request(conversation, guardrail: guardrail, prefill: input.prefill) {
+            case .success(let r): (body, names) = r
+            case .failure(let r): return .failure(r)
+            }
         }
         var path = input.target.path
         if input.chat.stream {
