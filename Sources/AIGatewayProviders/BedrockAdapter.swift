@@ -95,6 +95,10 @@ public struct BedrockAdapter: ProviderAdapter {
         return (target[..<mark], target[target.utf8.index(after: mark)...])
     }
 
+    /// Converse's answer has no id in its body: the request id header stands for it.
+    public var answerHeaderNames: [String]? { Self.answerHeaders }
+    private static let answerHeaders = ["x-amzn-RequestId"]
+
     public func translateResponse(_ response: ProviderResponse, context: TranslationContext) -> ResponseTranslation {
         BedrockConverse.completion(
             response.body, id: response.header("x-amzn-RequestId") ?? context.header("x-amzn-RequestId") ?? context.fallbackID,
