@@ -24,16 +24,21 @@ public struct BedrockAdapter: ProviderAdapter {
     }
 
     public func makeRequest(_ input: AttemptInput) -> Result<UpstreamRequest, AttemptRefusal> {
-        let conversation: ChatConversation
-        switch input.chat.conversation() {
-        case .success(let c): conversation = c
-        case .failure(let e): return .failure(AttemptRefusal(reason: e.description))
-        }
         let body: [UInt8]
-        let names: BedrockToolNames
-        switch BedrockConverse.request(conversation, guardrail: guardrail, prefill: input.prefill) {
-        case .success(let r): (body, names) = r
-        case .failure(let r): return .failure(r)
+        var names = BedrockToolNames()
+        if let text = BedrockConverse.textRequestBody(input.chat.bytes, guardrail: guardrail, prefill: input.prefill) {
+            // A plain text conversation, written straight from the client's bytes.
+            body = text
+        } else {
+            let conversation: ChatConversation
+            switch input.chat.conversation() {
+            case .success(let c): conversation = c
+            case .failure(let e): return .failure(AttemptRefusal(reason: e.description))
+            }
+            switch BedrockConverse.request(conversation, guardrail: guardrail, prefill: input.prefill) {
+            case .success(let r): (body, names) = r
+            case .failure(let r): return .failure(r)
+            }
         }
         var path = input.target.path
         if input.chat.stream {
@@ -89,6 +94,10 @@ public struct BedrockAdapter: ProviderAdapter {
         let mark = target.utf8.index(target.startIndex, offsetBy: offset)
         return (target[..<mark], target[target.utf8.index(after: mark)...])
     }
+
+    /// Converse's answer has no id in its body: the request id header stands for it.
+    public var answerHeaderNames: [String]? { Self.answerHeaders }
+    private static let answerHeaders = ["x-amzn-RequestId"]
 
     public func translateResponse(_ response: ProviderResponse, context: TranslationContext) -> ResponseTranslation {
         BedrockConverse.completion(

@@ -303,6 +303,13 @@ public enum BedrockConverse {
         private var open: Role?
 
         mutating func add(_ role: Role, _ block: Block, to s: inout [UInt8]) {
+            begin(role, to: &s)
+            block.write(to: &s)
+        }
+
+        /// Makes room for a block of `role`: a comma in the open turn of that role, else the
+        /// open turn closed and a new one opened. The caller writes the block next.
+        mutating func begin(_ role: Role, to s: inout [UInt8]) {
             if open == role {
                 s.append(UInt8(ascii: ","))
             } else {
@@ -311,7 +318,6 @@ public enum BedrockConverse {
                 JSONBytes.append("{\"content\":[", to: &s)
                 open = role
             }
-            block.write(to: &s)
         }
 
         /// Ends the open turn (its role after its content: members in sorted order).

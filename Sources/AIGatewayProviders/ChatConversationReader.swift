@@ -21,7 +21,7 @@ extension ChatConversation {
 /// and throws at anything `ChatConversation(parsing:)` would refuse; the thrown failure is only
 /// a signal to fall back, never shown. A member sent twice counts once, the last time (as in the
 /// parsed object): each member's reader assigns its whole result.
-private enum ConversationReader {
+enum ConversationReader {
     typealias Failure = JSONCursor.Failure
 
     static func conversation(_ c: inout JSONCursor) throws(Failure) -> ChatConversation {

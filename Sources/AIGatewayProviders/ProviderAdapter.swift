@@ -29,6 +29,10 @@ public protocol ProviderAdapter: Sendable, Hashable {
     /// Translates a complete 2xx answer into an OpenAI `chat.completion` (only when `translates`).
     func translateResponse(_ response: ProviderResponse, context: TranslationContext) -> ResponseTranslation
 
+    /// The answer headers `translateResponse` reads, or nil for all: the proxy hands it (in the
+    /// response and the context) the first field of each name listed, or every field.
+    var answerHeaderNames: [String]? { get }
+
     /// A fresh translator for one streamed attempt: provider bytes in, OpenAI chunks out.
     func makeStreamTranslator(_ context: TranslationContext) -> any StreamTranslator
 
@@ -44,6 +48,7 @@ extension ProviderAdapter {
     public var translates: Bool { true }
     public var streamContentType: String { "text/event-stream" }
     public func clientErrorBody(_ response: ProviderResponse) -> [UInt8]? { nil }
+    public var answerHeaderNames: [String]? { nil }
 
     /// Equality across adapter types (for `UpstreamTarget`'s `Hashable`).
     func isEqual(to other: any ProviderAdapter) -> Bool {

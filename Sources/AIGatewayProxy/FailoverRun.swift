@@ -273,7 +273,12 @@ final class FailoverRun: @unchecked Sendable {
     ) {
         let job = self.job
         var context = context
-        context.responseHeaders = head.pairs
+        if let names = adapter.answerHeaderNames {
+            // Only what the translation reads (Bedrock: its request id), not every field as strings.
+            context.responseHeaders = names.compactMap { name in head.first(name: name).map { (name: name, value: $0) } }
+        } else {
+            context.responseHeaders = head.pairs
+        }
         let response = ProviderResponse(status: status, headers: context.responseHeaders, body: Array(body.readableBytesView))
         switch adapter.translateResponse(response, context: context) {
         case .failed(let failure):

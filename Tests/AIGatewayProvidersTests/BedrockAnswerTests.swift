@@ -234,4 +234,31 @@ struct BedrockAnswerTests {
         #expect(String(decoding: body, as: UTF8.self) == #"{"id":"req-\"1\"","object":"chat.completion","created":1700000000,"model":"anthropic.claude-3:0","choices":[{"index":0,"message":{"content":"tok0 tok1","role":"assistant"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#)
         #expect(usage == TokenUsage(input: 3, output: 2))
     }
+
+    /// The proxy hands `translateResponse` only the first field of each name in
+    /// `answerHeaderNames` (as `FailoverRun.answerTranslated` picks them); the answer must be the
+    /// one every field gives, whatever the case, order and repetition of the names.
+    @Test("the answer from only the headers it names is the answer from all of them")
+    func answerHeaderNames() throws {
+        let adapter = BedrockAdapter(region: "us-east-1", guardrail: nil)
+        let names = try #require(adapter.answerHeaderNames)
+        let body = Array(#"{"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},"stopReason":"end_turn"}"#.utf8)
+        let heads: [[(name: String, value: String)]] = [
+            [],
+            [(name: "x-amzn-RequestId", value: "req-1")],
+            [(name: "content-type", value: "application/json"), (name: "X-AMZN-REQUESTID", value: "req-2"), (name: "x-amzn-requestid", value: "req-3")],
+            [(name: "date", value: "x"), (name: "x-amzn-requestid", value: "req-4"), (name: "content-length", value: "9")],
+        ]
+        func translate(_ headers: [(name: String, value: String)]) -> String {
+            let context = TranslationContext(model: "m", clientWantsUsage: false, created: 1, responseHeaders: headers, fallbackID: "gw-id")
+            return Self.render(adapter.translateResponse(ProviderResponse(status: 200, headers: headers, body: body), context: context))
+        }
+        // The id each head gives: the first request id field's, else the gateway's.
+        for (head, id) in zip(heads, ["gw-id", "req-1", "req-2", "req-4"]) {
+            let listed = names.compactMap { name in head.first { HeaderName.equal($0.name, name) }.map { (name: name, value: $0.value) } }
+            let answer = translate(listed)
+            #expect(answer == translate(head), "\(head)")
+            #expect(answer.contains(#"{"id":"\#(id)""#), "\(answer)")
+        }
+    }
 }
