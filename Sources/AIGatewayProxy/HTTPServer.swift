@@ -182,7 +182,7 @@ public struct ResponseWriter: Sendable {
     func respond(forwarding response: consuming ForwardedResponse) {
         response.close = closeAfter
         let channel = self.channel
-        guard let link, response.status.mayHaveResponseBody, channel.eventLoop.inEventLoop else {
+        guard let link, response.status.mayHaveResponseBody, link.eventLoop.inEventLoop else {
             var h = GatewayHandler.forwardableResponseHeaders(response.upstream.headers)
             if response.jsonContentType { h.replaceOrAdd(name: "content-type", value: "application/json") }
             GatewayHandler.addGatewayHeaders(&h, response.gateway)
