@@ -41,11 +41,13 @@ public struct ResponseWriter: Sendable {
     let channel: any Channel
     let closeAfter: Bool
     let state: ResponseState
+
     /// The connection's handler, for a forwarded answer (`respond(forwarding:)`); nil: that goes
     /// through the pipeline too.
-    var link: ConnectionLink? = nil
+    var link: ConnectionLink? { state.link }
 
-    /// Tracks what was written, so the server can finish a response a handler left open.
+    /// Tracks what was written, so the server can finish a response a handler left open; one per
+    /// request, and the way back to the connection when the handler is done with it.
     final class ResponseState: Sendable {
         struct Value {
             var headSent = false
@@ -58,8 +60,17 @@ public struct ResponseWriter: Sendable {
         }
 
         let value = Mutex(Value())
+        /// The connection's handler (nil: a writer made outside a server, as in tests).
+        let link: ConnectionLink?
+
+        init(link: ConnectionLink? = nil) {
+            self.link = link
+        }
 
         func markFailed() { value.withLock { $0.failed = true } }
+
+        /// The handler has finished with the request (its `done`): on any thread.
+        func handlerDone() { link?.done(self) }
     }
 
     /// Sets what to do if the client goes away before the response is over; the server calls it
@@ -171,7 +182,7 @@ public struct ResponseWriter: Sendable {
     func respond(forwarding response: consuming ForwardedResponse) {
         response.close = closeAfter
         let channel = self.channel
-        guard let link, response.status.mayHaveResponseBody, channel.eventLoop.inEventLoop else {
+        guard let link, response.status.mayHaveResponseBody, link.eventLoop.inEventLoop else {
             var h = GatewayHandler.forwardableResponseHeaders(response.upstream.headers)
             if response.jsonContentType { h.replaceOrAdd(name: "content-type", value: "application/json") }
             GatewayHandler.addGatewayHeaders(&h, response.gateway)
@@ -180,12 +191,7 @@ public struct ResponseWriter: Sendable {
         // Only a connection that closes afterwards needs to know when the write is done
         // (`closeWhenWritten`); a failed write closes the connection anyway.
         let promise = closeAfter ? channel.eventLoop.makePromise(of: Void.self) : nil
-        if let write = link.write {
-            write(response, promise)
-        } else {
-            // The handler has left the pipeline: the connection is closed.
-            promise?.fail(ChannelError.ioOnClosedChannel)
-        }
+        link.write(response, promise: promise)
         state.value.withLock {
             $0.headSent = true
             $0.ended = true
@@ -215,13 +221,57 @@ public struct ResponseWriter: Sendable {
     }
 }
 
-/// A way from a response writer to its connection's handler that skips the pipeline (a forwarded
-/// answer is written by the handler itself: `ConnectionHandler.writeForwarded`). Touched only on
-/// the connection's event loop, which is what makes the unchecked `Sendable` sound.
+/// A way from a response writer to its connection's handler that skips the pipeline: a forwarded
+/// answer is written by the handler itself (`ConnectionHandler.writeForwarded`), and the handler's
+/// `done` reaches it through here. Its handler and context are touched only on the connection's
+/// event loop, which is what makes the unchecked `Sendable` sound.
 final class ConnectionLink: @unchecked Sendable {
+    let eventLoop: any EventLoop
     /// Set while the handler is in the pipeline; cleared when it leaves, which also breaks the
-    /// cycle handler → link → closure → handler.
-    var write: ((ForwardedResponse, EventLoopPromise<Void>?) -> Void)?
+    /// cycle handler → writer → state → link → handler.
+    private var handler: ConnectionHandler?
+    private var context: ChannelHandlerContext?
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// On the event loop.
+    func attach(_ handler: ConnectionHandler, context: ChannelHandlerContext) {
+        self.handler = handler
+        self.context = context
+    }
+
+    /// On the event loop.
+    func detach() {
+        handler = nil
+        context = nil
+    }
+
+    /// Writes a forwarded answer (`ResponseWriter.respond(forwarding:)`). On the event loop.
+    func write(_ response: ForwardedResponse, promise: EventLoopPromise<Void>?) {
+        guard let handler, let context else {
+            // The handler has left the pipeline: the connection is closed.
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        handler.writeForwarded(response, promise: promise, context: context)
+    }
+
+    /// The handler has finished with the request `state` belongs to. On any thread.
+    func done(_ state: ResponseWriter.ResponseState) {
+        guard eventLoop.inEventLoop else {
+            eventLoop.execute { self.done(state) }
+            return
+        }
+        guard let handler, let context else {
+            // Gone from the pipeline: the connection is closed, nothing is left to finish but
+            // the cancellation handler (which would keep the handler's state alive).
+            state.value.withLock { $0.onCancel = nil }
+            return
+        }
+        handler.handlerDone(state, context: context)
+    }
 }
 
 public protocol HTTPHandler: Sendable {
@@ -290,7 +340,12 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
     /// response encoding, pipelining, idle timeout): every handler is a hop for every read and
     /// write. Header values are checked where they enter (the request parser, manifest decoding).
     func configureConnection(_ sync: ChannelPipeline.SynchronousOperations) throws {
-        try sync.addHandler(ConnectionHandler(server: self))
+        try sync.addHandler(ConnectionHandler(server: connectionSettings, eventLoop: sync.eventLoop))
+    }
+
+    /// What each connection's handler takes from the server.
+    private var connectionSettings: ConnectionSettings {
+        ConnectionSettings(limits: limits, handler: handler, connections: connections, logger: logger)
     }
 
     public func run() async throws {
@@ -332,6 +387,17 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
     }
 }
 
+/// What a client connection needs from its server, the handler's type erased: `ConnectionHandler`
+/// is not generic, so its per-request path is compiled for concrete types. (Generic, it ran
+/// unspecialized, the server's module not knowing the handler's type, and made type metadata at
+/// run time on every request.)
+struct ConnectionSettings: Sendable {
+    let limits: ServerLimits
+    let handler: any HTTPHandler
+    let connections: ConnectionRegistry
+    let logger: Logger
+}
+
 /// One client connection: parses requests (`RequestParser`), collects each one (head and bounded
 /// body), hands it to the handler, encodes its response (`ResponseEncoder`), and finishes what the
 /// handler left open. Requests are answered one at a time, in order: bytes of pipelined requests
@@ -339,7 +405,7 @@ public final class HTTPServer<Handler: HTTPHandler>: Service, Sendable {
 /// only when they are too many. (NIO's `HTTPServerPipelineHandler` stops reading on every request,
 /// which costs two `epoll_ctl` calls per request.) A malformed request is answered 400, in its
 /// turn, and the connection closes.
-final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
+final class ConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = IOData
@@ -357,7 +423,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     /// Bytes of pipelined requests held while a response is in progress before reading stops.
     static var queueLimit: Int { 64 * 1024 }
 
-    private let server: HTTPServer<Handler>
+    private let server: ConnectionSettings
     private var parser: RequestParser
     private var state = State.idle
     /// The end of the request being answered has arrived: later bytes belong to the next one.
@@ -370,31 +436,34 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     private var id = 0
     private var served = 0
     private var remoteAddress: String?
-    /// The response in progress.
+    /// The response in progress, and the head of its request.
     private var writer: ResponseWriter?
+    private var requestHead: RequestHead?
     /// `handle` is running (a `done` that comes meanwhile waits for it to return).
     private var dispatching = false
-    private var doneWhileDispatching: (writer: ResponseWriter, head: RequestHead, closeAfter: Bool)?
+    private var doneWhileDispatching: ResponseWriter.ResponseState?
     private var encoder = ResponseEncoder(allocator: ByteBufferAllocator())
     /// The method of the request being answered (the answer to `HEAD` has no body).
     private var requestMethod = HTTPMethod.GET
-    /// How the response writers reach this handler directly (`ResponseWriter.respond(forwarding:)`).
-    private let link = ConnectionLink()
+    /// How the response writers reach this handler directly (`ResponseWriter.respond(forwarding:)`,
+    /// the handler's `done`).
+    private let link: ConnectionLink
 
-    init(server: HTTPServer<Handler>) {
+    init(server: ConnectionSettings, eventLoop: any EventLoop) {
         self.server = server
         self.parser = RequestParser(maxHeadBytes: server.limits.maxHeaderBytes)
+        self.link = ConnectionLink(eventLoop: eventLoop)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         id = server.connections.add(context.channel)
         remoteAddress = context.channel.remoteAddress?.description
         scheduleIdleCheck(context: context, at: lastRead + TimeAmount(server.limits.idleTimeout))
-        link.write = { response, promise in self.writeForwarded(response, promise: promise, context: context) }
+        link.attach(self, context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        link.write = nil
+        link.detach()
     }
 
     // MARK: Idle timeout
@@ -461,6 +530,7 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         switch event {
         case .head(let head):
             writer = nil
+            requestHead = nil
             requestEnded = false
             requestMethod = head.method
             if let declared = head.contentLength, declared > server.limits.maxBodyBytes {
@@ -488,7 +558,8 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
             // The head is kept until the answer is over (a stream's too): not inside a large read.
             let parsed = received.compacted()
             let request = ServerRequest(parsed: parsed, body: body, remoteAddress: remoteAddress)
-            dispatch(context: context, head: parsed, keepAlive: parsed.keepAlive, tooLarge: false) { handler, writer, done in
+            let handler = server.handler
+            dispatch(context: context, head: parsed, keepAlive: parsed.keepAlive, tooLarge: false) { writer, done in
                 handler.handle(request, writer, done: done)
             }
         }
@@ -498,7 +569,8 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         state = .answering
         let limit = server.limits.maxBodyBytes
         let head = parsed.makeHTTPRequestHead()
-        dispatch(context: context, head: parsed, keepAlive: parsed.keepAlive, tooLarge: true) { handler, writer, done in
+        let handler = server.handler
+        dispatch(context: context, head: parsed, keepAlive: parsed.keepAlive, tooLarge: true) { writer, done in
             handler.reject(status: .payloadTooLarge, message: "request body exceeds the limit of \(limit) bytes", requestHead: head, writer)
             done()
         }
@@ -524,43 +596,46 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         written.futureResult.whenComplete { _ in channel.close(promise: nil) }
     }
 
+    /// Hands the request to `body` with its writer and `done`. Per request: one `ResponseState`,
+    /// which `done` captures alone (the connection is reached through its link).
     private func dispatch(
         context: ChannelHandlerContext, head: RequestHead, keepAlive: Bool, tooLarge: Bool,
-        _ body: (Handler, ResponseWriter, _ done: @escaping @Sendable () -> Void) -> Void
+        _ body: (ResponseWriter, _ done: @escaping @Sendable () -> Void) -> Void
     ) {
         served += 1
         responding = true
         let closeAfter = tooLarge || !keepAlive || draining || served >= server.limits.maxRequestsPerConnection
-        let writer = ResponseWriter(channel: context.channel, closeAfter: closeAfter, state: .init(), link: link)
+        let state = ResponseWriter.ResponseState(link: link)
+        let writer = ResponseWriter(channel: context.channel, closeAfter: closeAfter, state: state)
         self.writer = writer
-        let this = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let done: @Sendable () -> Void = {
-            if this.eventLoop.inEventLoop {
-                this.value.0.handlerDone(writer, head: head, closeAfter: closeAfter, context: this.value.1)
-            } else {
-                this.eventLoop.execute { this.value.0.handlerDone(writer, head: head, closeAfter: closeAfter, context: this.value.1) }
-            }
-        }
+        requestHead = head
         dispatching = true
-        body(server.handler, writer, done)
+        body(writer, state.handlerDone)
         dispatching = false
         if let early = doneWhileDispatching {
             doneWhileDispatching = nil
-            handlerDone(early.writer, head: early.head, closeAfter: early.closeAfter, context: context)
+            handlerDone(early, context: context)
         }
     }
 
-    /// The handler has finished with the request: close the connection, or get ready for the next.
-    private func handlerDone(_ writer: ResponseWriter, head: RequestHead, closeAfter: Bool, context: ChannelHandlerContext) {
-        // The cancellation handler is done with (and would keep the handler's state alive).
-        writer.state.value.withLock { $0.onCancel = nil }
-        guard self.writer?.state === writer.state else { return }  // A stale call for an earlier request.
-        if dispatching {
-            // Answered before `handle` returned: finish once it has.
-            doneWhileDispatching = (writer, head, closeAfter)
+    /// The handler has finished with the request whose response `state` tracks (`ConnectionLink.done`,
+    /// on the event loop): close the connection, or get ready for the next.
+    fileprivate func handlerDone(_ state: ResponseWriter.ResponseState, context: ChannelHandlerContext) {
+        guard let writer, writer.state === state else {
+            // A stale call for an earlier request: its cancellation handler is done with.
+            state.value.withLock { $0.onCancel = nil }
             return
         }
-        let (headSent, ended, failed) = writer.state.value.withLock { ($0.headSent, $0.ended, $0.failed) }
+        if dispatching {
+            // Answered before `handle` returned: finish once it has.
+            doneWhileDispatching = state
+            return
+        }
+        // The cancellation handler is done with (and would keep the handler's state alive).
+        let (headSent, ended, failed) = state.value.withLock { v in
+            v.onCancel = nil
+            return (v.headSent, v.ended, v.failed)
+        }
         if failed || !context.channel.isActive {
             // Nobody is waiting for an answer (the client went away, and the handler counted the
             // request as it saw it, 499): nothing to answer, nothing more to count.
@@ -568,11 +643,11 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
         } else if !ended {
             // The handler gave up mid-response: the client cannot tell a cut body from a complete
             // one unless the connection closes.
-            if !headSent {
+            if !headSent, let head = requestHead {
                 server.handler.reject(status: .internalServerError, message: "internal error", requestHead: head.makeHTTPRequestHead(), writer)
             }
             writer.closeWhenWritten()
-        } else if closeAfter {
+        } else if writer.closeAfter {
             writer.closeWhenWritten()
         } else {
             responseFinished(context: context)
@@ -650,15 +725,20 @@ final class ConnectionHandler<Handler: HTTPHandler>: ChannelDuplexHandler {
     /// A forwarded answer, whole (`ResponseWriter.respond(forwarding:)`): encoded after what is
     /// pending, written and flushed as its head, body and end parts would be by `write` and
     /// `flush`, without their trip through the pipeline.
-    private func writeForwarded(_ response: ForwardedResponse, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
+    fileprivate func writeForwarded(_ response: ForwardedResponse, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
         switch encoder.addForwarded(response, requestMethod: requestMethod) {
         case .gathered:
-            writePending(context: context, promise: promise)
+            if let bytes = encoder.takePending() {
+                // Usually all of it: what was pending, and the whole answer.
+                context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
+            } else {
+                writePending(context: context, promise: promise)
+                context.flush()
+            }
         case .large(let before, let body):
             if let before { context.write(wrapOutboundOut(.byteBuffer(before)), promise: nil) }
-            context.write(wrapOutboundOut(body), promise: promise)
+            context.writeAndFlush(wrapOutboundOut(body), promise: promise)
         }
-        context.flush()
     }
 
     private func writePending(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {

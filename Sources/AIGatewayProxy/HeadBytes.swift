@@ -28,8 +28,12 @@ struct HeadBytes {
     }
 
     mutating func put(_ s: String) {
-        var s = s
-        s.withUTF8 { put(UnsafeRawBufferPointer($0)) }
+        // Native and small strings lend their bytes as they are (no copy of the string, so no
+        // retain); others (bridged) are made contiguous first.
+        if s.utf8.withContiguousStorageIfAvailable({ put(UnsafeRawBufferPointer($0)) }) == nil {
+            var s = s
+            s.withUTF8 { put(UnsafeRawBufferPointer($0)) }
+        }
     }
 
     mutating func put(_ bytes: UnsafeRawBufferPointer) {

@@ -41,15 +41,19 @@ enum RequestHeadCheck {
         return nil
     }
 
-    /// Whether every byte of `s` has `flag`.
+    /// Whether every byte of `s` has `flag`. A native or small string lends its bytes as they are
+    /// (no copy of the string, so no retain); others (bridged) are made contiguous first.
     @inline(__always)
     private static func all(_ s: String, _ flag: UInt8) -> Bool {
+        if let result = s.utf8.withContiguousStorageIfAvailable({ all($0, flag) }) { return result }
         var s = s
-        return s.withUTF8 { bytes in
-            ByteClass.table.withUnsafeBufferPointer { t in
-                for c in bytes where t[Int(c)] & flag == 0 { return false }
-                return true
-            }
+        return s.withUTF8 { all($0, flag) }
+    }
+
+    private static func all(_ bytes: UnsafeBufferPointer<UInt8>, _ flag: UInt8) -> Bool {
+        ByteClass.table.withUnsafeBufferPointer { t in
+            for c in bytes where t[Int(c)] & flag == 0 { return false }
+            return true
         }
     }
 }
