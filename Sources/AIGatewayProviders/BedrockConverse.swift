@@ -89,6 +89,37 @@ public enum BedrockConverse {
         request(conversation, guardrail: guardrail, prefill: prefill).map { $0.body }
     }
 
+    /// The start of a request body, up to the opening of `messages` (members in sorted order):
+    /// `{`, `guardrailConfig` (when the Backend has one), `inferenceConfig`, `"messages":[`.
+    /// Both writers of the body take it from here (`request`, `textRequestBody`).
+    static func writeOpening(
+        guardrail: BedrockProvider.Guardrail?, maxTokens: Int?, stop: [String], temperature: Double?, topP: Double?, to s: inout [UInt8]
+    ) {
+        s.append(UInt8(ascii: "{"))
+        if let g = guardrail {
+            JSONBytes.append("\"guardrailConfig\":{\"guardrailIdentifier\":", to: &s)
+            JSONBytes.appendString(g.identifier, to: &s)
+            JSONBytes.append(",\"guardrailVersion\":", to: &s)
+            JSONBytes.appendString(g.version, to: &s)
+            JSONBytes.append(",\"trace\":\"enabled\"},", to: &s)
+        }
+        JSONBytes.append("\"inferenceConfig\":{\"maxTokens\":", to: &s)
+        JSONBytes.appendInt(maxTokens ?? defaultMaxTokens, to: &s)
+        if !stop.isEmpty {
+            JSONBytes.append(",\"stopSequences\":", to: &s)
+            JSONBytes.appendValue(.array(stop.map { .string($0) }), to: &s)
+        }
+        if let t = temperature {
+            JSONBytes.append(",\"temperature\":", to: &s)
+            JSONBytes.appendValue(number(t), to: &s)
+        }
+        if let p = topP {
+            JSONBytes.append(",\"topP\":", to: &s)
+            JSONBytes.appendValue(number(p), to: &s)
+        }
+        JSONBytes.append("},\"messages\":[", to: &s)
+    }
+
     /// `requestBody`, and the tool names derived from the conversation (whose hints the request
     /// carries for the answer), derived once.
     static func request(
@@ -114,29 +145,9 @@ public enum BedrockConverse {
         // Members in sorted order at every level (the text `canonicalJSON` gave before).
         var s: [UInt8] = []
         s.reserveCapacity(conversation.messages.count * 64 + 256)
-        s.append(UInt8(ascii: "{"))
-        if let g = guardrail {
-            JSONBytes.append("\"guardrailConfig\":{\"guardrailIdentifier\":", to: &s)
-            JSONBytes.appendString(g.identifier, to: &s)
-            JSONBytes.append(",\"guardrailVersion\":", to: &s)
-            JSONBytes.appendString(g.version, to: &s)
-            JSONBytes.append(",\"trace\":\"enabled\"},", to: &s)
-        }
-        JSONBytes.append("\"inferenceConfig\":{\"maxTokens\":", to: &s)
-        JSONBytes.appendInt(conversation.maxTokens ?? defaultMaxTokens, to: &s)
-        if !conversation.stop.isEmpty {
-            JSONBytes.append(",\"stopSequences\":", to: &s)
-            JSONBytes.appendValue(.array(conversation.stop.map { .string($0) }), to: &s)
-        }
-        if let t = conversation.temperature {
-            JSONBytes.append(",\"temperature\":", to: &s)
-            JSONBytes.appendValue(number(t), to: &s)
-        }
-        if let p = conversation.topP {
-            JSONBytes.append(",\"topP\":", to: &s)
-            JSONBytes.appendValue(number(p), to: &s)
-        }
-        JSONBytes.append("},\"messages\":[", to: &s)
+        writeOpening(
+            guardrail: guardrail, maxTokens: conversation.maxTokens, stop: conversation.stop, temperature: conversation.temperature,
+            topP: conversation.topP, to: &s)
 
         // The turns are written as the messages are read (no block lists to collect and free).
         var turns = TurnWriter()

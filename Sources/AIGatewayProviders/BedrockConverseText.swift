@@ -79,25 +79,7 @@ private enum TextRequestWriter {
         // As `BedrockConverse.request` writes it, members in sorted order.
         var s: [UInt8] = []
         s.reserveCapacity(turns.count + system.reduce(0) { $0 + $1.range.count + 16 } + 160)
-        s.append(UInt8(ascii: "{"))
-        if let g = guardrail {
-            JSONBytes.append("\"guardrailConfig\":{\"guardrailIdentifier\":", to: &s)
-            JSONBytes.appendString(g.identifier, to: &s)
-            JSONBytes.append(",\"guardrailVersion\":", to: &s)
-            JSONBytes.appendString(g.version, to: &s)
-            JSONBytes.append(",\"trace\":\"enabled\"},", to: &s)
-        }
-        JSONBytes.append("\"inferenceConfig\":{\"maxTokens\":", to: &s)
-        JSONBytes.appendInt(maxTokens ?? BedrockConverse.defaultMaxTokens, to: &s)
-        if let t = temperature {
-            JSONBytes.append(",\"temperature\":", to: &s)
-            JSONBytes.appendValue(BedrockConverse.number(t), to: &s)
-        }
-        if let p = topP {
-            JSONBytes.append(",\"topP\":", to: &s)
-            JSONBytes.appendValue(BedrockConverse.number(p), to: &s)
-        }
-        JSONBytes.append("},\"messages\":[", to: &s)
+        BedrockConverse.writeOpening(guardrail: guardrail, maxTokens: maxTokens, stop: [], temperature: temperature, topP: topP, to: &s)
         s.append(contentsOf: turns)
         s.append(UInt8(ascii: "]"))
         if !system.isEmpty {
