@@ -44,7 +44,7 @@ enum RequestHeadCheck {
     /// Whether every byte of `s` has `flag`. A native or small string lends its bytes as they are
     /// (no copy of the string, so no retain); others (bridged) are made contiguous first.
     @inline(__always)
-    private static func all(_ s: String, _ flag: UInt8) -> Bool {
+    static func all(_ s: String, _ flag: UInt8) -> Bool {
         if let result = s.utf8.withContiguousStorageIfAvailable({ all($0, flag) }) { return result }
         var s = s
         return s.withUTF8 { all($0, flag) }

@@ -36,23 +36,17 @@ struct UpstreamRequestHead {
     /// checked; the client's fields are not looked at again: the server's parser let through
     /// only names and values of the byte classes the check accepts.
     func problem() -> String? {
-        // One pass over the parts with the byte classes at hand; `RequestHeadCheck` words what fails.
-        let clean = ByteClass.table.withUnsafeBufferPointer { t in
-            func all(_ s: String, _ flag: UInt8) -> Bool {
-                var s = s
-                return s.withUTF8 { bytes in
-                    for c in bytes where t[Int(c)] & flag == 0 { return false }
-                    return true
-                }
-            }
-            // (`host` and `x-request-id` are tokens.)
-            guard !method.isEmpty, all(method, ByteClass.token), !path.isEmpty, all(path, ByteClass.target), all(host, ByteClass.fieldValue),
-                all(requestID, ByteClass.fieldValue)
-            else { return false }
-            for f in provider where f.name.isEmpty || !all(f.name, ByteClass.token) || !all(f.value, ByteClass.fieldValue) { return false }
-            return true
-        }
-        return clean ? nil : wordedProblem()
+        isClean ? nil : wordedProblem()
+    }
+
+    /// Every part of the byte class it must be in, checked in one pass (`RequestHeadCheck.all`);
+    /// `wordedProblem()` says which is not. (The names `host` and `x-request-id` are tokens.)
+    private var isClean: Bool {
+        typealias Check = RequestHeadCheck
+        guard !method.isEmpty, Check.all(method, ByteClass.token), !path.isEmpty, Check.all(path, ByteClass.target),
+            Check.all(host, ByteClass.fieldValue), Check.all(requestID, ByteClass.fieldValue)
+        else { return false }
+        return provider.allSatisfy { !$0.name.isEmpty && Check.all($0.name, ByteClass.token) && Check.all($0.value, ByteClass.fieldValue) }
     }
 
     /// `problem()` part by part, in its order: the message of the first part refused.
