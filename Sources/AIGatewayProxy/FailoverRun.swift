@@ -417,7 +417,7 @@ final class FailoverRun: @unchecked Sendable {
 
     /// The attempt trail so far, as the machine's records (the arrays only, not the whole machine).
     private var attemptTrail: AttemptTrail {
-        AttemptTrail(records: machine.records, candidates: machine.candidates)
+        AttemptTrail(records: machine.records, candidates: candidates)
     }
 
     /// The gateway's fields on a forwarded answer: the trail written from the records, no string.
@@ -447,11 +447,6 @@ enum TrailToken {
     static func make(_ s: String) -> String {
         if s.utf8.allSatisfy(allowed) { return s }
         return String(decoding: s.utf8.filter(allowed), as: UTF8.self)
-    }
-
-    /// Appends `make(s)` to `out`.
-    static func append(_ s: String, to out: inout String) {
-        out += make(s)
     }
 }
 

@@ -151,8 +151,8 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
     private let sink: StreamSink?
     private let logger: Logger
     private let onFirstByte: @Sendable (Duration) -> Void
-    private let started: Instant
-    /// When the request went to the provider (later than `started` if it waited for a connection).
+    /// When the request went to the provider (later than the attempt's start if it waited for a
+    /// connection).
     private var sent: Instant
 
     private var mode = Mode.awaitingHead
@@ -188,7 +188,6 @@ final class UpstreamAttempt: UpstreamResponseReceiver, @unchecked Sendable {
         self.onFirstByte = onFirstByte
         self.onResult = onResult
         let started = ContinuousClock.now
-        self.started = started
         sent = started
         let remaining = request.attemptDeadline - started
         attemptDeadline = NIODeadline.now() + TimeAmount(max(remaining, .zero))
